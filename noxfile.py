@@ -1,0 +1,39 @@
+"""nox sessions: tests, lint, typecheck, bench, bench_peers (peer comparison, not part of CI)."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+    session.run("pytest", "-q", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", "src", "tests", "benchmarks")
+    session.run("ruff", "format", "--check", "src")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+    session.run("mypy", "src/evalscope")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+    session.run("python", "benchmarks/run_all.py", *session.posargs)
+
+
+@nox.session
+def bench_peers(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+    session.run("python", "benchmarks/peers/run_peers.py", *session.posargs)

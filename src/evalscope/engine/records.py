@@ -1,0 +1,194 @@
+"""The engine's data: what to send (:class:`Request`) and what happened (:class:`RequestRecord`).
+
+Times are integer nanoseconds from one monotonic clock (``time.perf_counter_ns``; CLOCK_MONOTONIC on Linux,
+so comparable across processes on one machine). Per-event times are kept in compact ``array('q')`` buffers,
+never as Python objects per chunk. Records are ``slots`` dataclasses turned into plain dicts for orjson.
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Every kind an :class:`ErrorInfo` may carry.
+ERROR_KINDS: tuple[str, ...] = (
+    "connect",  # TCP connect refused / reset before the response started
+    "dns",  # name resolution failed
+    "http_status",  # non-2xx status
+    "read_timeout",  # idle gap between bytes longer than the read timeout (stall)
+    "total_timeout",  # the whole request exceeded the total timeout
+    "incomplete_stream",  # the body ended without [DONE] / finish_reason, or the connection dropped mid-stream
+    "malformed_stream",  # an event that is not valid JSON / not the protocol's shape
+    "server_error_event",  # the server sent an error object inside the stream
+    "cancelled",  # cut off by an interrupt or the end of a duration (not an error for statistics)
+    "client",  # anything else raised on the client side
+)
+
+
+@dataclass(slots=True)
+class ErrorInfo:
+    """Why a request failed: a kind from :data:`ERROR_KINDS`, and a message of at most 1 KiB."""
+
+    kind: str
+    message: str = ""
+    http_status: int | None = None
+    exception_type: str | None = None
+    retry_after_s: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "message": self.message[:1024],
+            "http_status": self.http_status,
+            "exception_type": self.exception_type,
+            "retry_after_s": self.retry_after_s,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ErrorInfo:
+        return cls(
+            kind=d["kind"],
+            message=d.get("message", ""),
+            http_status=d.get("http_status"),
+            exception_type=d.get("exception_type"),
+            retry_after_s=d.get("retry_after_s"),
+        )
+
+
+@dataclass(slots=True)
+class Request:
+    """One request, protocol-neutral; the protocol plugin turns it into a body.
+
+    ``prompt`` is used by completions / embeddings (and wrapped as one user message by chat); ``messages``
+    is used as-is by chat. ``params`` (temperature, top_p, ``--extra-args``...) is merged into the body last.
+    ``scheduled_ns`` is the intended send time (0: "now", set by the engine).
+    """
+
+    request_id: int | str = 0
+    prompt: str | None = None
+    messages: list[dict[str, Any]] | None = None
+    max_tokens: int | None = None
+    min_tokens: int | None = None
+    params: dict[str, Any] | None = None
+    prompt_tokens: int | None = None
+    scheduled_ns: int = 0
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """What happened to one request. ``status`` is ``ok``, ``error`` or ``cancelled``.
+
+    Timestamps (ns, monotonic) follow METRICS.md; a field is ``None`` when the event never happened.
+    ``event_ns`` holds the time of every token-bearing stream event (first is ``first_token_ns``), and
+    ``event_tokens`` the tokens each carried where the server said (continuous usage stats), else empty.
+    """
+
+    request_id: int | str
+    status: str
+    scheduled_ns: int
+    sent_ns: int
+    first_byte_ns: int | None = None
+    first_token_ns: int | None = None
+    first_content_ns: int | None = None
+    last_token_ns: int | None = None
+    end_ns: int | None = None
+    http_status: int | None = None
+    n_events: int = 0
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    cached_tokens: int | None = None
+    token_source: str | None = None
+    finish_reason: str | None = None
+    event_ns: array[int] = field(default_factory=lambda: array("q"))
+    event_tokens: array[int] = field(default_factory=lambda: array("l"))
+    text: str | None = None
+    reasoning: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    error: ErrorInfo | None = None
+    worker: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def ttft_ns(self) -> int | None:
+        return None if self.first_token_ns is None else self.first_token_ns - self.sent_ns
+
+    def ttfo_ns(self) -> int | None:
+        return None if self.first_content_ns is None else self.first_content_ns - self.sent_ns
+
+    def e2e_ns(self) -> int | None:
+        return None if self.end_ns is None else self.end_ns - self.sent_ns
+
+    def queue_ns(self) -> int:
+        return self.sent_ns - self.scheduled_ns
+
+    def tpot_ns(self) -> float | None:
+        """(last_token - first_token) / (N - 1) for N > 1 completion tokens."""
+        n = self.completion_tokens
+        if n is None or n <= 1 or self.first_token_ns is None or self.last_token_ns is None:
+            return None
+        return (self.last_token_ns - self.first_token_ns) / (n - 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSONL; event times are stored relative to ``sent_ns`` to stay short."""
+        sent = self.sent_ns
+        return {
+            "id": self.request_id,
+            "status": self.status,
+            "scheduled_ns": self.scheduled_ns,
+            "sent_ns": sent,
+            "first_byte_ns": self.first_byte_ns,
+            "first_token_ns": self.first_token_ns,
+            "first_content_ns": self.first_content_ns,
+            "last_token_ns": self.last_token_ns,
+            "end_ns": self.end_ns,
+            "http_status": self.http_status,
+            "n_events": self.n_events,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "cached_tokens": self.cached_tokens,
+            "token_source": self.token_source,
+            "finish_reason": self.finish_reason,
+            "event_offsets_ns": [t - sent for t in self.event_ns],
+            "event_tokens": list(self.event_tokens),
+            "text": self.text,
+            "reasoning": self.reasoning,
+            "tool_calls": self.tool_calls,
+            "error": None if self.error is None else self.error.to_dict(),
+            "worker": self.worker,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RequestRecord:
+        sent = d["sent_ns"]
+        err = d.get("error")
+        return cls(
+            request_id=d["id"],
+            status=d["status"],
+            scheduled_ns=d["scheduled_ns"],
+            sent_ns=sent,
+            first_byte_ns=d.get("first_byte_ns"),
+            first_token_ns=d.get("first_token_ns"),
+            first_content_ns=d.get("first_content_ns"),
+            last_token_ns=d.get("last_token_ns"),
+            end_ns=d.get("end_ns"),
+            http_status=d.get("http_status"),
+            n_events=d.get("n_events", 0),
+            prompt_tokens=d.get("prompt_tokens"),
+            completion_tokens=d.get("completion_tokens"),
+            reasoning_tokens=d.get("reasoning_tokens"),
+            cached_tokens=d.get("cached_tokens"),
+            token_source=d.get("token_source"),
+            finish_reason=d.get("finish_reason"),
+            event_ns=array("q", (sent + o for o in d.get("event_offsets_ns") or ())),
+            event_tokens=array("l", d.get("event_tokens") or ()),
+            text=d.get("text"),
+            reasoning=d.get("reasoning"),
+            tool_calls=d.get("tool_calls"),
+            error=None if err is None else ErrorInfo.from_dict(err),
+            worker=d.get("worker", 0),
+        )
