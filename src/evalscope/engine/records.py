@@ -80,6 +80,7 @@ class RequestRecord:
     """What happened to one request. ``status`` is ``ok``, ``error`` or ``cancelled``.
 
     Timestamps (ns, monotonic) follow METRICS.md; a field is ``None`` when the event never happened.
+    ``first_choice_ns`` is the first event with non-empty ``choices`` (vLLM's TTFT definition).
     ``event_ns`` holds the time of every token-bearing stream event (first is ``first_token_ns``), and
     ``event_tokens`` the tokens each carried where the server said (continuous usage stats), else empty.
     """
@@ -89,6 +90,7 @@ class RequestRecord:
     scheduled_ns: int
     sent_ns: int
     first_byte_ns: int | None = None
+    first_choice_ns: int | None = None
     first_token_ns: int | None = None
     first_content_ns: int | None = None
     last_token_ns: int | None = None
@@ -141,6 +143,7 @@ class RequestRecord:
             "scheduled_ns": self.scheduled_ns,
             "sent_ns": sent,
             "first_byte_ns": self.first_byte_ns,
+            "first_choice_ns": self.first_choice_ns,
             "first_token_ns": self.first_token_ns,
             "first_content_ns": self.first_content_ns,
             "last_token_ns": self.last_token_ns,
@@ -172,6 +175,7 @@ class RequestRecord:
             scheduled_ns=d["scheduled_ns"],
             sent_ns=sent,
             first_byte_ns=d.get("first_byte_ns"),
+            first_choice_ns=d.get("first_choice_ns"),
             first_token_ns=d.get("first_token_ns"),
             first_content_ns=d.get("first_content_ns"),
             last_token_ns=d.get("last_token_ns"),

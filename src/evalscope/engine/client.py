@@ -1,0 +1,297 @@
+"""Send one request and return one :class:`RequestRecord`: the engine's only hot path.
+
+``Client.send`` never raises for a failed request (failures are data, with an :class:`ErrorInfo`); only
+cancellation propagates, after the cancelled record has been handed to ``on_cancel`` so that nothing
+already measured is lost. Per stream read it takes one clock reading, feeds the SSE decoder, and folds each
+event into integer timestamps and an ``array('q')`` of event times: no per-chunk objects are retained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+import orjson
+
+from evalscope.engine.protocols.base import (
+    EV_CHOICE,
+    EV_CONTENT,
+    EV_TOKEN,
+    Protocol,
+    ProtocolError,
+    StreamState,
+)
+from evalscope.engine.protocols.base import get_protocol as _get_protocol
+from evalscope.engine.records import ErrorInfo, Request, RequestRecord
+from evalscope.engine.redact import register_secret, scrub
+from evalscope.engine.session import Timeouts, make_session, normalize_url
+from evalscope.engine.sse import SSEDecoder, SSEError
+
+_clock = time.perf_counter_ns
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: rare from inference servers; treated as "no hint"
+
+
+class Client:
+    """One endpoint + protocol + credentials, sharing one aiohttp session across all requests.
+
+    Args:
+        url: endpoint URL, ``/v1`` base or bare host (normalised with the protocol's default path).
+        model: model name sent in the body.
+        api: protocol name (``openai``, ``openai-completions``, ``openai-embeddings``, plugins) or instance.
+        api_key: sent as ``Authorization: Bearer``; registered for redaction, never stored in records.
+        keep_text: keep generated text / reasoning / tool calls in records (eval does, perf does not).
+        send_request_id: send ``X-Request-Id: <request_id>`` (the simulator keys its truth by it).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        model: str,
+        api: str | Protocol = "openai",
+        api_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeouts: Timeouts | None = None,
+        stream: bool = True,
+        keep_text: bool = False,
+        continuous_usage: bool = False,
+        send_request_id: bool = False,
+        session: aiohttp.ClientSession | None = None,
+        worker: int = 0,
+    ) -> None:
+        self.protocol: Protocol = api if isinstance(api, Protocol) else _get_protocol(api, continuous_usage)
+        self.url = normalize_url(url, self.protocol.default_path)
+        self.model = model
+        self.stream = stream and self.protocol.supports_stream
+        self.keep_text = keep_text
+        self.timeouts = timeouts or Timeouts()
+        self.send_request_id = send_request_id
+        self.worker = worker
+        self._headers: dict[str, str] = {"Content-Type": "application/json"}
+        if self.stream:
+            self._headers["Accept"] = "text/event-stream"
+        for k, v in (headers or {}).items():
+            self._headers[k] = v
+            if k.lower() in ("authorization", "x-api-key", "api-key", "cookie"):
+                register_secret(v)
+                register_secret(v.split(" ", 1)[-1])
+        if api_key:
+            register_secret(api_key)
+            self._headers["Authorization"] = f"Bearer {api_key}"
+        self._session = session
+        self._own_session = session is None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = make_session(self.timeouts)
+        return self._session
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Request headers including credentials (never log or save these; see :mod:`redact`)."""
+        return self._headers
+
+    async def __aenter__(self) -> Client:
+        _ = self.session
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._session is not None and self._own_session:
+            await self._session.close()
+            self._session = None
+
+    async def send(
+        self, req: Request, on_cancel: Callable[[RequestRecord], None] | None = None
+    ) -> RequestRecord:
+        """Send ``req``; return its record. ``on_cancel`` receives the record if the task is cancelled."""
+        proto = self.protocol
+        body = orjson.dumps(proto.build_body(req, self.model, self.stream))
+        headers = self._headers
+        if self.send_request_id:
+            headers = {**headers, "X-Request-Id": str(req.request_id)}
+        st = StreamState(self.keep_text)
+        sent = _clock()
+        rec = RequestRecord(
+            request_id=req.request_id,
+            status="error",
+            scheduled_ns=req.scheduled_ns or sent,
+            sent_ns=sent,
+            worker=self.worker,
+        )
+        try:
+            async with self.session.post(self.url, data=body, headers=headers) as resp:
+                rec.http_status = resp.status
+                if resp.status >= 300:
+                    raw = await resp.content.read(64 * 1024)
+                    rec.end_ns = _clock()
+                    rec.error = ErrorInfo(
+                        kind="http_status",
+                        message=scrub(raw[:1024].decode("utf-8", "replace")),
+                        http_status=resp.status,
+                        retry_after_s=_retry_after(resp.headers.get("Retry-After")),
+                    )
+                    return rec
+                ctype = resp.headers.get("Content-Type", "")
+                if "text/event-stream" in ctype:
+                    await self._read_stream(resp, rec, st)
+                else:
+                    raw = await resp.read()
+                    now = _clock()
+                    rec.first_byte_ns = now
+                    flags = proto.parse_response(_json_obj(raw), st)
+                    if flags & EV_CHOICE:
+                        rec.first_choice_ns = now
+                    if flags & EV_TOKEN:
+                        rec.first_token_ns = rec.last_token_ns = now
+                        rec.event_ns.append(now)
+                        rec.n_events = 1
+                    if flags & EV_CONTENT:
+                        rec.first_content_ns = now
+                    rec.end_ns = now
+        except asyncio.CancelledError:
+            rec.status = "cancelled"
+            rec.end_ns = _clock()
+            rec.error = ErrorInfo(kind="cancelled", message="cancelled before completion")
+            self._finish_tokens(rec, st, req)
+            if on_cancel is not None:
+                on_cancel(rec)
+            raise
+        except (ProtocolError, SSEError, orjson.JSONDecodeError) as exc:
+            rec.error = ErrorInfo(
+                "malformed_stream", scrub(str(exc))[:1024], rec.http_status, type(exc).__name__
+            )
+        except aiohttp.ClientPayloadError as exc:
+            rec.error = ErrorInfo(
+                "incomplete_stream", scrub(str(exc))[:1024], rec.http_status, type(exc).__name__
+            )
+        except aiohttp.ClientConnectorDNSError as exc:
+            rec.error = ErrorInfo("dns", scrub(str(exc))[:1024], None, type(exc).__name__)
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            rec.error = ErrorInfo("connect", scrub(str(exc))[:1024], None, type(exc).__name__)
+        except aiohttp.ServerDisconnectedError as exc:
+            kind = "connect" if rec.http_status is None else "incomplete_stream"
+            rec.error = ErrorInfo(
+                kind, scrub(str(exc) or "server disconnected")[:1024], rec.http_status, type(exc).__name__
+            )
+        except (aiohttp.SocketTimeoutError, TimeoutError) as exc:
+            elapsed_s = (_clock() - sent) / 1e9
+            total = self.timeouts.total_s
+            kind = "total_timeout" if total is not None and elapsed_s >= total * 0.99 else "read_timeout"
+            rec.error = ErrorInfo(
+                kind,
+                f"no data for {self.timeouts.read_s:g} s"
+                if kind == "read_timeout"
+                else f"request exceeded {total:g} s",
+                rec.http_status,
+                type(exc).__name__,
+            )
+        except aiohttp.ClientError as exc:
+            kind = "connect" if rec.http_status is None else "incomplete_stream"
+            rec.error = ErrorInfo(kind, scrub(str(exc))[:1024], rec.http_status, type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - failures are data: anything else is a client-side error record
+            rec.error = ErrorInfo("client", scrub(repr(exc))[:1024], rec.http_status, type(exc).__name__)
+        if rec.end_ns is None:
+            rec.end_ns = _clock()
+        self._finish_tokens(rec, st, req)
+        if rec.error is None:
+            if st.error is not None:
+                rec.error = st.error
+            elif not st.done and st.finish_reason is None:
+                rec.error = ErrorInfo(
+                    "incomplete_stream",
+                    f"stream ended without [DONE] or finish_reason after {rec.n_events} token events",
+                    rec.http_status,
+                )
+            else:
+                rec.status = "ok"
+        return rec
+
+    async def _read_stream(self, resp: aiohttp.ClientResponse, rec: RequestRecord, st: StreamState) -> None:
+        """The per-read loop: one clock reading per read, shared by the events the read completed."""
+        dec = SSEDecoder()
+        parse = self.protocol.parse_event
+        event_ns = rec.event_ns
+        event_tokens = rec.event_tokens
+        track_tokens = self.protocol.continuous_usage
+        content = resp.content
+        n = 0
+        while True:
+            chunk = await content.readany()
+            now = _clock()
+            if not chunk:
+                events = dec.close()
+                if not events:
+                    break
+            else:
+                if rec.first_byte_ns is None:
+                    rec.first_byte_ns = now
+                events = dec.feed(chunk)
+            for _name, data in events:
+                flags = parse(data, st)
+                if flags & EV_TOKEN:
+                    if n == 0:
+                        rec.first_token_ns = now
+                    n += 1
+                    event_ns.append(now)
+                    if track_tokens:
+                        event_tokens.append(st.event_tokens)
+                    if flags & EV_CONTENT and rec.first_content_ns is None:
+                        rec.first_content_ns = now
+                if flags & EV_CHOICE and rec.first_choice_ns is None:
+                    rec.first_choice_ns = now
+                if st.error is not None or st.done:
+                    break
+            if st.error is not None or st.done or not chunk:
+                break
+        rec.n_events = n
+        if n:
+            rec.last_token_ns = event_ns[-1]
+        rec.end_ns = _clock() if not st.done else now
+
+    def _finish_tokens(self, rec: RequestRecord, st: StreamState, req: Request) -> None:
+        usage = st.usage
+        if usage:
+            rec.prompt_tokens = usage.get("prompt_tokens")
+            rec.completion_tokens = usage.get("completion_tokens")
+            details = usage.get("completion_tokens_details") or {}
+            rec.reasoning_tokens = details.get("reasoning_tokens")
+            pdetails = usage.get("prompt_tokens_details") or {}
+            rec.cached_tokens = pdetails.get("cached_tokens")
+            rec.token_source = "usage"
+        else:
+            rec.prompt_tokens = req.prompt_tokens
+            rec.completion_tokens = rec.n_events
+            rec.token_source = "events"
+        if rec.event_tokens and not any(rec.event_tokens):
+            del rec.event_tokens[:]
+        rec.finish_reason = st.finish_reason
+        if st.keep_text:
+            rec.text = "".join(st.text_parts)
+            if st.reasoning_parts:
+                rec.reasoning = "".join(st.reasoning_parts)
+            if st.tool_calls:
+                rec.tool_calls = [st.tool_calls[i] for i in sorted(st.tool_calls)]
+
+
+def _json_obj(raw: bytes) -> dict[str, Any]:
+    obj = orjson.loads(raw)
+    if not isinstance(obj, dict):
+        raise ProtocolError("response is not a JSON object")
+    return obj
