@@ -1,0 +1,620 @@
+"""Run untrusted Python programs (model-generated code) with limits and isolation.
+
+See ``docs/sandbox.md``. One program = one launcher process (``_launcher.py``) started as the leader of a new
+session; in the isolated modes the launcher puts the program into fresh mount / network / PID / IPC / UTS
+namespaces, on a private tmpfs work directory, as an unprivileged per-run uid, with rlimits. The parent enforces
+the wall-clock timeout, caps the captured output and makes sure nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import json
+import math
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from evalscope.errors import SandboxUnavailableError
+
+Status = Literal["passed", "failed", "timeout", "oom", "output_limit", "sandbox_error"]
+#: Statuses that count as a failed attempt (the program's fault). ``sandbox_error`` is neither pass nor fail.
+FAILURE_STATUSES: frozenset[str] = frozenset({"failed", "timeout", "oom", "output_limit"})
+Isolation = Literal["root", "userns", "plain"]
+
+_LAUNCHER = str(Path(__file__).with_name("_launcher.py"))
+_SETUP_FAILED = 121
+_SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+#: The only variables taken from the parent's environment (values are never secrets).
+_ENV_ALLOWLIST = ("TZ",)
+
+
+@dataclass(slots=True)
+class ExecResult:
+    """How one program ended. ``status`` is ``passed`` only for exit code 0 within every limit."""
+
+    status: Status
+    returncode: int | None
+    stdout: str
+    stderr: str
+    duration_s: float
+    #: Output was cut at the cap.
+    truncated: bool = False
+    #: The signal that ended the program, if any (SIGKILL after a timeout, SIGXCPU, SIGXFSZ, ...).
+    signal: int | None = None
+    #: For ``sandbox_error``: what went wrong in the sandbox itself.
+    error: str | None = None
+    isolation: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    @property
+    def counted(self) -> bool:
+        """False for sandbox errors, which are never scored as pass or fail."""
+        return self.status != "sandbox_error"
+
+
+@dataclass(slots=True)
+class SandboxLimits:
+    """Per-program limits. ``cpu_s`` None means ``ceil(timeout) + 1``."""
+
+    memory_mb: int = 1024
+    cpu_s: int | None = None
+    max_processes: int = 64
+    max_file_mb: int = 16
+    max_output_bytes: int = 1 << 20
+    tmpfs_mb: int = 64
+    max_open_files: int = 256
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Per-run uids (root mode): each running program gets its own uid, so RLIMIT_NPROC is per program and leftovers
+# can be found by uid. The range depends on our pid so that two evalscope processes do not share uids.
+_UID_POOL_SIZE = 4096
+_UID_BASE = 1_500_000_000 + (os.getpid() % 500_000) * _UID_POOL_SIZE
+_uid_lock = threading.Lock()
+_uid_free: list[int] = list(range(_UID_BASE + _UID_POOL_SIZE - 1, _UID_BASE - 1, -1))
+_uid_quarantine: set[int] = set()
+
+
+def _acquire_uid() -> int:
+    with _uid_lock:
+        if not _uid_free:
+            raise RuntimeError("no free sandbox uid (too many leftovers)")
+        return _uid_free.pop()
+
+
+def _release_uid(uid: int, clean: bool) -> None:
+    with _uid_lock:
+        if clean:
+            _uid_free.append(uid)
+        else:
+            _uid_quarantine.add(uid)
+
+
+def _pids_of_uid(uid: int) -> list[int]:
+    """Processes whose real, effective or saved uid is ``uid`` (from /proc/*/status)."""
+    out: list[int] = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return out
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/status", "rb") as f:
+                for line in f:
+                    if line.startswith(b"Uid:"):
+                        if str(uid).encode() in line.split()[1:4]:
+                            out.append(int(name))
+                        break
+        except OSError:
+            continue
+    return out
+
+
+async def _sweep_uid(uid: int, deadline_s: float = 3.0) -> bool:
+    """SIGKILL every process of ``uid`` and wait until none is left; False if some remain."""
+    end = time.monotonic() + deadline_s
+    while True:
+        pids = _pids_of_uid(uid)
+        if not pids:
+            return True
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        if time.monotonic() > end:
+            return False
+        await asyncio.sleep(0.02)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+def _interpreter() -> tuple[str, str]:
+    """(real path of the base interpreter, its prefix) — the program runs on the same Python as evalscope."""
+    exe = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
+    return exe, os.path.realpath(sys.base_prefix)
+
+
+def scrubbed_env(home: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The program's environment: a fixed minimal set, nothing inherited except :data:`_ENV_ALLOWLIST`."""
+    env = {
+        "PATH": _SAFE_PATH,
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "HOME": home,
+        "TMPDIR": home,
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONIOENCODING": "utf-8",
+    }
+    for k in _ENV_ALLOWLIST:
+        if k in os.environ:
+            env[k] = os.environ[k]
+    if extra:
+        env.update(extra)
+    return env
+
+
+def _userns_possible() -> tuple[bool, str]:
+    try:
+        if int(Path("/proc/sys/user/max_user_namespaces").read_text()) == 0:
+            return False, "user namespaces are disabled (user.max_user_namespaces = 0)"
+    except (OSError, ValueError):
+        return False, "cannot read /proc/sys/user/max_user_namespaces"
+    for knob in (
+        "/proc/sys/kernel/unprivileged_userns_clone",
+        "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
+    ):
+        with contextlib.suppress(OSError, ValueError):
+            v = int(Path(knob).read_text())
+            if (knob.endswith("clone") and v == 0) or (knob.endswith("userns") and v == 1):
+                return False, f"unprivileged user namespaces are blocked ({knob} = {v})"
+    return True, ""
+
+
+def _exists(path: str) -> bool:
+    return os.path.lexists(path)
+
+
+def _write_text(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+_PROBE_PROGRAM = r"""
+import json, os, socket
+res = {"uid": os.getuid()}
+try:
+    socket.create_connection(("127.0.0.1", PORT), timeout=2).close()
+    res["connect"] = "connected"
+except OSError as e:
+    res["connect"] = type(e).__name__
+try:
+    res["ifaces"] = [n for _, n in socket.if_nameindex()]
+except OSError as e:
+    res["ifaces"] = ["?" + type(e).__name__]
+try:
+    with open(MARKER, "w") as f:
+        f.write("escaped")
+    res["write"] = "written"
+except OSError as e:
+    res["write"] = type(e).__name__
+print(json.dumps(res))
+"""
+
+_probe_cache: dict[str, tuple[bool, str]] = {}
+
+
+async def probe_isolation(mode: Isolation, limits: SandboxLimits | None = None) -> tuple[bool, str]:
+    """Run a probe program in ``mode`` and check it can reach neither a listening 127.0.0.1 socket of ours nor a
+    world-writable directory of ours, sees only ``lo`` and (root mode) is not root. Cached per process."""
+    if mode in _probe_cache:
+        return _probe_cache[mode]
+    if mode == "plain":
+        return True, "no isolation (explicit opt-in)"
+    if sys.platform != "linux":
+        res = (False, f"namespaces need Linux (platform is {sys.platform})")
+        _probe_cache[mode] = res
+        return res
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+    marker_dir = tempfile.mkdtemp(prefix="evalscope-probe-")
+    os.chmod(marker_dir, 0o1777)
+    marker = os.path.join(marker_dir, "escaped.txt")
+    program = _PROBE_PROGRAM.replace("PORT", str(port)).replace("MARKER", repr(marker))
+    try:
+        r = await _execute(program, 10.0, mode, limits or SandboxLimits())
+        ok, why = True, ""
+        if r.status != "passed":
+            ok, why = False, f"the probe program did not run ({r.status}: {r.error or r.stderr[-300:]})"
+        else:
+            info = json.loads(r.stdout.strip().splitlines()[-1])
+            accepted = False
+            with contextlib.suppress(BlockingIOError):
+                conn, _ = listener.accept()
+                conn.close()
+                accepted = True
+            if info["connect"] == "connected" or accepted:
+                ok, why = False, "the probe reached a 127.0.0.1 socket of the parent (no network namespace)"
+            elif set(info["ifaces"]) - {"lo"}:
+                ok, why = False, f"the probe sees network interfaces {info['ifaces']}"
+            elif _exists(marker):
+                ok, why = False, "the probe wrote into a directory outside its work directory"
+            elif mode == "root" and info["uid"] == 0:
+                ok, why = False, "the probe ran as root"
+    except (OSError, ValueError, KeyError) as e:
+        ok, why = False, f"probe failed: {type(e).__name__}: {e}"
+    finally:
+        listener.close()
+        shutil.rmtree(marker_dir, ignore_errors=True)
+    _probe_cache[mode] = (ok, why)
+    return ok, why
+
+
+def _classify(
+    returncode: int | None, wait_status: int | None, stderr: str, timed_out: bool, over_cap: bool
+) -> tuple[Status, int | None, int | None]:
+    """(status, returncode, signal) of a finished program."""
+    sig: int | None = None
+    rc = returncode
+    if wait_status is not None:
+        if os.WIFSIGNALED(wait_status):
+            sig = os.WTERMSIG(wait_status)
+            rc = -sig
+        elif os.WIFEXITED(wait_status):
+            rc = os.WEXITSTATUS(wait_status)
+    elif rc is not None and rc < 0:
+        sig = -rc
+    if timed_out:
+        return "timeout", rc, sig
+    if over_cap:
+        return "output_limit", rc, sig
+    if sig == signal.SIGXCPU:
+        return "timeout", rc, sig
+    if rc == 0:
+        return "passed", rc, sig
+    tail = stderr[-2000:]
+    if "MemoryError" in tail or "Cannot allocate memory" in tail or (sig == signal.SIGKILL and not timed_out):
+        return "oom", rc, sig
+    return "failed", rc, sig
+
+
+async def _read_capped(
+    stream: asyncio.StreamReader, cap: int, buf: bytearray, on_overflow: asyncio.Event
+) -> None:
+    while True:
+        chunk = await stream.read(65536)
+        if not chunk:
+            return
+        room = cap - len(buf)
+        if room > 0:
+            buf += chunk[:room]
+        if len(chunk) > room:
+            on_overflow.set()
+            return  # stop reading; the program is killed
+
+
+async def _read_status(fd: int, lines: list[str], got_pid: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
+    )
+    try:
+        while True:
+            line = await reader.readline()
+            if not line:
+                return
+            text = line.decode(errors="replace").strip()
+            lines.append(text)
+            if text.startswith("P "):
+                got_pid.set()
+    finally:
+        transport.close()
+
+
+async def _execute(
+    program: str,
+    timeout_s: float,
+    mode: Isolation,
+    limits: SandboxLimits,
+    extra_env: dict[str, str] | None = None,
+) -> ExecResult:
+    """Run one program in one launcher; never raises for the program's behaviour."""
+    t0 = time.monotonic()
+    exe, prefix = _interpreter()
+    workdir = tempfile.mkdtemp(prefix="evalscope-sbx-")
+    uid = _acquire_uid() if mode == "root" else os.getuid()
+    gid = uid if mode == "root" else os.getgid()
+    uid_clean = True
+    proc: asyncio.subprocess.Process | None = None
+    status_r, status_w = os.pipe()
+    status_lines: list[str] = []
+    status_task: asyncio.Task[None] | None = None
+    try:
+        script = "main.py"
+        program_path = os.path.join(workdir, script)
+        _write_text(program_path, program)
+        home = "/tmp/work" if mode != "plain" else workdir
+        if mode == "plain":
+            os.chmod(workdir, 0o700)
+        cpu = limits.cpu_s if limits.cpu_s is not None else math.ceil(timeout_s) + 1
+        cfg: dict[str, Any] = {
+            "mode": mode,
+            "uid": uid,
+            "gid": gid,
+            "status_fd": status_w,
+            "program_path": program_path,
+            "script_name": script,
+            "python": exe,
+            "python_prefix": prefix,
+            "python_args": ["-s", "-B"],
+            "env": scrubbed_env(home, extra_env),
+            "tmpfs_kb": limits.tmpfs_mb * 1024,
+            "limits": {
+                "cpu_s": cpu,
+                "as_bytes": limits.memory_mb * 1024 * 1024,
+                "fsize_bytes": limits.max_file_mb * 1024 * 1024,
+                "nofile": limits.max_open_files,
+                # As root RLIMIT_NPROC is not enforced, hence the per-run uid; in a user namespace it counts
+                # all of the invoking user's processes, so it cannot be a small per-program number there.
+                "nproc": limits.max_processes if mode == "root" else None,
+            },
+        }
+        launcher_env = {"PATH": _SAFE_PATH, "LANG": "C.UTF-8"}
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                exe,
+                "-I",
+                "-S",
+                _LAUNCHER,
+                json.dumps(cfg),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=launcher_env,
+                cwd=workdir,
+                start_new_session=True,
+                pass_fds=(status_w,),
+                limit=1 << 16,
+            )
+        except OSError as e:
+            return ExecResult(
+                "sandbox_error",
+                None,
+                "",
+                "",
+                time.monotonic() - t0,
+                error=f"could not start: {e}",
+                isolation=mode,
+            )
+        finally:
+            os.close(status_w)
+        got_pid = asyncio.Event()
+        status_task = asyncio.create_task(_read_status(status_r, status_lines, got_pid))
+        status_r = -1
+        assert proc.stdout is not None and proc.stderr is not None
+        out, err = bytearray(), bytearray()
+        overflow = asyncio.Event()
+        readers = [
+            asyncio.create_task(_read_capped(proc.stdout, limits.max_output_bytes, out, overflow)),
+            asyncio.create_task(_read_capped(proc.stderr, limits.max_output_bytes, err, overflow)),
+        ]
+        waiter = asyncio.create_task(proc.wait())
+        overflow_wait = asyncio.create_task(overflow.wait())
+        timed_out = over_cap = False
+        done, _ = await asyncio.wait(
+            {waiter, overflow_wait}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+        )
+        if waiter not in done:
+            if overflow_wait in done:
+                over_cap = True
+            else:
+                timed_out = True
+            await _kill(proc, status_lines, uid if mode == "root" else None)
+        overflow_wait.cancel()
+        await waiter
+        # Output still buffered in the pipes is read up to the cap; a grandchild holding the pipes open (plain
+        # mode only) cannot keep us here.
+        _, pending = await asyncio.wait(readers, timeout=1.0)
+        for t in pending:
+            t.cancel()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(status_task, 1.0)
+        if overflow.is_set() and not timed_out:
+            over_cap = True
+        duration = time.monotonic() - t0
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)  # plain mode: anything left in the group
+        if mode == "root":
+            uid_clean = await _sweep_uid(uid)
+        setup_errors = [s[2:] for s in status_lines if s.startswith("E ")]
+        wait_lines = [s[2:] for s in status_lines if s.startswith("W ")]
+        stdout = out.decode("utf-8", errors="replace")
+        stderr = err.decode("utf-8", errors="replace")
+        if setup_errors:
+            return ExecResult(
+                "sandbox_error",
+                proc.returncode,
+                stdout,
+                stderr,
+                duration,
+                error=setup_errors[0],
+                isolation=mode,
+            )
+        if mode != "plain" and not wait_lines and not (timed_out or over_cap):
+            return ExecResult(
+                "sandbox_error",
+                proc.returncode,
+                stdout,
+                stderr,
+                duration,
+                error=f"launcher ended without a status (exit {proc.returncode})",
+                isolation=mode,
+            )
+        wait_status = int(wait_lines[0]) if wait_lines else None
+        status, rc, sig = _classify(proc.returncode, wait_status, stderr, timed_out, over_cap)
+        return ExecResult(
+            status,
+            rc,
+            stdout,
+            stderr,
+            duration,
+            truncated=over_cap or overflow.is_set(),
+            signal=sig,
+            isolation=mode,
+        )
+    finally:
+        if status_r >= 0:
+            os.close(status_r)
+        if proc is not None and proc.returncode is None:
+            await _kill(proc, status_lines, uid if mode == "root" else None)
+            with contextlib.suppress(ProcessLookupError):
+                await proc.wait()
+        if status_task is not None and not status_task.done():
+            status_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await status_task
+        shutil.rmtree(workdir, ignore_errors=True)
+        if mode == "root":
+            _release_uid(uid, uid_clean)
+
+
+async def _kill(proc: asyncio.subprocess.Process, status_lines: list[str], uid: int | None) -> None:
+    """Kill the program: first PID 1 of its namespace (the kernel then kills the rest and the launcher reaps it
+    and exits), then, if the launcher is still there after a grace period, the whole process group."""
+    child = next((int(s[2:]) for s in status_lines if s.startswith("P ")), None)
+    if child is not None and uid is not None and child in _pids_of_uid(uid):
+        with contextlib.suppress(OSError):
+            os.kill(child, signal.SIGKILL)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(proc.wait()), 2.0)
+    if proc.returncode is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        except PermissionError as e:  # pragma: no cover - a setuid program in the group
+            if e.errno != errno.EPERM:
+                raise
+
+
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass
+class Sandbox:
+    """Runs programs with bounded parallelism.
+
+    ``isolation``: ``"auto"`` (namespaces as root, else a user namespace; refuses when neither works),
+    ``"root"``, ``"userns"``, ``"container"`` (docker/podman, only when a daemon answers) or ``"none"``.
+    ``allow_unisolated=True`` is the explicit opt-in to run without isolation when none is available; it is
+    never used silently.
+    """
+
+    max_parallel: int | None = None
+    limits: SandboxLimits = field(default_factory=SandboxLimits)
+    allow_unisolated: bool = False
+    isolation: str = "auto"
+    container_image: str = "python:3.11-slim"
+    extra_env: dict[str, str] | None = None
+    _mode: str | None = field(default=None, init=False)
+    _why: str = field(default="", init=False)
+    _sem: asyncio.Semaphore | None = field(default=None, init=False)
+    _container: Any = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        if self.max_parallel is None:
+            self.max_parallel = os.cpu_count() or 1
+        if self.max_parallel < 1:
+            raise ValueError("max_parallel must be >= 1")
+
+    @property
+    def mode(self) -> str | None:
+        """The isolation in use after :meth:`start` (``root`` / ``userns`` / ``container`` / ``plain``)."""
+        return self._mode
+
+    async def start(self) -> str:
+        """Choose and verify the isolation (probe); raises :class:`SandboxUnavailableError` when there is none
+        and unisolated runs were not allowed. Idempotent."""
+        if self._mode is not None:
+            return self._mode
+        reasons: list[str] = []
+        want = self.isolation
+        if want == "container":
+            from evalscope.eval.sandbox.container import ContainerBackend
+
+            backend = ContainerBackend(self.container_image, self.limits)
+            await backend.check()
+            self._container = backend
+            self._mode = "container"
+            return self._mode
+        candidates: list[Isolation] = []
+        if want in ("auto", "root"):
+            if os.geteuid() == 0 and sys.platform == "linux":
+                candidates.append("root")
+            elif want == "root":
+                reasons.append("root isolation needs root")
+        if want in ("auto", "userns") and os.geteuid() != 0:
+            possible, why = _userns_possible()
+            if possible:
+                candidates.append("userns")
+            else:
+                reasons.append(why)
+        for cand in candidates:
+            ok, why = await probe_isolation(cand, self.limits)
+            if ok:
+                self._mode = cand
+                return cand
+            reasons.append(f"{cand}: {why}")
+        if want == "none" or self.allow_unisolated:
+            self._mode = "plain"
+            self._why = "; ".join(reasons)
+            return self._mode
+        raise SandboxUnavailableError(
+            "cannot isolate model-generated code here: "
+            + ("; ".join(reasons) or "no isolation method available"),
+            "run as root or enable unprivileged user namespaces, use the container backend with a running "
+            "docker/podman daemon, or accept the risk explicitly with allow_unisolated=True",
+        )
+
+    async def run(self, program: str, timeout_s: float = 10.0) -> ExecResult:
+        """Run ``program`` (Python source) and report how it ended; waits for a free slot first."""
+        mode = await self.start()
+        if self._sem is None:
+            assert self.max_parallel is not None
+            self._sem = asyncio.Semaphore(self.max_parallel)
+        async with self._sem:
+            if mode == "container":
+                result: ExecResult = await self._container.run(program, timeout_s)
+                return result
+            try:
+                return await _execute(program, timeout_s, mode, self.limits, self.extra_env)  # type: ignore[arg-type]
+            except (OSError, RuntimeError) as e:
+                return ExecResult(
+                    "sandbox_error", None, "", "", 0.0, error=f"{type(e).__name__}: {e}", isolation=mode
+                )
+
+    def run_sync(self, program: str, timeout_s: float = 10.0) -> ExecResult:
+        """Synchronous wrapper (not from inside a running event loop)."""
+        self._sem = None  # a semaphore belongs to one event loop
+        return asyncio.run(self.run(program, timeout_s))
+
+
+def run_program(program: str, timeout_s: float = 10.0, **sandbox_kwargs: Any) -> ExecResult:
+    """One-off synchronous run: ``run_program("print(1)", 5, allow_unisolated=False)``."""
+    return Sandbox(**sandbox_kwargs).run_sync(program, timeout_s)
