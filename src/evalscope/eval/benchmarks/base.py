@@ -78,6 +78,14 @@ class Benchmark(ABC):
         """Async scoring hook; code benchmarks override it to run programs in the sandbox."""
         return self.score(sample, output)
 
+    def reference_output(self, sample: Sample, style: int = 0) -> str:
+        """A correct reply to ``sample`` in one of several real-model styles (for tests and the simulator)."""
+        raise NotImplementedError(f"{type(self).__name__} does not render reference outputs")
+
+    def wrong_output(self, sample: Sample, style: int = 0) -> str:
+        """A wrong reply to ``sample`` in one of several real-model styles (for tests and the simulator)."""
+        raise NotImplementedError(f"{type(self).__name__} does not render wrong outputs")
+
     def data_files(self) -> list[Path]:
         """Files the samples came from; their hash is part of the fingerprint."""
         return []
