@@ -1,0 +1,153 @@
+"""SimConfig: every knob of the simulator, declared once (the CLI and ``SimProcess`` are built from it).
+
+Times are given in milliseconds because that is how people think about latency; the server converts them to
+integer nanoseconds once per request.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Policy = Literal["random", "echo", "choice", "scripted"]
+OutputDist = Literal["fixed", "uniform", "normal"]
+
+#: Fault kinds in the order one uniform draw walks their rates (the order is part of the seeded behaviour).
+FAULT_KINDS: tuple[str, ...] = (
+    "http_500",
+    "http_429",
+    "drop",
+    "malformed",
+    "stall",
+    "no_done",
+    "error_event",
+)
+
+
+class ScriptRule(BaseModel):
+    """One scripted reply: the first rule whose ``pattern`` (``re.search``) matches the prompt wins."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pattern: str
+    reply: str
+
+
+class SimConfig(BaseModel):
+    """All simulator settings; defaults give a fast, fault-free server answering ``sim-model``."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # latency model
+    ttft_ms: float = Field(default=50.0, ge=0, description="Time to first token (ms).")
+    ttft_per_token_ms: float = Field(
+        default=0.0, ge=0, description="Extra TTFT per prompt token (ms), prefill cost."
+    )
+    itl_ms: float = Field(
+        default=10.0, ge=0, description="Inter-token latency (ms); a chunk of k tokens waits k*ITL."
+    )
+    jitter: float = Field(
+        default=0.0, ge=0, le=1, description="Each delay is scaled by 1+U(-jitter, +jitter)."
+    )
+    seed: int = Field(default=0, description="Seed of every random choice (jitter, faults, replies).")
+
+    # output length
+    output_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="Mean output length when the request does not force one (None: see default).",
+    )
+    output_dist: OutputDist = Field(
+        default="fixed", description="Distribution of the output length around the mean."
+    )
+    output_spread: float = Field(
+        default=0.25, ge=0, le=1, description="uniform: mean*(1±spread); normal: std = mean*spread."
+    )
+    default_output_tokens: int = Field(
+        default=16, ge=1, description="Output length when neither max_tokens nor output_tokens is given."
+    )
+    tokens_per_chunk: int = Field(default=1, ge=1, description="Tokens carried by each stream chunk.")
+    reasoning_tokens: int = Field(
+        default=0,
+        ge=0,
+        description="Reasoning tokens streamed in reasoning_content before the content (extra).",
+    )
+    max_model_len: int = Field(
+        default=32768, ge=1, description="Reported by /tokenize; longer prompts get 400."
+    )
+
+    # replies
+    policy: Policy = Field(
+        default="random", description="How reply text is made: random, echo, choice, scripted."
+    )
+    script: str | None = Field(
+        default=None, description="JSON or JSONL file of {pattern, reply} rules (scripted)."
+    )
+    script_rules: list[ScriptRule] = Field(default_factory=list, description="Inline scripted rules.")
+    script_default: str = Field(default="OK", description="Scripted reply when no rule matches.")
+    embedding_dim: int = Field(default=64, ge=1, description="Length of /v1/embeddings vectors.")
+
+    # fault injection (probability per request, mutually exclusive)
+    error_rate: float = Field(
+        default=0.0, ge=0, le=1, description="HTTP 500 with an OpenAI-style error body."
+    )
+    rate_429: float = Field(default=0.0, ge=0, le=1, description="HTTP 429 with a Retry-After header.")
+    retry_after: float = Field(default=1.0, ge=0, description="Retry-After seconds sent with 429.")
+    drop_rate: float = Field(default=0.0, ge=0, le=1, description="Abort the connection mid-stream.")
+    malformed_rate: float = Field(default=0.0, ge=0, le=1, description="Send 'data: {not json' mid-stream.")
+    stall_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Stop sending mid-stream, keep the socket open."
+    )
+    no_done_rate: float = Field(
+        default=0.0, ge=0, le=1, description="End the body cleanly mid-stream, no finish_reason, no [DONE]."
+    )
+    error_event_rate: float = Field(default=0.0, ge=0, le=1, description="Send an error object mid-stream.")
+    stall_max_s: float = Field(
+        default=300.0, gt=0, description="A stalled request is aborted after this long."
+    )
+
+    # serving
+    api_key: str | None = Field(
+        default=None, description="If set, /v1 requests need 'Authorization: Bearer <key>'."
+    )
+    models: list[str] = Field(
+        default_factory=lambda: ["sim-model"], min_length=1, description="Served models."
+    )
+    emit_timestamps: bool = Field(
+        default=False, description="Add sim_ns (perf_counter_ns at send) to each chunk."
+    )
+
+    # truth
+    truth: bool = Field(
+        default=True, description="Record per-request truth (disable for the leanest server)."
+    )
+    truth_max: int = Field(
+        default=100_000, ge=0, description="Most truth records kept (oldest evicted first)."
+    )
+
+    # timer
+    spin_us: int = Field(
+        default=1000,
+        ge=0,
+        description="Wake this early and yield-spin to the due time: OS timers are only ms-precise.",
+    )
+
+    @model_validator(mode="after")
+    def _rates_fit(self) -> SimConfig:
+        total = sum(self.fault_rates().values())
+        if total > 1.0 + 1e-9:
+            raise ValueError(f"fault rates add up to {total:.3f}; they are exclusive and must sum to <= 1")
+        return self
+
+    def fault_rates(self) -> dict[str, float]:
+        """Rate of each fault kind, keyed by the names used in truth and stats."""
+        return {
+            "http_500": self.error_rate,
+            "http_429": self.rate_429,
+            "drop": self.drop_rate,
+            "malformed": self.malformed_rate,
+            "stall": self.stall_rate,
+            "no_done": self.no_done_rate,
+            "error_event": self.error_event_rate,
+        }

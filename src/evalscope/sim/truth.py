@@ -1,0 +1,165 @@
+"""What the simulator really did, per request, so tests can check a client against ground truth.
+
+Send times are ``time.perf_counter_ns()`` taken just before a chunk is handed to the transport. On Linux that
+is CLOCK_MONOTONIC, so a client in another process on the same machine can compare its own receive times with
+them directly. Per-chunk data lives in ``array`` buffers (8 bytes per chunk), not Python objects.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from evalscope.sim.config import FAULT_KINDS
+
+#: Lag histogram resolution: bucket i holds lags in [i, i+1) microseconds; the last bucket is overflow.
+LAG_BUCKETS = 100_000
+
+
+@dataclass(slots=True)
+class TruthRecord:
+    """One request as the simulator served it.
+
+    ``chunk_ns`` / ``due_ns`` / ``chunk_tokens`` are parallel: for each token-bearing chunk, when it was
+    handed to the transport, when it was scheduled, and how many tokens it carried.
+    """
+
+    request_id: str
+    seq: int
+    endpoint: str
+    model: str
+    stream: bool
+    arrival_ns: int
+    status: int = 200
+    fault: str | None = None
+    outcome: str = "pending"
+    prompt_tokens: int = 0
+    planned_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    first_token_ns: int | None = None
+    end_ns: int | None = None
+    chunk_ns: array[int] = field(default_factory=lambda: array("q"))
+    due_ns: array[int] = field(default_factory=lambda: array("q"))
+    chunk_tokens: array[int] = field(default_factory=lambda: array("i"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict (arrays become lists)."""
+        return {
+            "request_id": self.request_id,
+            "seq": self.seq,
+            "endpoint": self.endpoint,
+            "model": self.model,
+            "stream": self.stream,
+            "arrival_ns": self.arrival_ns,
+            "status": self.status,
+            "fault": self.fault,
+            "outcome": self.outcome,
+            "prompt_tokens": self.prompt_tokens,
+            "planned_tokens": self.planned_tokens,
+            "completion_tokens": self.completion_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "first_token_ns": self.first_token_ns,
+            "end_ns": self.end_ns,
+            "chunk_ns": self.chunk_ns.tolist(),
+            "due_ns": self.due_ns.tolist(),
+            "chunk_tokens": self.chunk_tokens.tolist(),
+        }
+
+
+class TruthStore(OrderedDict[str, TruthRecord]):
+    """Insertion-ordered records capped at ``max_records`` (oldest evicted in O(1)); 0 keeps nothing."""
+
+    def __init__(self, max_records: int) -> None:
+        super().__init__()
+        self.max_records = max_records
+
+    def add(self, rec: TruthRecord) -> None:
+        """Store ``rec`` under its request id, evicting the oldest records beyond the cap."""
+        if self.max_records <= 0:
+            return
+        self[rec.request_id] = rec
+        while len(self) > self.max_records:
+            self.popitem(last=False)
+
+    def since(self, seq: int) -> list[TruthRecord]:
+        """Records whose ``seq`` is greater than ``seq`` (records are kept in arrival order)."""
+        out: list[TruthRecord] = []
+        for rec in reversed(self.values()):
+            if rec.seq <= seq:
+                break
+            out.append(rec)
+        out.reverse()
+        return out
+
+
+class Stats:
+    """Counters of everything served, plus a 1 µs-resolution histogram of send lag behind schedule."""
+
+    __slots__ = (
+        "by_endpoint",
+        "by_status",
+        "chunks",
+        "client_closed",
+        "completion_tokens",
+        "faults",
+        "lag_hist",
+        "lag_max_ns",
+        "lag_sum_ns",
+        "prompt_tokens",
+        "requests",
+    )
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero every counter."""
+        self.requests = 0
+        self.by_endpoint: dict[str, int] = {}
+        self.by_status: dict[int, int] = {}
+        self.faults: dict[str, int] = dict.fromkeys(FAULT_KINDS, 0)
+        self.client_closed = 0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.chunks = 0
+        self.lag_sum_ns = 0
+        self.lag_max_ns = 0
+        self.lag_hist = array("q", bytes(8 * (LAG_BUCKETS + 1)))
+
+    def lag_percentile_us(self, q: float) -> float | None:
+        """Approximate ``q``-quantile (0..1) of chunk lag in microseconds (bucket upper edge)."""
+        total = self.chunks
+        if total == 0:
+            return None
+        target = q * total
+        acc = 0
+        for i, c in enumerate(self.lag_hist):
+            acc += c
+            if acc >= target and c:
+                return float(i + 1)
+        return float(LAG_BUCKETS)
+
+    def snapshot(self, active: int, truth_records: int) -> dict[str, Any]:
+        """A JSON-ready view of the counters."""
+        return {
+            "requests": self.requests,
+            "active": active,
+            "by_endpoint": dict(self.by_endpoint),
+            "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
+            "faults": dict(self.faults),
+            "client_closed": self.client_closed,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "chunks": self.chunks,
+            "lag": {
+                "mean_us": (self.lag_sum_ns / self.chunks / 1000.0) if self.chunks else None,
+                "p50_us": self.lag_percentile_us(0.5),
+                "p90_us": self.lag_percentile_us(0.9),
+                "p99_us": self.lag_percentile_us(0.99),
+                "max_us": self.lag_max_ns / 1000.0,
+            },
+            "truth_records": truth_records,
+        }
