@@ -25,6 +25,9 @@ class EvalscopeError(Exception):
         self.message = message
         self.hint = hint
 
+    def __str__(self) -> str:
+        return self.one_line()
+
     def one_line(self) -> str:
         """The message and the hint on one line, as printed by the CLI."""
         return f"{self.message} ({self.hint})" if self.hint else self.message

@@ -266,6 +266,10 @@ class Client:
         rec.end_ns = _clock() if not st.done else now
 
     def _finish_tokens(self, rec: RequestRecord, st: StreamState, req: Request) -> None:
+        # Also reached mid-stream (cancel, exception): derive event counts from what was recorded.
+        rec.n_events = len(rec.event_ns)
+        if rec.n_events:
+            rec.last_token_ns = rec.event_ns[-1]
         usage = st.usage
         if usage:
             rec.prompt_tokens = usage.get("prompt_tokens")
