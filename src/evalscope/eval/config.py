@@ -1,0 +1,424 @@
+"""EvalConfig: the single source of defaults and validation for ``evalscope eval`` / ``run_task``.
+
+Every option is validated here before any network I/O (V1): a bad value becomes one :class:`ConfigError`
+line naming the option, the value and what is allowed (exit code 2). The CLI, ``python -m evalscope.run`` and
+``run_task(dict | path | EvalConfig)`` all build an ``EvalConfig``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from evalscope.errors import ConfigError
+
+DatasetHub = Literal["huggingface", "modelscope", "local"]
+
+#: Environment variables read (in this order) when no key is given on the command line.
+API_KEY_ENV = ("EVALSCOPE_API_KEY", "OPENAI_API_KEY")
+#: Default dataset directory when none is given (the hub cache layout is the same as --dataset-dir's).
+DEFAULT_DATASET_CACHE = (
+    Path(os.environ.get("EVALSCOPE_CACHE", Path.home() / ".cache" / "evalscope")) / "datasets"
+)
+
+#: Keys accepted by --generation-config (anything else is passed to the body verbatim only via extra_body).
+_GEN_NUMBERS = {
+    "temperature",
+    "top_p",
+    "top_k",
+    "presence_penalty",
+    "frequency_penalty",
+    "repetition_penalty",
+}
+_GEN_INTS = {"max_tokens", "min_tokens", "seed", "n"}
+
+
+def _coerce_scalar(text: str) -> Any:
+    """``"0"`` -> 0, ``"0.7"`` -> 0.7, ``"true"`` -> True, JSON lists/objects, else the string."""
+    t = text.strip()
+    low = t.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    try:
+        return int(t)
+    except ValueError:
+        pass
+    try:
+        return float(t)
+    except ValueError:
+        pass
+    if t[:1] in '[{"':
+        try:
+            return json.loads(t)
+        except json.JSONDecodeError:
+            pass
+    return t
+
+
+def parse_generation_config(value: Any) -> dict[str, Any]:
+    """Accept a dict, a JSON object string, or ``key=value,key=value``."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, dict):
+        return dict(value)
+    if not isinstance(value, str):
+        raise ValueError("must be a mapping or 'key=value,key=value'")
+    s = value.strip()
+    if s.startswith("{"):
+        try:
+            obj = json.loads(s)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"invalid JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(obj, dict):
+            raise ValueError("must be a JSON object")
+        return obj
+    out: dict[str, Any] = {}
+    for part in _split_top_level(s):
+        if not part.strip():
+            continue
+        if "=" not in part:
+            raise ValueError(f"{part.strip()!r} is not key=value (e.g. temperature=0,max_tokens=2048)")
+        k, _, v = part.partition("=")
+        out[k.strip()] = _coerce_scalar(v)
+    return out
+
+
+def _split_top_level(s: str) -> list[str]:
+    """Split on commas outside brackets/quotes (so ``stop=["a","b"]`` survives)."""
+    parts: list[str] = []
+    depth = 0
+    quote: str | None = None
+    cur: list[str] = []
+    for ch in s:
+        if quote:
+            if ch == quote:
+                quote = None
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "[{(":
+            depth += 1
+        elif ch in "]})":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+            continue
+        cur.append(ch)
+    parts.append("".join(cur))
+    return parts
+
+
+class EvalConfig(BaseModel):
+    """All settings of one evaluation run. Field descriptions double as CLI help."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+    # endpoint
+    model: str | None = Field(None, description="Model name sent in requests (default: the served model).")
+    api_url: str | None = Field(
+        None, description="OpenAI-compatible endpoint; without it the built-in simulator is started."
+    )
+    api_key: SecretStr | None = Field(
+        None, description="API key (or env EVALSCOPE_API_KEY / OPENAI_API_KEY)."
+    )
+    api_key_file: Path | None = Field(None, description="File whose first line is the API key.")
+    api: Literal["openai", "openai-completions"] = Field("openai", description="Request protocol.")
+    stream: bool = Field(True, description="Stream responses (TTFT is measured only when streaming).")
+    preflight: bool = Field(True, description="Check the endpoint (reachability, key, model) before the run.")
+
+    # what to evaluate
+    datasets: list[str] = Field(..., min_length=1, description="Benchmark names (e.g. gsm8k arc mmlu).")
+    dataset_args: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description='Per-benchmark settings, e.g. {"mmlu": {"few_shot_num": 5}}.'
+    )
+    dataset_dir: Path | None = Field(None, description="Local copies laid out like ../shared/datasets.")
+    dataset_hub: DatasetHub = Field("huggingface", description="Where data comes from without --dataset-dir.")
+    limit: int | None = Field(None, ge=1, description="Evaluate at most N samples per benchmark.")
+    repeats: int = Field(1, ge=1, le=1000, description="Generations per sample (pass@k, averaging).")
+    seed: int = Field(42, description="Seed for shuffles and few-shot sampling (not sent unless configured).")
+    generation_config: dict[str, Any] = Field(
+        default_factory=dict, description="Request parameters, e.g. temperature=0,max_tokens=2048."
+    )
+    allow_code_execution: bool = Field(False, description="Allow HumanEval/MBPP to run generated code.")
+
+    # running
+    eval_batch_size: int = Field(32, ge=1, le=100_000, description="Requests in flight.")
+    max_attempts: int = Field(5, ge=1, le=100, description="Attempts per sample for transient failures.")
+    retry_backoff_s: float = Field(0.5, ge=0, description="Base of the exponential retry back-off (s).")
+    retry_max_backoff_s: float = Field(30.0, ge=0, description="Cap of one back-off sleep (s).")
+    retry_after_cap_s: float = Field(60.0, ge=0, description="Cap on a server's Retry-After (s).")
+    sample_timeout_s: float = Field(1800.0, gt=0, description="Deadline per sample across all attempts (s).")
+    connect_timeout_s: float = Field(30.0, gt=0, description="TCP connect timeout (s).")
+    read_timeout_s: float = Field(600.0, gt=0, description="Idle read timeout between bytes (s).")
+
+    # outputs
+    work_dir: Path = Field(Path("./outputs"), description="Run directories are created below this.")
+    run_name: str | None = Field(None, description="Run directory name (default: a timestamp).")
+    use_cache: Path | None = Field(None, description="Response cache directory (reused across runs).")
+    resume: Path | None = Field(None, description="Resume the run in this directory.")
+    force: bool = Field(False, description="Resume even when the configuration fingerprint differs.")
+
+    # judge
+    judge_model: str | None = Field(None, description="Judge model for judge-scored benchmarks.")
+    judge_api_url: str | None = Field(None, description="Judge endpoint.")
+    judge_api_key: SecretStr | None = Field(None, description="Judge API key (default: the main key).")
+
+    debug: bool = Field(False, description="Show tracebacks.")
+    quiet: bool = Field(False, description="No console table / progress.")
+
+    @field_validator("generation_config", mode="before")
+    @classmethod
+    def _gen(cls, v: Any) -> dict[str, Any]:
+        out = parse_generation_config(v)
+        for k, val in out.items():
+            if k in _GEN_INTS and val is not None and (not isinstance(val, int) or isinstance(val, bool)):
+                raise ValueError(f"{k}={val!r} must be an integer")
+            if k in _GEN_NUMBERS and val is not None and not isinstance(val, int | float):
+                raise ValueError(f"{k}={val!r} must be a number")
+        if "max_tokens" in out and out["max_tokens"] is not None and out["max_tokens"] < 1:
+            raise ValueError("max_tokens must be >= 1")
+        if "temperature" in out and out["temperature"] is not None and out["temperature"] < 0:
+            raise ValueError("temperature must be >= 0")
+        return out
+
+    @field_validator("dataset_args", mode="before")
+    @classmethod
+    def _dargs(cls, v: Any) -> Any:
+        if v is None or v == "":
+            return {}
+        if isinstance(v, str):
+            try:
+                v = json.loads(v)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"invalid JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(v, dict) or not all(isinstance(x, dict) for x in v.values()):
+            raise ValueError('must map benchmark names to objects, e.g. {"mmlu": {"few_shot_num": 5}}')
+        return v
+
+    @field_validator("datasets", mode="before")
+    @classmethod
+    def _datasets(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [v]
+        if isinstance(v, list | tuple):
+            out: list[str] = []
+            for item in v:
+                for name in str(item).replace(",", " ").split():
+                    if name not in out:
+                        out.append(name)
+            return out
+        return v
+
+    @field_validator("api_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        v = v.strip()
+        if not v:
+            return None
+        scheme = v.split("://", 1)[0] if "://" in v else "http"
+        if scheme not in ("http", "https"):
+            raise ValueError("must be an http(s) URL, e.g. http://127.0.0.1:8000/v1")
+        return v
+
+    @model_validator(mode="after")
+    def _cross(self) -> EvalConfig:
+        if self.use_cache is not None and self.resume is not None:
+            raise ValueError("--use-cache and --resume are mutually exclusive")
+        if self.judge_api_url and not self.judge_model:
+            raise ValueError("--judge-api-url needs --judge-model")
+        if self.api_key is not None and self.api_key_file is not None:
+            raise ValueError("give either --api-key or --api-key-file, not both")
+        for name in self.dataset_args:
+            if name not in self.datasets:
+                raise ValueError(f"--dataset-args names {name!r}, which is not in --datasets")
+        return self
+
+    # ---------------------------------------------------------------------------------------- helpers
+
+    def resolved_api_key(self) -> str | None:
+        """The key from --api-key, --api-key-file, or the environment (in that order)."""
+        if self.api_key is not None:
+            return self.api_key.get_secret_value() or None
+        if self.api_key_file is not None:
+            try:
+                text = self.api_key_file.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(
+                    f"--api-key-file {str(self.api_key_file)!r}: cannot read ({exc.strerror})",
+                    "pass a readable file whose first line is the key",
+                ) from None
+            key = text.strip().splitlines()[0].strip() if text.strip() else ""
+            if not key:
+                raise ConfigError(f"--api-key-file {str(self.api_key_file)!r} is empty", "put the key in it")
+            return key
+        for env in API_KEY_ENV:
+            val = os.environ.get(env)
+            if val:
+                return val
+        return None
+
+    def resolved_judge_key(self) -> str | None:
+        if self.judge_api_key is not None:
+            return self.judge_api_key.get_secret_value() or None
+        return self.resolved_api_key()
+
+    def dataset_root(self) -> Path | None:
+        """The directory benchmarks read: --dataset-dir, else the hub cache (None with hub=local and no dir)."""
+        if self.dataset_dir is not None:
+            return self.dataset_dir
+        if self.dataset_hub == "local":
+            return None
+        return DEFAULT_DATASET_CACHE
+
+    def benchmark_args(self, name: str) -> dict[str, Any]:
+        args = dict(self.dataset_args.get(name, {}))
+        args.setdefault("allow_code_execution", self.allow_code_execution)
+        args.setdefault("seed", self.seed)
+        return args
+
+    def redacted_dict(self) -> dict[str, Any]:
+        """The config as saved in manifests and reports: secrets masked, paths as strings."""
+        d = self.model_dump(mode="json")
+        for key in ("api_key", "judge_api_key"):
+            if d.get(key) is not None:
+                d[key] = "***"
+        result: dict[str, Any] = scrub_secrets(d)
+        return result
+
+
+#: Keys whose values are credentials wherever they appear (exact names: "max_tokens" is not a secret).
+SECRET_KEYS = frozenset({"api_key", "judge_api_key", "authorization", "x-api-key", "api-key", "password"})
+
+
+def scrub_secrets(obj: Any) -> Any:
+    """A copy of ``obj`` with credential keys masked and every registered secret scrubbed from strings.
+
+    (``engine.redact.redact`` masks any key containing "token", which would hide ``max_tokens`` and usage.)
+    """
+    from evalscope.engine.redact import scrub
+
+    if isinstance(obj, dict):
+        return {
+            k: (
+                "***"
+                if isinstance(k, str) and k.lower() in SECRET_KEYS and v not in (None, "")
+                else scrub_secrets(v)
+            )
+            for k, v in obj.items()
+        }
+    if isinstance(obj, list | tuple):
+        return [scrub_secrets(v) for v in obj]
+    if isinstance(obj, str):
+        return scrub(obj)
+    return obj
+
+
+def _format_validation_error(exc: ValidationError) -> str:
+    parts: list[str] = []
+    for err in exc.errors()[:3]:
+        loc = ".".join(str(x) for x in err.get("loc", ()))
+        opt = f"--{loc.replace('_', '-')}" if loc else "config"
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        inp = err.get("input")
+        if err.get("type") == "missing":
+            parts.append(f"{opt} is required")
+        elif err.get("type") == "extra_forbidden":
+            parts.append(f"unknown option {loc!r}")
+        elif loc and not isinstance(inp, dict):
+            shown = "***" if "key" in loc else repr(inp)[:80]
+            parts.append(f"{opt}={shown}: {msg}")
+        else:
+            parts.append(f"{opt}: {msg}")
+    return "; ".join(parts)
+
+
+def build_config(data: dict[str, Any]) -> EvalConfig:
+    """Validate a mapping into an :class:`EvalConfig`, turning pydantic errors into one ConfigError line."""
+    try:
+        return EvalConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(
+            f"invalid eval configuration: {_format_validation_error(exc)}", "see `evalscope eval --help`"
+        ) from None
+
+
+#: Seed-compatible aliases accepted in run_task dicts / YAML (old evalscope names -> EvalConfig fields).
+ALIASES: dict[str, str] = {
+    "api_base": "api_url",
+    "url": "api_url",
+    "eval_type": "",
+    "dataset_hub": "dataset_hub",
+    "mem_cache": "",
+    "use_cache": "use_cache",
+    "dataset_dir": "dataset_dir",
+    "generation_cfg": "generation_config",
+    "datasets_args": "dataset_args",
+    "batch_size": "eval_batch_size",
+    "n": "repeats",
+    "judge_strategy": "",
+}
+
+
+def normalize_task_dict(d: dict[str, Any]) -> dict[str, Any]:
+    """Map seed-era keys onto EvalConfig fields; drop keys that no longer mean anything (``eval_type``)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        target = ALIASES.get(k, k)
+        if target == "":
+            continue
+        if target == "eval_batch_size" and "eval_batch_size" in d:
+            continue
+        out[target] = v
+    if isinstance(out.get("generation_config"), dict):
+        gen = dict(out["generation_config"])
+        if "max_new_tokens" in gen and "max_tokens" not in gen:
+            gen["max_tokens"] = gen.pop("max_new_tokens")
+        gen.pop("do_sample", None)
+        out["generation_config"] = gen
+    return out
+
+
+def load_task_config(task_cfg: Any) -> EvalConfig:
+    """A config from an EvalConfig, a dict, or a YAML / JSON file path."""
+    if isinstance(task_cfg, EvalConfig):
+        return task_cfg
+    if isinstance(task_cfg, str | Path):
+        path = Path(task_cfg)
+        if not path.is_file():
+            raise ConfigError(f"task config {str(path)!r} not found", "pass a YAML or JSON file, or a dict")
+        text = path.read_text(encoding="utf-8")
+        try:
+            if path.suffix.lower() == ".json":
+                data = json.loads(text)
+            else:
+                import yaml
+
+                data = yaml.safe_load(text)
+        except (json.JSONDecodeError, ValueError) as exc:
+            raise ConfigError(f"task config {str(path)!r} is not valid: {exc}", "fix the file") from None
+        except Exception as exc:  # noqa: BLE001 - yaml raises its own error tree
+            raise ConfigError(f"task config {str(path)!r} is not valid YAML: {exc}", "fix the file") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"task config {str(path)!r} must be a mapping", "use key: value pairs")
+        return build_config(normalize_task_dict(data))
+    if isinstance(task_cfg, dict):
+        return build_config(normalize_task_dict(task_cfg))
+    raise ConfigError(
+        f"run_task() got a {type(task_cfg).__name__}", "pass a dict, a YAML/JSON path or an EvalConfig"
+    )

@@ -1,0 +1,174 @@
+"""An OpenAI-compatible model for eval: engine client + retries + AIMD concurrency + response cache.
+
+``generate`` returns one :class:`Generation` per sample: the answer text with reasoning removed, the reasoning
+kept apart (``reasoning_content`` from the server, or ``<think>...</think>`` found in the text), the finish
+reason, usage, timings and (when every attempt failed) the error.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from evalscope.engine.client import Client
+from evalscope.engine.records import ErrorInfo, Request, RequestRecord
+from evalscope.engine.retry import AIMDGate, RetryPolicy, send_with_retry
+from evalscope.engine.session import Timeouts
+from evalscope.eval.cache import ResponseCache, cache_key
+
+_THINK_END = re.compile(r"</think\s*>", re.IGNORECASE)
+_THINK_START = re.compile(r"^\s*<think\s*>", re.IGNORECASE)
+
+
+def split_reasoning(text: str, reasoning: str | None) -> tuple[str, str | None]:
+    """(answer, reasoning): text up to the last ``</think>`` moves into the reasoning."""
+    if text and _THINK_END.search(text):
+        parts = _THINK_END.split(text)
+        answer = parts[-1]
+        inline = "</think>".join(parts[:-1])
+        inline = _THINK_START.sub("", inline, count=1).strip()
+        merged = "\n".join(x for x in (reasoning, inline) if x)
+        return answer.lstrip("\n"), merged or None
+    return text, reasoning
+
+
+@dataclass(slots=True)
+class Generation:
+    """What the model produced for one (sample, repeat)."""
+
+    text: str = ""
+    reasoning: str | None = None
+    raw_text: str = ""
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    latency_s: float | None = None
+    ttft_s: float | None = None
+    attempts: int = 0
+    cached: bool = False
+    error: ErrorInfo | None = None
+    gave_up: str | None = None
+    retried_errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _from_record(rec: RequestRecord) -> Generation:
+    raw = rec.text or ""
+    answer, reasoning = split_reasoning(raw, rec.reasoning)
+    latency = None if rec.end_ns is None else (rec.end_ns - rec.sent_ns) / 1e9
+    ttft_ns = rec.ttft_ns()
+    return Generation(
+        text=answer,
+        reasoning=reasoning,
+        raw_text=raw,
+        finish_reason=rec.finish_reason,
+        prompt_tokens=rec.prompt_tokens,
+        completion_tokens=rec.completion_tokens,
+        reasoning_tokens=rec.reasoning_tokens,
+        latency_s=latency,
+        ttft_s=None if ttft_ns is None else ttft_ns / 1e9,
+        error=rec.error if not rec.ok else None,
+    )
+
+
+class ApiModel:
+    """Sends eval requests through one shared :class:`Client` under an :class:`AIMDGate`."""
+
+    def __init__(
+        self,
+        url: str,
+        model: str,
+        api: str = "openai",
+        api_key: str | None = None,
+        concurrency: int = 32,
+        policy: RetryPolicy | None = None,
+        timeouts: Timeouts | None = None,
+        stream: bool = True,
+        endpoint_id: str | None = None,
+        cache: ResponseCache | None = None,
+    ) -> None:
+        self.client = Client(
+            url,
+            model,
+            api=api,
+            api_key=api_key,
+            keep_text=True,
+            stream=stream,
+            timeouts=timeouts,
+            send_request_id=True,
+        )
+        self.policy = policy or RetryPolicy()
+        self.gate = AIMDGate(concurrency)
+        self.endpoint_id = endpoint_id or self.client.url
+        self.cache = cache
+        self.sent = 0
+        self.retries = 0
+
+    @property
+    def model(self) -> str:
+        return self.client.model
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    def body(self, req: Request) -> dict[str, Any]:
+        """The exact body the client will send for ``req`` (the cache key covers all of it)."""
+        return self.client.protocol.build_body(req, self.client.model, self.client.stream)
+
+    async def generate(
+        self, messages: list[dict[str, Any]], params: dict[str, Any], request_id: str, repeat: int = 0
+    ) -> Generation:
+        p = dict(params)
+        max_tokens = p.pop("max_tokens", None)
+        req = Request(request_id=request_id, messages=messages, max_tokens=max_tokens, params=p or None)
+        key: str | None = None
+        if self.cache is not None:
+            key = cache_key(self.client.model, self.endpoint_id, self.body(req), repeat)
+            hit = self.cache.get(key)
+            if hit is not None:
+                gen = Generation(
+                    text=hit.get("text", ""),
+                    reasoning=hit.get("reasoning"),
+                    raw_text=hit.get("raw_text", hit.get("text", "")),
+                    finish_reason=hit.get("finish_reason"),
+                    prompt_tokens=hit.get("prompt_tokens"),
+                    completion_tokens=hit.get("completion_tokens"),
+                    reasoning_tokens=hit.get("reasoning_tokens"),
+                    cached=True,
+                )
+                return gen
+
+        def rid(attempt: int) -> str:
+            return request_id if attempt == 1 else f"{request_id}#{attempt}"
+
+        async def send(r: Request) -> RequestRecord:
+            self.sent += 1
+            return await self.client.send(r)
+
+        res = await send_with_retry(send, req, self.policy, gate=self.gate, request_id=rid)
+        self.retries += res.attempts - 1
+        gen = _from_record(res.record)
+        gen.attempts = res.attempts
+        gen.gave_up = res.gave_up
+        gen.retried_errors = [
+            e.kind if e.http_status is None else f"{e.kind}:{e.http_status}" for e in res.errors
+        ]
+        if gen.ok and self.cache is not None and key is not None:
+            self.cache.put(
+                key,
+                {
+                    "text": gen.text,
+                    "reasoning": gen.reasoning,
+                    "raw_text": gen.raw_text,
+                    "finish_reason": gen.finish_reason,
+                    "prompt_tokens": gen.prompt_tokens,
+                    "completion_tokens": gen.completion_tokens,
+                    "reasoning_tokens": gen.reasoning_tokens,
+                },
+            )
+        return gen

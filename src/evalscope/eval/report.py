@@ -1,0 +1,226 @@
+"""Eval reports: one JSON per model x benchmark, and the console table.
+
+``<run>/reports/<model>/<benchmark>.json`` holds the headline ``score`` (0-1), ``metric``, ``num_samples``,
+``subsets`` and ``categories``, ``unparsed_rate``, ``truncated_rate``, ``errored``, the settings that make
+scores comparable (prompt version, shots, generation settings, dataset hash, versions) and the endpoint's
+performance during the eval. Nothing in it depends on timing except the ``performance`` block, so an
+interrupted-then-resumed run produces the same report as an uninterrupted one (minus ``performance``/``run``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any, TextIO
+
+import orjson
+
+from evalscope import __version__
+from evalscope.eval.benchmarks.base import Benchmark, Sample, ScoreResult
+from evalscope.eval.config import EvalConfig, scrub_secrets
+
+#: Report keys that vary between runs of the same evaluation (excluded when comparing results).
+VOLATILE_KEYS = ("performance", "run")
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    vs = sorted(values)
+    k = (len(vs) - 1) * q
+    lo, hi = math.floor(k), math.ceil(k)
+    return vs[lo] if lo == hi else vs[lo] + (vs[hi] - vs[lo]) * (k - lo)
+
+
+def _stats(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"mean": None, "p50": None, "p90": None, "p99": None, "max": None}
+    return {
+        "mean": math.fsum(values) / len(values),
+        "p50": _pct(values, 0.5),
+        "p90": _pct(values, 0.9),
+        "p99": _pct(values, 0.99),
+        "max": max(values),
+    }
+
+
+def performance(entries: list[dict[str, Any]], wall_s: float) -> dict[str, Any]:
+    """Endpoint performance from this session's (non-cached) requests: TTFT, latency, tokens/s."""
+    ok = [e for e in entries if e.get("ok")]
+    lat = [float(e["latency_s"]) for e in ok if e.get("latency_s") is not None]
+    ttft = [float(e["ttft_s"]) for e in ok if e.get("ttft_s") is not None]
+    toks = sum(int(e.get("completion_tokens") or 0) for e in ok)
+    per_req = [
+        int(e["completion_tokens"]) / float(e["latency_s"])
+        for e in ok
+        if e.get("completion_tokens") and e.get("latency_s")
+    ]
+    return {
+        "requests": len(entries),
+        "succeeded": len(ok),
+        "failed": len(entries) - len(ok),
+        "wall_time_s": wall_s,
+        "ttft_s": _stats(ttft),
+        "latency_s": _stats(lat),
+        "output_tokens": toks,
+        "output_tokens_per_s": toks / wall_s if wall_s > 0 else None,
+        "request_tokens_per_s_mean": math.fsum(per_req) / len(per_req) if per_req else None,
+        "requests_per_s": len(entries) / wall_s if wall_s > 0 else None,
+    }
+
+
+def build_report(
+    name: str,
+    bench: Benchmark,
+    triples: list[tuple[Sample, int, ScoreResult, dict[str, Any]]],
+    errored: list[dict[str, Any]],
+    cfg: EvalConfig,
+    fingerprint: dict[str, Any],
+    model: str,
+    endpoint: str,
+    perf: dict[str, Any],
+) -> dict[str, Any]:
+    """The report dict for one benchmark from its scored (sample, repeat, result, journal entry) tuples."""
+    agg = bench.aggregate([(s, r, res) for s, r, res, _e in triples]) if triples else {}
+    n = len(triples)
+    unparsed = sum(1 for *_x, res, _e in triples if not res.parsed)
+    truncated = sum(1 for *_x, e in triples if e.get("finish_reason") == "length")
+    statuses = Counter(res.status for *_x, res, _e in triples)
+    err_kinds = Counter(
+        (e.get("error") or {}).get("kind", "unknown")
+        + (
+            f":{(e.get('error') or {}).get('http_status')}"
+            if (e.get("error") or {}).get("http_status")
+            else ""
+        )
+        for e in errored
+    )
+    samples_total = len({s.id for s, *_rest in triples} | {str(e.get("sample_id")) for e in errored})
+    report: dict[str, Any] = {
+        "benchmark": name,
+        "model": model,
+        "metric": agg.get("metric", getattr(bench, "metric", "accuracy")),
+        "score": agg.get("score", 0.0) if n else None,
+        "stderr": agg.get("stderr"),
+        "num_samples": n,
+        "num_unique_samples": samples_total,
+        "repeats": cfg.repeats,
+        "subsets": agg.get("subsets", []),
+        "categories": agg.get("categories", []),
+        "unparsed": unparsed,
+        "unparsed_rate": unparsed / n if n else 0.0,
+        "truncated": truncated,
+        "truncated_rate": truncated / n if n else 0.0,
+        "errored": len(errored),
+        "errors": dict(sorted(err_kinds.items())),
+        "statuses": dict(sorted(statuses.items())),
+        "prompt_version": fingerprint.get("version"),
+        "few_shot": fingerprint.get("few_shot"),
+        "generation": fingerprint.get("generation"),
+        "dataset_hash": fingerprint.get("data_hash"),
+        "subset_list": fingerprint.get("subsets"),
+        "args": fingerprint.get("args"),
+        "endpoint": endpoint,
+        "versions": {
+            "evalscope": __version__,
+            "benchmark": fingerprint.get("version"),
+            "python": sys.version.split()[0],
+        },
+        "limit": cfg.limit,
+    }
+    for k, v in agg.items():
+        if k not in report and k not in ("score", "stderr", "metric", "subsets", "categories"):
+            report[k] = v
+    report["performance"] = perf
+    report["run"] = {"config": cfg.redacted_dict()}
+    result: dict[str, Any] = scrub_secrets(report)
+    return result
+
+
+def comparable(report: dict[str, Any]) -> dict[str, Any]:
+    """The report without its run-dependent parts (performance, run info)."""
+    return {k: v for k, v in report.items() if k not in VOLATILE_KEYS}
+
+
+def write_report(run_dir: Path, model: str, name: str, report: dict[str, Any]) -> Path:
+    safe = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in model) or "model"
+    d = run_dir / "reports" / safe
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / f"{name}.json"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2, default=str))
+    os.replace(tmp, path)
+    return path
+
+
+def _fmt(v: float | None, pct: bool = True) -> str:
+    if v is None:
+        return "-"
+    return f"{v * 100:.2f}" if pct else f"{v:.4f}"
+
+
+def print_table(model: str, reports: dict[str, dict[str, Any]], out: TextIO) -> None:
+    """One table: model x benchmark rows, then subset / category rows indented."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"evalscope eval: {model}", show_lines=False)
+    for col, just in (
+        ("benchmark / subset", "left"),
+        ("metric", "left"),
+        ("score %", "right"),
+        ("± stderr", "right"),
+        ("n", "right"),
+        ("unparsed %", "right"),
+        ("truncated %", "right"),
+        ("errored", "right"),
+    ):
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    for name, rep in reports.items():
+        table.add_row(
+            f"[bold]{name}[/bold]",
+            str(rep.get("metric")),
+            _fmt(rep.get("score")),
+            _fmt(rep.get("stderr")),
+            str(rep.get("num_samples")),
+            _fmt(rep.get("unparsed_rate")),
+            _fmt(rep.get("truncated_rate")),
+            str(rep.get("errored")),
+        )
+        subs = rep.get("subsets") or []
+        if len(subs) > 1:
+            for sub in subs:
+                table.add_row(
+                    f"  {sub['name']}",
+                    "",
+                    _fmt(sub.get("score")),
+                    "",
+                    str(sub.get("num_samples")),
+                    "",
+                    "",
+                    "",
+                )
+        for cat in rep.get("categories") or []:
+            table.add_row(
+                f"  [{cat['name']}]", "", _fmt(cat.get("score")), "", str(cat.get("num_samples")), "", "", ""
+            )
+    console = Console(file=out, width=120, force_terminal=False, color_system=None)
+    console.print(table)
+    perf: dict[str, Any] = {}
+    for name, rep in reports.items():
+        perf = rep.get("performance") or perf
+        console.print(
+            f"{name}: prompt v{rep.get('prompt_version')}, {rep.get('few_shot')}-shot, "
+            f"generation {orjson.dumps(rep.get('generation')).decode()}, dataset {str(rep.get('dataset_hash'))[:12]}"
+        )
+    lat = (perf.get("latency_s") or {}).get("mean")
+    ttft = (perf.get("ttft_s") or {}).get("mean")
+    tps = perf.get("output_tokens_per_s")
+    console.print(
+        f"endpoint during the eval: {perf.get('requests', 0)} requests, TTFT "
+        f"{'-' if ttft is None else f'{ttft * 1000:.0f} ms'}, latency {'-' if lat is None else f'{lat:.2f} s'}, "
+        f"{'-' if tps is None else f'{tps:.0f}'} output tok/s"
+    )

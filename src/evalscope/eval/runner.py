@@ -1,0 +1,574 @@
+"""The eval runner: benchmarks -> lazily produced requests -> engine (with retries) -> scorer -> journal -> report.
+
+Order of work (nothing touches the network before step 4):
+
+1. validate the config, resolve benchmark names (did-you-mean), check code-execution consent;
+2. load every benchmark's samples (dataset errors are one line, exit 2) and compute fingerprints;
+3. create the run directory (never an existing one) or, with ``--resume``, reopen one and compare
+   fingerprints (refuse with the difference unless ``--force``);
+4. start the built-in simulator when no ``--api-url`` was given, run preflight;
+5. dispatch every (sample, repeat) not already done, at most ``eval_batch_size`` in flight, journal each
+   result as it completes; then aggregate from the journals and write reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib
+import logging
+import os
+import pkgutil
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import quote
+
+import orjson
+
+from evalscope import __version__
+from evalscope.engine.redact import register_secret, scrub
+from evalscope.engine.retry import RetryPolicy
+from evalscope.engine.session import Timeouts, normalize_url
+from evalscope.errors import ConfigError, DatasetError, EndpointError, EvalscopeError
+from evalscope.eval.benchmarks.base import BENCHMARKS, Benchmark, Sample, ScoreResult
+from evalscope.eval.cache import ResponseCache
+from evalscope.eval.config import EvalConfig, load_task_config, scrub_secrets
+from evalscope.eval.journal import DONE, ERRORED, JournalWriter, latest_entries, read_journal
+from evalscope.eval.models.api import ApiModel, Generation
+from evalscope.eval.models.builtin import BUILTIN_ENDPOINT, BUILTIN_MODEL, start_builtin_sim
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+
+
+# ------------------------------------------------------------------------------------------- results
+
+
+@dataclass(slots=True)
+class EvalResult:
+    """What ``run_eval`` returns: the run directory and every report (model -> benchmark -> report)."""
+
+    run_dir: Path
+    reports: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    sent: int = 0
+    skipped: int = 0
+    errored: int = 0
+
+    def report(self, benchmark: str) -> dict[str, Any]:
+        for by_bench in self.reports.values():
+            if benchmark in by_bench:
+                return by_bench[benchmark]
+        raise KeyError(benchmark)
+
+
+@dataclass(slots=True)
+class _Task:
+    """One benchmark in this run: the instance, its samples (in order) and its journal."""
+
+    name: str
+    bench: Benchmark
+    samples: list[Sample]
+    fingerprint: dict[str, Any]
+    generation: dict[str, Any]
+    writer: JournalWriter | None = None
+    done: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    pending: int = 0
+    finished: int = 0
+    errored: int = 0
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def _ensure_registered(names: list[str]) -> None:
+    """Import benchmark modules so their ``@BENCHMARKS.register`` decorators ran."""
+    if all(n in BENCHMARKS for n in names):
+        return
+    import evalscope.eval.benchmarks as pkg
+
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if info.name.startswith("_") or info.name == "base":
+            continue
+        try:
+            importlib.import_module(f"{pkg.__name__}.{info.name}")
+        except ImportError as exc:  # a broken optional module must not hide the others
+            log.debug("benchmark module %s not importable: %s", info.name, exc)
+
+
+def _jsonable(obj: Any) -> Any:
+    return orjson.loads(orjson.dumps(obj, default=str, option=orjson.OPT_SORT_KEYS))
+
+
+def _samples_hash(samples: list[Sample]) -> str:
+    h = hashlib.sha256()
+    for s in samples:
+        h.update(orjson.dumps([s.id, s.messages, s.gold, s.subset], default=str))
+    return h.hexdigest()
+
+
+def _atomic_write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(orjson.dumps(obj, option=orjson.OPT_INDENT_2, default=str))
+    os.replace(tmp, path)
+
+
+def _safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_.=" else "_" for c in name) or "model"
+
+
+def _new_run_dir(work_dir: Path, run_name: str | None) -> Path:
+    """A fresh directory below ``work_dir``; an existing one is never reused (D4)."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    base = run_name or datetime.now(UTC).strftime("%Y%m%d_%H%M%S")
+    for i in range(10_000):
+        cand = work_dir / (base if i == 0 else f"{base}_{i}")
+        try:
+            cand.mkdir()
+            return cand
+        except FileExistsError:
+            continue
+    raise ConfigError(f"cannot create a new run directory below {work_dir}", "clean up --work-dir")
+
+
+def fingerprint_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Human-readable differences between two fingerprints (``key: old -> new``)."""
+    out: list[str] = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if a != b:
+            sa = orjson.dumps(a, option=orjson.OPT_SORT_KEYS).decode()[:120]
+            sb = orjson.dumps(b, option=orjson.OPT_SORT_KEYS).decode()[:120]
+            out.append(f"{k}: {sa} -> {sb}")
+    return out
+
+
+def _request_id(bench: str, sample_id: str, repeat: int) -> str:
+    return quote(f"{bench}/{sample_id}/{repeat}", safe="/:-_.~")[:400]
+
+
+def _check_data_available(cfg: EvalConfig, name: str, bench: Benchmark) -> None:
+    """Without --dataset-dir, data must already be in the hub cache: downloads need a network."""
+    if cfg.dataset_dir is not None or cfg.dataset_hub == "local":
+        return
+    root = cfg.dataset_root()
+    sub = bench.data_subdir
+    if not sub or root is None:
+        return
+    if not (root / sub).exists():
+        raise DatasetError(
+            f"benchmark {name!r}: no local copy of its data and it cannot be fetched from {cfg.dataset_hub} "
+            "(no network access)",
+            f"pass --dataset-dir DIR with the files laid out as DIR/{sub}/... "
+            "(like ../shared/datasets, which works as it is), or --dataset-hub local",
+        )
+
+
+# ------------------------------------------------------------------------------------------- runner
+
+
+class EvalRunner:
+    """One evaluation run; ``await runner.run()`` returns an :class:`EvalResult`."""
+
+    def __init__(self, cfg: EvalConfig, out: TextIO | None = None) -> None:
+        self.cfg = cfg
+        self.out = out if out is not None else sys.stderr
+        self.tasks: list[_Task] = []
+        self.run_dir: Path | None = None
+        self.model_name = cfg.model or (BUILTIN_MODEL if cfg.api_url is None else "")
+        self.endpoint_id = (
+            BUILTIN_ENDPOINT if cfg.api_url is None else normalize_url(cfg.api_url, "/v1/chat/completions")
+        )
+        self.api_key = cfg.resolved_api_key()
+        if self.api_key:
+            register_secret(self.api_key)
+        self.manifest: dict[str, Any] = {}
+        self.sim: Any = None
+        self.model: ApiModel | None = None
+        self.cache: ResponseCache | None = None
+        self.started = time.time()
+        self._t0 = time.perf_counter()
+        self._session_entries: list[dict[str, Any]] = []
+
+    def say(self, msg: str) -> None:
+        if not self.cfg.quiet:
+            print(scrub(msg), file=self.out, flush=True)
+
+    # ---------------------------------------------------------------- preparation (no network)
+
+    def prepare(self) -> None:
+        cfg = self.cfg
+        _ensure_registered(cfg.datasets)
+        classes: list[tuple[str, type[Benchmark]]] = [(n, BENCHMARKS.get(n)) for n in cfg.datasets]
+        for name, cls in classes:
+            if getattr(cls, "needs_code_execution", False) and not cfg.allow_code_execution:
+                raise ConfigError(
+                    f"benchmark {name!r} runs model-generated code",
+                    "pass --allow-code-execution to run it in the sandbox",
+                )
+        root = cfg.dataset_root()
+        for name, cls in classes:
+            bench = cls(root, cfg.benchmark_args(name))
+            _check_data_available(cfg, name, bench)
+            samples = bench.load()
+            if not samples:
+                raise DatasetError(
+                    f"benchmark {name!r} loaded no samples", "check --dataset-args subset_list"
+                )
+            ids = [s.id for s in samples]
+            if len(set(ids)) != len(ids):
+                raise DatasetError(
+                    f"benchmark {name!r} has duplicate sample ids", "sample ids must be unique"
+                )
+            if cfg.limit is not None:
+                samples = samples[: cfg.limit]
+            gen = {**dict(getattr(cls, "default_generation", {}) or {}), **cfg.generation_config}
+            files = bench.data_files()
+            data_hash = bench.data_hash() if files else _samples_hash(samples)
+            args = {k: v for k, v in cfg.benchmark_args(name).items() if k != "allow_code_execution"}
+            fp = {
+                "model": self.model_name,
+                "endpoint": self.endpoint_id,
+                "api": cfg.api,
+                "benchmark": name,
+                "version": str(getattr(cls, "version", "1")),
+                "data_hash": data_hash,
+                "generation": _jsonable(gen),
+                "args": _jsonable(args),
+                "few_shot": bench.few_shot_num,
+                "subsets": list(bench.subset_list),
+            }
+            self.tasks.append(_Task(name, bench, samples, fp, gen))
+
+    def open_run_dir(self) -> None:
+        cfg = self.cfg
+        if cfg.resume is not None:
+            rd = cfg.resume
+            mpath = rd / MANIFEST
+            if not mpath.is_file():
+                raise ConfigError(
+                    f"--resume {str(rd)!r}: not a run directory (no {MANIFEST})",
+                    "pass the directory of an earlier run, e.g. outputs/20260101_120000",
+                )
+            try:
+                old = orjson.loads(mpath.read_bytes())
+            except orjson.JSONDecodeError as exc:
+                raise ConfigError(f"--resume {str(rd)!r}: {MANIFEST} is unreadable ({exc})") from None
+            self.manifest = old
+            old_fps: dict[str, Any] = old.get("fingerprints", {})
+            diffs: list[str] = []
+            for t in self.tasks:
+                prev = old_fps.get(t.name)
+                if prev is None:
+                    continue
+                diffs += [f"{t.name}.{d}" for d in fingerprint_diff(prev, t.fingerprint)]
+            if diffs and not cfg.force:
+                raise ConfigError(
+                    "--resume refused: the configuration differs from the earlier run: "
+                    + "; ".join(diffs[:8]),
+                    "use the same settings, or --force to resume anyway",
+                )
+            if diffs:
+                self.say(
+                    "Warning: resuming with a different configuration (--force): " + "; ".join(diffs[:8])
+                )
+            self.run_dir = rd
+            self.manifest.setdefault("sessions", []).append({"started": self.started, "resumed": True})
+        else:
+            self.run_dir = _new_run_dir(cfg.work_dir, cfg.run_name)
+            self.manifest = {"sessions": [{"started": self.started, "resumed": False}]}
+        self.manifest.update(
+            {
+                "status": "running",
+                "evalscope_version": __version__,
+                "python": sys.version.split()[0],
+                "config": self.cfg.redacted_dict(),
+                "fingerprints": {
+                    **self.manifest.get("fingerprints", {}),
+                    **{t.name: t.fingerprint for t in self.tasks},
+                },
+                "started": self.manifest.get("started", self.started),
+            }
+        )
+        self.write_manifest()
+        assert self.run_dir is not None
+        for t in self.tasks:
+            path = self.run_dir / "journal" / f"{t.name}.jsonl"
+            entries, _ = read_journal(path)
+            t.done = latest_entries(entries)
+            t.writer = JournalWriter(path).open()
+
+    def write_manifest(self) -> None:
+        if self.run_dir is None:
+            return
+        _atomic_write_json(self.run_dir / MANIFEST, scrub_secrets(self.manifest))
+
+    # ---------------------------------------------------------------- endpoint
+
+    async def connect(self) -> ApiModel:
+        cfg = self.cfg
+        if cfg.api_url is None:
+            loop = asyncio.get_running_loop()
+            self.sim = await loop.run_in_executor(None, start_builtin_sim, self.model_name)
+            url = str(self.sim.url)
+            self.say(f"No --api-url given: using the built-in simulator (policy 'choice') at {url}")
+        else:
+            url = cfg.api_url
+        if cfg.use_cache is not None:
+            self.cache = ResponseCache(cfg.use_cache).open()
+        policy = RetryPolicy(
+            max_attempts=cfg.max_attempts,
+            base_delay_s=cfg.retry_backoff_s,
+            max_delay_s=cfg.retry_max_backoff_s,
+            retry_after_cap_s=cfg.retry_after_cap_s,
+            deadline_s=cfg.sample_timeout_s,
+        )
+        model = ApiModel(
+            url,
+            self.model_name,
+            api=cfg.api,
+            api_key=self.api_key,
+            concurrency=cfg.eval_batch_size,
+            policy=policy,
+            timeouts=Timeouts(connect_s=cfg.connect_timeout_s, read_s=cfg.read_timeout_s),
+            stream=cfg.stream,
+            endpoint_id=self.endpoint_id,
+            cache=self.cache,
+        )
+        self.model = model
+        if cfg.preflight:
+            from evalscope.engine.preflight import preflight
+
+            try:
+                await preflight(model.client, check_model=bool(self.model_name))
+            except EndpointError as exc:
+                exc.message = exc.message.replace("--url", "--api-url")
+                if exc.hint:
+                    exc.hint = exc.hint.replace("--url", "--api-url")
+                raise
+            if not self.model_name:
+                self.model_name = model.client.model
+                for t in self.tasks:
+                    t.fingerprint["model"] = self.model_name
+        return model
+
+    # ---------------------------------------------------------------- running
+
+    def _pending(self) -> Iterator[tuple[_Task, Sample, int]]:
+        """Every (task, sample, repeat) not done yet, interleaved by repeat then sample order."""
+        for t in self.tasks:
+            for s in t.samples:
+                for r in range(self.cfg.repeats):
+                    e = t.done.get((s.id, r))
+                    if e is not None and e.get("status") == DONE:
+                        continue
+                    t.pending += 1
+                    yield t, s, r
+
+    async def _one(self, model: ApiModel, t: _Task, s: Sample, rep: int) -> None:
+        gen: Generation = await model.generate(s.messages, t.generation, _request_id(t.name, s.id, rep), rep)
+        entry: dict[str, Any] = {
+            "benchmark": t.name,
+            "sample_id": s.id,
+            "repeat": rep,
+            "subset": s.subset,
+            "category": s.category,
+            "prompt": s.messages,
+            "output": gen.raw_text,
+            "reasoning": gen.reasoning,
+            "gold": s.gold,
+            "finish_reason": gen.finish_reason,
+            "latency_s": gen.latency_s,
+            "ttft_s": gen.ttft_s,
+            "usage": {
+                "prompt_tokens": gen.prompt_tokens,
+                "completion_tokens": gen.completion_tokens,
+                "reasoning_tokens": gen.reasoning_tokens,
+            },
+            "attempts": gen.attempts,
+            "cached": gen.cached,
+            "time": time.time(),
+        }
+        if gen.retried_errors:
+            entry["retried_errors"] = gen.retried_errors
+        if gen.ok:
+            try:
+                res = await t.bench.ascore(s, gen.text)
+            except Exception as exc:  # noqa: BLE001 - a scorer bug marks the sample errored, never wrong
+                entry.update(status=ERRORED, error={"kind": "scoring", "message": scrub(repr(exc))[:1024]})
+            else:
+                entry.update(
+                    status=DONE if res.status != "sandbox_error" else ERRORED,
+                    score=res.value,
+                    extracted=res.extracted,
+                    parsed=res.parsed,
+                    score_status=res.status,
+                    detail=res.detail,
+                )
+        else:
+            assert gen.error is not None
+            entry.update(status=ERRORED, error={**gen.error.to_dict(), "gave_up": gen.gave_up})
+        if entry["status"] == ERRORED:
+            t.errored += 1
+        t.finished += 1
+        assert t.writer is not None
+        t.writer.append(_jsonable(entry))
+        t.done[(s.id, rep)] = entry
+        if not gen.cached:
+            self._session_entries.append(
+                {
+                    "latency_s": gen.latency_s,
+                    "ttft_s": gen.ttft_s,
+                    "completion_tokens": gen.completion_tokens,
+                    "ok": gen.ok,
+                }
+            )
+
+    async def _progress(self) -> None:
+        while True:
+            await asyncio.sleep(5.0)
+            parts = [
+                f"{t.name} {t.finished}/{t.pending}" + (f" ({t.errored} errored)" if t.errored else "")
+                for t in self.tasks
+            ]
+            self.say("progress: " + ", ".join(parts))
+
+    async def dispatch(self, model: ApiModel) -> None:
+        """At most ``eval_batch_size`` sample tasks alive; requests produced lazily (M2)."""
+        limit = self.cfg.eval_batch_size
+        slots = asyncio.Semaphore(limit)
+        progress = asyncio.create_task(self._progress()) if not self.cfg.quiet else None
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for t, s, rep in self._pending():
+                    await slots.acquire()
+
+                    async def job(t: _Task = t, s: Sample = s, rep: int = rep) -> None:
+                        try:
+                            await self._one(model, t, s, rep)
+                        finally:
+                            slots.release()
+
+                    tg.create_task(job())
+        finally:
+            if progress is not None:
+                progress.cancel()
+                try:
+                    await progress
+                except asyncio.CancelledError:
+                    pass
+
+    # ---------------------------------------------------------------- main
+
+    async def run(self) -> EvalResult:
+        self.prepare()
+        self.open_run_dir()
+        assert self.run_dir is not None
+        self.say(f"Run directory: {self.run_dir}")
+        status = "failed"
+        try:
+            model = await self.connect()
+            self.manifest["fingerprints"].update({t.name: t.fingerprint for t in self.tasks})
+            self.manifest["endpoint"] = self.endpoint_id
+            self.manifest["model"] = self.model_name
+            self.write_manifest()
+            t_start = time.perf_counter()
+            await self.dispatch(model)
+            wall = time.perf_counter() - t_start
+            result = self.finish(model, wall)
+            status = "completed"
+            return result
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            status = "interrupted"
+            raise
+        except EvalscopeError:
+            status = "failed"
+            raise
+        finally:
+            for t in self.tasks:
+                if t.writer is not None:
+                    t.writer.close()
+            if self.cache is not None:
+                self.cache.close()
+            if self.model is not None:
+                await self.model.aclose()
+            if self.sim is not None:
+                self.sim.stop()
+            self.manifest["status"] = status
+            self.manifest["finished"] = time.time()
+            self.manifest["elapsed_s"] = time.perf_counter() - self._t0
+            self.write_manifest()
+
+    def finish(self, model: ApiModel, wall_s: float) -> EvalResult:
+        from evalscope.eval.report import build_report, performance, print_table, write_report
+
+        assert self.run_dir is not None
+        result = EvalResult(run_dir=self.run_dir, sent=model.sent)
+        perf = performance(self._session_entries, wall_s)
+        perf["requests_sent"] = model.sent
+        perf["retries"] = model.retries
+        perf["concurrency_cuts"] = model.gate.cuts
+        if self.cache is not None:
+            perf["cache_hits"] = self.cache.hits
+        by_bench: dict[str, dict[str, Any]] = {}
+        for t in self.tasks:
+            triples: list[tuple[Sample, int, ScoreResult, dict[str, Any]]] = []
+            errored: list[dict[str, Any]] = []
+            for s in t.samples:
+                for r in range(self.cfg.repeats):
+                    e = t.done.get((s.id, r))
+                    if e is None:
+                        continue
+                    if e.get("status") == DONE:
+                        sr = ScoreResult(
+                            value=float(e.get("score", 0.0)),
+                            extracted=e.get("extracted"),
+                            parsed=bool(e.get("parsed", True)),
+                            status=str(e.get("score_status", "scored")),
+                            detail=dict(e.get("detail") or {}),
+                        )
+                        triples.append((s, r, sr, e))
+                    else:
+                        errored.append(e)
+            rep = build_report(
+                t.name,
+                t.bench,
+                triples,
+                errored,
+                self.cfg,
+                t.fingerprint,
+                self.model_name,
+                self.endpoint_id,
+                perf,
+            )
+            write_report(self.run_dir, self.model_name, t.name, rep)
+            by_bench[t.name] = rep
+            result.errored += len(errored)
+        result.reports[self.model_name] = by_bench
+        self.manifest["reports"] = {
+            name: str(Path("reports") / _safe_name(self.model_name) / f"{name}.json") for name in by_bench
+        }
+        self.manifest["performance"] = perf
+        if not self.cfg.quiet:
+            print_table(self.model_name, by_bench, self.out)
+            self.say(f"Reports: {self.run_dir / 'reports' / _safe_name(self.model_name)}")
+        return result
+
+
+async def arun_eval(cfg: EvalConfig | dict[str, Any] | str | Path, out: TextIO | None = None) -> EvalResult:
+    """Async form of :func:`run_eval` (for callers already in an event loop)."""
+    config = load_task_config(cfg)
+    return await EvalRunner(config, out).run()
+
+
+def run_eval(cfg: EvalConfig | dict[str, Any] | str | Path, out: TextIO | None = None) -> EvalResult:
+    """Run an evaluation to completion on a fresh (uvloop) event loop and return its reports."""
+    from evalscope.engine.session import run
+
+    config = load_task_config(cfg)
+    return run(EvalRunner(config, out).run())
