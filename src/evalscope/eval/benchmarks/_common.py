@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from evalscope.errors import DatasetError
+from evalscope.errors import DatasetError, UnknownNameError
 from evalscope.eval.benchmarks.base import Benchmark, Sample, ScoreResult
 from evalscope.eval.scoring.extract import extract_choice_detailed
 
@@ -186,6 +186,18 @@ def select_shots(pool: Sequence[Any], k: int, args: dict[str, Any], key: str = "
     return list(pool[:k])
 
 
+class IdMaker:
+    """Makes ids unique within one load: a repeated base id gets ``~2``, ``~3`` ... in file order."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, int] = {}
+
+    def __call__(self, base: str) -> str:
+        n = self._seen.get(base, 0) + 1
+        self._seen[base] = n
+        return base if n == 1 else f"{base}~{n}"
+
+
 def user(content: str) -> list[dict[str, Any]]:
     return [{"role": "user", "content": content}]
 
@@ -292,7 +304,34 @@ def render_letter(letter: str, others: Sequence[str], style: int, zh: bool = Fal
     return f"The answer is not {o1}.\n\n{marker}{letter}. (final)"
 
 
-class MultipleChoiceBenchmark(Benchmark):
+class BaseBenchmark(Benchmark):
+    """Validates ``subset_list`` against ``subsets`` (unknown names get a did-you-mean); ``subset_aliases``
+    maps alternative spellings; ``default_subsets`` (when set) is used instead of all subsets."""
+
+    subset_aliases: ClassVar[dict[str, str]] = {}
+    default_subsets: ClassVar[Sequence[str] | None] = None
+
+    def __init__(self, dataset_dir: Path | None = None, args: dict[str, Any] | None = None) -> None:
+        super().__init__(dataset_dir, args)
+        if not self.args.get("subset_list") and self.default_subsets is not None:
+            self.subset_list = list(self.default_subsets)
+        resolved: list[str] = []
+        for s in self.subset_list:
+            s = self.subset_aliases.get(s, s)
+            if s not in self.subsets:
+                import difflib
+
+                close = difflib.get_close_matches(s, list(self.subsets), n=3, cutoff=0.5)
+                msg = f"Unknown subset {s!r} for benchmark {self.name!r}."
+                if close:
+                    msg += f" Did you mean: {', '.join(close)}?"
+                raise UnknownNameError(msg + f" Available: {', '.join(self.subsets)}")
+            if s not in resolved:
+                resolved.append(s)
+        self.subset_list = resolved
+
+
+class MultipleChoiceBenchmark(BaseBenchmark):
     """Base for single-answer MCQ benchmarks: gold is a letter, ``meta['letters']`` the valid letters."""
 
     zh: ClassVar[bool] = False

@@ -217,10 +217,19 @@ def last_number(text: str) -> str | None:
 
 
 def _clean_tail(s: str) -> str:
-    s = s.strip().split("\n", 1)[0].strip()
+    lines = s.strip().split("\n")
+    s = lines[0]
+    for nxt in lines[1:]:  # an answer whose braces span lines ("\text{ square\nunits}")
+        if s.count("{") <= s.count("}"):
+            break
+        s += "\n" + nxt
+    s = s.strip()
     s = s.strip("*_` ")
-    if s.startswith("$") and s.count("$") >= 2:
-        s = s[1 : s.index("$", 1)]
+    if s.startswith("$"):
+        close = re.search(r"(?<!\\)\$", s[1:].lstrip("$"))
+        inner = s[1:].lstrip("$")
+        if close:
+            s = inner[: close.start()]
     s = s.strip().rstrip(".。").strip()
     if s.startswith("\\(") and s.endswith("\\)"):
         s = s[2:-2].strip()

@@ -7,7 +7,7 @@
    ``\\sqrt{2}``, ``^\\circ``, ``\\%``, ``\\text{...}`` unwrapped, a leading ``x =`` dropped, thousands commas
    removed, whitespace removed);
 2. numbers (:func:`parse_number`: ``1,000``, ``5.0``, ``$18``, ``50%``, ``18 dollars``, ``10\\text{ cm}``)
-   compared with a relative tolerance of 1e-6;
+   compared exactly when both are integers, else with a relative tolerance of 1e-9;
 3. tuples, intervals and comma lists compared elementwise (brackets must agree, so ``[1,2)`` is not
    ``(1,2)``; bare comma lists and ``\\{...\\}`` sets ignore order);
 4. symbolic equivalence with sympy: the LaTeX is translated to a small whitelisted expression language
@@ -342,7 +342,9 @@ def _to_sympy(s: str) -> Any:
 def _num_close(a: complex, b: complex) -> bool:
     if cmath.isinf(a) or cmath.isinf(b):
         return a == b
-    return abs(a - b) <= 1e-6 * max(1.0, abs(a), abs(b))
+    if a.imag == 0 and b.imag == 0 and a.real.is_integer() and b.real.is_integer():
+        return a == b
+    return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
 
 
 def _sympy_equal(a: str, b: str, timeout: float) -> bool:

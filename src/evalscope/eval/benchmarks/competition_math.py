@@ -1,0 +1,42 @@
+"""MATH (Hendrycks et al.) full test set, 5,000 problems, in the openai/simple-evals CSV format.
+
+Layout: ``<dataset-dir>/math/simple-evals/math_test.csv`` with header ``,Question,Answer`` (the first column is
+the row index). This format carries no subject/level, so only the overall score is reported (MATH-500 has the
+breakdown). Sample ids are content hashes of the question.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from evalscope.eval.benchmarks._common import IdMaker, content_id, data_root, read_csv_dicts, require_file, user
+from evalscope.eval.benchmarks._math_base import MathBenchmark, math_prompt
+from evalscope.eval.benchmarks.base import BENCHMARKS, Sample
+
+
+@BENCHMARKS.register("competition_math")
+class CompetitionMath(MathBenchmark):
+    name = "competition_math"
+    version = "1"
+    data_subdir = "math"
+    default_shots = 0
+    default_generation = {"max_tokens": 4096}
+
+    def _file(self) -> Path:
+        root = data_root(self, "simple-evals/math_test.csv")
+        return require_file(root / "simple-evals" / "math_test.csv", "math/simple-evals/math_test.csv")
+
+    def data_files(self) -> list[Path]:
+        return [self._file()]
+
+    def load(self) -> list[Sample]:
+        if self.few_shot_num > 0:
+            from evalscope.errors import ConfigError
+
+            raise ConfigError("competition_math has no few-shot split here", "set few_shot_num to 0")
+        ids = IdMaker()
+        out: list[Sample] = []
+        for _line, r in read_csv_dicts(self._file(), ("Question", "Answer")):
+            q = r["Question"]
+            out.append(Sample(id=ids(content_id(q)), messages=user(math_prompt(q)), gold=r["Answer"].strip()))
+        return out
