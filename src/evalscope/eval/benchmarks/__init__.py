@@ -1,0 +1,25 @@
+"""Benchmark modules. Importing the package registers the built-in benchmarks lazily (``name -> module:class``)
+so that listing names or a did-you-mean never imports every module; ``BENCHMARKS.get(name)`` imports one."""
+
+from __future__ import annotations
+
+from evalscope.eval.benchmarks.base import BENCHMARKS
+
+_BUILTIN = {
+    "mmlu": "mmlu:MMLU",
+    "cmmlu": "cmmlu:CMMLU",
+    "ceval": "ceval:CEval",
+    "gsm8k": "gsm8k:GSM8K",
+    "arc": "arc:ARC",
+    "hellaswag": "hellaswag:HellaSwag",
+    "truthful_qa": "truthful_qa:TruthfulQA",
+    "competition_math": "competition_math:CompetitionMath",
+    "math_500": "math_500:Math500",
+    "gpqa": "gpqa:GPQA",
+    "bbh": "bbh:BBH",
+    "general_mcq": "general:GeneralMCQ",
+    "general_qa": "general:GeneralQA",
+}
+for _name, _ref in _BUILTIN.items():
+    if _name not in BENCHMARKS:
+        BENCHMARKS.add(_name, f"{__name__}.{_ref}")

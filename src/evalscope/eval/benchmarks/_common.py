@@ -28,7 +28,9 @@ LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 def data_root(bench: Benchmark, expected: str) -> Path:
     """``dataset_dir / data_subdir``; DatasetError naming ``--dataset-dir`` and the layout when absent."""
-    layout = f"<dataset-dir>/{bench.data_subdir}/{expected}" if bench.data_subdir else f"<dataset-dir>/{expected}"
+    layout = (
+        f"<dataset-dir>/{bench.data_subdir}/{expected}" if bench.data_subdir else f"<dataset-dir>/{expected}"
+    )
     if bench.dataset_dir is None:
         raise DatasetError(
             f"benchmark {bench.name!r} needs local data files but no dataset directory was given",
@@ -82,9 +84,13 @@ def read_jsonl(path: Path, required: Sequence[str] = ()) -> list[tuple[int, dict
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
-            raise DatasetError(f"data file {path} line {no}: bad JSON ({e.msg})", "each line must be one JSON object") from e
+            raise DatasetError(
+                f"data file {path} line {no}: bad JSON ({e.msg})", "each line must be one JSON object"
+            ) from e
         if not isinstance(obj, dict):
-            raise DatasetError(f"data file {path} line {no}: expected a JSON object, got {type(obj).__name__}")
+            raise DatasetError(
+                f"data file {path} line {no}: expected a JSON object, got {type(obj).__name__}"
+            )
         missing = [k for k in required if k not in obj]
         if missing:
             raise DatasetError(f"data file {path} line {no}: missing field(s) {', '.join(missing)}")
@@ -145,7 +151,9 @@ def read_csv_rows(path: Path, ncols: int) -> list[tuple[int, list[str]]]:
             if not any(c.strip() for c in row):
                 continue
             if len(row) != ncols:
-                raise DatasetError(f"data file {path} line {reader.line_num}: {len(row)} columns, expected {ncols}")
+                raise DatasetError(
+                    f"data file {path} line {reader.line_num}: {len(row)} columns, expected {ncols}"
+                )
             out.append((reader.line_num, row))
     except csv.Error as e:
         raise DatasetError(f"data file {path} line {reader.line_num}: malformed CSV ({e})") from e
@@ -310,11 +318,15 @@ class BaseBenchmark(Benchmark):
 
     subset_aliases: ClassVar[dict[str, str]] = {}
     default_subsets: ClassVar[Sequence[str] | None] = None
+    #: User-data benchmarks take any subset name (their files define the subsets).
+    open_subsets: ClassVar[bool] = False
 
     def __init__(self, dataset_dir: Path | None = None, args: dict[str, Any] | None = None) -> None:
         super().__init__(dataset_dir, args)
         if not self.args.get("subset_list") and self.default_subsets is not None:
             self.subset_list = list(self.default_subsets)
+        if self.open_subsets:
+            return
         resolved: list[str] = []
         for s in self.subset_list:
             s = self.subset_aliases.get(s, s)
@@ -336,6 +348,10 @@ class MultipleChoiceBenchmark(BaseBenchmark):
 
     zh: ClassVar[bool] = False
 
+    def chinese(self) -> bool:
+        """Whether prompts and reference outputs use ``答案：`` (class default ``zh``)."""
+        return self.zh
+
     def score(self, sample: Sample, output: str) -> ScoreResult:
         letters = str(sample.meta.get("letters", "ABCD"))
         ext = extract_choice_detailed(output, letters)
@@ -351,11 +367,11 @@ class MultipleChoiceBenchmark(BaseBenchmark):
 
     def reference_output(self, sample: Sample, style: int = 0) -> str:
         """A correct reply in one of several styles (style is taken modulo the number of styles)."""
-        return render_letter(str(sample.gold), self._others(sample, str(sample.gold)), style, self.zh)
+        return render_letter(str(sample.gold), self._others(sample, str(sample.gold)), style, self.chinese())
 
     def wrong_output(self, sample: Sample, style: int = 0) -> str:
         """A wrong reply (a valid but wrong letter) in the same styles."""
         others = self._others(sample, str(sample.gold))
         wrong = others[style % len(others)]
         distract = [str(sample.gold), *[c for c in others if c != wrong]]
-        return render_letter(wrong, distract, style, self.zh)
+        return render_letter(wrong, distract, style, self.chinese())

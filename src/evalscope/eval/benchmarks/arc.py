@@ -44,7 +44,12 @@ class ARC(MultipleChoiceBenchmark):
     version = "1"
     data_subdir = "arc"
     subsets = ("ARC-Easy", "ARC-Challenge")
-    subset_aliases = {"easy": "ARC-Easy", "challenge": "ARC-Challenge", "ARC-C": "ARC-Challenge", "ARC-E": "ARC-Easy"}
+    subset_aliases = {
+        "easy": "ARC-Easy",
+        "challenge": "ARC-Challenge",
+        "ARC-C": "ARC-Challenge",
+        "ARC-E": "ARC-Easy",
+    }
     default_shots = 0
 
     def _file(self, subset: str, split: str) -> Path:
@@ -52,7 +57,9 @@ class ARC(MultipleChoiceBenchmark):
         return root / subset / f"{subset}-{split}.jsonl"
 
     def data_files(self) -> list[Path]:
-        out = [require_file(self._file(s, "Test"), "arc/<subset>/<subset>-Test.jsonl") for s in self.subset_list]
+        out = [
+            require_file(self._file(s, "Test"), "arc/<subset>/<subset>-Test.jsonl") for s in self.subset_list
+        ]
         if self.few_shot_num > 0:
             out += [self._file(s, "Train") for s in self.subset_list if self._file(s, "Train").is_file()]
         return out

@@ -60,7 +60,9 @@ def _rows(path: Path) -> list[tuple[str, str, list[str], str, str | None]]:
         ans = r["answer"].strip().upper()
         if ans not in ("A", "B", "C", "D"):
             raise DatasetError(f"data file {path} line {line}: answer {r['answer']!r} is not one of A-D")
-        out.append((r["id"].strip(), r["question"], [r[c] for c in "ABCD"], ans, r.get("explanation") or None))
+        out.append(
+            (r["id"].strip(), r["question"], [r[c] for c in "ABCD"], ans, r.get("explanation") or None)
+        )
     return out
 
 
@@ -77,7 +79,8 @@ class CEval(MultipleChoiceBenchmark):
         split = str(self.args.get("split", "val"))
         if split not in ("val", "dev"):
             raise DatasetError(
-                f"ceval split {split!r} cannot be scored", "the test split has no public labels; use split 'val'"
+                f"ceval split {split!r} cannot be scored",
+                "the test split has no public labels; use split 'val'",
             )
         return split
 

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evalscope.eval.benchmarks._common import IdMaker, content_id, data_root, read_csv_dicts, require_file, user
+from evalscope.eval.benchmarks._common import (
+    IdMaker,
+    content_id,
+    data_root,
+    read_csv_dicts,
+    require_file,
+    user,
+)
 from evalscope.eval.benchmarks._math_base import MathBenchmark, math_prompt
 from evalscope.eval.benchmarks.base import BENCHMARKS, Sample
 

@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from evalscope.errors import DatasetError
-from evalscope.eval.benchmarks._common import IdMaker, content_id, data_root, read_jsonl, require_file, select_shots, user
+from evalscope.eval.benchmarks._common import (
+    IdMaker,
+    content_id,
+    data_root,
+    read_jsonl,
+    require_file,
+    select_shots,
+    user,
+)
 from evalscope.eval.benchmarks._math_base import MathBenchmark, math_prompt
 from evalscope.eval.benchmarks.base import BENCHMARKS, Sample
 

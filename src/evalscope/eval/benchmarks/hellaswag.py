@@ -42,7 +42,9 @@ def _parse(path: Path, line: int, o: dict[str, Any]) -> tuple[str, str, list[str
     try:
         label = int(o["label"])
     except (TypeError, ValueError) as e:
-        raise DatasetError(f"data file {path} line {line}: 'label' {o['label']!r} is not an integer 0-3") from e
+        raise DatasetError(
+            f"data file {path} line {line}: 'label' {o['label']!r} is not an integer 0-3"
+        ) from e
     if not 0 <= label <= 3:
         raise DatasetError(f"data file {path} line {line}: 'label' {label} is not in 0-3")
     ctx = clean(str(o["ctx_a"]) + " " + str(o["ctx_b"]).capitalize())

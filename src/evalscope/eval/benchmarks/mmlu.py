@@ -11,8 +11,8 @@ from pathlib import Path
 
 from evalscope.errors import DatasetError
 from evalscope.eval.benchmarks._common import (
-    MultipleChoiceBenchmark,
     IdMaker,
+    MultipleChoiceBenchmark,
     content_id,
     data_root,
     mcq_sample,
@@ -69,7 +69,9 @@ class MMLU(MultipleChoiceBenchmark):
 
     def _paths(self, subject: str) -> tuple[Path, Path]:
         root = data_root(self, "data/test/<subject>_test.csv")
-        test = require_file(root / "data" / "test" / f"{subject}_test.csv", "mmlu/data/test/<subject>_test.csv")
+        test = require_file(
+            root / "data" / "test" / f"{subject}_test.csv", "mmlu/data/test/<subject>_test.csv"
+        )
         return test, root / "data" / "dev" / f"{subject}_dev.csv"
 
     def data_files(self) -> list[Path]:

@@ -72,7 +72,10 @@ _FALLBACKS: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"\s*:?\s*(?i:option\s+|choice\s+)?" + _OPEN + r"([A-Z])(?![A-Za-z0-9])"
         ),
     ),
-    ("zh_answer", re.compile(r"(?:正确)?(?:答案|选项)\s*(?:应该)?(?:是|为|选)\s*" + _OPEN + r"([A-Z])(?![A-Za-z0-9])")),
+    (
+        "zh_answer",
+        re.compile(r"(?:正确)?(?:答案|选项)\s*(?:应该)?(?:是|为|选)\s*" + _OPEN + r"([A-Z])(?![A-Za-z0-9])"),
+    ),
     ("boxed", re.compile(r"\\boxed\s*\{\s*(?:\\text(?:bf)?\{)?\s*\(?([A-Z])\)?\s*\}?\s*\}")),
 )
 # A reply that is nothing but a letter: "B", "(B)", "**B**", "B.", "B) blue".
@@ -154,7 +157,9 @@ def extract_choices(text: str, valid: Iterable[str]) -> frozenset[str] | None:
         line = body[m.end() :].lstrip(" \t*_")
         line = line.split("\n", 1)[0] if line.strip() else ""
         cleaned = re.sub(r"\\boxed\s*\{|\\text(?:bf)?\s*\{|\\mathrm\s*\{", " ", line)
-        cleaned = re.sub(r"\band\b|[,，、;；/&+*_`$()\[\]{}（）【】.。'\"]", " ", cleaned, flags=re.IGNORECASE)
+        cleaned = re.sub(
+            r"\band\b|[,，、;；/&+*_`$()\[\]{}（）【】.。'\"]", " ", cleaned, flags=re.IGNORECASE
+        )
         tokens = cleaned.split()
         if not tokens:
             continue
@@ -210,10 +215,10 @@ def last_number(text: str) -> str | None:
     nums = _NUMBER.findall(text or "")
     if not nums:
         return None
-    n = nums[-1].replace("$", "").rstrip(",")
+    n = str(nums[-1]).replace("$", "").rstrip(",")
     if re.fullmatch(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?", n):
         n = n.replace(",", "")
-    return n.replace(",", "") if "," in n and not re.search(r",\d", n) else n
+    return n
 
 
 def _clean_tail(s: str) -> str:

@@ -273,22 +273,23 @@ def _replace_cmd_args(s: str, cmd: str, nargs: int, fmt: Callable[[list[str]], s
         s = s[: m.start()] + fmt(args) + s[i:]
 
 
+_CMD_RULES: tuple[tuple[str, int, Callable[[list[str]], str]], ...] = (
+    ("frac", 2, lambda a: f"(({a[0]})/({a[1]}))"),
+    ("binom", 2, lambda a: f"binomial(({a[0]}),({a[1]}))"),
+    ("sqrt", 1, lambda a: f"(({a[0]})**(1/({a[1]})))" if len(a) == 2 else f"sqrt({a[0]})"),
+)
+
+
 def _latex_to_expr_str(s: str) -> str | None:
     """Translate normalised LaTeX to a whitelisted sympy expression string; None when out of scope."""
     if len(s) > _MAX_LEN or "_" in s or "=" in s or "!" in s:
         return None
-    t: str | None = s
-    t = _replace_cmd_args(t, "frac", 2, lambda a: f"(({a[0]})/({a[1]}))")
-    if t is None:
-        return None
-    t = _replace_cmd_args(t, "binom", 2, lambda a: f"binomial(({a[0]}),({a[1]}))")
-    if t is None:
-        return None
-    t = _replace_cmd_args(
-        t, "sqrt", 1, lambda a: f"(({a[0]})**(1/({a[1]})))" if len(a) == 2 else f"sqrt({a[0]})"
-    )
-    if t is None:
-        return None
+    t = s
+    for cmd, nargs, fmt in _CMD_RULES:
+        got = _replace_cmd_args(t, cmd, nargs, fmt)
+        if got is None:
+            return None
+        t = got
     t = re.sub(r"\\(?:cdot|times)", "*", t)
     t = t.replace("\\div", "/").replace("\\pi", " pi ").replace("\\infty", " oo ").replace("π", " pi ")
     t = re.sub(r"\\(arcsin|arccos|arctan|sinh|cosh|tanh|sin|cos|tan|cot|sec|csc|ln|log|exp)", r" \1 ", t)

@@ -93,7 +93,9 @@ def bleu(prediction: str, references: str | Sequence[str], max_n: int = 4, smoot
     return _combine(*_bleu_stats(hyp, rt, max_n), smooth=smooth)
 
 
-def corpus_bleu(predictions: Sequence[str], references: Sequence[str | Sequence[str]], max_n: int = 4) -> float:
+def corpus_bleu(
+    predictions: Sequence[str], references: Sequence[str | Sequence[str]], max_n: int = 4
+) -> float:
     """Corpus BLEU in [0, 1]: n-gram counts and lengths pooled over all pairs, no smoothing."""
     tm = [0] * max_n
     tt = [0] * max_n
