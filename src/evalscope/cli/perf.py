@@ -1,0 +1,155 @@
+"""``evalscope perf``: the click command, generated from :class:`evalscope.perf.config.PerfConfig`.
+
+Every option's name, help and default come from the config model, so the CLI, config files (``--config``)
+and the Python API cannot drift apart. List options accept the original EvalScope spelling
+(``--parallel 1 4 16``) as well as repetition or commas. Only options the user gave are passed on, so a
+config file's values are overridden by the command line and not by defaults.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+from evalscope.perf.config import PerfConfig
+
+_LIST_KINDS = ("list", "map")
+
+
+def _field_meta() -> list[tuple[str, dict[str, Any], str, Any]]:
+    out = []
+    for name, info in PerfConfig.model_fields.items():
+        extra = info.json_schema_extra
+        if not isinstance(extra, dict) or not extra.get("cli"):
+            continue
+        default = None if info.default_factory is not None else info.default
+        if info.default_factory is not None:
+            default = info.default_factory()  # type: ignore[call-arg]
+        out.append((name, extra, info.description or "", default))
+    return out
+
+
+_FIELDS = _field_meta()
+_MULTI_OPTS: set[str] = {str(e["cli"]) for _, e, _, _ in _FIELDS if e["kind"] in _LIST_KINDS}
+
+
+def _fmt_default(default: Any) -> str:
+    if default is None or default == {} or default == []:
+        return ""
+    if isinstance(default, list):
+        return " [default: " + " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in default) + "]"
+    if isinstance(default, bool):
+        return ""
+    return f" [default: {default}]"
+
+
+class PerfCommand(click.Command):
+    """Accepts ``--parallel 1 4 16`` (several values after one list option), as the original EvalScope did."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        out: list[str] = []
+        i = 0
+        while i < len(args):
+            a = args[i]
+            out.append(a)
+            i += 1
+            if a in _MULTI_OPTS:
+                vals: list[str] = []
+                while i < len(args) and not (
+                    args[i].startswith("--") or (args[i].startswith("-") and len(args[i]) == 2)
+                ):
+                    vals.append(args[i])
+                    i += 1
+                out.append(" ".join(vals) if vals else "")
+        return super().parse_args(ctx, out)
+
+
+def _build(func: Any) -> Any:
+    for name, extra, desc, default in reversed(_FIELDS):
+        opt = str(extra["cli"])
+        kind = extra["kind"]
+        help_text = desc + ("" if kind == "flag" else _fmt_default(default))
+        metavar = extra.get("metavar")
+        if kind == "flag":
+            func = click.option(opt, name, default=bool(default), help=help_text, is_flag=True)(func)
+        elif kind in _LIST_KINDS:
+            func = click.option(opt, name, multiple=True, type=str, help=help_text, metavar=metavar)(func)
+        else:
+            func = click.option(opt, name, type=str, default=None, help=help_text, metavar=metavar)(func)
+    func = click.option(
+        "--config",
+        "config_file",
+        type=str,
+        default=None,
+        help="YAML or JSON file of options (field names, e.g. parallel: [1, 4]); the command line overrides it.",
+    )(func)
+    return func
+
+
+@click.command(
+    "perf",
+    cls=PerfCommand,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@_build
+def perf(config_file: str | None, **kwargs: Any) -> None:
+    """Stress-test an OpenAI-compatible endpoint (or, without --url, the built-in simulator).
+
+    Exit codes: 0 ok, 2 bad option/config/dataset, 3 endpoint/auth, 4 aborted by --max-errors /
+    --max-error-rate, 5 --strict check failed, 130 interrupted.
+    """
+    from evalscope.cli import run_cli_command
+
+    ctx = click.get_current_context()
+    given: dict[str, Any] = {}
+    for name, value in kwargs.items():
+        if ctx.get_parameter_source(name) in (ParameterSource.DEFAULT, None):
+            continue
+        if isinstance(value, tuple):
+            value = [v for v in value if v != ""]
+            if not value:
+                continue
+            if name in ("parallel", "number", "percentiles"):
+                value = " ".join(value)
+        given[name] = value
+    debug = bool(given.get("debug"))
+    run_cli_command(_main, config_file, given, debug=debug)
+
+
+def _main(config_file: str | None, given: dict[str, Any]) -> None:
+    from rich.console import Console
+
+    from evalscope.errors import AbortedError, ThresholdError
+    from evalscope.perf.config import load_config_file, make_config
+    from evalscope.perf.report import ConsoleReporter
+    from evalscope.perf.runner import run_perf
+
+    data: dict[str, Any] = load_config_file(config_file) if config_file else {}
+    data.update(given)
+    cfg = make_config(data)
+    console = Console(highlight=False)
+    reporter = ConsoleReporter(console, live=cfg.live)
+    summary = run_perf(cfg, reporter=reporter)
+    reporter.final(summary)
+    status = summary["status"]
+    if status == "interrupted":
+        click.echo(f"Interrupted: partial results in {summary['run_dir']}", err=True)
+        sys.exit(130)
+    if status == "aborted":
+        raise AbortedError(str(summary.get("stop_reason")), f"partial results in {summary['run_dir']}")
+    if cfg.strict:
+        problems = []
+        for s in summary["stages"]:
+            if not s["client"]["trustworthy"]:
+                problems.append(f"stage {s['stage'] + 1}: client not trustworthy ({s['client']['reason']})")
+            g = s.get("goodput")
+            if g and (g["ratio"] is None or g["ratio"] < cfg.goodput_min_ratio):
+                ratio = "-" if g["ratio"] is None else f"{100 * g['ratio']:.1f}%"
+                problems.append(
+                    f"stage {s['stage'] + 1}: goodput {ratio} < {100 * cfg.goodput_min_ratio:g}% of requests met the SLOs"
+                )
+        if problems:
+            raise ThresholdError("--strict: " + "; ".join(problems))

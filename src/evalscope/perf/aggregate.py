@@ -1,0 +1,391 @@
+"""Streaming aggregation: one HDR histogram per metric, counters, a bounded error table, a per-second timeline.
+
+Nothing here grows per request or per token (M1): each latency sample goes into an HDR histogram
+(1 µs … 1 h, 3 significant digits, so percentiles are within 0.1 %), next to an exact count / sum / min / max.
+Aggregators are mergeable (:meth:`Aggregator.merge`, :meth:`Aggregator.to_state` /
+:meth:`Aggregator.from_state`), so worker processes can each aggregate and the parent merges exactly.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+from evalscope.engine.records import RequestRecord
+from evalscope.perf.metrics import LATENCY_METRICS, icl_raw, itl_spread, scalar_default, scalar_vllm
+
+LOWEST_US = 1
+HIGHEST_US = 3_600_000_000  # one hour
+SIGNIFICANT_DIGITS = 3
+#: Percentiles always present in the summary (``p999`` is 99.9).
+SUMMARY_PERCENTILES: tuple[tuple[str, float], ...] = (
+    ("p50", 50.0),
+    ("p90", 90.0),
+    ("p95", 95.0),
+    ("p99", 99.0),
+    ("p999", 99.9),
+)
+MAX_ERROR_GROUPS = 100
+
+_NORM = (
+    re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"),
+    re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b"),
+    re.compile(r"\[[0-9a-fA-F:]+\](?::\d+)?"),
+    re.compile(r"\b(?=[0-9a-zA-Z_-]*\d)[0-9a-zA-Z_-]{12,}\b"),
+    re.compile(r"0x[0-9a-fA-F]+"),
+    re.compile(r"\d+(?:\.\d+)?"),
+)
+
+
+def normalize_error(message: str) -> str:
+    """Strip what varies between occurrences (ids, addresses, numbers) so equal errors group together."""
+    text = message[:300]
+    for rx in _NORM:
+        text = rx.sub("#", text)
+    return " ".join(text.split())[:160]
+
+
+def new_histogram() -> HdrHistogram:
+    return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+
+
+class Metric:
+    """An HDR histogram in microseconds plus exact count, sum, min and max in nanoseconds."""
+
+    __slots__ = ("count", "hist", "max_ns", "min_ns", "sum_ns")
+
+    def __init__(self) -> None:
+        self.hist = new_histogram()
+        self.count = 0
+        self.sum_ns = 0.0
+        self.min_ns = float("inf")
+        self.max_ns = float("-inf")
+
+    def record(self, ns: float, count: int = 1) -> None:
+        """Add ``count`` samples of ``ns`` nanoseconds (negative values, e.g. clock noise, count as 0)."""
+        if ns < 0:
+            ns = 0
+        us = int(ns / 1000.0 + 0.5)
+        if us < LOWEST_US:
+            us = LOWEST_US
+        elif us > HIGHEST_US:
+            us = HIGHEST_US
+        self.hist.record_value(us, count)
+        self.count += count
+        self.sum_ns += ns * count
+        if ns < self.min_ns:
+            self.min_ns = ns
+        if ns > self.max_ns:
+            self.max_ns = ns
+
+    def percentile_ms(self, p: float) -> float | None:
+        """``p`` (0-100) percentile in ms from the histogram, clamped to the exact min / max."""
+        if self.count == 0:
+            return None
+        v_ns = float(self.hist.get_value_at_percentile(p)) * 1000.0
+        return min(max(v_ns, self.min_ns), self.max_ns) / 1e6
+
+    def mean_ms(self) -> float | None:
+        return None if self.count == 0 else self.sum_ns / self.count / 1e6
+
+    def stats(self, extra_percentiles: tuple[float, ...] = ()) -> dict[str, Any] | None:
+        """``{mean, min, max, p50, p90, p95, p99, p999}`` in ms (None when no sample)."""
+        if self.count == 0:
+            return None
+        out: dict[str, Any] = {
+            "mean": self.sum_ns / self.count / 1e6,
+            "min": self.min_ns / 1e6,
+            "max": self.max_ns / 1e6,
+        }
+        for key, p in SUMMARY_PERCENTILES:
+            out[key] = self.percentile_ms(p)
+        for p in extra_percentiles:
+            key = pct_key(p)
+            if key not in out:
+                out[key] = self.percentile_ms(p)
+        out["count"] = self.count
+        return out
+
+    def merge(self, other: Metric) -> None:
+        """Add ``other``'s samples (exact: HDR histograms with the same layout add bucket by bucket)."""
+        if other.count == 0:
+            return
+        self.hist.add(other.hist)
+        self.count += other.count
+        self.sum_ns += other.sum_ns
+        self.min_ns = min(self.min_ns, other.min_ns)
+        self.max_ns = max(self.max_ns, other.max_ns)
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "hist": base64.b64encode(self.hist.encode()).decode("ascii") if self.count else None,
+            "count": self.count,
+            "sum_ns": self.sum_ns,
+            "min_ns": self.min_ns if self.count else None,
+            "max_ns": self.max_ns if self.count else None,
+        }
+
+    @classmethod
+    def from_state(cls, d: dict[str, Any]) -> Metric:
+        m = cls()
+        if d.get("count"):
+            m.hist = HdrHistogram.decode(base64.b64decode(d["hist"]))
+            m.count = int(d["count"])
+            m.sum_ns = float(d["sum_ns"])
+            m.min_ns = float(d["min_ns"])
+            m.max_ns = float(d["max_ns"])
+        return m
+
+
+def pct_key(p: float) -> str:
+    """50 -> ``p50``, 99.9 -> ``p999``, 99.99 -> ``p9999``."""
+    return "p" + f"{p:g}".replace(".", "")
+
+
+class Aggregator:
+    """All statistics of one stage, fed one :class:`RequestRecord` at a time.
+
+    Args:
+        t0_ns: start of the stage (timeline seconds count from here).
+        profile: ``default`` or ``vllm`` metric definitions.
+        slos_ms: goodput SLOs (``ttft``, ``ttfo``, ``tpot``, ``itl``, ``e2e``), in ms.
+    """
+
+    def __init__(self, t0_ns: int, profile: str = "default", slos_ms: dict[str, float] | None = None) -> None:
+        self.t0_ns = t0_ns
+        self.profile = profile
+        self.slos_ns = {k: float(v) * 1e6 for k, v in (slos_ms or {}).items()}
+        self.metrics: dict[str, Metric] = {name: Metric() for name in LATENCY_METRICS}
+        self.loop_lag = Metric()
+        self.dispatch_lag = Metric()
+        self.sent = 0
+        self.succeeded = 0
+        self.failed = 0
+        self.cancelled = 0
+        self.good = 0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.token_sources: dict[str, int] = {}
+        self.first_sent_ns: int | None = None
+        self.last_end_ns: int | None = None
+        self.errors: dict[str, dict[str, Any]] = {}
+        self.errors_other = 0
+        self.timeline: list[list[int]] = []  # per second: completed, failed, output tokens, in flight
+        self._scalar = scalar_vllm if profile == "vllm" else scalar_default
+        self._itl = icl_raw if profile == "vllm" else itl_spread
+
+    # ---- feeding ---------------------------------------------------------------------------------------
+
+    def _second(self, t_ns: int) -> list[int]:
+        s = max(0, (t_ns - self.t0_ns) // 1_000_000_000)
+        tl = self.timeline
+        while len(tl) <= s:
+            tl.append([0, 0, 0, 0])
+        return tl[s]
+
+    def add(self, rec: RequestRecord) -> None:
+        """Fold one finished record in. Latency statistics use successful requests only (E5)."""
+        self.sent += 1
+        status = rec.status
+        if status == "cancelled":
+            # E10: cut off by an interrupt or the end of a duration; neither an error nor a latency sample.
+            self.cancelled += 1
+            return
+        end = rec.end_ns if rec.end_ns is not None else rec.sent_ns
+        if self.first_sent_ns is None or rec.sent_ns < self.first_sent_ns:
+            self.first_sent_ns = rec.sent_ns
+        if self.last_end_ns is None or end > self.last_end_ns:
+            self.last_end_ns = end
+        bucket = self._second(end)
+        if status != "ok":
+            self.failed += 1
+            bucket[1] += 1
+            self._add_error(rec)
+            return
+        self.succeeded += 1
+        bucket[0] += 1
+        ct = rec.completion_tokens or 0
+        bucket[2] += ct
+        self.completion_tokens += ct
+        self.prompt_tokens += rec.prompt_tokens or 0
+        src = rec.token_source or "unknown"
+        self.token_sources[src] = self.token_sources.get(src, 0) + 1
+        m = self.metrics
+        s = self._scalar(rec)
+        if s.ttft is not None:
+            m["ttft"].record(s.ttft)
+        if s.ttfo is not None:
+            m["ttfo"].record(s.ttfo)
+        if s.tpot is not None:
+            m["tpot"].record(s.tpot)
+        if s.e2e is not None:
+            m["e2e_latency"].record(s.e2e)
+        m["queue_time"].record(s.queue)
+        if s.from_schedule is not None:
+            m["latency_from_schedule"].record(s.from_schedule)
+        itl_m = m["itl"]
+        itl_before_sum, itl_before_n = itl_m.sum_ns, itl_m.count
+        self._itl(rec, itl_m.record)
+        icl_raw(rec, m["icl"].record)
+        if self.slos_ns:
+            itl_mean = None
+            if itl_m.count > itl_before_n:
+                itl_mean = (itl_m.sum_ns - itl_before_sum) / (itl_m.count - itl_before_n)
+            values = {"ttft": s.ttft, "ttfo": s.ttfo, "tpot": s.tpot, "e2e": s.e2e, "itl": itl_mean}
+            # A metric that is undefined for this request (e.g. TPOT with one token) does not fail its SLO.
+            if all(values[k] is None or values[k] <= lim for k, lim in self.slos_ns.items()):  # type: ignore[operator]
+                self.good += 1
+
+    def _add_error(self, rec: RequestRecord) -> None:
+        err = rec.error
+        kind = err.kind if err is not None else "unknown"
+        status = err.http_status if err is not None else rec.http_status
+        msg = err.message if err is not None else ""
+        key = f"{kind}|{status if status is not None else '-'}|{normalize_error(msg)}"
+        group = self.errors.get(key)
+        if group is None:
+            if len(self.errors) >= MAX_ERROR_GROUPS:
+                self.errors_other += 1
+                return
+            group = {
+                "kind": kind,
+                "http_status": status,
+                "key": key,
+                "count": 0,
+                "example": msg[:1024],
+                "exception_type": err.exception_type if err is not None else None,
+            }
+            self.errors[key] = group
+        group["count"] += 1
+
+    def sample_in_flight(self, now_ns: int, in_flight: int) -> None:
+        """Record the number of in-flight requests for the current second (the last sample wins)."""
+        self._second(now_ns)[3] = in_flight
+
+    # ---- merging ----------------------------------------------------------------------------------------
+
+    def merge(self, other: Aggregator) -> None:
+        """Add ``other`` (e.g. a worker's stage aggregate) into this one."""
+        for name, m in other.metrics.items():
+            self.metrics[name].merge(m)
+        self.loop_lag.merge(other.loop_lag)
+        self.dispatch_lag.merge(other.dispatch_lag)
+        for attr in (
+            "sent",
+            "succeeded",
+            "failed",
+            "cancelled",
+            "good",
+            "prompt_tokens",
+            "completion_tokens",
+        ):
+            setattr(self, attr, getattr(self, attr) + getattr(other, attr))
+        for k, v in other.token_sources.items():
+            self.token_sources[k] = self.token_sources.get(k, 0) + v
+        if other.first_sent_ns is not None:
+            self.first_sent_ns = (
+                other.first_sent_ns
+                if self.first_sent_ns is None
+                else min(self.first_sent_ns, other.first_sent_ns)
+            )
+        if other.last_end_ns is not None:
+            self.last_end_ns = (
+                other.last_end_ns if self.last_end_ns is None else max(self.last_end_ns, other.last_end_ns)
+            )
+        for key, g in other.errors.items():
+            mine = self.errors.get(key)
+            if mine is not None:
+                mine["count"] += g["count"]
+            elif len(self.errors) < MAX_ERROR_GROUPS:
+                self.errors[key] = dict(g)
+            else:
+                self.errors_other += g["count"]
+        self.errors_other += other.errors_other
+        offset = (other.t0_ns - self.t0_ns) // 1_000_000_000
+        for i, row in enumerate(other.timeline):
+            mine_row = self._second(self.t0_ns + (i + offset) * 1_000_000_000)
+            for j in range(4):
+                mine_row[j] += row[j]
+
+    def to_state(self) -> dict[str, Any]:
+        """A JSON-ready, lossless snapshot (histograms base64-encoded) for :meth:`from_state`."""
+        return {
+            "t0_ns": self.t0_ns,
+            "profile": self.profile,
+            "slos_ms": {k: v / 1e6 for k, v in self.slos_ns.items()},
+            "metrics": {k: m.to_state() for k, m in self.metrics.items()},
+            "loop_lag": self.loop_lag.to_state(),
+            "dispatch_lag": self.dispatch_lag.to_state(),
+            "counters": {
+                a: getattr(self, a)
+                for a in (
+                    "sent",
+                    "succeeded",
+                    "failed",
+                    "cancelled",
+                    "good",
+                    "prompt_tokens",
+                    "completion_tokens",
+                    "first_sent_ns",
+                    "last_end_ns",
+                    "errors_other",
+                )
+            },
+            "token_sources": dict(self.token_sources),
+            "errors": [dict(g) for g in self.errors.values()],
+            "timeline": [list(r) for r in self.timeline],
+        }
+
+    @classmethod
+    def from_state(cls, d: dict[str, Any]) -> Aggregator:
+        agg = cls(int(d["t0_ns"]), d.get("profile", "default"), d.get("slos_ms") or {})
+        agg.metrics = {k: Metric.from_state(v) for k, v in d["metrics"].items()}
+        agg.loop_lag = Metric.from_state(d["loop_lag"])
+        agg.dispatch_lag = Metric.from_state(d["dispatch_lag"])
+        for k, v in d["counters"].items():
+            setattr(agg, k, v)
+        agg.token_sources = dict(d.get("token_sources") or {})
+        agg.errors = {g["key"]: dict(g) for g in d.get("errors") or []}
+        agg.timeline = [list(r) for r in d.get("timeline") or []]
+        return agg
+
+    # ---- reading ----------------------------------------------------------------------------------------
+
+    def window_ns(self, dispatch_start_ns: int | None = None) -> int:
+        """Measurement window: first sent to last end (vllm profile: start of dispatch to last end)."""
+        if self.last_end_ns is None or self.first_sent_ns is None:
+            return 0
+        start = self.first_sent_ns
+        if self.profile == "vllm" and dispatch_start_ns is not None:
+            start = min(start, dispatch_start_ns)
+        return max(0, self.last_end_ns - start)
+
+    def token_source(self) -> str:
+        """``usage`` when every success had server usage, else the dominant source (``events`` = counted)."""
+        if not self.token_sources:
+            return "none"
+        if len(self.token_sources) == 1:
+            return next(iter(self.token_sources))
+        return "mixed"
+
+    def error_table(self) -> list[dict[str, Any]]:
+        rows = sorted(self.errors.values(), key=lambda g: -int(g["count"]))
+        out = [
+            {k: g[k] for k in ("kind", "http_status", "count", "example", "exception_type", "key")}
+            for g in rows
+        ]
+        if self.errors_other:
+            out.append(
+                {
+                    "kind": "other",
+                    "http_status": None,
+                    "count": self.errors_other,
+                    "example": f"more than {MAX_ERROR_GROUPS} distinct errors",
+                    "exception_type": None,
+                    "key": "other",
+                }
+            )
+        return out

@@ -1,0 +1,563 @@
+"""PerfConfig: every ``evalscope perf`` option declared once (default, bounds, help).
+
+The click command in :mod:`evalscope.cli.perf` is generated from these fields, the Python API takes the same
+model, and the saved run config is its redacted dump. Option names follow the original EvalScope ``perf``.
+Validation happens here, before any network I/O: a bad value becomes one :class:`ConfigError` line naming
+the option, the value and what is allowed (exit code 2).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from evalscope.errors import ConfigError
+
+MetricProfile = Literal["default", "vllm"]
+
+#: Goodput SLO names (ms) accepted by ``--goodput``.
+SLO_METRICS: tuple[str, ...] = ("ttft", "ttfo", "tpot", "itl", "e2e")
+
+
+def _cli(name: str | None = None, *, kind: str = "value", group: str = "", metavar: str | None = None) -> Any:
+    """Field metadata read by the CLI generator: option name, kind (value | flag | list | map), help group."""
+    extra: dict[str, Any] = {"cli": name, "kind": kind, "group": group}
+    if metavar:
+        extra["metavar"] = metavar
+    return extra
+
+
+def _split_list(v: Any) -> Any:
+    if isinstance(v, str):
+        return [p for p in v.replace(",", " ").split() if p]
+    if isinstance(v, int | float):
+        return [v]
+    return v
+
+
+class PerfConfig(BaseModel):
+    """Configuration of one ``evalscope perf`` run (the CLI, config files and ``run_perf`` all use it)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=False, populate_by_name=True)
+
+    # ---- target
+    url: str | None = Field(
+        None,
+        description="Endpoint: full path, a /v1 base or a bare host. Omitted: start the built-in simulator.",
+        json_schema_extra=_cli("--url", group="target"),
+    )
+    model: str | None = Field(
+        None,
+        description="Model name sent in the body (default: the first model the server lists).",
+        json_schema_extra=_cli("--model", group="target"),
+    )
+    api: str = Field(
+        "openai",
+        description="API protocol: openai | openai-completions | openai-embeddings | a plugin name.",
+        json_schema_extra=_cli("--api", group="target"),
+    )
+    api_key: SecretStr | None = Field(
+        None,
+        description="API key (else $EVALSCOPE_API_KEY, $OPENAI_API_KEY or --api-key-file). Never saved.",
+        json_schema_extra=_cli("--api-key", group="target"),
+    )
+    api_key_file: Path | None = Field(
+        None,
+        description="Read the API key from this file (first line).",
+        json_schema_extra=_cli("--api-key-file", group="target"),
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra HTTP headers, k=v (repeatable or space-separated).",
+        json_schema_extra=_cli("--headers", kind="map", group="target", metavar="K=V"),
+    )
+    connect_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="TCP connect timeout (s).",
+        json_schema_extra=_cli("--connect-timeout", group="target"),
+    )
+    read_timeout: float = Field(
+        600.0,
+        gt=0,
+        description="Idle read timeout (s): longest gap between bytes before a stream counts as stalled.",
+        json_schema_extra=_cli("--read-timeout", group="target"),
+    )
+    total_timeout: float | None = Field(
+        None,
+        gt=0,
+        description="Whole-request timeout (s); none by default.",
+        json_schema_extra=_cli("--total-timeout", group="target"),
+    )
+    test_connection: bool = Field(
+        True,
+        description="Check the endpoint (reachability, key, path, model) before the run.",
+        json_schema_extra=_cli("--test-connection/--no-test-connection", kind="flag", group="target"),
+    )
+
+    # ---- load
+    parallel: list[int] = Field(
+        default_factory=lambda: [1],
+        description="Concurrent requests (closed loop), or the concurrency cap with --rate. A list runs stages.",
+        json_schema_extra=_cli("--parallel", kind="list", group="load", metavar="N..."),
+    )
+    number: list[int] | None = Field(
+        None,
+        description="Requests per stage, paired with --parallel (default 100, or unlimited with --duration).",
+        json_schema_extra=_cli("--number", kind="list", group="load", metavar="N..."),
+    )
+    rate: float | None = Field(
+        None,
+        description="Open loop: requests per second (absolute-time arrivals); -1 or omitted: closed loop.",
+        json_schema_extra=_cli("--rate", group="load"),
+    )
+    burstiness: float = Field(
+        1.0,
+        gt=0,
+        description="Gamma shape of inter-arrival times with --rate: 1 Poisson, <1 burstier, >1 smoother.",
+        json_schema_extra=_cli("--burstiness", group="load"),
+    )
+    constant_rate: bool = Field(
+        False,
+        description="With --rate: evenly spaced arrivals instead of random ones.",
+        json_schema_extra=_cli("--constant-rate", kind="flag", group="load"),
+    )
+    duration: float | None = Field(
+        None,
+        gt=0,
+        description="Seconds per stage (instead of or with --number); in-flight requests are then cancelled.",
+        json_schema_extra=_cli("--duration", group="load"),
+    )
+    warmup: int = Field(
+        0,
+        ge=0,
+        description="Requests sent before the first stage and not measured.",
+        json_schema_extra=_cli("--warmup", group="load"),
+    )
+    sleep_interval: float = Field(
+        5.0,
+        ge=0,
+        description="Seconds to sleep between stages.",
+        json_schema_extra=_cli("--sleep-interval", group="load"),
+    )
+    seed: int = Field(
+        0, description="Seed for prompts and arrival times.", json_schema_extra=_cli("--seed", group="load")
+    )
+    drain_timeout: float = Field(
+        30.0,
+        ge=0,
+        description="On Ctrl-C / SIGTERM: seconds to let in-flight requests finish before cancelling them.",
+        json_schema_extra=_cli("--drain-timeout", group="load"),
+    )
+
+    # ---- requests
+    dataset: str = Field(
+        "random",
+        description="Prompt source: random | openqa | longalpaca | line_by_line | sharegpt | custom | plugin.",
+        json_schema_extra=_cli("--dataset", group="requests"),
+    )
+    dataset_path: Path | None = Field(
+        None, description="Local dataset file.", json_schema_extra=_cli("--dataset-path", group="requests")
+    )
+    min_prompt_length: int | None = Field(
+        None,
+        ge=1,
+        description="Minimum prompt tokens (random: lower bound of lengths; files: filter).",
+        json_schema_extra=_cli("--min-prompt-length", group="requests"),
+    )
+    max_prompt_length: int | None = Field(
+        None,
+        ge=1,
+        description="Maximum prompt tokens (random: upper bound of lengths; files: filter).",
+        json_schema_extra=_cli("--max-prompt-length", group="requests"),
+    )
+    prefix_length: int = Field(
+        0,
+        ge=0,
+        description="Tokens of a prefix shared by every random prompt (prefix caching).",
+        json_schema_extra=_cli("--prefix-length", group="requests"),
+    )
+    min_tokens: int | None = Field(
+        None,
+        ge=0,
+        description="min_tokens sent in the body (vLLM extension).",
+        json_schema_extra=_cli("--min-tokens", group="requests"),
+    )
+    max_tokens: int | None = Field(
+        2048,
+        ge=1,
+        description="max_tokens sent in the body.",
+        json_schema_extra=_cli("--max-tokens", group="requests"),
+    )
+    tokenizer_path: str | None = Field(
+        None,
+        description="Hugging Face tokenizer (path or id; needs transformers). Default: word count, as the simulator.",
+        json_schema_extra=_cli("--tokenizer-path", group="requests"),
+    )
+    stream: bool = Field(
+        True,
+        description="Stream the response (needed for TTFT/ITL).",
+        json_schema_extra=_cli("--stream/--no-stream", kind="flag", group="requests"),
+    )
+    temperature: float | None = Field(
+        None,
+        ge=0,
+        description="Sampling temperature.",
+        json_schema_extra=_cli("--temperature", group="requests"),
+    )
+    top_p: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Nucleus sampling top_p.",
+        json_schema_extra=_cli("--top-p", group="requests"),
+    )
+    extra_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="JSON object merged into every request body last.",
+        json_schema_extra=_cli("--extra-args", group="requests", metavar="JSON"),
+    )
+    continuous_usage: bool = Field(
+        False,
+        description="Ask for usage in every chunk (vLLM extension): exact tokens per event for ITL.",
+        json_schema_extra=_cli("--continuous-usage", kind="flag", group="requests"),
+    )
+
+    # ---- metrics and output
+    percentiles: list[float] = Field(
+        default_factory=lambda: [50.0, 90.0, 95.0, 99.0, 99.9],
+        description="Percentiles to print (the summary always has p50 p90 p95 p99 p999).",
+        json_schema_extra=_cli("--percentiles", kind="list", group="output", metavar="P..."),
+    )
+    goodput: dict[str, float] = Field(
+        default_factory=dict,
+        description="SLOs in ms, e.g. ttft:500 tpot:50 e2e:10000 (metrics: ttft ttfo tpot itl e2e).",
+        json_schema_extra=_cli("--goodput", kind="map", group="output", metavar="METRIC:MS"),
+    )
+    goodput_min_ratio: float = Field(
+        0.99,
+        ge=0,
+        le=1,
+        description="With --strict and --goodput: fail (exit 5) when fewer requests than this meet the SLOs.",
+        json_schema_extra=_cli("--goodput-min-ratio", group="output"),
+    )
+    metric_profile: MetricProfile = Field(
+        "default",
+        description="Metric definitions: default (METRICS.md) or vllm (vLLM serving benchmark).",
+        json_schema_extra=_cli("--metric-profile", group="output"),
+    )
+    outputs_dir: Path = Field(
+        Path("outputs"),
+        description="Where run directories are created.",
+        json_schema_extra=_cli("--outputs-dir", group="output"),
+    )
+    name: str | None = Field(
+        None,
+        description="Run name (part of the run directory name).",
+        json_schema_extra=_cli("--name", group="output"),
+    )
+    save_responses: bool = Field(
+        False,
+        description="Keep generated text in records.jsonl.",
+        json_schema_extra=_cli("--save-responses", kind="flag", group="output"),
+    )
+    max_error_rate: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Abort (exit 4) when the error rate exceeds this (after 20 completed requests).",
+        json_schema_extra=_cli("--max-error-rate", group="output"),
+    )
+    max_errors: int | None = Field(
+        None,
+        ge=1,
+        description="Abort (exit 4) after this many failed requests.",
+        json_schema_extra=_cli("--max-errors", group="output"),
+    )
+    strict: bool = Field(
+        False,
+        description="Exit 5 when the client was not trustworthy or the goodput SLOs were not met.",
+        json_schema_extra=_cli("--strict", kind="flag", group="output"),
+    )
+    live: bool = Field(
+        True,
+        description="Live terminal view (off when stdout is not a terminal).",
+        json_schema_extra=_cli("--live/--no-live", kind="flag", group="output"),
+    )
+    debug: bool = Field(
+        False, description="Show tracebacks.", json_schema_extra=_cli("--debug", kind="flag", group="output")
+    )
+
+    # ---- validators ------------------------------------------------------------------------------------
+
+    @field_validator("parallel", "number", "percentiles", mode="before")
+    @classmethod
+    def _lists(cls, v: Any) -> Any:
+        return _split_list(v)
+
+    @field_validator("parallel")
+    @classmethod
+    def _positive_parallel(cls, v: list[int]) -> list[int]:
+        if not v or any(p < 1 for p in v):
+            raise ValueError("each value must be an integer >= 1")
+        return v
+
+    @field_validator("number")
+    @classmethod
+    def _positive_number(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (not v or any(n < 1 for n in v)):
+            raise ValueError("each value must be an integer >= 1")
+        return v
+
+    @field_validator("percentiles")
+    @classmethod
+    def _pct(cls, v: list[float]) -> list[float]:
+        if not v or any(not 0 < p < 100 for p in v):
+            raise ValueError("each percentile must be between 0 and 100 (exclusive)")
+        return sorted(set(v))
+
+    @field_validator("rate", mode="before")
+    @classmethod
+    def _rate(cls, v: Any) -> Any:
+        if v is not None and not isinstance(v, bool):
+            try:
+                f = float(v)
+            except (TypeError, ValueError):
+                return v
+            if f == -1:
+                return None
+            if f <= 0:
+                raise ValueError("must be > 0 requests/s (or -1 for closed loop)")
+        return v
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _headers(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [v]
+        if isinstance(v, list | tuple):
+            out: dict[str, str] = {}
+            for item in v:
+                for part in str(item).split():
+                    k, sep, val = part.partition("=")
+                    if not sep or not k:
+                        raise ValueError(f"{part!r} is not K=V")
+                    out[k] = val
+            return out
+        return v
+
+    @field_validator("goodput", mode="before")
+    @classmethod
+    def _goodput(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = v.replace(",", " ").split()
+        if isinstance(v, list | tuple):
+            out: dict[str, Any] = {}
+            for item in v:
+                k, sep, val = str(item).partition(":")
+                if not sep:
+                    k, sep, val = str(item).partition("=")
+                if not sep:
+                    raise ValueError(f"{item!r} is not METRIC:MS")
+                out[k.strip().lower()] = val
+            v = out
+        if isinstance(v, dict):
+            for k, val in v.items():
+                if k not in SLO_METRICS:
+                    raise ValueError(f"unknown SLO metric {k!r}; allowed: {', '.join(SLO_METRICS)}")
+                try:
+                    if float(val) <= 0:
+                        raise ValueError
+                except (TypeError, ValueError):
+                    raise ValueError(f"{k}:{val} needs a positive number of milliseconds") from None
+        return v
+
+    @field_validator("extra_args", mode="before")
+    @classmethod
+    def _extra(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            try:
+                v = json.loads(v)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not valid JSON ({exc.msg} at char {exc.pos})") from None
+            if not isinstance(v, dict):
+                raise ValueError("must be a JSON object")
+        return v
+
+    @field_validator("api")
+    @classmethod
+    def _api(cls, v: str) -> str:
+        from evalscope.engine.protocols.base import PROTOCOLS
+
+        if v not in PROTOCOLS:
+            raise ValueError(PROTOCOLS.unknown_message(v))
+        return v
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset(cls, v: str) -> str:
+        from evalscope.perf.datasets import DATASETS
+
+        if v not in DATASETS:
+            raise ValueError(DATASETS.unknown_message(v))
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PerfConfig:
+        if (
+            self.number is not None
+            and len(self.number) > 1
+            and len(self.parallel) > 1
+            and len(self.number) != len(self.parallel)
+        ):
+            raise ValueError(
+                f"--number has {len(self.number)} values and --parallel {len(self.parallel)}; "
+                "give one value or the same count"
+            )
+        if (
+            self.min_prompt_length is not None
+            and self.max_prompt_length is not None
+            and self.min_prompt_length > self.max_prompt_length
+        ):
+            raise ValueError("--min-prompt-length must be <= --max-prompt-length")
+        if self.min_tokens is not None and self.max_tokens is not None and self.min_tokens > self.max_tokens:
+            raise ValueError("--min-tokens must be <= --max-tokens")
+        if self.dataset != "random" and self.dataset_path is None:
+            from evalscope.perf.datasets import DATASETS
+
+            cls = DATASETS.get(self.dataset)
+            if getattr(cls, "needs_path", False):
+                raise ValueError(
+                    f"--dataset {self.dataset} needs --dataset-path FILE (no hub download without a local file)"
+                )
+        if self.api_key_file is not None and not self.api_key_file.is_file():
+            raise ValueError(f"--api-key-file {str(self.api_key_file)!r} does not exist")
+        return self
+
+    # ---- derived -------------------------------------------------------------------------------------
+
+    def stages(self) -> list[tuple[int, int | None]]:
+        """(parallel, number) per stage; number None means "until --duration"."""
+        n_st = max(len(self.parallel), len(self.number or [1]))
+        out: list[tuple[int, int | None]] = []
+        for i in range(n_st):
+            p = self.parallel[i] if len(self.parallel) > 1 else self.parallel[0]
+            num: int | None
+            if self.number is None:
+                num = None if self.duration is not None else 100
+            else:
+                num = self.number[i] if len(self.number) > 1 else self.number[0]
+            out.append((p, num))
+        return out
+
+    def concurrency_cap(self, parallel: int) -> int:
+        """With --rate and no explicit --parallel, the cap is generous (pure open loop), else --parallel."""
+        if self.rate is not None and "parallel" not in self.model_fields_set:
+            return 100_000
+        return parallel
+
+    def resolve_api_key(self) -> str | None:
+        """--api-key, then --api-key-file, then $EVALSCOPE_API_KEY, then $OPENAI_API_KEY."""
+        if self.api_key is not None:
+            return self.api_key.get_secret_value() or None
+        if self.api_key_file is not None:
+            try:
+                text = self.api_key_file.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"--api-key-file: cannot read {str(self.api_key_file)!r}: {exc}") from None
+            return text.splitlines()[0].strip() if text else None
+        return os.environ.get("EVALSCOPE_API_KEY") or os.environ.get("OPENAI_API_KEY") or None
+
+    def public_dict(self) -> dict[str, Any]:
+        """JSON-ready config with the key removed (redaction of other secrets happens on save)."""
+        d = self.model_dump(mode="json")
+        d["api_key"] = "***" if self.api_key is not None else None
+        return d
+
+
+def option_name(field: str) -> str:
+    """The CLI spelling of a config field (``max_tokens`` -> ``--max-tokens``)."""
+    info = PerfConfig.model_fields.get(field)
+    extra = info.json_schema_extra if info is not None else None
+    if isinstance(extra, dict) and isinstance(extra.get("cli"), str):
+        return str(extra["cli"]).split("/")[0]
+    return "--" + field.replace("_", "-")
+
+
+def _format_validation_error(exc: ValidationError, given: Mapping[str, Any]) -> str:
+    err = exc.errors()[0]
+    loc = [str(p) for p in err.get("loc", ())]
+    msg = str(err.get("msg", "invalid value"))
+    msg = msg.removeprefix("Value error, ")
+    if not loc:
+        return msg
+    field = loc[0]
+    if err.get("type") == "extra_forbidden":
+        import difflib
+
+        close = difflib.get_close_matches(field, list(PerfConfig.model_fields), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"unknown option {field!r}{hint}"
+    value = given.get(field, err.get("input"))
+    if field == "api_key":
+        value = "***"
+    allowed = msg
+    if err.get("type") == "literal_error":
+        allowed = msg.replace("Input should be", "allowed:")
+    return f"{option_name(field)} {value!r}: {allowed}"
+
+
+def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a YAML or JSON config file into a dict (keys are field names; dashes allowed)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"--config {str(p)!r}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--config {str(p)!r}: cannot read ({exc})") from None
+    try:
+        if p.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except (json.JSONDecodeError, ValueError) as exc:
+        raise ConfigError(f"--config {str(p)!r}: not valid JSON/YAML ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - yaml's error tree; reported as a config error
+        raise ConfigError(f"--config {str(p)!r}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config {str(p)!r}: the top level must be a mapping of option names to values")
+    return {str(k).replace("-", "_").lstrip("_"): v for k, v in data.items()}
+
+
+def make_config(values: Mapping[str, Any] | PerfConfig | None = None, **kwargs: Any) -> PerfConfig:
+    """Validate ``values`` (+ ``kwargs``) into a PerfConfig; errors become one-line :class:`ConfigError`."""
+    if isinstance(values, PerfConfig) and not kwargs:
+        return values
+    data: dict[str, Any] = {}
+    if isinstance(values, PerfConfig):
+        data.update({k: getattr(values, k) for k in values.model_fields_set})
+    elif values:
+        data.update(values)
+    data.update(kwargs)
+    try:
+        return PerfConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, data)) from None

@@ -1,0 +1,257 @@
+"""Terminal rendering: the live view during a run and the final tables (readable in 80 columns).
+
+A leaf: it reads runner state and summaries, nothing reads it back. The live view is refreshed from the
+runner's periodic tick (about twice a second), not from a background thread, so rendering never competes with
+the event loop at a random moment.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from evalscope.perf.runner import Reporter
+
+if TYPE_CHECKING:
+    from evalscope.perf.runner import PerfRun
+
+
+def _ms(v: float | None) -> str:
+    if v is None:
+        return "-"
+    if v >= 10000:
+        return f"{v / 1000:.1f}s"
+    if v >= 100:
+        return f"{v:.0f}"
+    if v >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def _num(v: float | None, digits: int = 1) -> str:
+    return "-" if v is None else f"{v:,.{digits}f}"
+
+
+def _stat(stage: dict[str, Any], metric: str, key: str) -> float | None:
+    m = stage.get(metric)
+    return None if not m else m.get(key)
+
+
+class ConsoleReporter(Reporter):
+    """Prints the header, a live progress view (when ``live``) and the final tables to ``console``."""
+
+    def __init__(self, console: Console | None = None, live: bool = True) -> None:
+        self.console = console or Console()
+        self.live_enabled = live and self.console.is_terminal
+        self._live: Live | None = None
+        self._stage_t0 = 0.0
+        self._n_stages = 0
+
+    # ---- lifecycle ---------------------------------------------------------------------------------------
+
+    def header(self, info: dict[str, Any]) -> None:
+        c = self.console
+        c.print(Text("evalscope perf", style="bold"))
+        sim = info.get("simulator")
+        if sim:
+            c.print(
+                f"[yellow]No --url: started the built-in simulator at {sim['url']} (pid {sim['pid']}); "
+                "pass --url to test a real server.[/yellow]"
+            )
+        c.print(f"target   {info['url']}  model={info['model']}  api={info['api']}")
+        stages = info["stages"]
+        self._n_stages = len(stages)
+        load = ", ".join(f"{p}x{n if n is not None else 'inf'}" for p, n in stages)
+        extra = ""
+        if info.get("rate") is not None:
+            extra += f"  rate={info['rate']:g}/s"
+        if info.get("duration") is not None:
+            extra += f"  duration={info['duration']:g}s"
+        c.print(f"load     parallel x number: {load}{extra}")
+        c.print(f"requests dataset={info['dataset']}  tokens counted by {info['tokenizer']}")
+        c.print(f"output   {info['run_dir']}")
+
+    def stage_start(self, run: PerfRun, stage: int, parallel: int, number: int | None) -> None:
+        self._stage_t0 = time.monotonic()
+        if self.live_enabled:
+            self._live = Live(self._render(run), console=self.console, auto_refresh=False, transient=True)
+            self._live.start()
+
+    def tick(self, run: PerfRun) -> None:
+        if self._live is not None:
+            self._live.update(self._render(run), refresh=True)
+
+    def stage_end(self, run: PerfRun, summary: dict[str, Any]) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+        r = summary["requests"]
+        rate = "" if summary["rate"] is None else f" rate {summary['rate']:g}/s"
+        self.console.print(
+            f"stage {summary['stage'] + 1}/{self._n_stages}: parallel {summary['parallel']}{rate}: "
+            f"{r['succeeded']} ok, {r['failed']} failed, {r['cancelled']} cancelled "
+            f"in {summary['duration_s']:.1f} s"
+        )
+
+    def message(self, text: str) -> None:
+        if self._live is not None:
+            self._live.console.print(f"[yellow]{text}[/yellow]")
+        else:
+            self.console.print(f"[yellow]{text}[/yellow]")
+
+    def close(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    # ---- live view ---------------------------------------------------------------------------------------
+
+    def _render(self, run: PerfRun) -> Any:
+        st = run.stage
+        if st is None:
+            return Text("")
+        agg = st.agg
+        done = agg.succeeded + agg.failed + agg.cancelled
+        elapsed = time.monotonic() - self._stage_t0
+        total = st.number
+        eta = "-"
+        if total and done:
+            eta = f"{max(0.0, elapsed * (total - done) / done):.0f}s"
+        elif run.cfg.duration is not None:
+            eta = f"{max(0.0, run.cfg.duration - elapsed):.0f}s"
+        tl = agg.timeline
+        last = tl[-2] if len(tl) >= 2 else (tl[-1] if tl else [0, 0, 0, 0])
+        pct = f"{100 * done / total:.0f}%" if total else ""
+        line1 = (
+            f"stage {st.index + 1}/{self._n_stages}  {done}/{total if total else '∞'} {pct}  "
+            f"elapsed {elapsed:.0f}s  ETA {eta}  in flight {len(st.in_flight)}"
+        )
+        line2 = (
+            f"ok {agg.succeeded}  failed {agg.failed}  cancelled {agg.cancelled}  "
+            f"{last[0]} req/s  {last[2]} tok/s  "
+            f"TTFT p50 {_ms(agg.metrics['ttft'].percentile_ms(50))} ms  "
+            f"E2E p50 {_ms(agg.metrics['e2e_latency'].percentile_ms(50))} ms"
+        )
+        return Group(Text(line1, style="bold"), Text(line2))
+
+    # ---- final tables ------------------------------------------------------------------------------------
+
+    def final(self, summary: dict[str, Any]) -> None:
+        c = self.console
+        stages = summary["stages"]
+        if not stages:
+            c.print("No stage completed.")
+            return
+        t = Table(title="Throughput", title_justify="left", box=None, pad_edge=False)
+        for col in ("stage", "par", "rate", "ok", "failed", "cancel", "req/s", "out tok/s", "tot tok/s"):
+            t.add_column(col, justify="right")
+        for s in stages:
+            r = s["requests"]
+            th = s["throughput"]
+            t.add_row(
+                str(s["stage"] + 1),
+                str(s["parallel"]),
+                "-" if s["rate"] is None else f"{s['rate']:g}",
+                str(r["succeeded"]),
+                str(r["failed"]),
+                str(r["cancelled"]),
+                _num(th["requests_per_s"], 2),
+                _num(th["output_tokens_per_s"], 1),
+                _num(th["total_tokens_per_s"], 1),
+            )
+        c.print(t)
+        if len(stages) == 1:
+            s = stages[0]
+            lt = Table(title="Latency (ms)", title_justify="left", box=None, pad_edge=False)
+            for col in ("metric", "mean", "p50", "p90", "p99", "p99.9", "max"):
+                lt.add_column(col, justify="right" if col != "metric" else "left")
+            for name in (
+                "ttft",
+                "ttfo",
+                "tpot",
+                "itl",
+                "icl",
+                "e2e_latency",
+                "queue_time",
+                "latency_from_schedule",
+            ):
+                m = s.get(name)
+                if not m:
+                    continue
+                lt.add_row(
+                    name.replace("latency_from_schedule", "from_schedule"),
+                    *(_ms(m.get(k)) for k in ("mean", "p50", "p90", "p99", "p999", "max")),
+                )
+            c.print(lt)
+        else:
+            lt = Table(title="Latency (ms) across stages", title_justify="left", box=None, pad_edge=False)
+            for col in (
+                "stage",
+                "TTFT p50",
+                "TTFT p99",
+                "TPOT p50",
+                "ITL p50",
+                "E2E p50",
+                "E2E p99",
+                "queue p99",
+            ):
+                lt.add_column(col, justify="right")
+            for s in stages:
+                lt.add_row(
+                    str(s["stage"] + 1),
+                    _ms(_stat(s, "ttft", "p50")),
+                    _ms(_stat(s, "ttft", "p99")),
+                    _ms(_stat(s, "tpot", "p50")),
+                    _ms(_stat(s, "itl", "p50")),
+                    _ms(_stat(s, "e2e_latency", "p50")),
+                    _ms(_stat(s, "e2e_latency", "p99")),
+                    _ms(_stat(s, "queue_time", "p99")),
+                )
+            c.print(lt)
+        for s in stages:
+            g = s.get("goodput")
+            if g:
+                slos = " ".join(f"{k}:{v:g}" for k, v in g["slos_ms"].items())
+                ratio = g["ratio"]
+                c.print(
+                    f"goodput (stage {s['stage'] + 1}, {slos} ms): {g['good']} good, "
+                    f"{_num(g['requests_per_s'], 2)} req/s, "
+                    f"{'-' if ratio is None else f'{100 * ratio:.1f}%'} of completed"
+                )
+        errs = [(s["stage"], e) for s in stages for e in s["errors"]]
+        if errs:
+            et = Table(title="Errors", title_justify="left", box=None, pad_edge=False)
+            et.add_column("stage", justify="right")
+            et.add_column("kind")
+            et.add_column("http", justify="right")
+            et.add_column("count", justify="right")
+            et.add_column("example", overflow="ellipsis", no_wrap=True, max_width=40)
+            for st_i, e in errs[:20]:
+                et.add_row(
+                    str(st_i + 1),
+                    e["kind"],
+                    "-" if e["http_status"] is None else str(e["http_status"]),
+                    str(e["count"]),
+                    e["example"].replace("\n", " ")[:200],
+                )
+            c.print(et)
+        for s in stages:
+            cl = s["client"]
+            lag = cl["loop_lag_ms"]
+            rate = ""
+            if cl.get("achieved_rate") is not None:
+                rate = f", achieved {cl['achieved_rate']:.2f}/s of {cl['target_rate']:g}/s"
+            verdict = "trustworthy" if cl["trustworthy"] else f"NOT trustworthy: {cl['reason']}"
+            c.print(
+                f"client (stage {s['stage'] + 1}): loop lag p99 {_ms(lag['p99'])} ms, "
+                f"CPU {cl['cpu_percent']:.0f}%{rate}; {verdict}"
+            )
+        c.print(
+            f"token counts from {stages[0]['token_source']}; prompts counted by {summary['token_counting']}"
+        )
+        c.print(f"status {summary['status']}; results in {summary['run_dir']}")

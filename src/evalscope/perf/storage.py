@@ -1,0 +1,126 @@
+"""Run directories, the run manifest, per-request records and the summary on disk.
+
+- A run gets a new directory ``<outputs-dir>/<UTC timestamp>_<name>/`` (a numeric suffix is added if it
+  exists): a run never overwrites another (D4).
+- ``manifest.json`` is written at start with ``status: running`` and replaced atomically (write a temporary
+  file, fsync, ``os.replace``) at the end (D2).
+- ``records.jsonl`` gets one line per finished request, appended in batches and handed to the OS at least
+  every second (D1), so after ``kill -9`` every older record is on disk and every line parses (a line is
+  written with one ``write`` call of whole lines only).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from evalscope.engine.redact import redact, scrub
+
+FLUSH_INTERVAL_S = 0.5
+FLUSH_LINES = 512
+
+
+def make_run_dir(outputs_dir: Path, name: str | None) -> Path:
+    """Create and return a new, unique run directory."""
+    stamp = time.strftime("%Y%m%d_%H%M%S", time.gmtime())
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in (name or "perf"))[:64]
+    outputs_dir.mkdir(parents=True, exist_ok=True)
+    base = outputs_dir / f"{stamp}_{safe}"
+    path = base
+    i = 1
+    while True:
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            i += 1
+            path = Path(f"{base}_{i}")
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write ``obj`` as JSON to ``path`` so readers see either the old or the new file, never half of one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    data = orjson.dumps(
+        obj, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+    )
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.write(b"\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def safe_json(obj: Any) -> Any:
+    """Redact credentials (by key and by registered value) before anything is saved."""
+    return redact(obj)
+
+
+class RecordWriter:
+    """Append-only JSONL writer with batching; :meth:`maybe_flush` is cheap to call per record."""
+
+    def __init__(self, path: Path, save_responses: bool = False) -> None:
+        self.path = path
+        self.save_responses = save_responses
+        self._f = open(path, "ab")  # noqa: SIM115 - closed in close(); lives for the whole run
+        self._buf: list[bytes] = []
+        self._last_flush = time.monotonic()
+        self.written = 0
+
+    def add(self, d: dict[str, Any]) -> None:
+        """Queue one record dict (credentials are scrubbed from free text such as error messages)."""
+        if not self.save_responses:
+            d["text"] = None
+            d["reasoning"] = None
+            d["tool_calls"] = None
+        err = d.get("error")
+        if err and err.get("message"):
+            err["message"] = scrub(err["message"])
+        self._buf.append(orjson.dumps(d, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS))
+        if len(self._buf) >= FLUSH_LINES:
+            self.flush()
+
+    def maybe_flush(self) -> None:
+        if self._buf and time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand buffered lines to the OS in one write (whole lines only)."""
+        self._last_flush = time.monotonic()
+        if not self._buf or self._f.closed:
+            return
+        data = b"".join(self._buf)
+        self._buf.clear()
+        self._f.write(data)
+        self._f.flush()
+        self.written += data.count(b"\n")
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self.flush()
+            try:
+                os.fsync(self._f.fileno())
+            except OSError:
+                pass
+            self._f.close()
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """Read a records file; a torn last line is skipped, a torn middle line is an error with its number (D8)."""
+    lines = path.read_bytes().split(b"\n")
+    out: list[dict[str, Any]] = []
+    last = len(lines) - 1
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            out.append(orjson.loads(line))
+        except orjson.JSONDecodeError:
+            if i >= last - 1 and not any(x.strip() for x in lines[i + 1 :]):
+                break
+            raise ValueError(f"{path}:{i + 1}: torn or invalid record line") from None
+    return out

@@ -1,0 +1,110 @@
+"""Token counting for prompt lengths: a Hugging Face tokenizer when given, else the simulator's word count.
+
+``transformers`` is imported only when ``--tokenizer-path`` is used. Without it the word tokenizer counts one
+token per whitespace-separated word, exactly as the built-in simulator does (``evalscope.sim.count_tokens``);
+against a real model it is only an approximation, and the summary says which counter was used.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from evalscope.errors import ConfigError
+
+
+class Tokenizer(Protocol):
+    """What perf needs from a tokenizer."""
+
+    name: str
+    exact_for_simulator: bool
+
+    def count(self, text: str) -> int: ...
+
+    def random_text(self, n_tokens: int, rng: Any) -> str: ...
+
+
+def _word_count(text: str) -> int:
+    return len(text.split())
+
+
+try:  # the simulator's own counter when present (identical definition)
+    from evalscope.sim.tokens import count_tokens as _sim_count
+except ImportError:  # pragma: no cover - the simulator package is optional at import time
+    _sim_count = _word_count
+
+#: A small fixed vocabulary for random prompts (plain lowercase words, one token each for the word counter).
+_WORDS_TEXT = (
+    "time year people way day man thing woman life child world school state family student group country "
+    "problem hand part place case week company system program question work government number night point "
+    "home water room mother area money story fact month lot right study book eye job word business issue "
+    "side kind head house service friend father power hour game line end member law car city community name "
+    "president team minute idea kid body information back parent face others level office door health "
+    "person art war history party result change morning reason research girl guy moment air teacher force "
+    "education foot boy age policy process music market sense nation plan college interest death experience"
+)
+_WORDS: tuple[str, ...] = tuple(_WORDS_TEXT.split())
+
+
+class WordTokenizer:
+    """One token per whitespace-separated word (the simulator's definition)."""
+
+    name = "word (simulator-compatible; approximate for real models)"
+    exact_for_simulator = True
+
+    def count(self, text: str) -> int:
+        return _sim_count(text)
+
+    def random_text(self, n_tokens: int, rng: Any) -> str:
+        words = _WORDS
+        k = len(words)
+        return " ".join([words[int(i)] for i in rng.integers(0, k, n_tokens)]) if n_tokens > 0 else ""
+
+
+class HFTokenizer:
+    """A Hugging Face tokenizer; random prompts are re-tokenised until they have the exact length."""
+
+    exact_for_simulator = False
+
+    def __init__(self, path: str) -> None:
+        try:
+            from transformers import AutoTokenizer
+        except ImportError:
+            raise ConfigError(
+                f"--tokenizer-path {path!r} needs the transformers package",
+                "pip install 'evalscope[tokenizers]', or omit --tokenizer-path to count words",
+            ) from None
+        try:
+            self._tok = AutoTokenizer.from_pretrained(path)
+        except Exception as exc:  # noqa: BLE001 - transformers raises many types; one line for the user
+            raise ConfigError(f"--tokenizer-path {path!r}: cannot load tokenizer ({exc})") from None
+        self.name = f"hf:{path}"
+        special = set(getattr(self._tok, "all_special_ids", []) or [])
+        vocab = int(getattr(self._tok, "vocab_size", 0) or len(self._tok))
+        self._ids = [i for i in range(min(vocab, 32000)) if i not in special]
+
+    def count(self, text: str) -> int:
+        return len(self._tok.encode(text, add_special_tokens=False))
+
+    def random_text(self, n_tokens: int, rng: Any) -> str:
+        if n_tokens <= 0:
+            return ""
+        ids = [self._ids[int(i)] for i in rng.integers(0, len(self._ids), n_tokens)]
+        text: str = self._tok.decode(ids)
+        # Decoding and re-encoding merges or splits tokens; trim or pad until the server would see n_tokens.
+        for _ in range(32):
+            enc = self._tok.encode(text, add_special_tokens=False)
+            if len(enc) == n_tokens:
+                return text
+            if len(enc) > n_tokens:
+                text = self._tok.decode(enc[:n_tokens])
+            else:
+                extra = [self._ids[int(i)] for i in rng.integers(0, len(self._ids), n_tokens - len(enc))]
+                text = self._tok.decode(enc + extra)
+        return text
+
+
+def get_tokenizer(path: str | None) -> Tokenizer:
+    """The tokenizer for ``--tokenizer-path`` (None: the word tokenizer)."""
+    if path:
+        return HFTokenizer(path)
+    return WordTokenizer()
