@@ -43,6 +43,7 @@ class SimProcess:
         self.cpus = cpus
         self.startup_timeout = startup_timeout
         self.port = 0
+        self.returncode: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
 
@@ -136,6 +137,7 @@ class SimProcess:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait(timeout)
+            self.returncode = proc.returncode
             self._proc = None
         if self._tmpdir is not None:
             self._tmpdir.cleanup()
