@@ -382,7 +382,7 @@ def normalize_task_dict(d: dict[str, Any]) -> dict[str, Any]:
         target = ALIASES.get(k, k)
         if target == "":
             continue
-        if target == "eval_batch_size" and "eval_batch_size" in d:
+        if k == "batch_size" and "eval_batch_size" in d:
             continue
         out[target] = v
     if isinstance(out.get("generation_config"), dict):
