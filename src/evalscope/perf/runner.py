@@ -30,7 +30,7 @@ import orjson
 from evalscope import __version__
 from evalscope.engine.client import Client
 from evalscope.engine.records import Request, RequestRecord
-from evalscope.engine.redact import redact, register_secret
+from evalscope.engine.redact import register_secret
 from evalscope.engine.session import Timeouts, base_url, normalize_url, run
 from evalscope.errors import EndpointError, EvalscopeError
 from evalscope.perf.aggregate import Aggregator, Metric
@@ -38,7 +38,7 @@ from evalscope.perf.config import PerfConfig, make_config
 from evalscope.perf.datasets import DATASETS, PerfDataset, Prompt
 from evalscope.perf.fidelity import CpuMeter, LoopLagMonitor, verdict
 from evalscope.perf.schedule import arrival_offsets_ns, sleep_until
-from evalscope.perf.storage import RecordWriter, make_run_dir, write_json_atomic
+from evalscope.perf.storage import RecordWriter, make_run_dir, safe_json, write_json_atomic
 from evalscope.perf.summary import SCHEMA, stage_summary
 from evalscope.perf.tokenizer import Tokenizer, get_tokenizer
 
@@ -128,6 +128,7 @@ class PerfRun:
         self._manifest: dict[str, Any] = {}
         self._kill_on_exit: list[int] = []
         self.served_models: list[str] = []
+        self.final_summary: dict[str, Any] | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------------------------
 
@@ -182,7 +183,7 @@ class PerfRun:
                 await monitor.stop()
                 self._remove_signals()
                 self._finalize()
-        return self.summary()
+        return self.final_summary if self.final_summary is not None else safe_json(self.summary())
 
     def _header_info(self) -> dict[str, Any]:
         cfg = self.cfg
@@ -209,7 +210,7 @@ class PerfRun:
             "run_id": self.run_dir.name,
             "command": "perf",
             "status": "running",
-            "config": redact(cfg.public_dict()),
+            "config": safe_json(cfg.public_dict()),
             "target": {"url": self.url, "model": self.model, "api": cfg.api, "simulator": self.simulator},
             "versions": _versions(),
             "pid": os.getpid(),
@@ -226,8 +227,8 @@ class PerfRun:
             self.writer.close()
         if self.run_dir is None:
             return
-        summary = self.summary()
-        write_json_atomic(self.run_dir / "summary.json", redact(summary))
+        self.final_summary = safe_json(self.summary())
+        write_json_atomic(self.run_dir / "summary.json", self.final_summary)
         self._write_manifest()
 
     def _write_manifest(self) -> None:
@@ -243,7 +244,7 @@ class PerfRun:
             all(s["client"]["trustworthy"] for s in self.stage_summaries) if self.stage_summaries else None
         )
         m["records_written"] = self.writer.written if self.writer is not None else 0
-        write_json_atomic(self.run_dir / "manifest.json", redact(m))
+        write_json_atomic(self.run_dir / "manifest.json", safe_json(m))
 
     def summary(self) -> dict[str, Any]:
         cfg = self.cfg

@@ -1,0 +1,332 @@
+"""``evalscope perf`` as a user runs it: a subprocess CLI against the simulator in its own process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evalscope.sim import SimConfig, SimProcess
+
+pytestmark = [pytest.mark.integration]
+
+
+def run_cli(
+    args: list[str], env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if k not in ("EVALSCOPE_API_KEY", "OPENAI_API_KEY")}
+    full_env.update({"COLUMNS": "80", **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "evalscope", "perf", "--no-live", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+    )
+
+
+def run_dir(outputs: Path) -> Path:
+    dirs = sorted(p for p in outputs.iterdir() if p.is_dir())
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+def load(outputs: Path) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    d = run_dir(outputs)
+    summary = json.loads((d / "summary.json").read_text())
+    manifest = json.loads((d / "manifest.json").read_text())
+    records = [json.loads(line) for line in (d / "records.jsonl").read_text().splitlines() if line]
+    return summary, manifest, records
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_accuracy_against_simulator_truth(tmp_path: Path) -> None:
+    """TTFT 200 ms, ITL 20 ms, 100 tokens, 64 parallel, 640 requests: means within 2 ms of the truth."""
+    cfg = SimConfig(ttft_ms=200, itl_ms=20, output_tokens=100)
+    with SimProcess(cfg) as sim:
+        r = run_cli(
+            [
+                "--url",
+                sim.url,
+                "--parallel",
+                "64",
+                "--number",
+                "640",
+                "--max-tokens",
+                "100",
+                "--outputs-dir",
+                str(tmp_path),
+            ],
+            timeout=200,
+        )
+        assert r.returncode == 0, r.stderr
+        truth = [t for t in sim.fetch_truth() if t["request_id"].isdigit()]
+    summary, manifest, records = load(tmp_path)
+    assert manifest["status"] == "completed"
+    st = summary["stages"][0]
+    assert st["requests"] == {"sent": 640, "succeeded": 640, "failed": 0, "cancelled": 0, "error_rate": 0.0}
+    assert len(records) == 640 and len(truth) == 640
+    t_ttft = statistics.mean((t["first_token_ns"] - t["arrival_ns"]) / 1e6 for t in truth)
+    t_e2e = statistics.mean((t["end_ns"] - t["arrival_ns"]) / 1e6 for t in truth)
+    t_tpot = statistics.mean(
+        (t["chunk_ns"][-1] - t["first_token_ns"]) / 1e6 / (t["completion_tokens"] - 1) for t in truth
+    )
+    tokens = sum(t["completion_tokens"] for t in truth)
+    window_s = (max(t["end_ns"] for t in truth) - min(t["arrival_ns"] for t in truth)) / 1e9
+    report = (
+        f"ttft {st['ttft']['mean']:.3f} vs {t_ttft:.3f}; tpot {st['tpot']['mean']:.3f} vs {t_tpot:.3f}; "
+        f"e2e {st['e2e_latency']['mean']:.3f} vs {t_e2e:.3f}; out tok/s {st['throughput']['output_tokens_per_s']:.1f}"
+        f" vs {tokens / window_s:.1f}; client {st['client']}"
+    )
+    print(report)
+    if not st["client"]["trustworthy"]:
+        # The client measured its own saturation (a loaded CI machine): the 2 ms claim only holds when the
+        # client says it can be trusted, which is exactly what the fidelity verdict is for.
+        pytest.skip(f"client not trustworthy on this machine: {st['client']['reason']} ({report})")
+    assert abs(st["ttft"]["mean"] - t_ttft) < 2.0, report
+    assert abs(st["tpot"]["mean"] - t_tpot) < 2.0, report
+    assert abs(st["e2e_latency"]["mean"] - t_e2e) < 2.0, report
+    assert abs(st["throughput"]["output_tokens_per_s"] / (tokens / window_s) - 1) < 0.02, report
+    assert st["token_source"] == "usage"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_faults_counted_exactly(tmp_path: Path) -> None:
+    cfg = SimConfig(
+        ttft_ms=5, itl_ms=1, output_tokens=20, error_rate=0.05, drop_rate=0.02, malformed_rate=0.01, seed=7
+    )
+    with SimProcess(cfg) as sim:
+        r = run_cli(
+            [
+                "--url",
+                sim.url,
+                "--parallel",
+                "16",
+                "--number",
+                "600",
+                "--max-tokens",
+                "20",
+                "--no-test-connection",
+                "--outputs-dir",
+                str(tmp_path),
+            ]
+        )
+        assert r.returncode == 0, r.stderr
+        stats = sim.fetch_stats()
+    summary, _manifest, records = load(tmp_path)
+    st = summary["stages"][0]
+    faults = stats["faults"]
+    injected = faults["http_500"] + faults["drop"] + faults["malformed"]
+    assert injected > 0
+    assert st["requests"]["failed"] == injected, (st["requests"], faults)
+    assert st["requests"]["succeeded"] == 600 - injected
+    kinds = {e["kind"]: e["count"] for e in st["errors"]}
+    assert kinds.get("http_status") == faults["http_500"]
+    assert kinds.get("malformed_stream") == faults["malformed"]
+    assert kinds.get("incomplete_stream", 0) == faults["drop"]
+    # latency statistics from successes only
+    assert st["e2e_latency"]["count"] == st["requests"]["succeeded"]
+    assert st["ttft"]["count"] == st["requests"]["succeeded"]
+    assert sum(1 for rec in records if rec["status"] == "error") == injected
+
+
+def test_canary_key_never_leaks(tmp_path: Path) -> None:
+    canary = "sk-CANARY-7f3c9a1e5b2d4c6e8f0a"
+    env_canary = "sk-ENVCANARY-0a1b2c3d4e5f6a7b"
+    for i, (args, env) in enumerate(
+        [
+            (["--api-key", canary], {}),
+            ([], {"EVALSCOPE_API_KEY": env_canary}),
+        ]
+    ):
+        key = canary if i == 0 else env_canary
+        out = tmp_path / f"o{i}"
+        with SimProcess(SimConfig(ttft_ms=1, itl_ms=1, output_tokens=5, api_key=key, error_rate=0.2)) as sim:
+            r = run_cli(
+                [
+                    "--url",
+                    sim.url,
+                    "--parallel",
+                    "4",
+                    "--number",
+                    "30",
+                    "--max-tokens",
+                    "5",
+                    "--headers",
+                    f"X-Api-Key={key}",
+                    "--outputs-dir",
+                    str(out),
+                    "--save-responses",
+                    *args,
+                ],
+                env=env,
+            )
+        assert r.returncode == 0, r.stderr
+        assert key not in r.stdout and key not in r.stderr
+        files = [p for p in out.rglob("*") if p.is_file()]
+        assert len(files) >= 3
+        for p in files:
+            assert key not in p.read_text(errors="replace"), p
+        summary, manifest, _ = load(out)
+        assert summary["stages"][0]["requests"]["succeeded"] > 0
+        assert manifest["config"]["api_key"] in (None, "***")
+
+
+def test_wrong_key_is_endpoint_error(tmp_path: Path) -> None:
+    with SimProcess(SimConfig(api_key="right-key-123")) as sim:
+        r = run_cli(["--url", sim.url, "--api-key", "wrong-key-456", "--outputs-dir", str(tmp_path)])
+    assert r.returncode == 3, r.stderr
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert "wrong-key-456" not in r.stderr + r.stdout
+
+
+@pytest.mark.timeout(90)
+def test_ctrl_c_interrupts_and_keeps_records(tmp_path: Path) -> None:
+    with SimProcess(SimConfig(ttft_ms=50, itl_ms=20, output_tokens=50)) as sim:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "evalscope",
+                "perf",
+                "--no-live",
+                "--url",
+                sim.url,
+                "--parallel",
+                "8",
+                "--number",
+                "100000",
+                "--max-tokens",
+                "50",
+                "--drain-timeout",
+                "0.5",
+                "--outputs-dir",
+                str(tmp_path),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                recs = list(tmp_path.glob("*/records.jsonl"))
+                if recs and recs[0].stat().st_size > 0:
+                    break
+                time.sleep(0.1)
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGINT)
+            _out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    summary, manifest, records = load(tmp_path)
+    assert manifest["status"] == "interrupted" and summary["status"] == "interrupted"
+    st = summary["stages"][0]
+    assert st["requests"]["sent"] == len(records)
+    assert st["requests"]["succeeded"] > 0
+    assert all(r["status"] in ("ok", "cancelled") for r in records)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--parallel", "0"], "--parallel"),
+        (["--dataset", "sharegtp"], "Did you mean: sharegpt"),
+        (["--goodput", "ttft:fast"], "--goodput"),
+        (["--metric-profile", "tgi"], "--metric-profile"),
+        (["--dataset", "openqa", "--dataset-path", "/nonexistent/file.jsonl"], "not found"),
+        (["--extra-args", "{not json"], "--extra-args"),
+        (["--url", "ftp://x"], "--url"),
+        (["--number", "1", "2", "3", "--parallel", "1", "2"], "--number"),
+    ],
+)
+def test_bad_input_one_line_exit_2(tmp_path: Path, args: list[str], needle: str) -> None:
+    r = run_cli([*args, "--outputs-dir", str(tmp_path)], timeout=30)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and needle in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())
+
+
+def test_malformed_dataset_names_line(tmp_path: Path) -> None:
+    f = tmp_path / "q.jsonl"
+    f.write_text('{"question": "a"}\n{"question": \n')
+    r = run_cli(
+        ["--dataset", "openqa", "--dataset-path", str(f), "--outputs-dir", str(tmp_path / "o")], timeout=30
+    )
+    assert r.returncode == 2
+    assert f"{f}:2" in r.stderr
+
+
+def test_refused_endpoint_exit_3(tmp_path: Path) -> None:
+    r = run_cli(["--url", "http://127.0.0.1:9", "--outputs-dir", str(tmp_path)], timeout=60)
+    assert r.returncode == 3, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.timeout(120)
+def test_no_url_starts_simulator(tmp_path: Path) -> None:
+    r = run_cli(["--parallel", "4", "--number", "8", "--max-tokens", "8", "--outputs-dir", str(tmp_path)])
+    assert r.returncode == 0, r.stderr
+    assert "built-in simulator" in r.stdout
+    summary, _manifest, records = load(tmp_path)
+    assert summary["target"]["simulator"]["started"] is True
+    pid = summary["target"]["simulator"]["pid"]
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert len(records) == 8
+    for line in r.stdout.splitlines():
+        assert len(line) <= 80, line
+
+
+def test_config_file_and_strict(tmp_path: Path) -> None:
+    cfg_file = tmp_path / "perf.yaml"
+    cfg_file.write_text("parallel: 2\nnumber: 6\nmax-tokens: 4\ngoodput:\n  e2e: 0.001\n")
+    with SimProcess(SimConfig(ttft_ms=5, itl_ms=1)) as sim:
+        r = run_cli(
+            ["--config", str(cfg_file), "--url", sim.url, "--outputs-dir", str(tmp_path / "o"), "--strict"]
+        )
+    assert r.returncode == 5, (r.stdout, r.stderr)
+    assert "goodput" in r.stderr
+    summary, _, _ = load(tmp_path / "o")
+    assert summary["stages"][0]["requests"]["sent"] == 6
+    assert summary["stages"][0]["goodput"]["good"] == 0
+
+
+def test_max_errors_aborts_exit_4(tmp_path: Path) -> None:
+    with SimProcess(SimConfig(ttft_ms=1, itl_ms=1, output_tokens=4, error_rate=0.5, seed=3)) as sim:
+        r = run_cli(
+            [
+                "--url",
+                sim.url,
+                "--parallel",
+                "2",
+                "--number",
+                "500",
+                "--max-errors",
+                "5",
+                "--no-test-connection",
+                "--outputs-dir",
+                str(tmp_path),
+            ]
+        )
+    assert r.returncode == 4, (r.stdout, r.stderr)
+    summary, manifest, _ = load(tmp_path)
+    assert manifest["status"] == "aborted"
+    assert summary["stages"][0]["requests"]["failed"] >= 5
+    assert summary["stages"][0]["requests"]["sent"] < 500
