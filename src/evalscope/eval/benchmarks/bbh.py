@@ -76,8 +76,11 @@ _FLIP = {"true": "False", "false": "True", "yes": "No", "no": "Yes", "valid": "i
 
 def cot_prompt(text: str, shots: int) -> str:
     """The official prompt file without its canary header, truncated to ``shots`` exemplars."""
-    if "-----" in text.split("\n", 3)[-1] or text.lstrip().startswith("BENCHMARK DATA"):
-        text = text.split("-----", 1)[-1]
+    lines = text.splitlines()
+    for i, line in enumerate(lines[:5]):
+        if line.strip() == "-----":  # the canary header ends with a line of dashes
+            text = "\n".join(lines[i + 1 :])
+            break
     text = text.strip()
     blocks = re.split(r"\n\s*\n(?=Q:)", text)
     head, examples = blocks[0], blocks[1:]
