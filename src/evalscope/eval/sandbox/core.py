@@ -335,6 +335,7 @@ async def _execute(
     mode: Isolation,
     limits: SandboxLimits,
     extra_env: dict[str, str] | None = None,
+    site_packages: bool = False,
 ) -> ExecResult:
     """Run one program in one launcher; never raises for the program's behaviour."""
     t0 = time.monotonic()
@@ -364,7 +365,7 @@ async def _execute(
             "script_name": script,
             "python": exe,
             "python_prefix": prefix,
-            "python_args": ["-s", "-B"],
+            "python_args": ["-S", "-B"] if not site_packages else ["-s", "-B"],
             "env": scrubbed_env(home, extra_env),
             "tmpfs_kb": limits.tmpfs_mb * 1024,
             "limits": {
@@ -532,6 +533,8 @@ class Sandbox:
     isolation: str = "auto"
     container_image: str = "python:3.11-slim"
     extra_env: dict[str, str] | None = None
+    #: Let programs import third-party packages installed next to evalscope (off: stdlib only, faster start).
+    site_packages: bool = False
     _mode: str | None = field(default=None, init=False)
     _why: str = field(default="", init=False)
     _sem: asyncio.Semaphore | None = field(default=None, init=False)
@@ -603,7 +606,14 @@ class Sandbox:
                 result: ExecResult = await self._container.run(program, timeout_s)
                 return result
             try:
-                return await _execute(program, timeout_s, mode, self.limits, self.extra_env)  # type: ignore[arg-type]
+                return await _execute(
+                    program,
+                    timeout_s,
+                    mode,  # type: ignore[arg-type]
+                    self.limits,
+                    self.extra_env,
+                    self.site_packages,
+                )  # type: ignore[arg-type]
             except (OSError, RuntimeError) as e:
                 return ExecResult(
                     "sandbox_error", None, "", "", 0.0, error=f"{type(e).__name__}: {e}", isolation=mode

@@ -1,0 +1,161 @@
+"""MBPP: write a Python function from a one-line task and three asserts; the program setup + code + asserts runs
+in the sandbox; pass@k.
+
+Variants (dataset arg ``variant``): ``full`` (default, ``mbpp.jsonl``) and ``sanitized`` (the hand-verified
+``sanitized-mbpp.json``). Splits (``split``) follow the original task-id ranges: ``test`` 11-510 (default),
+``prompt`` 1-10, ``validation`` 511-600, ``train`` 601-974, ``all``. Shots (default 3) are task ids 2, 3, 4 of
+the same variant, inlined in one user message. Code execution needs ``allow_code_execution`` (see
+:mod:`evalscope.eval.benchmarks.humaneval`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from evalscope.errors import ConfigError, DatasetError
+from evalscope.eval.benchmarks._common import (
+    data_root,
+    read_json,
+    read_jsonl,
+    require_file,
+    select_shots,
+    user,
+)
+from evalscope.eval.benchmarks.base import BENCHMARKS, Sample
+from evalscope.eval.benchmarks.humaneval import CodeBenchmark, build_sandbox
+from evalscope.eval.scoring.code import CodeExtraction, mbpp_program
+
+__all__ = ["MBPP", "build_sandbox"]
+
+SPLITS: dict[str, tuple[int, int]] = {
+    "test": (11, 510),
+    "prompt": (1, 10),
+    "validation": (511, 600),
+    "train": (601, 974),
+    "all": (1, 10**9),
+}
+SHOT_IDS = (2, 3, 4)
+VARIANT_FILES = {"full": "mbpp.jsonl", "sanitized": "sanitized-mbpp.json"}
+
+TASK_TEMPLATE = "You are an expert Python programmer, and here is your task: {text} Your code should pass these tests:\n\n{tests}\n"
+INSTRUCTION = "Reply with the code in a ```python code block."
+_CALLED = re.compile(
+    r"assert\s+(?:not\s+)?\(?\s*(?:set\(|sorted\(|math\.isclose\(|abs\()?\s*([A-Za-z_]\w*)\s*\("
+)
+
+
+def _entry_from_tests(tests: list[str]) -> str | None:
+    for t in tests:
+        m = _CALLED.search(t)
+        if m:
+            return m.group(1)
+    return None
+
+
+@BENCHMARKS.register("mbpp")
+class MBPP(CodeBenchmark):
+    name = "mbpp"
+    version = "1"
+    data_subdir = "mbpp"
+    default_shots = 3
+    subsets = ("default",)
+
+    def __init__(self, dataset_dir: Path | None = None, args: dict[str, Any] | None = None) -> None:
+        super().__init__(dataset_dir, args)
+        self.variant = str(self.args.get("variant", "full"))
+        if self.variant not in VARIANT_FILES:
+            raise ConfigError(
+                f"mbpp: unknown variant {self.variant!r}", f"allowed: {', '.join(sorted(VARIANT_FILES))}"
+            )
+        self.split = str(self.args.get("split", "test"))
+        if self.split not in SPLITS:
+            raise ConfigError(f"mbpp: unknown split {self.split!r}", f"allowed: {', '.join(SPLITS)}")
+
+    def _path(self) -> Path:
+        fname = VARIANT_FILES[self.variant]
+        return require_file(data_root(self, fname) / fname, f"mbpp/{fname}")
+
+    def data_files(self) -> list[Path]:
+        return [self._path()]
+
+    def _rows(self) -> list[dict[str, Any]]:
+        path = self._path()
+        rows: list[tuple[int, dict[str, Any]]]
+        if self.variant == "full":
+            rows = read_jsonl(path, ("task_id", "text", "code", "test_list"))
+        else:
+            data = read_json(path)
+            if not isinstance(data, list):
+                raise DatasetError(f"data file {path}: expected a JSON list of tasks")
+            rows = list(enumerate(data, start=1))
+        out: list[dict[str, Any]] = []
+        for no, obj in rows:
+            if not isinstance(obj, dict):
+                raise DatasetError(f"data file {path} item {no}: expected an object")
+            text_key = "text" if self.variant == "full" else "prompt"
+            missing = [k for k in ("task_id", text_key, "code", "test_list") if k not in obj]
+            if missing:
+                raise DatasetError(f"data file {path} item {no}: missing field(s) {', '.join(missing)}")
+            if not isinstance(obj["test_list"], list) or not obj["test_list"]:
+                raise DatasetError(f"data file {path} item {no}: 'test_list' must be a non-empty list")
+            out.append(
+                {
+                    "task_id": int(obj["task_id"]),
+                    "text": str(obj[text_key]).strip(),
+                    "code": str(obj["code"]),
+                    "tests": [str(t) for t in obj["test_list"]],
+                    "setup": str(obj.get("test_setup_code") or ""),
+                    "imports": [str(t) for t in obj.get("test_imports") or []],
+                }
+            )
+        if not out:
+            raise DatasetError(f"data file {path} holds no tasks")
+        return out
+
+    @staticmethod
+    def _task_text(row: dict[str, Any]) -> str:
+        return TASK_TEMPLATE.format(text=row["text"], tests="\n".join(row["tests"]))
+
+    def load(self) -> list[Sample]:
+        rows = self._rows()
+        by_id = {r["task_id"]: r for r in rows}
+        pool = [by_id[i] for i in SHOT_IDS if i in by_id]
+        shots = select_shots(pool, self.few_shot_num, self.args, key="mbpp")
+        prefix = "".join(
+            self._task_text(s) + "```python\n" + s["code"].replace("\r\n", "\n").rstrip() + "\n```\n\n"
+            for s in shots
+        )
+        lo, hi = SPLITS[self.split]
+        samples: list[Sample] = []
+        for row in sorted(rows, key=lambda r: r["task_id"]):
+            if not lo <= row["task_id"] <= hi:
+                continue
+            samples.append(
+                Sample(
+                    id=str(row["task_id"]),
+                    messages=user(prefix + self._task_text(row) + INSTRUCTION),
+                    gold={"tests": row["tests"], "setup": row["setup"], "imports": row["imports"]},
+                    subset=self.variant,
+                    meta={"reference_code": row["code"], "entry_point": _entry_from_tests(row["tests"])},
+                )
+            )
+        return samples
+
+    def entry_point(self, sample: Sample) -> str | None:
+        ep = sample.meta.get("entry_point")
+        return str(ep) if ep else None
+
+    def build_program(self, sample: Sample, code: CodeExtraction) -> str:
+        gold = sample.gold
+        return mbpp_program(code.code, list(gold["tests"]), str(gold["setup"]), list(gold["imports"]))
+
+    def reference_output(self, sample: Sample, style: int = 0) -> str:
+        code = str(sample.meta["reference_code"]).replace("\r\n", "\n").rstrip()
+        styles = [f"```python\n{code}\n```", f"[BEGIN]\n{code}\n[DONE]", code]
+        return styles[style % len(styles)]
+
+    def wrong_output(self, sample: Sample, style: int = 0) -> str:
+        ep = self.entry_point(sample) or "solution"
+        return f"```python\ndef {ep}(*args, **kwargs):\n    pass\n```"
