@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import math
 import random
 import time
@@ -34,6 +35,7 @@ from evalscope.sim.tokens import (
 )
 from evalscope.sim.truth import LAG_BUCKETS, Stats, TruthRecord, TruthStore
 
+_log = logging.getLogger("evalscope.sim")
 _MS = 1_000_000
 _STALL_POLL_NS = 50 * _MS
 _MID_STREAM = frozenset({"drop", "malformed", "stall", "no_done", "error_event"})
@@ -74,6 +76,10 @@ class _Waiter:
         if not self.fut.done():
             self.fut.set_result(None)
         return None
+
+    def fail(self, exc: BaseException) -> None:
+        if not self.fut.done():
+            self.fut.set_exception(exc)
 
 
 class _Stream:
@@ -214,6 +220,12 @@ class _Stream:
         if self.rng is not None and nxt:
             nxt = round(nxt * (1.0 + self.jitter * (2.0 * self.rng.random() - 1.0)))
         return due_ns + nxt
+
+    def fail(self, exc: BaseException) -> None:
+        """A bug while sending: cut this connection (the client sees a drop) and release the handler."""
+        _log.error("simulator stream %s failed: %r", self.rec.request_id, exc)
+        self.transport.abort()
+        self._end("internal_error", eof=False)
 
     def _strike(self, due_ns: int) -> int | None:
         """Apply the mid-stream fault right after the ``fault_at``-th chunk."""

@@ -25,6 +25,9 @@ class TickItem(Protocol):
     def fire(self, due_ns: int) -> int | None:
         """Act for the deadline ``due_ns``; return the next due time, or None when finished."""
 
+    def fail(self, exc: BaseException) -> None:
+        """``fire`` raised ``exc``: release whoever waits on this item (it is dropped from the heap)."""
+
 
 class Ticker:
     """A heap of deadlines served by one self-rearming loop callback."""
@@ -80,11 +83,15 @@ class Ticker:
             now = perf_counter_ns()
             while heap and heap[0][0] <= now:
                 due, _, item = pop(heap)
-                nxt = item.fire(due)
+                try:
+                    nxt = item.fire(due)
+                except Exception as exc:  # noqa: BLE001 - one broken item must not stop every other stream
+                    item.fail(exc)
+                    nxt = None
                 if nxt is not None:
                     push(heap, (nxt, next(seq), item))
                 now = perf_counter_ns()
         finally:
             self._ticking = False
-        if heap:
-            self._arm(heap[0][0])
+            if heap:
+                self._arm(heap[0][0])
