@@ -42,6 +42,7 @@ from evalscope.eval.scoring.math_equiv import math_equiv, normalize_math, parse_
         ("2^{10}", "1024"),
         ("e^{i\\pi}", "-1"),
         ("\\pi", "\\pi"),
+        ("pi", "\\pi"),
         ("52_8", "52_8"),
         ("\\cot x", "\\frac{\\cos x}{\\sin x}"),
         ("\\binom{5}{2}", "10"),
@@ -67,6 +68,8 @@ def test_equivalent(pred: str, gold: str) -> None:
         ("x^2", "x^3"),
         ("\\text{Evelyn}", "\\text{Bob}"),
         ("1,2", "1,3"),
+        ("\\text{no}", "\\text{on}"),
+        ("ab", "ba"),
     ],
 )
 def test_not_equivalent(pred: str | None, gold: str) -> None:

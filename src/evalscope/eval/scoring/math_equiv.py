@@ -381,12 +381,19 @@ def _sympy_equal(a: str, b: str, timeout: float) -> bool:
 # ----------------------------------------------------------------------------------------- public
 
 
+_WORD = re.compile(r"[A-Za-z]{2,}")
+
+
 def _atom_equiv(a: str, b: str, timeout: float) -> bool:
     if a == b or a.lower() == b.lower():
         return True
     na, nb = parse_number(a), parse_number(b)
     if na is not None and nb is not None:
         return _num_close(complex(na), complex(nb))
+    if any(
+        _WORD.fullmatch(x) and x not in ("pi", "oo") for x in (a, b)
+    ):  # words ("no" vs "on") are not products of symbols
+        return False
     return _sympy_equal(a, b, timeout)
 
 
