@@ -8,6 +8,7 @@ from evalscope.eval.sandbox.core import (
     Status,
     probe_isolation,
     run_program,
+    sandbox_uid_range,
     scrubbed_env,
 )
 
@@ -19,5 +20,6 @@ __all__ = [
     "Status",
     "probe_isolation",
     "run_program",
+    "sandbox_uid_range",
     "scrubbed_env",
 ]

@@ -89,6 +89,11 @@ _uid_free: list[int] = list(range(_UID_BASE + _UID_POOL_SIZE - 1, _UID_BASE - 1,
 _uid_quarantine: set[int] = set()
 
 
+def sandbox_uid_range() -> range:
+    """The uids this process gives to programs in root mode (for leak checks)."""
+    return range(_UID_BASE, _UID_BASE + _UID_POOL_SIZE)
+
+
 def _acquire_uid() -> int:
     with _uid_lock:
         if not _uid_free:
@@ -336,11 +341,12 @@ async def _execute(
     limits: SandboxLimits,
     extra_env: dict[str, str] | None = None,
     site_packages: bool = False,
+    tmp_root: str | None = None,
 ) -> ExecResult:
     """Run one program in one launcher; never raises for the program's behaviour."""
     t0 = time.monotonic()
     exe, prefix = _interpreter()
-    workdir = tempfile.mkdtemp(prefix="evalscope-sbx-")
+    workdir = tempfile.mkdtemp(prefix="evalscope-sbx-", dir=tmp_root)
     uid = _acquire_uid() if mode == "root" else os.getuid()
     gid = uid if mode == "root" else os.getgid()
     uid_clean = True
@@ -535,6 +541,8 @@ class Sandbox:
     extra_env: dict[str, str] | None = None
     #: Let programs import third-party packages installed next to evalscope (off: stdlib only, faster start).
     site_packages: bool = False
+    #: Where the per-run directories are created (default: the system temp dir).
+    tmp_root: str | None = None
     _mode: str | None = field(default=None, init=False)
     _why: str = field(default="", init=False)
     _sem: asyncio.Semaphore | None = field(default=None, init=False)
@@ -613,6 +621,7 @@ class Sandbox:
                     self.limits,
                     self.extra_env,
                     self.site_packages,
+                    self.tmp_root,
                 )  # type: ignore[arg-type]
             except (OSError, RuntimeError) as e:
                 return ExecResult(
