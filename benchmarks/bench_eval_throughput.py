@@ -29,7 +29,9 @@ def synthetic_gsm8k(root: Path, n: int) -> Path:
     with (d / "test.jsonl").open("w") as f:
         for i in range(n):
             q = f"Tom has {i} apples and buys {i + 3} more. How many apples does Tom have now? (item {i})"
-            f.write(json.dumps({"question": q, "answer": f"{i} + {i + 3} = {2 * i + 3}\n#### {2 * i + 3}"}) + "\n")
+            f.write(
+                json.dumps({"question": q, "answer": f"{i} + {i + 3} = {2 * i + 3}\n#### {2 * i + 3}"}) + "\n"
+            )
     with (d / "train.jsonl").open("w") as f:
         f.write(json.dumps({"question": "1+1?", "answer": "1+1=2\n#### 2"}) + "\n")
     return root

@@ -61,7 +61,9 @@ def test_complete_last_line_without_newline_is_kept(tmp_path: Path) -> None:
 
 def test_torn_middle_line_is_rejected_with_line_number(tmp_path: Path) -> None:
     p = tmp_path / "j.jsonl"
-    p.write_bytes(b'{"sample_id": "a", "repeat": 0}\n{"sample_id": "b", "rep\n{"sample_id": "c", "repeat": 0}\n')
+    p.write_bytes(
+        b'{"sample_id": "a", "repeat": 0}\n{"sample_id": "b", "rep\n{"sample_id": "c", "repeat": 0}\n'
+    )
     with pytest.raises(JournalError, match="line 2"):
         read_journal(p)
 

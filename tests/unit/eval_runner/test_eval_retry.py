@@ -87,7 +87,9 @@ async def test_retry_after_is_honoured_and_capped() -> None:
 
 async def test_exponential_backoff_with_full_jitter_bounds() -> None:
     send, sleep = Script([_http(500)] * 5), Sleeps()
-    pol = RetryPolicy(max_attempts=6, base_delay_s=1.0, max_delay_s=3.0, deadline_s=None, rng=random.Random(1))
+    pol = RetryPolicy(
+        max_attempts=6, base_delay_s=1.0, max_delay_s=3.0, deadline_s=None, rng=random.Random(1)
+    )
     res = await send_with_retry(send, Request(), pol, sleep=sleep)
     assert res.record.ok and res.attempts == 6
     ceilings = [1.0, 2.0, 3.0, 3.0, 3.0]

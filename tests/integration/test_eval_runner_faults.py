@@ -1,0 +1,183 @@
+"""The runner against a faulty simulator: transient errors retried, permanent failures errored (never scored as
+wrong), sustained 429 backs the concurrency off, reasoning kept apart, bounded in-flight requests."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from evalscope.engine import retry as retry_mod
+from evalscope.eval.benchmarks.base import BENCHMARKS, Benchmark, Sample, ScoreResult
+from evalscope.eval.config import build_config
+from evalscope.eval.runner import arun_eval
+
+pytestmark = pytest.mark.integration
+
+
+class ToyMCQ(Benchmark):
+    """Synthetic MCQ: sample i's gold is "ABCD"[i % 4]; the prompt carries a unique tag."""
+
+    name = "toy_mcq_runner"
+    version = "7"
+    n: ClassVar[int] = 40
+
+    def load(self) -> list[Sample]:
+        out = []
+        for i in range(int(self.args.get("n", self.n))):
+            prompt = f"[toy-{i}] Pick one.\nA) a\nB) b\nC) c\nD) d"
+            out.append(
+                Sample(
+                    id=f"t{i}",
+                    messages=[{"role": "user", "content": prompt}],
+                    gold="ABCD"[i % 4],
+                    subset="even" if i % 2 == 0 else "odd",
+                )
+            )
+        return out
+
+    def score(self, sample: Sample, output: str) -> ScoreResult:
+        from evalscope.eval.scoring.extract import extract_choice
+
+        letter = extract_choice(output, "ABCD")
+        return ScoreResult(1.0 if letter == sample.gold else 0.0, letter, letter is not None)
+
+
+if "toy_mcq_runner" not in BENCHMARKS:
+    BENCHMARKS.add("toy_mcq_runner", ToyMCQ)
+
+
+@pytest.fixture(autouse=True)
+def _no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(retry_mod, "BACKOFF_SCALE", 0.0)
+
+
+def _cfg(url: str, tmp: Path, **kw: Any) -> Any:
+    base: dict[str, Any] = {
+        "model": "m",
+        "api_url": url,
+        "datasets": ["toy_mcq_runner"],
+        "work_dir": str(tmp / "o"),
+        "eval_batch_size": 8,
+        "quiet": True,
+    }
+    base.update(kw)
+    return build_config(base)
+
+
+def _journal(run_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in (run_dir / "journal" / "toy_mcq_runner.jsonl").read_text().splitlines()]
+
+
+async def test_transient_errors_are_retried_to_success(tmp_path: Path) -> None:
+    from evalscope.sim import SimConfig, SimServer
+
+    cfg = SimConfig(
+        policy="scripted",
+        script_rules=[{"pattern": r"\[toy-\d*[02468]\]", "reply": "ANSWER: A"}],
+        script_default="ANSWER: B",
+        ttft_ms=1,
+        itl_ms=0,
+        error_rate=0.2,
+        drop_rate=0.1,
+        rate_429=0.1,
+        retry_after=0.0,
+        models=["m"],
+        seed=3,
+    )
+    async with SimServer(cfg) as sim:
+        res = await arun_eval(_cfg(sim.url, tmp_path, max_attempts=30, preflight=False), out=io.StringIO())
+    rep = res.report("toy_mcq_runner")
+    assert rep["errored"] == 0 and rep["num_samples"] == 40
+    # even samples answer A (gold A for i%4==0), odd answer B (gold B for i%4==1): exactly half right
+    assert rep["score"] == 0.5
+    assert rep["performance"]["retries"] > 0
+    assert {s["name"] for s in rep["subsets"]} == {"even", "odd"}
+    assert any(e.get("attempts", 1) > 1 for e in _journal(res.run_dir))
+
+
+async def test_permanent_failures_are_errored_not_wrong(tmp_path: Path) -> None:
+    from evalscope.sim import SimConfig, SimServer
+
+    cfg = SimConfig(policy="choice", ttft_ms=1, itl_ms=0, error_rate=1.0, models=["m"])
+    async with SimServer(cfg) as sim:
+        res = await arun_eval(_cfg(sim.url, tmp_path, max_attempts=3, preflight=False), out=io.StringIO())
+        sent = len(sim.truth)
+    rep = res.report("toy_mcq_runner")
+    assert rep["errored"] == 40 and rep["num_samples"] == 0 and rep["score"] is None
+    assert rep["errors"] == {"http_status:500": 40}
+    assert sent == 40 * 3  # max attempts, never forever
+    entries = _journal(res.run_dir)
+    assert all(e["status"] == "errored" and "score" not in e for e in entries)
+
+
+async def test_non_retryable_status_is_not_retried(tmp_path: Path) -> None:
+    from evalscope.sim import SimConfig, SimServer
+
+    async with SimServer(SimConfig(policy="choice", ttft_ms=1, itl_ms=0, models=["other"])) as sim:
+        res = await arun_eval(_cfg(sim.url, tmp_path, preflight=False, max_attempts=5), out=io.StringIO())
+        sent = len(sim.truth)
+    rep = res.report("toy_mcq_runner")
+    assert rep["errored"] == 40 and sent <= 40
+
+
+async def test_sustained_429_backs_concurrency_off(tmp_path: Path) -> None:
+    from evalscope.sim import SimConfig, SimServer
+
+    cfg = SimConfig(policy="choice", ttft_ms=5, itl_ms=0, rate_429=0.6, retry_after=0.0, models=["m"], seed=1)
+    async with SimServer(cfg) as sim:
+        res = await arun_eval(
+            _cfg(
+                sim.url,
+                tmp_path,
+                preflight=False,
+                max_attempts=50,
+                eval_batch_size=32,
+                dataset_args={"toy_mcq_runner": {"n": 120}},
+            ),
+            out=io.StringIO(),
+        )
+    rep = res.report("toy_mcq_runner")
+    assert rep["errored"] == 0 and rep["num_samples"] == 120
+    assert rep["performance"]["concurrency_cuts"] >= 1
+
+
+async def test_reasoning_is_kept_apart_and_removed_before_scoring(tmp_path: Path) -> None:
+    from evalscope.sim import SimConfig, SimServer
+
+    reply = "<think>Maybe C? ANSWER: C. No.</think>\nANSWER: A"
+    cfg = SimConfig(
+        policy="scripted",
+        script_rules=[{"pattern": "toy", "reply": reply}],
+        ttft_ms=1,
+        itl_ms=0,
+        reasoning_tokens=6,
+        models=["m"],
+    )
+    async with SimServer(cfg) as sim:
+        res = await arun_eval(
+            _cfg(sim.url, tmp_path, dataset_args={"toy_mcq_runner": {"n": 8}}), out=io.StringIO()
+        )
+    entries = _journal(res.run_dir)
+    for e in entries:
+        assert e["output"] == reply
+        assert "ANSWER: C" in e["reasoning"] and len(e["reasoning"]) > len("Maybe C? ANSWER: C. No.")
+        assert e["extracted"] == "A"
+    assert res.report("toy_mcq_runner")["score"] == pytest.approx(2 / 8)
+
+
+async def test_in_flight_never_exceeds_batch_size(tmp_path: Path) -> None:
+    from evalscope.sim import SimConfig, SimServer
+
+    async with SimServer(SimConfig(policy="choice", ttft_ms=30, itl_ms=0, models=["m"])) as sim:
+        await arun_eval(_cfg(sim.url, tmp_path, eval_batch_size=5, preflight=False), out=io.StringIO())
+        recs = sorted(sim.truth.values(), key=lambda r: r.arrival_ns)
+    events = sorted([(r.arrival_ns, 1) for r in recs] + [(r.end_ns or r.arrival_ns, -1) for r in recs])
+    cur = peak = 0
+    for _t, d in events:
+        cur += d
+        peak = max(peak, cur)
+    assert peak <= 5 and len(recs) == 40
