@@ -88,6 +88,14 @@ def test_no_marker_is_unparsed_without_fallback() -> None:
     assert extract_choice("I think it might be B or C.") is None
 
 
+def test_pronoun_i_is_not_option_i() -> None:
+    letters = "ABCDEFGHIJ"
+    assert extract_choice("ANSWER: I think it is B", letters) is None  # unparsed, never option I
+    assert extract_choice("ANSWER: I'm sure: C", letters) is None
+    assert extract_choice("ANSWER: I", letters) == "I"
+    assert extract_choice("ANSWER: (I) because", letters) == "I"
+
+
 def test_article_a_is_not_option_a() -> None:
     assert extract_choice("The answer: a cat sat on the mat.") is None
     assert extract_choice("A good question. Hard to say.") is None

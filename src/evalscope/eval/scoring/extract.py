@@ -60,7 +60,11 @@ _LEAD = r"(?i:(?:the\s+)?(?:correct\s+)?(?:answer\s+is|option|choice)\s*:?\s*|�
 _OPEN = r"(?:[\s*_`\"'“‘(\[（【{]|\$+|\\boxed\s*\{|\\text(?:bf)?\s*\{|\\mathrm\s*\{|\\fbox\s*\{)*"
 # An upper-case letter, or a lower-case one only when clearly delimited ("(b)", "b.", "b" at line end), so
 # that the article "a" in prose is never read as option A.
-_LETTER = r"([A-Z](?![A-Za-z0-9])|[a-z](?=[)\]】）}*.:：]|\s*$))"
+# The pronoun "I" ("ANSWER: I think it is B") is not option I.
+_LETTER = (
+    r"((?!I\s+(?:think|believe|am|would|will|guess|choose|pick|select|can|do|don't|need|must)\b)"
+    r"[A-Z](?![A-Za-z0-9'’])|[a-z](?=[)\]】）}*.:：]|\s*$))"
+)
 _LETTER_AT = re.compile(r"\s*" + _OPEN + _LEAD + _OPEN + _LETTER, re.MULTILINE)
 
 # Fallbacks when no marker exists: explicit statements only, upper-case letters only.
