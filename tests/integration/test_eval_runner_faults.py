@@ -181,3 +181,95 @@ async def test_in_flight_never_exceeds_batch_size(tmp_path: Path) -> None:
         cur += d
         peak = max(peak, cur)
     assert peak <= 5 and len(recs) == 40
+
+
+async def test_repeats_are_keyed_and_counted(tmp_path: Path) -> None:
+    from evalscope.sim import SimConfig, SimServer
+
+    cfg = SimConfig(
+        policy="scripted",
+        script_rules=[{"pattern": "toy", "reply": "ANSWER: A"}],
+        ttft_ms=1,
+        itl_ms=0,
+        models=["m"],
+    )
+    async with SimServer(cfg) as sim:
+        res = await arun_eval(
+            _cfg(sim.url, tmp_path, repeats=3, dataset_args={"toy_mcq_runner": {"n": 8}}, preflight=False),
+            out=io.StringIO(),
+        )
+        ids = sorted(str(r.request_id) for r in sim.truth.values())
+    rep = res.report("toy_mcq_runner")
+    assert rep["num_samples"] == 24 and rep["repeats"] == 3 and rep["score"] == pytest.approx(0.25)
+    assert len(ids) == 24 and len(set(ids)) == 24
+    assert {(e["sample_id"], e["repeat"]) for e in _journal(res.run_dir)} == {
+        (f"t{i}", r) for i in range(8) for r in range(3)
+    }
+
+
+def test_sigterm_drains_writes_reports_and_exits_130(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from evalscope.sim import SimConfig, SimProcess
+
+    d = tmp_path / "data" / "gsm8k"
+    d.mkdir(parents=True)
+    (d / "test.jsonl").write_text(
+        "\n".join(json.dumps({"question": f"q{i} plus?", "answer": f"#### {i}"}) for i in range(400)) + "\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    with SimProcess(SimConfig(policy="choice", ttft_ms=300, itl_ms=0, models=["m"])) as sim:
+        work = tmp_path / "w"
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "evalscope",
+                "eval",
+                "--model",
+                "m",
+                "--api-url",
+                sim.url,
+                "--datasets",
+                "gsm8k",
+                "--dataset-dir",
+                str(tmp_path / "data"),
+                "--eval-batch-size",
+                "8",
+                "--work-dir",
+                str(work),
+                "--run-name",
+                "r",
+                "--quiet",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        journal = work / "r" / "journal" / "gsm8k.jsonl"
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not (
+                journal.exists() and journal.read_bytes().count(b"\n") >= 16
+            ):
+                time.sleep(0.02)
+            proc.send_signal(signal.SIGTERM)
+            _out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "Interrupted" in err
+    manifest = json.loads((work / "r" / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    lines = journal.read_text().splitlines()
+    assert 16 <= len(lines) < 400
+    assert all(json.loads(x)["status"] == "scored" for x in lines)  # in-flight requests were drained, not cut
+    rep = json.loads((work / "r" / "reports" / "m" / "gsm8k.json").read_text())
+    assert rep["num_samples"] == len(lines)

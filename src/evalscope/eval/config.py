@@ -164,6 +164,9 @@ class EvalConfig(BaseModel):
     sample_timeout_s: float = Field(1800.0, gt=0, description="Deadline per sample across all attempts (s).")
     connect_timeout_s: float = Field(30.0, gt=0, description="TCP connect timeout (s).")
     read_timeout_s: float = Field(600.0, gt=0, description="Idle read timeout between bytes (s).")
+    drain_timeout_s: float = Field(
+        30.0, ge=0, description="After Ctrl-C / SIGTERM, wait this long for requests in flight (s)."
+    )
 
     # outputs
     work_dir: Path = Field(Path("./outputs"), description="Run directories are created below this.")

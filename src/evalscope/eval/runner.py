@@ -19,6 +19,7 @@ import importlib
 import logging
 import os
 import pkgutil
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -194,6 +195,8 @@ class EvalRunner:
         self.started = time.time()
         self._t0 = time.perf_counter()
         self._session_entries: list[dict[str, Any]] = []
+        self._stopping = False
+        self.judge: ApiModel | None = None
 
     def say(self, msg: str) -> None:
         if not self.cfg.quiet:
@@ -243,6 +246,8 @@ class EvalRunner:
                 "few_shot": bench.few_shot_num,
                 "subsets": list(bench.subset_list),
             }
+            if cfg.judge_model:
+                fp["judge"] = {"model": cfg.judge_model, "endpoint": cfg.judge_api_url or self.endpoint_id}
             self.tasks.append(_Task(name, bench, samples, fp, gen))
 
     def open_run_dir(self) -> None:
@@ -260,6 +265,10 @@ class EvalRunner:
             except orjson.JSONDecodeError as exc:
                 raise ConfigError(f"--resume {str(rd)!r}: {MANIFEST} is unreadable ({exc})") from None
             self.manifest = old
+            if not self.model_name and old.get("model"):
+                self.model_name = str(old["model"])  # adopted from the server in the earlier session
+                for t in self.tasks:
+                    t.fingerprint["model"] = self.model_name
             old_fps: dict[str, Any] = old.get("fingerprints", {})
             diffs: list[str] = []
             for t in self.tasks:
@@ -341,6 +350,23 @@ class EvalRunner:
             cache=self.cache,
         )
         self.model = model
+        if cfg.judge_model:
+            judge_key = cfg.resolved_judge_key()
+            if judge_key:
+                register_secret(judge_key)
+            self.judge = ApiModel(
+                cfg.judge_api_url or url,
+                cfg.judge_model,
+                api="openai",
+                api_key=judge_key,
+                concurrency=cfg.eval_batch_size,
+                policy=policy,
+                timeouts=Timeouts(connect_s=cfg.connect_timeout_s, read_s=cfg.read_timeout_s),
+                stream=cfg.stream,
+            )
+            for t in self.tasks:
+                # Judge-scored benchmarks call ``await self.judge.generate(messages, params, request_id)``.
+                setattr(t.bench, "judge", self.judge)  # noqa: B010 - optional attribute of the contract
         if cfg.preflight:
             from evalscope.engine.preflight import preflight
 
@@ -364,6 +390,8 @@ class EvalRunner:
         for t in self.tasks:
             for s in t.samples:
                 for r in range(self.cfg.repeats):
+                    if self._stopping:
+                        return
                     e = t.done.get((s.id, r))
                     if e is not None and e.get("status") == DONE:
                         continue
@@ -465,12 +493,41 @@ class EvalRunner:
 
     # ---------------------------------------------------------------- main
 
+    def _install_signals(self) -> list[int]:
+        """First SIGINT/SIGTERM: stop dispatching, drain in-flight requests (up to ``drain_timeout_s``),
+        write the reports, exit 130. A second signal cancels at once (journals are already on disk)."""
+        loop = asyncio.get_running_loop()
+        main = asyncio.current_task()
+        if main is None:
+            return []
+
+        def on_signal(signame: str) -> None:
+            if not self._stopping:
+                self._stopping = True
+                self.say(
+                    f"{signame}: stopping; waiting up to {self.cfg.drain_timeout_s:g} s for requests in flight "
+                    "(again to stop at once)"
+                )
+                loop.call_later(self.cfg.drain_timeout_s, main.cancel)
+            else:
+                main.cancel()
+
+        installed: list[int] = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, on_signal, sig.name)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+        return installed
+
     async def run(self) -> EvalResult:
         self.prepare()
         self.open_run_dir()
         assert self.run_dir is not None
         self.say(f"Run directory: {self.run_dir}")
         status = "failed"
+        installed = self._install_signals()
         try:
             model = await self.connect()
             self.manifest["fingerprints"].update({t.name: t.fingerprint for t in self.tasks})
@@ -481,15 +538,26 @@ class EvalRunner:
             await self.dispatch(model)
             wall = time.perf_counter() - t_start
             result = self.finish(model, wall)
+            if self._stopping:
+                status = "interrupted"
+                raise KeyboardInterrupt
             status = "completed"
             return result
-        except (asyncio.CancelledError, KeyboardInterrupt):
+        except asyncio.CancelledError:
+            status = "interrupted"
+            if self._stopping:
+                raise KeyboardInterrupt from None
+            raise
+        except KeyboardInterrupt:
             status = "interrupted"
             raise
         except EvalscopeError:
             status = "failed"
             raise
         finally:
+            loop = asyncio.get_running_loop()
+            for sig in installed:
+                loop.remove_signal_handler(sig)
             for t in self.tasks:
                 if t.writer is not None:
                     t.writer.close()
@@ -497,6 +565,8 @@ class EvalRunner:
                 self.cache.close()
             if self.model is not None:
                 await self.model.aclose()
+            if self.judge is not None:
+                await self.judge.aclose()
             if self.sim is not None:
                 self.sim.stop()
             self.manifest["status"] = status
