@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from evalscope.errors import DatasetError, UnknownNameError
+from evalscope.errors import ConfigError, DatasetError, UnknownNameError
 from evalscope.eval.benchmarks.base import BENCHMARKS, Benchmark, Sample
 
 
@@ -78,6 +78,15 @@ def test_mmlu_loads_with_categories_and_shots(mmlu_dir: Path) -> None:
     assert [s.id for s in samples] == [
         s.id for s in make("mmlu", mmlu_dir, subset_list=["abstract_algebra", "philosophy"]).load()
     ]
+
+
+def test_mmlu_shots_as_turns(mmlu_dir: Path) -> None:
+    b = make("mmlu", mmlu_dir, subset_list=["abstract_algebra"], few_shot_num=2, few_shot_format="turns")
+    s = b.load()[0]
+    assert [m["role"] for m in s.messages] == ["user", "assistant", "user", "assistant", "user"]
+    assert s.messages[1]["content"] == "ANSWER: C" and "Find the order" in s.messages[-1]["content"]
+    with pytest.raises(ConfigError, match="few_shot_format"):
+        make("mmlu", mmlu_dir, subset_list=["abstract_algebra"], few_shot_num=1, few_shot_format="x").load()
 
 
 def test_mmlu_unknown_subject_suggests(mmlu_dir: Path) -> None:
@@ -178,6 +187,9 @@ def test_gsm8k_shots_and_gold(tmp_path: Path) -> None:
     content = s.messages[0]["content"]
     assert "\\boxed{2}" in content and "<<" not in content and "\\boxed{}" in content
     roundtrip(b, [s])
+    (t,) = make("gsm8k", tmp_path, few_shot_num=1, few_shot_format="turns").load()
+    assert [m["role"] for m in t.messages] == ["user", "assistant", "user"]
+    assert "\\boxed{2}" in t.messages[1]["content"]
     assert b.score(s, "The total is \\boxed{1,004}.").value == 1.0
     assert b.score(s, "The total is \\boxed{1004.0}.").value == 1.0
     assert b.score(s, "I computed 1004 then \\boxed{1005}").value == 0.0

@@ -267,12 +267,26 @@ def mcq_sample(
     zh: bool = False,
     preamble: str | None = None,
     meta: dict[str, Any] | None = None,
+    turns: bool = False,
 ) -> Sample:
+    """An MCQ sample; with ``turns`` the shots become alternating user/assistant messages instead of being
+    inlined in one user message."""
     m: dict[str, Any] = {"letters": LETTERS[: len(options)], "options": list(options)}
     m.update(meta or {})
+    shot_list = list(shots)
+    if turns and shot_list:
+        marker = "答案：" if zh else "ANSWER: "
+        messages: list[dict[str, Any]] = []
+        for q, opts, ans, expl in shot_list:
+            messages += user(mcq_prompt(q, opts, zh=zh, preamble=preamble))
+            sol = f"{expl.strip()}\n{marker}{ans}" if expl else f"{marker}{ans}"
+            messages.append({"role": "assistant", "content": sol})
+        messages += user(mcq_prompt(question, options, zh=zh, preamble=preamble))
+    else:
+        messages = user(mcq_prompt(question, options, shot_list, zh=zh, preamble=preamble))
     return Sample(
         id=sample_id,
-        messages=user(mcq_prompt(question, options, shots, zh=zh, preamble=preamble)),
+        messages=messages,
         gold=gold,
         subset=subset,
         category=category,
@@ -341,6 +355,16 @@ class BaseBenchmark(Benchmark):
             if s not in resolved:
                 resolved.append(s)
         self.subset_list = resolved
+
+    @property
+    def shots_as_turns(self) -> bool:
+        """``few_shot_format: turns`` puts shots in alternating user/assistant messages (default ``inline``)."""
+        fmt = str(self.args.get("few_shot_format", "inline"))
+        if fmt not in ("inline", "turns"):
+            from evalscope.errors import ConfigError
+
+            raise ConfigError(f"few_shot_format {fmt!r} is not supported", "use 'inline' or 'turns'")
+        return fmt == "turns"
 
 
 class MultipleChoiceBenchmark(BaseBenchmark):

@@ -78,5 +78,7 @@ class ARC(MultipleChoiceBenchmark):
                 shots = select_shots(pool, self.few_shot_num, self.args, subset)
             ids = IdMaker()
             for rid, q, opts, ans in self._read(test):
-                samples.append(mcq_sample(ids(rid), q, opts, ans, subset=subset, shots=shots))
+                samples.append(
+                    mcq_sample(ids(rid), q, opts, ans, subset=subset, shots=shots, turns=self.shots_as_turns)
+                )
         return samples

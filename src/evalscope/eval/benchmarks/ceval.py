@@ -120,6 +120,7 @@ class CEval(MultipleChoiceBenchmark):
                         subset=subject,
                         category=CEVAL_CATEGORIES[subject],
                         shots=shots,
+                        turns=self.shots_as_turns,
                         zh=True,
                         meta={"subject": subject},
                     )

@@ -103,6 +103,7 @@ class CMMLU(MultipleChoiceBenchmark):
                         subset=subject,
                         category=category,
                         shots=shots,
+                        turns=self.shots_as_turns,
                         zh=True,
                         meta={"subject": subject, "china_specific": china},
                     )

@@ -148,7 +148,11 @@ class GeneralMCQ(MultipleChoiceBenchmark):
             for ln, r in _records(path):
                 rid, q, opts, ans = self._parse(path, ln, r)
                 sid = ids(f"{subset}/{rid or content_id(q, *opts)}")
-                out.append(mcq_sample(sid, q, opts, ans, subset=subset, shots=shots, zh=zh))
+                out.append(
+                    mcq_sample(
+                        sid, q, opts, ans, subset=subset, shots=shots, turns=self.shots_as_turns, zh=zh
+                    )
+                )
         return out
 
 

@@ -64,8 +64,17 @@ class GSM8K(MathBenchmark):
             train = require_file(self._file("train"), "gsm8k/train.jsonl")
             pool = [(q, f"{w}\nThe final answer is $\\boxed{{{a}}}$.") for q, w, a in self._read(train)]
             shots = select_shots(pool, self.few_shot_num, self.args, "gsm8k")
+        turns = self.shots_as_turns
         ids = IdMaker()
-        return [
-            Sample(id=ids(content_id(q)), messages=user(math_prompt(q, shots)), gold=a, meta={"solution": w})
-            for q, w, a in self._read(test)
-        ]
+        out: list[Sample] = []
+        for q, w, a in self._read(test):
+            if turns and shots:
+                msgs: list[dict[str, Any]] = []
+                for sq, sol in shots:
+                    msgs += user(math_prompt(sq))
+                    msgs.append({"role": "assistant", "content": sol})
+                msgs += user(math_prompt(q))
+            else:
+                msgs = user(math_prompt(q, shots))
+            out.append(Sample(id=ids(content_id(q)), messages=msgs, gold=a, meta={"solution": w}))
+        return out

@@ -85,6 +85,14 @@ class HellaSwag(MultipleChoiceBenchmark):
             shots = select_shots(pool, self.few_shot_num, self.args, "hellaswag")
         ids = IdMaker()
         return [
-            mcq_sample(ids(rid), _question(ctx, act), ends, gold, shots=shots, meta={"activity": act})
+            mcq_sample(
+                ids(rid),
+                _question(ctx, act),
+                ends,
+                gold,
+                shots=shots,
+                turns=self.shots_as_turns,
+                meta={"activity": act},
+            )
             for rid, ctx, ends, gold, act in self._read(val)
         ]

@@ -105,6 +105,7 @@ class MMLU(MultipleChoiceBenchmark):
                         subset=subject,
                         category=MMLU_CATEGORIES.get(subject, "other"),
                         shots=shots,
+                        turns=self.shots_as_turns,
                         preamble=f"The following is a question about {pretty}.",
                         meta={"subject": subject},
                     )
