@@ -15,7 +15,7 @@ import math
 import random
 import time
 from array import array
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from time import perf_counter_ns
 from typing import Any
 
@@ -380,6 +380,12 @@ class SimServer:
         st.lag_hist[b if b < LAG_BUCKETS else LAG_BUCKETS] += 1
 
     def _finalise(self, rec: TruthRecord) -> None:
+        """Count a finished request in the stats, once."""
+        if rec.finalised:
+            return
+        rec.finalised = True
+        if rec.outcome == "pending":
+            rec.outcome = "client_closed"
         st = self._stats
         st.by_status[rec.status] = st.by_status.get(rec.status, 0) + 1
         st.completion_tokens += rec.completion_tokens
@@ -413,27 +419,42 @@ class SimServer:
         self._finalise(rec)
         return _error(status, message, type_, {"x-request-id": rec.request_id, **headers})
 
+    async def _serve(
+        self,
+        request: web.Request,
+        endpoint: str,
+        inner: Callable[[web.Request, TruthRecord], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        """Record the request, run the endpoint, and always account for it, however it ends."""
+        rec = self._new_record(request, endpoint, perf_counter_ns())
+        try:
+            return await inner(request, rec)
+        except ConnectionError:
+            # the client left before we could answer: its outcome, not a simulator error
+            return web.Response(status=200)
+        finally:
+            self._finalise(rec)
+
     async def _admit(
-        self, request: web.Request, endpoint: str, arrival: int
-    ) -> tuple[TruthRecord, dict[str, Any] | None, web.Response | None]:
+        self, request: web.Request, rec: TruthRecord
+    ) -> tuple[dict[str, Any] | None, web.Response | None]:
         """Auth, JSON body and model checks shared by the /v1 POST endpoints."""
-        rec = self._new_record(request, endpoint, arrival)
         if self._auth is not None and request.headers.get("Authorization") != self._auth:
-            return rec, None, self._reject(rec, 401, "Invalid or missing API key.", "AuthenticationError")
+            return None, self._reject(rec, 401, "Invalid or missing API key.", "AuthenticationError")
         try:
             body = orjson.loads(await request.read())
         except orjson.JSONDecodeError:
-            return rec, None, self._reject(rec, 400, "Request body is not valid JSON.", "BadRequestError")
+            return None, self._reject(rec, 400, "Request body is not valid JSON.", "BadRequestError")
         if not isinstance(body, dict):
-            return rec, None, self._reject(rec, 400, "Request body must be a JSON object.", "BadRequestError")
+            return None, self._reject(rec, 400, "Request body must be a JSON object.", "BadRequestError")
         model = body.get("model")
         if model is None:
             model = self._models[0]
         if model not in self._models:
-            return rec, None, self._reject(rec, 404, f"The model `{model}` does not exist.", "NotFoundError")
+            return None, self._reject(rec, 404, f"The model `{model}` does not exist.", "NotFoundError")
         rec.model = str(model)
         rec.stream = bool(body.get("stream"))
-        return rec, body, None
+        return body, None
 
     def _draw(self) -> tuple[str | None, int]:
         """The fault for this request (one uniform draw walks the cumulative rates) and a per-request seed."""
@@ -479,18 +500,21 @@ class SimServer:
     # ------------------------------------------------------------------ generation endpoints
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
-        return await self._generate(request, "chat")
+        return await self._serve(request, "chat", self._generate)
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
-        return await self._generate(request, "completions")
+        return await self._serve(request, "completions", self._generate)
 
-    async def _generate(self, request: web.Request, endpoint: str) -> web.StreamResponse:
-        arrival = perf_counter_ns()
-        rec, body, rejected = await self._admit(request, endpoint, arrival)
+    async def _embeddings(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve(request, "embeddings", self._embed_request)
+
+    async def _generate(self, request: web.Request, rec: TruthRecord) -> web.StreamResponse:
+        arrival = rec.arrival_ns
+        body, rejected = await self._admit(request, rec)
         if rejected is not None or body is None:
             assert rejected is not None
             return rejected
-        chat = endpoint == "chat"
+        chat = rec.endpoint == "chat"
         if chat:
             messages = body.get("messages")
             if not isinstance(messages, list) or not messages:
@@ -719,9 +743,9 @@ class SimServer:
 
     # ------------------------------------------------------------------ other endpoints
 
-    async def _embeddings(self, request: web.Request) -> web.StreamResponse:
-        arrival = perf_counter_ns()
-        rec, body, rejected = await self._admit(request, "embeddings", arrival)
+    async def _embed_request(self, request: web.Request, rec: TruthRecord) -> web.StreamResponse:
+        arrival = rec.arrival_ns
+        body, rejected = await self._admit(request, rec)
         if rejected is not None or body is None:
             assert rejected is not None
             return rejected

@@ -80,6 +80,8 @@ class Ticker:
         seq = self._seq
         self._ticking = True
         try:
+            # only what is due now: items that fall due while we work wait for the next tick, so a server
+            # behind schedule still returns to the event loop to accept and read requests
             now = perf_counter_ns()
             while heap and heap[0][0] <= now:
                 due, _, item = pop(heap)
@@ -90,7 +92,6 @@ class Ticker:
                     nxt = None
                 if nxt is not None:
                     push(heap, (nxt, next(seq), item))
-                now = perf_counter_ns()
         finally:
             self._ticking = False
             if heap:
