@@ -1,7 +1,7 @@
 """SimProcess: the simulator in a child process, for benchmarks and tests that need a separate CPU.
 
-The config travels as JSON on the command line and the child reports its port through a port file (no
-parsing of stdout). The child is stopped by its PID only: SIGTERM, then SIGKILL if it does not exit.
+The config travels as a JSON file named on the command line and the child reports its port through a port
+file (no parsing of stdout). The child is stopped by its PID only: SIGTERM, then SIGKILL if it does not exit.
 """
 
 from __future__ import annotations
@@ -63,6 +63,9 @@ class SimProcess:
         """Spawn the child and wait until ``/health`` answers."""
         self._tmpdir = tempfile.TemporaryDirectory(prefix="evalscope-sim-")
         port_file = Path(self._tmpdir.name) / "port"
+        # the config goes through a file: inline JSON could outgrow the command-line limit (script rules)
+        cfg_file = Path(self._tmpdir.name) / "config.json"
+        cfg_file.write_text(self.cfg.model_dump_json(), encoding="utf-8")
         cmd = [
             sys.executable,
             "-m",
@@ -74,7 +77,7 @@ class SimProcess:
             "--port-file",
             str(port_file),
             "--config-json",
-            self.cfg.model_dump_json(),
+            str(cfg_file),
         ]
         # stderr goes to a file, not a pipe: an unread pipe would block a chatty child
         err_path = Path(self._tmpdir.name) / "stderr"

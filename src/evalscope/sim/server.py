@@ -238,6 +238,7 @@ class _Stream:
         if fault == "malformed":
             tr.write(_frame(_MALFORMED))
             self.fault = None
+            self.rec.outcome = "malformed"
             if self.i == len(self.chunks):
                 # the malformed event came after the last chunk: finish normally
                 self.fire_tail()

@@ -70,8 +70,9 @@ async def test_drop_non_stream(make_sim: Any, http: aiohttp.ClientSession) -> No
 
 async def test_malformed_event(make_sim: Any, http: aiohttp.ClientSession, sse: Any) -> None:
     sim = await make_sim(malformed_rate=1.0)
-    async with http.post(f"{sim.url}/v1/chat/completions", json=BODY) as r:
+    async with http.post(f"{sim.url}/v1/chat/completions", json=BODY, headers={"X-Request-Id": "m"}) as r:
         events = sse(await r.read())
+    assert (sim.truth["m"].fault, sim.truth["m"].outcome) == ("malformed", "malformed")
     assert events[3] == b"{not json"
     assert events[-1] == b"[DONE]"
     good = [orjson.loads(e) for e in events if e not in (b"{not json", b"[DONE]")]
@@ -105,8 +106,9 @@ async def test_stall_cap_aborts(make_sim: Any, http: aiohttp.ClientSession) -> N
 
 async def test_no_done(make_sim: Any, http: aiohttp.ClientSession, sse: Any) -> None:
     sim = await make_sim(no_done_rate=1.0)
-    async with http.post(f"{sim.url}/v1/chat/completions", json=BODY) as r:
+    async with http.post(f"{sim.url}/v1/chat/completions", json=BODY, headers={"X-Request-Id": "n"}) as r:
         events = sse(await r.read())  # the body ends cleanly: no exception
+    assert sim.truth["n"].outcome == "no_done"
     assert b"[DONE]" not in events
     objs = [orjson.loads(e) for e in events]
     assert len(objs) == 3 and all(o["choices"][0]["finish_reason"] is None for o in objs)
@@ -124,8 +126,9 @@ async def test_no_done_single_chunk_has_no_finish_reason(
 
 async def test_error_event(make_sim: Any, http: aiohttp.ClientSession, sse: Any) -> None:
     sim = await make_sim(error_event_rate=1.0)
-    async with http.post(f"{sim.url}/v1/chat/completions", json=BODY) as r:
+    async with http.post(f"{sim.url}/v1/chat/completions", json=BODY, headers={"X-Request-Id": "e"}) as r:
         events = sse(await r.read())
+    assert sim.truth["e"].outcome == "error_event" and sim.stats()["faults"]["error_event"] == 1
     assert events[-1] == b"[DONE]"
     err = orjson.loads(events[-2])
     assert (
