@@ -11,15 +11,16 @@ Isolated modes (``root`` and ``userns``):
    holds the work directory ``/tmp/work``, and root-owned empty tmpfs over the other world-writable directories;
 3. if the interpreter lives below a directory the sandbox uid cannot enter (``/root/.pyenv``), hide that
    directory behind a tmpfs and bind the interpreter prefix back read-only at the same path;
-4. fork: the child is PID 1 of the new PID namespace, so when it exits (or is killed because this launcher
-   died: PDEATHSIG) the kernel kills every process left in the namespace. The child mounts a fresh /proc, sets
-   the rlimits, drops to the sandbox uid/gid (root mode), sets no_new_privs and execs the program;
-5. this process waits and reports the child's wait status on the status pipe.
+4. fork: the child is PID 1 (init) of the new PID namespace, so when it exits (or is killed, directly or
+   because this launcher died: PDEATHSIG) the kernel kills every process left in the namespace. Init mounts a
+   fresh /proc and forks the program (PID 2), which sets the rlimits, drops to the sandbox uid/gid (root mode),
+   sets no_new_privs and execs; init reaps orphans until the program ends and passes on its wait status;
+5. this process waits and reports the program's wait status on the status pipe.
 
 ``plain`` mode (explicit opt-in only) sets the rlimits and execs the program in the given directory.
 
 Status pipe messages (one line each): ``E <message>`` a setup error (a sandbox error, not the program's fault),
-``P <pid>`` the program's pid (PID 1 of the namespace; killing it kills the namespace), ``W <raw wait status>``
+``P <pid>`` the pid of the namespace's init (killing it kills the namespace), ``W <raw wait status>``
 how the program ended.
 """
 
@@ -113,6 +114,7 @@ def _expose_interpreter(prefix: str, uid: int) -> None:
     os.makedirs(prefix, mode=0o755, exist_ok=True)
     _mount(f"/proc/self/fd/{fd}", prefix, None, MS_BIND | MS_REC)
     _mount(None, prefix, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    _mount(None, blocked, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
     os.close(fd)
 
 
@@ -129,19 +131,43 @@ def _setup_namespaces(cfg: dict[str, Any]) -> str:
     else:
         _check(_libc.unshare(flags), "unshare(mount, net, pid, ipc, uts)")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={cfg['tmpfs_kb']}k,mode=0755")
-    for d in ("/var/tmp", "/dev/shm", "/run/lock", "/var/lock", "/run/shm"):
-        if os.path.isdir(d) and not os.path.islink(d):
-            _mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k,mode=0755")
-    _expose_interpreter(cfg["python_prefix"], uid)
+    ro = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV
+    # /tmp: an empty read-only tmpfs holding the work directory, itself a private size-limited tmpfs.
+    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755")
     work = "/tmp/work"
     os.mkdir(work, 0o700)
-    with open(os.path.join(work, cfg["script_name"]), "wb") as f:
+    owner = f",uid={uid},gid={gid}" if mode == "root" else ""
+    _mount("tmpfs", work, "tmpfs", MS_NOSUID | MS_NODEV, f"size={cfg['tmpfs_kb']}k,mode=0700{owner}")
+    _mount(None, "/tmp", None, ro)
+    # Other world-writable places: empty and read-only.
+    for d in ("/var/tmp", "/dev/shm", "/run/lock", "/var/lock", "/run/shm", "/dev/mqueue"):
+        if os.path.isdir(d) and not os.path.islink(d):
+            _mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0755")
+            _mount(None, d, None, ro | MS_NOEXEC)
+    _expose_interpreter(cfg["python_prefix"], uid)
+    script = os.path.join(work, cfg["script_name"])
+    with open(script, "wb") as f:
         f.write(cfg["program_bytes"])
     if mode == "root":
-        os.chown(work, uid, gid)
-        os.chown(os.path.join(work, cfg["script_name"]), uid, gid)
+        os.chown(script, uid, gid)
     return work
+
+
+def _tasks_of_uid(uid: int) -> int:
+    """Threads of all processes whose real uid is ``uid`` (what RLIMIT_NPROC counts)."""
+    total = 0
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/status", "rb") as f:
+                fields = dict(line.split(b":", 1) for line in f if b":" in line)
+        except OSError:
+            continue
+        uids = fields.get(b"Uid", b"").split()
+        if uids and int(uids[0]) == uid:
+            total += int(fields.get(b"Threads", b"1").strip() or b"1")
+    return total
 
 
 def _set_limits(cfg: dict[str, Any]) -> None:
@@ -153,8 +179,12 @@ def _set_limits(cfg: dict[str, Any]) -> None:
         (resource.RLIMIT_CORE, 0, 0),
         (resource.RLIMIT_NOFILE, lim["nofile"], lim["nofile"]),
     ]
-    if lim.get("nproc") is not None:
-        pairs.append((resource.RLIMIT_NPROC, lim["nproc"], lim["nproc"]))
+    nproc = lim.get("nproc")
+    if nproc is not None and os.getuid() != 0:
+        # RLIMIT_NPROC counts every task of the (outer) user: allow this many on top of what already runs.
+        nproc += _tasks_of_uid(os.getuid())
+    if nproc is not None:
+        pairs.append((resource.RLIMIT_NPROC, nproc, nproc))
     for which, soft, hard in pairs:
         if soft is None:
             continue
@@ -167,10 +197,9 @@ def _exec_program(cfg: dict[str, Any], workdir: str) -> NoReturn:
     os.execve(cfg["python"], argv, cfg["env"])
 
 
-def _child(cfg: dict[str, Any], workdir: str, err_w: int, alive_r: int) -> NoReturn:
-    """PID 1 of the new PID namespace (isolated modes)."""
+def _program(cfg: dict[str, Any], workdir: str, err_w: int) -> NoReturn:
+    """PID 2 of the namespace: limits, unprivileged identity, exec the program."""
     try:
-        _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
         _set_limits(cfg)
         if cfg["mode"] == "root":
             os.setgroups([])
@@ -178,11 +207,10 @@ def _child(cfg: dict[str, Any], workdir: str, err_w: int, alive_r: int) -> NoRet
             os.setresuid(cfg["uid"], cfg["uid"], cfg["uid"])
             if os.getuid() == 0 or os.geteuid() == 0:
                 raise SetupError("could not drop root")
-        # After the credential change (which clears it): die with the launcher.
+        # After the credential change (which clears it): die with the namespace's init.
         _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PDEATHSIG)")
         _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
-        # The launcher may have died before PDEATHSIG was armed: its end of the pipe would be closed.
-        if select.select([alive_r], [], [], 0)[0]:
+        if os.getppid() != 1:  # init died before PDEATHSIG was armed
             os._exit(SETUP_FAILED)
         _exec_program(cfg, workdir)
     except BaseException as e:  # noqa: BLE001 - a forked child must report anything and exit
@@ -190,6 +218,45 @@ def _child(cfg: dict[str, Any], workdir: str, err_w: int, alive_r: int) -> NoRet
             os.write(err_w, f"{type(e).__name__}: {e}".encode()[:2000])
         finally:
             os._exit(SETUP_FAILED)
+
+
+def _init(cfg: dict[str, Any], workdir: str, err_w: int, alive_r: int, res_w: int) -> NoReturn:
+    """PID 1 of the new PID namespace: forks the program, reaps everything, reports the program's wait status.
+
+    The program is not PID 1 itself because the kernel shields PID 1 from signals it has no handler for (its
+    own SIGSEGV, SIGXCPU, SIGTERM would be ignored). When this process exits, the kernel kills every process
+    left in the namespace.
+    """
+    try:
+        _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PDEATHSIG)")
+        if select.select([alive_r], [], [], 0)[0]:  # the launcher died before PDEATHSIG was armed
+            os._exit(SETUP_FAILED)
+        _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        pid = os.fork()
+    except BaseException as e:  # noqa: BLE001 - a forked child must report anything and exit
+        try:
+            os.write(err_w, f"{type(e).__name__}: {e}".encode()[:2000])
+        finally:
+            os._exit(SETUP_FAILED)
+    if pid == 0:
+        os.close(res_w)
+        os.close(alive_r)
+        _program(cfg, workdir, err_w)
+    os.close(err_w)
+    status: int | None = None
+    while True:
+        try:
+            p, st = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        if p == pid:
+            status = st
+            break
+    if status is not None:
+        os.write(res_w, f"{status}\n".encode())
+    os._exit(0)
 
 
 def main() -> NoReturn:
@@ -212,6 +279,7 @@ def main() -> NoReturn:
 
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     alive_r, alive_w = os.pipe2(os.O_CLOEXEC)
+    res_r, res_w = os.pipe2(os.O_CLOEXEC)
     try:
         pid = os.fork()
     except OSError as e:
@@ -220,11 +288,12 @@ def main() -> NoReturn:
     if pid == 0:
         os.close(err_r)
         os.close(alive_w)
+        os.close(res_r)
         os.close(status_fd)
-        _child(cfg, workdir, err_w, alive_r)
-        os._exit(SETUP_FAILED)  # not reached
+        _init(cfg, workdir, err_w, alive_r, res_w)
     os.close(err_w)
     os.close(alive_r)
+    os.close(res_w)
     _report(status_fd, f"P {pid}")
     chunks: list[bytes] = []
     while True:
@@ -232,10 +301,14 @@ def main() -> NoReturn:
         if not b:
             break
         chunks.append(b)
-    _, status = os.waitpid(pid, 0)
+    os.waitpid(pid, 0)
+    res = os.read(res_r, 4096).decode().strip()
     if chunks:
         _report(status_fd, "E " + b"".join(chunks).decode(errors="replace"))
         os._exit(SETUP_FAILED)
+    if not res:  # the namespace's init was killed (timeout)
+        os._exit(128 + signal.SIGKILL)
+    status = int(res)
     _report(status_fd, f"W {status}")
     if os.WIFSIGNALED(status):
         os._exit(128 + os.WTERMSIG(status))

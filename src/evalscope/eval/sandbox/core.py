@@ -380,8 +380,8 @@ async def _execute(
                 "fsize_bytes": limits.max_file_mb * 1024 * 1024,
                 "nofile": limits.max_open_files,
                 # As root RLIMIT_NPROC is not enforced, hence the per-run uid; in a user namespace it counts
-                # all of the invoking user's processes, so it cannot be a small per-program number there.
-                "nproc": limits.max_processes if mode == "root" else None,
+                # all of the invoking user's tasks, so the launcher adds the ones already running.
+                "nproc": limits.max_processes,
             },
         }
         launcher_env = {"PATH": _SAFE_PATH, "LANG": "C.UTF-8"}
@@ -503,11 +503,21 @@ async def _execute(
             _release_uid(uid, uid_clean)
 
 
+def _ppid_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # "pid (comm) state ppid ..." where comm may hold spaces and parentheses.
+    return int(stat[stat.rindex(b")") + 2 :].split()[1])
+
+
 async def _kill(proc: asyncio.subprocess.Process, status_lines: list[str], uid: int | None) -> None:
-    """Kill the program: first PID 1 of its namespace (the kernel then kills the rest and the launcher reaps it
-    and exits), then, if the launcher is still there after a grace period, the whole process group."""
+    """Kill the program: first the init of its PID namespace (the kernel then kills the rest, and the launcher
+    reaps init and exits), then, if the launcher is still there after a grace period, its whole process group."""
     child = next((int(s[2:]) for s in status_lines if s.startswith("P ")), None)
-    if child is not None and uid is not None and child in _pids_of_uid(uid):
+    if child is not None and _ppid_of(child) == proc.pid:
         with contextlib.suppress(OSError):
             os.kill(child, signal.SIGKILL)
         with contextlib.suppress(asyncio.TimeoutError):
