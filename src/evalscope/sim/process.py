@@ -83,7 +83,7 @@ class SimProcess:
         err_path = Path(self._tmpdir.name) / "stderr"
         with err_path.open("wb") as err_file:
             self._proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err_file)
-        if self.cpus:
+        if self.cpus and hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(self._proc.pid, self.cpus)
         deadline = time.monotonic() + self.startup_timeout
         try:
