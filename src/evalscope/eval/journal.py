@@ -103,12 +103,17 @@ class JournalWriter:
         self._fh = fh
         return self
 
-    def append(self, entry: dict[str, Any]) -> None:
+    def append(self, entry: dict[str, Any]) -> bytes:
+        """Write one entry as a line and flush it; returns the bytes written (without the newline)."""
         fh = self._fh
         if fh is None:
             raise RuntimeError("journal not open")
-        fh.write(orjson.dumps(entry, option=orjson.OPT_SERIALIZE_NUMPY, default=_default) + b"\n")
+        data = orjson.dumps(
+            entry, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS, default=_default
+        )
+        fh.write(data + b"\n")
         fh.flush()
+        return data
 
     def sync(self) -> None:
         if self._fh is not None:

@@ -445,8 +445,8 @@ class EvalRunner:
             t.errored += 1
         t.finished += 1
         assert t.writer is not None
-        t.writer.append(_jsonable(entry))
-        t.done[(s.id, rep)] = entry
+        # what resume reads back is exactly what this run aggregates (JSON round trip)
+        t.done[(s.id, rep)] = orjson.loads(t.writer.append(entry))
         if not gen.cached:
             self._session_entries.append(
                 {
