@@ -330,3 +330,56 @@ def test_max_errors_aborts_exit_4(tmp_path: Path) -> None:
     assert manifest["status"] == "aborted"
     assert summary["stages"][0]["requests"]["failed"] >= 5
     assert summary["stages"][0]["requests"]["sent"] < 500
+
+
+@pytest.mark.timeout(90)
+def test_second_ctrl_c_exits_at_once(tmp_path: Path) -> None:
+    with SimProcess(SimConfig(ttft_ms=50, itl_ms=50, output_tokens=200)) as sim:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "evalscope",
+                "perf",
+                "--no-live",
+                "--url",
+                sim.url,
+                "--parallel",
+                "8",
+                "--number",
+                "100000",
+                "--max-tokens",
+                "200",
+                "--drain-timeout",
+                "60",
+                "--outputs-dir",
+                str(tmp_path),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                recs = list(tmp_path.glob("*/records.jsonl"))
+                if recs and recs[0].stat().st_size > 0:
+                    break
+                time.sleep(0.1)
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.5)
+            t0 = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+            quit_s = time.monotonic() - t0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 130, err
+    assert quit_s < 5  # did not wait for the 60 s drain
+    assert "Traceback" not in err
+    d = run_dir(tmp_path)
+    assert json.loads((d / "manifest.json").read_text())["status"] == "interrupted"
+    lines = (d / "records.jsonl").read_text().splitlines()
+    assert lines and all(json.loads(x)["status"] == "ok" for x in lines)
