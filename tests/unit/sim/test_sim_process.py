@@ -71,3 +71,32 @@ def test_cli_help_lists_every_knob() -> None:
 def test_cli_rejects_bad_values() -> None:
     result = CliRunner().invoke(sim, ["--error-rate", "0.7", "--drop-rate", "0.7"])
     assert result.exit_code == 2 and "sum to <= 1" in result.output
+
+
+def test_cli_ready_line_and_sigint() -> None:
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "evalscope.sim", "--port", "0", "--model", "a", "--model", "b"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("evalscope sim ready: http://127.0.0.1:")
+        url = line.split(": ", 1)[1].strip()
+        with urllib.request.urlopen(f"{url}/v1/models", timeout=10) as resp:
+            assert [m["id"] for m in orjson.loads(resp.read())["data"]] == ["a", "b"]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
