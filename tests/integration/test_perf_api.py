@@ -51,6 +51,9 @@ def test_stages_warmup_responses_and_report(tmp_path: Path) -> None:
     assert sum(1 for r in records if r.get("warmup")) == 3
     assert sum(1 for r in records if not r.get("warmup")) == 16
     assert all(r["text"] for r in records)
+    # the simulator counts words: client tokenizer and server usage agree exactly
+    dis = summary["stages"][1]["token_disagreement"]
+    assert dis["requests"] == 12 and dis["relative_difference"] == 0
     assert {"warmup-0", "0", "15"} <= truth_ids
     assert "Latency (ms) across stages" in out and "Throughput" in out
     for line in out.splitlines():

@@ -197,6 +197,10 @@ class Aggregator:
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.token_sources: dict[str, int] = {}
+        # server usage vs client tokenizer, over successes whose text was kept (--save-responses)
+        self.check_requests = 0
+        self.check_usage_tokens = 0
+        self.check_tokenizer_tokens = 0
         self.first_sent_ns: int | None = None
         self.last_end_ns: int | None = None
         self.errors: dict[str, dict[str, Any]] = {}
@@ -289,6 +293,24 @@ class Aggregator:
             self.errors[key] = group
         group["count"] += 1
 
+    def add_token_check(self, usage_tokens: int, tokenizer_tokens: int) -> None:
+        """Record one request's completion tokens by server usage and by the client's tokenizer."""
+        self.check_requests += 1
+        self.check_usage_tokens += usage_tokens
+        self.check_tokenizer_tokens += tokenizer_tokens
+
+    def token_disagreement(self) -> dict[str, Any] | None:
+        """Server usage vs client tokenizer over the checked requests (None when nothing was checked)."""
+        if not self.check_requests:
+            return None
+        u, t = self.check_usage_tokens, self.check_tokenizer_tokens
+        return {
+            "requests": self.check_requests,
+            "usage_tokens": u,
+            "tokenizer_tokens": t,
+            "relative_difference": ((t - u) / u) if u else None,
+        }
+
     def sample_in_flight(self, now_ns: int, in_flight: int) -> None:
         """Record the number of in-flight requests for the current second (the last sample wins)."""
         self._second(now_ns)[3] = in_flight
@@ -360,6 +382,9 @@ class Aggregator:
                     "first_sent_ns",
                     "last_end_ns",
                     "errors_other",
+                    "check_requests",
+                    "check_usage_tokens",
+                    "check_tokenizer_tokens",
                 )
             },
             "token_sources": dict(self.token_sources),

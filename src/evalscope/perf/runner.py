@@ -509,7 +509,11 @@ class PerfRun:
             return
         agg = st.agg
         agg.add(rec)
-        if self.cfg.rate is not None:
+        if rec.text is not None and rec.status == "ok" and rec.token_source == "usage":
+            agg.add_token_check(
+                (rec.completion_tokens or 0) - (rec.reasoning_tokens or 0), self.tokenizer.count(rec.text)
+            )
+        if self.cfg.rate is not None and rec.status != "cancelled":
             # Client overhead only: from "due and a slot is free" to "sent" (cap waits are queue time).
             agg.dispatch_lag.record(max(0, rec.sent_ns - max(rec.scheduled_ns, slot_ns)))
         if rec.status == "error" and self.status == "running":

@@ -69,6 +69,7 @@ def stage_summary(
         out["goodput"] = None
     out["token_source"] = agg.token_source()
     out["token_sources"] = dict(agg.token_sources)
+    out["token_disagreement"] = agg.token_disagreement()
     out["errors"] = agg.error_table()
     out["client"] = client
     out["timeline"] = [
