@@ -20,11 +20,11 @@ import pytest
 from evalscope.errors import EvalscopeError
 from evalscope.eval.benchmarks.base import BENCHMARKS, Benchmark, Sample
 from evalscope.eval.config import build_config
-from evalscope.eval.runner import _ensure_registered, arun_eval
+from evalscope.eval.runner import _ensure_registered, arun_eval, limit_samples
 
 pytestmark = pytest.mark.integration
 
-LIMIT = 48
+LIMIT = 60
 _ensure_registered(["__all__"])
 NAMES = [n for n in BENCHMARKS.names() if not n.startswith("general_")]
 
@@ -70,7 +70,7 @@ async def test_reported_accuracy_equals_truth(name: str, shared_datasets: Path, 
     args: dict[str, Any] = {"allow_code_execution": True} if cls.needs_code_execution else {}
     bench = cls(shared_datasets, args)
     try:
-        samples = bench.load()[:LIMIT]
+        samples = limit_samples(bench.load(), LIMIT)
     except EvalscopeError as exc:
         pytest.skip(f"{name}: {exc.one_line()}")
     try:
@@ -122,5 +122,14 @@ async def test_reported_accuracy_equals_truth(name: str, shared_datasets: Path, 
     ]
     assert not wrong, f"{name}: {len(wrong)} samples scored against the truth, e.g. {wrong[:3]}"
     assert rep["score"] == pytest.approx(expected, abs=1e-12)  # accuracy, or pass@1 with one repeat
+    by_subset: dict[str, list[bool]] = {}
+    for s in samples:
+        by_subset.setdefault(s.subset, []).append(truth[s.id])
+    if rep["subsets"]:
+        reported = {x["name"]: (x["score"], x["num_samples"]) for x in rep["subsets"]}
+        assert set(reported) == set(by_subset)
+        for sub, vals in by_subset.items():
+            assert reported[sub][1] == len(vals)
+            assert reported[sub][0] == pytest.approx(sum(vals) / len(vals), abs=1e-12), sub
     assert rep["unparsed_rate"] == 0.0
     assert rep["truncated_rate"] == 0.0

@@ -102,6 +102,27 @@ def _ensure_registered(names: list[str]) -> None:
             log.debug("benchmark module %s not importable: %s", info.name, exc)
 
 
+def limit_samples(samples: list[Sample], limit: int) -> list[Sample]:
+    """The first ``limit`` samples taken round-robin across subsets (each subset in dataset order), so a small
+    ``--limit`` still covers every subset; the result keeps dataset order. Deterministic."""
+    if limit >= len(samples):
+        return samples
+    by_subset: dict[str, list[int]] = {}
+    for i, s in enumerate(samples):
+        by_subset.setdefault(s.subset, []).append(i)
+    if len(by_subset) == 1:
+        return samples[:limit]
+    chosen: list[int] = []
+    queues = list(by_subset.values())
+    depth = 0
+    while len(chosen) < limit:
+        for q in queues:
+            if depth < len(q) and len(chosen) < limit:
+                chosen.append(q[depth])
+        depth += 1
+    return [samples[i] for i in sorted(chosen)]
+
+
 def _jsonable(obj: Any) -> Any:
     return orjson.loads(orjson.dumps(obj, default=str, option=orjson.OPT_SORT_KEYS))
 
@@ -229,7 +250,7 @@ class EvalRunner:
                     f"benchmark {name!r} has duplicate sample ids", "sample ids must be unique"
                 )
             if cfg.limit is not None:
-                samples = samples[: cfg.limit]
+                samples = limit_samples(samples, cfg.limit)
             gen = {**dict(getattr(cls, "default_generation", {}) or {}), **cfg.generation_config}
             files = bench.data_files()
             data_hash = bench.data_hash() if files else _samples_hash(samples)

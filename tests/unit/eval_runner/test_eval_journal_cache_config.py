@@ -159,3 +159,17 @@ def test_load_task_config_from_dict_yaml_json(tmp_path: Path) -> None:
     assert load_task_config(cfg) is cfg
     with pytest.raises(ConfigError, match="not found"):
         load_task_config(str(tmp_path / "missing.yaml"))
+
+
+def test_limit_takes_round_robin_across_subsets_in_dataset_order() -> None:
+    from evalscope.eval.benchmarks.base import Sample
+    from evalscope.eval.runner import limit_samples
+
+    samples = [Sample(id=f"a{i}", messages=[], gold="A", subset="a") for i in range(5)]
+    samples += [Sample(id=f"b{i}", messages=[], gold="A", subset="b") for i in range(2)]
+    samples += [Sample(id=f"c{i}", messages=[], gold="A", subset="c") for i in range(5)]
+    got = [s.id for s in limit_samples(samples, 8)]
+    assert got == ["a0", "a1", "a2", "b0", "b1", "c0", "c1", "c2"]
+    assert limit_samples(samples, 100) == samples
+    one = [Sample(id=str(i), messages=[], gold="A") for i in range(5)]
+    assert [s.id for s in limit_samples(one, 2)] == ["0", "1"]
