@@ -321,3 +321,46 @@ def test_use_cache_second_run_sends_nothing(tmp_path: Path) -> None:
     reports = sorted((tmp_path / "o").glob("*/reports/m/gsm8k.json"))
     a, b = (json.loads(p.read_text()) for p in reports)
     assert a["score"] == b["score"] and b["performance"]["cache_hits"] == 12
+
+
+def test_general_mcq_user_files_and_resume_from_manifest_only(tmp_path: Path) -> None:
+    from evalscope.sim import SimConfig, SimProcess
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    rows = [
+        {"question": f"Colour {i}?", "A": "red", "B": "blue", "C": "green", "answer": "ABC"[i % 3]}
+        for i in range(9)
+    ]
+    (folder / "colours_val.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    rules = [{"pattern": "Colour", "reply": "Thinking about (B) and (C)...\n\nANSWER: **A**"}]
+    with SimProcess(
+        SimConfig(policy="scripted", script_rules=rules, ttft_ms=1, itl_ms=0, models=["m"])
+    ) as sim:
+        dargs = json.dumps({"general_mcq": {"local_path": str(folder)}})
+        res = _run(
+            [
+                "--model",
+                "m",
+                "--api-url",
+                sim.url,
+                "--datasets",
+                "general_mcq",
+                "--dataset-args",
+                dargs,
+                "--work-dir",
+                str(tmp_path / "o"),
+                "--run-name",
+                "g",
+                "--quiet",
+            ]
+        )
+        assert res.returncode == 0, res.stderr
+        rep = json.loads((tmp_path / "o" / "g" / "reports" / "m" / "general_mcq.json").read_text())
+        assert rep["num_samples"] == 9 and rep["score"] == pytest.approx(1 / 3)
+        assert rep["subsets"] == [{"name": "colours", "score": pytest.approx(1 / 3), "num_samples": 9}]
+        # --resume alone reuses the saved configuration; nothing is left to send
+        sim.fetch_truth(clear=True)
+        again = _run(["--resume", str(tmp_path / "o" / "g"), "--quiet", "--no-test-connection"])
+        assert again.returncode == 0, again.stderr
+        assert sim.fetch_truth() == []

@@ -178,6 +178,8 @@ def _check_data_available(cfg: EvalConfig, name: str, bench: Benchmark) -> None:
     """Without --dataset-dir, data must already be in the hub cache: downloads need a network."""
     if cfg.dataset_dir is not None or cfg.dataset_hub == "local":
         return
+    if bench.args.get("local_path") or bench.args.get("dataset_path"):
+        return  # the user's own files (general_mcq / general_qa)
     root = cfg.dataset_root()
     sub = bench.data_subdir
     if not sub or root is None:
