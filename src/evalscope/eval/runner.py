@@ -123,6 +123,16 @@ def limit_samples(samples: list[Sample], limit: int) -> list[Sample]:
     return [samples[i] for i in sorted(chosen)]
 
 
+_HEAVY = ("prompt", "output", "reasoning")
+
+
+def _light(entry: dict[str, Any]) -> dict[str, Any]:
+    """A journal entry without the texts (kept on disk, not needed for aggregation)."""
+    for k in _HEAVY:
+        entry.pop(k, None)
+    return entry
+
+
 def _jsonable(obj: Any) -> Any:
     return orjson.loads(orjson.dumps(obj, default=str, option=orjson.OPT_SORT_KEYS))
 
@@ -332,7 +342,8 @@ class EvalRunner:
         for t in self.tasks:
             path = self.run_dir / "journal" / f"{t.name}.jsonl"
             entries, _ = read_journal(path)
-            t.done = latest_entries(entries)
+            t.done = {k: _light(e) for k, e in latest_entries(entries).items()}
+            del entries
             t.writer = JournalWriter(path).open()
 
     def write_manifest(self) -> None:
@@ -469,7 +480,7 @@ class EvalRunner:
         t.finished += 1
         assert t.writer is not None
         # what resume reads back is exactly what this run aggregates (JSON round trip)
-        t.done[(s.id, rep)] = orjson.loads(t.writer.append(entry))
+        t.done[(s.id, rep)] = _light(orjson.loads(t.writer.append(entry)))
         if not gen.cached:
             self._session_entries.append(
                 {
