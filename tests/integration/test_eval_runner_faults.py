@@ -273,3 +273,31 @@ def test_sigterm_drains_writes_reports_and_exits_130(tmp_path: Path) -> None:
     assert all(json.loads(x)["status"] == "scored" for x in lines)  # in-flight requests were drained, not cut
     rep = json.loads((work / "r" / "reports" / "m" / "gsm8k.json").read_text())
     assert rep["num_samples"] == len(lines)
+
+
+async def test_truncated_and_unparsed_rates(tmp_path: Path) -> None:
+    from evalscope.sim import SimConfig, SimServer
+
+    rules = [
+        {
+            "pattern": r"\[toy-[0-3]\]",
+            "reply": "Let me think at length about every option before answering.\nANSWER: A",
+        },
+        {"pattern": r"\[toy-[4-5]\]", "reply": "No idea."},
+    ]
+    cfg = SimConfig(
+        policy="scripted", script_rules=rules, script_default="ANSWER: A", ttft_ms=1, itl_ms=0, models=["m"]
+    )
+    async with SimServer(cfg) as sim:
+        res = await arun_eval(
+            _cfg(
+                sim.url, tmp_path, dataset_args={"toy_mcq_runner": {"n": 8}}, generation_config="max_tokens=4"
+            ),
+            out=io.StringIO(),
+        )
+    rep = res.report("toy_mcq_runner")
+    # toy-0..3 cut at 4 tokens (finish_reason=length, no answer); toy-4,5 answer nothing; toy-6,7 answer A
+    assert rep["truncated"] == 4 and rep["truncated_rate"] == pytest.approx(0.5)
+    assert rep["unparsed"] == 6 and rep["unparsed_rate"] == pytest.approx(0.75)
+    assert rep["score"] == pytest.approx(0.0)  # toy-6 gold C, toy-7 gold D
+    assert rep["generation"] == {"max_tokens": 4}
