@@ -301,3 +301,28 @@ async def test_truncated_and_unparsed_rates(tmp_path: Path) -> None:
     assert rep["unparsed"] == 6 and rep["unparsed_rate"] == pytest.approx(0.75)
     assert rep["score"] == pytest.approx(0.0)  # toy-6 gold C, toy-7 gold D
     assert rep["generation"] == {"max_tokens": 4}
+
+
+async def test_errors_are_never_cached_and_are_reported(tmp_path: Path) -> None:
+    from evalscope.sim import SimConfig, SimServer
+
+    out = io.StringIO()
+    async with SimServer(
+        SimConfig(policy="choice", ttft_ms=1, itl_ms=0, error_rate=1.0, models=["m"])
+    ) as sim:
+        res = await arun_eval(
+            _cfg(
+                sim.url,
+                tmp_path,
+                quiet=False,
+                preflight=False,
+                max_attempts=2,
+                use_cache=str(tmp_path / "c"),
+                dataset_args={"toy_mcq_runner": {"n": 5}},
+            ),
+            out=out,
+        )
+    assert res.errored == 5
+    assert (tmp_path / "c" / "responses.jsonl").read_bytes() == b""
+    assert "5 sample(s) errored (http_status:500 x5)" in out.getvalue()
+    assert f"--resume {res.run_dir}" in out.getvalue()

@@ -661,6 +661,20 @@ class EvalRunner:
         if not self.cfg.quiet:
             print_table(self.model_name, by_bench, self.out)
             self.say(f"Reports: {self.run_dir / 'reports' / _safe_name(self.model_name)}")
+        if result.errored:
+            kinds: dict[str, int] = {}
+            for rep in by_bench.values():
+                for k, v in (rep.get("errors") or {}).items():
+                    kinds[k] = kinds.get(k, 0) + int(v)
+            top = ", ".join(f"{k} x{v}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])[:5])
+            print(
+                scrub(
+                    f"Warning: {result.errored} sample(s) errored ({top}); they are excluded from the scores. "
+                    f"Retry them with --resume {self.run_dir}"
+                ),
+                file=self.out,
+                flush=True,
+            )
         return result
 
 
