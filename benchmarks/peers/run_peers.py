@@ -188,6 +188,7 @@ class Tool:
 
     name = ""
     packages: list[str] = []  # empty: runs in this environment
+    hf_offline = True  # force Hugging Face libraries offline (a local tokenizer path needs no hub)
     note = ""
 
     def __init__(self, ctx: Ctx) -> None:
@@ -210,11 +211,10 @@ class Tool:
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         # no tool may reach a model hub (there is no network but the package index anyway)
+        if self.hf_offline:
+            env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
         env.update(
             {
-                "HF_HUB_OFFLINE": "1",
-                "TRANSFORMERS_OFFLINE": "1",
-                "HF_DATASETS_OFFLINE": "1",
                 "NO_PROXY": "127.0.0.1,localhost",
                 "no_proxy": "127.0.0.1,localhost",
                 "PYTHONUNBUFFERED": "1",
@@ -414,41 +414,33 @@ class OrigEvalscope(Tool):
             raise RuntimeError(f"no benchmark_summary.json under {out}")
         s = json.loads(summ[-1].read_text())
         pct_path = summ[-1].parent / "benchmark_percentile.json"
-        pct: dict[str, float | None] = {}
+        rows: list[dict[str, Any]] = []
         if pct_path.exists():
-            rows = json.loads(pct_path.read_text())
-            pct = _orig_percentiles(rows)
+            raw = json.loads(pct_path.read_text())
+            if isinstance(raw, dict):  # column-oriented variant
+                keys = list(raw)
+                raw = [{k: raw[k][i] for k in keys} for i in range(len(raw[keys[0]]) if keys else 0)]
+            rows = list(raw)
 
-        def g(*keys: str) -> float | None:
-            for k in keys:
-                if k in s:
-                    return _num(s[k])
+        def pct(q: str, *names: str) -> float | None:
+            for row in rows:
+                if str(row.get("Percentiles", "")).strip("%") == q:
+                    return _ms_value(row, *names)
             return None
 
-        ms = 1000.0  # the original reports seconds
-        mean_ttft, mean_tpot, mean_lat = (
-            g("Average time to first token (s)"),
-            g("Average inter-token latency (s)"),
-            g("Average latency (s)"),
-        )
+        def metric(avg_names: tuple[str, ...], pct_names: tuple[str, ...]) -> dict[str, float | None]:
+            return {
+                "mean": _ms_value(s, *avg_names),
+                "p50": pct("50", *pct_names),
+                "p99": pct("99", *pct_names),
+            }
+
         return {
-            "ttft": {
-                "mean": _mul(mean_ttft, ms),
-                "p50": _mul(pct.get("ttft50"), ms),
-                "p99": _mul(pct.get("ttft99"), ms),
-            },
-            "itl": {
-                "mean": _mul(mean_tpot, ms),
-                "p50": _mul(pct.get("itl50"), ms),
-                "p99": _mul(pct.get("itl99"), ms),
-            },
-            "e2e": {
-                "mean": _mul(mean_lat, ms),
-                "p50": _mul(pct.get("lat50"), ms),
-                "p99": _mul(pct.get("lat99"), ms),
-            },
-            "rps": g("Request throughput (req/s)"),
-            "requests": int(g("Succeed requests") or 0),
+            "ttft": metric(("Avg TTFT", "Average time to first token"), ("TTFT",)),
+            "itl": metric(("Avg ITL", "Average inter-token latency"), ("ITL",)),
+            "e2e": metric(("Avg Latency", "Average latency"), ("Latency",)),
+            "rps": _first_prefixed(s, "Req Throughput", "Request throughput"),
+            "requests": int(_first_prefixed(s, "Success Requests", "Succeed requests") or 0) or None,
             "summary_path": str(summ[-1]),
         }
 
@@ -457,21 +449,22 @@ def _mul(x: float | None, k: float) -> float | None:
     return None if x is None else x * k
 
 
-def _orig_percentiles(rows: Any) -> dict[str, float | None]:
-    """benchmark_percentile.json: a list of rows {'Percentiles': '50%', 'TTFT (s)': ..., ...}."""
-    out: dict[str, float | None] = {}
-    if isinstance(rows, dict):  # column-oriented variant
-        keys = list(rows)
-        n = len(rows[keys[0]]) if keys else 0
-        rows = [{k: rows[k][i] for k in keys} for i in range(n)]
-    for row in rows or []:
-        p = str(row.get("Percentiles", "")).strip("%")
-        if p not in ("50", "99"):
-            continue
-        out[f"ttft{p}"] = _num(row.get("TTFT (s)"))
-        out[f"itl{p}"] = _num(row.get("ITL (s)"))
-        out[f"lat{p}"] = _num(row.get("Latency (s)"))
-    return out
+def _first_prefixed(d: dict[str, Any], *prefixes: str) -> float | None:
+    for k, v in d.items():
+        if any(k.startswith(p) for p in prefixes):
+            return _num(v)
+    return None
+
+
+def _ms_value(d: dict[str, Any], *prefixes: str) -> float | None:
+    """Value of the first key starting with a prefix, in ms (keys carry their unit: '(s)' or '(ms)')."""
+    for k, v in d.items():
+        if any(k.startswith(p + " (") for p in prefixes):
+            x = _num(v)
+            if x is None:
+                return None
+            return x * 1000.0 if k.endswith("(s)") else x
+    return None
 
 
 class GuideLLM(Tool):
@@ -482,31 +475,22 @@ class GuideLLM(Tool):
         assert self.bindir is not None
         return [
             str(self.bindir / "guidellm"),
-            "benchmark",
             "run",
-            "--target",
-            url,
-            "--model",
-            MODEL,
-            "--processor",
-            str(self.ctx.tokenizer),
+            "--backend",
+            f"kind=openai_http,target={url},model={MODEL},request_format=/v1/chat/completions",
             "--profile",
-            "concurrent",
-            "--rate",
-            str(wl.parallel),
-            "--max-requests",
-            str(wl.number),
+            f"kind=concurrent,streams={wl.parallel}",
+            "--constraint",
+            f"kind=max_requests,count={wl.number}",
             "--data",
-            f"prompt_tokens={PROMPT_TOKENS},output_tokens={wl.tokens}",
-            "--output-dir",
-            str(out),
-            "--outputs",
-            "json",
+            f"kind=synthetic_text,prompt_tokens={PROMPT_TOKENS},output_tokens={wl.tokens}",
+            "--tokenizer",
+            f"kind=huggingface_auto,model={self.ctx.tokenizer}",
             "--disable-console-interactive",
-        ]
+        ]  # writes benchmarks.json and benchmarks.csv into its working directory (the run directory)
 
     def parse(self, out: Path, wl: Workload) -> dict[str, Any]:
-        files = sorted(out.rglob("*.json"), key=lambda p: p.stat().st_mtime)
+        files = sorted(out.rglob("benchmarks.json"), key=lambda p: p.stat().st_mtime)
         if not files:
             raise RuntimeError(f"no JSON report under {out}")
         d = json.loads(files[-1].read_text())
@@ -525,7 +509,7 @@ class GuideLLM(Tool):
 
         # guidellm: time_to_first_token_ms, inter_token_latency_ms, request_latency (seconds)
         rps = dist("requests_per_second")["mean"]
-        counts = (bench.get("request_totals") or {}).get("successful")
+        counts = (m.get("request_totals") or bench.get("request_totals") or {}).get("successful")
         return {
             "ttft": dist("time_to_first_token_ms"),
             "itl": dist("inter_token_latency_ms"),
@@ -539,6 +523,9 @@ class GuideLLM(Tool):
 class AIPerf(Tool):
     name = "aiperf"
     packages = ["aiperf"]
+    # aiperf's offline mode looks a tokenizer up in the hub cache only and rejects a local path; online, a
+    # local path is loaded directly (no hub request is made for a path)
+    hf_offline = False
 
     def command(self, url: str, wl: Workload, out: Path) -> list[str]:
         assert self.bindir is not None
@@ -572,8 +559,13 @@ class AIPerf(Tool):
             str(self.ctx.tokenizer),
             "--artifact-dir",
             str(out),
+            "--prompt-corpus",
+            "random",
             "--ui-type",
             "none",
+            "--no-server-metrics",
+            "--no-gpu-telemetry",
+            "--no-auto-plot",
         ]
 
     def parse(self, out: Path, wl: Workload) -> dict[str, Any]:
