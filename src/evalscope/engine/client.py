@@ -264,6 +264,8 @@ class Client:
         if n:
             rec.last_token_ns = event_ns[-1]
         rec.end_ns = _clock() if not st.done else now
+        if st.done and not content.at_eof():
+            await _drain_tail(content)
 
     def _finish_tokens(self, rec: RequestRecord, st: StreamState, req: Request) -> None:
         # Also reached mid-stream (cancel, exception): derive event counts from what was recorded.
@@ -292,6 +294,26 @@ class Client:
                 rec.reasoning = "".join(st.reasoning_parts)
             if st.tool_calls:
                 rec.tool_calls = [st.tool_calls[i] for i in sorted(st.tool_calls)]
+
+
+async def _drain_tail(content: aiohttp.StreamReader) -> None:
+    """Read what follows ``[DONE]`` (normally just the chunked-encoding terminator).
+
+    aiohttp closes a connection whose body was not read to the end, so without this about a third of the
+    requests (whenever the terminator arrives in a later TCP segment than ``[DONE]``) paid a new TCP connect
+    inside the next request's TTFT. Bounded (1 s, 64 KiB) so a server that keeps talking costs little; the
+    record is already complete, so any error here only means the connection is not reused.
+    """
+    left = 64 * 1024
+    try:
+        async with asyncio.timeout(1.0):
+            while left > 0 and not content.at_eof():
+                chunk = await content.readany()
+                if not chunk:
+                    break
+                left -= len(chunk)
+    except (TimeoutError, aiohttp.ClientError):
+        pass
 
 
 def _json_obj(raw: bytes) -> dict[str, Any]:
