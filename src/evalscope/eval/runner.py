@@ -282,6 +282,14 @@ class EvalRunner:
             if cfg.judge_model:
                 fp["judge"] = {"model": cfg.judge_model, "endpoint": cfg.judge_api_url or self.endpoint_id}
             self.tasks.append(_Task(name, bench, samples, fp, gen))
+            if not cls.needs_code_execution:
+                # Warm lazy imports (sympy...) now: doing it on the first answer would stall the event loop
+                # while other requests stream, and inflate their measured TTFT.
+                try:
+                    for probe in ("ANSWER: A \\boxed{1}", "ANSWER: B \\boxed{\\frac{x}{2}+\\sqrt{3}}"):
+                        bench.score(samples[0], probe)
+                except Exception as exc:  # noqa: BLE001 - warming only; real scoring reports its own errors
+                    log.debug("warm-up scoring of %s failed: %s", name, exc)
 
     def open_run_dir(self) -> None:
         cfg = self.cfg
