@@ -180,3 +180,30 @@ def test_merge_equals_single_aggregate_and_state_roundtrip() -> None:
         assert a.metrics[name].stats() == pytest.approx(m.stats()), name
     assert a.timeline == whole.timeline
     assert (a.succeeded, a.completion_tokens) == (whole.succeeded, whole.completion_tokens)
+
+
+@pytest.mark.parametrize("profile", ["default", "vllm"])
+def test_vectorised_gap_recording_matches_per_gap_path(profile: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import evalscope.perf.aggregate as agg_mod
+
+    rng = np.random.default_rng(0)
+
+    def rec(i: int, toks: list[int] | None = None, ct: int | None = None) -> RequestRecord:
+        gaps = [int(g) for g in rng.integers(1_000, 80_000_000, 59)]
+        r = ok_record(i, 0, 1_000_000, gaps, tokens=ct, event_tokens=toks)
+        return r
+
+    recs = (
+        [rec(i) for i in range(30)]
+        + [rec(100 + i, toks=[int(x) for x in rng.integers(1, 5, 60)]) for i in range(30)]
+        + [rec(200 + i, ct=150) for i in range(30)]
+    )
+    fast = Aggregator(0, profile)
+    for r in recs:
+        fast.add(r)
+    monkeypatch.setattr(agg_mod, "_VECTOR_MIN_EVENTS", 10**9)
+    slow = Aggregator(0, profile)
+    for r in recs:
+        slow.add(r)
+    for name in ("itl", "icl"):
+        assert fast.metrics[name].stats() == pytest.approx(slow.metrics[name].stats(), rel=1e-9), name
