@@ -78,10 +78,13 @@ class Ticker:
         pop = heapq.heappop
         push = heapq.heappush
         seq = self._seq
+        later: list[tuple[int, int, TickItem]] = []
         self._ticking = True
         try:
-            # only what is due now: items that fall due while we work wait for the next tick, so a server
-            # behind schedule still returns to the event loop to accept and read requests
+            # Only what is due now, and each item at most once per tick (unless its next step is due at the
+            # same instant, e.g. ITL 0): a server behind schedule then sends one chunk per stream per tick and
+            # returns to the event loop in between, so it keeps accepting and reading requests instead of
+            # spending seconds catching up inside one callback.
             now = perf_counter_ns()
             while heap and heap[0][0] <= now:
                 due, _, item = pop(heap)
@@ -91,8 +94,13 @@ class Ticker:
                     item.fail(exc)
                     nxt = None
                 if nxt is not None:
-                    push(heap, (nxt, next(seq), item))
+                    if nxt == due:
+                        push(heap, (nxt, next(seq), item))
+                    else:
+                        later.append((nxt, next(seq), item))
         finally:
             self._ticking = False
+            for entry in later:
+                push(heap, entry)
             if heap:
                 self._arm(heap[0][0])

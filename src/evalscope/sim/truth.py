@@ -10,7 +10,10 @@ from __future__ import annotations
 from array import array
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from time import perf_counter_ns
 from typing import Any
+
+import numpy as np
 
 from evalscope.sim.config import FAULT_KINDS
 
@@ -113,6 +116,7 @@ class Stats:
         "lag_sum_ns",
         "prompt_tokens",
         "requests",
+        "since_ns",
     )
 
     def __init__(self) -> None:
@@ -120,6 +124,7 @@ class Stats:
 
     def reset(self) -> None:
         """Zero every counter."""
+        self.since_ns = perf_counter_ns()
         self.requests = 0
         self.by_endpoint: dict[str, int] = {}
         self.by_status: dict[int, int] = {}
@@ -140,8 +145,6 @@ class Stats:
         """
         if self.chunks == 0:
             return [None for _ in qs]
-        import numpy as np
-
         cum = np.cumsum(np.frombuffer(self.lag_hist, dtype=np.int64))
         total = int(cum[-1])
         return [float(min(LAG_BUCKETS, int(np.searchsorted(cum, q * total)) + 1)) for q in qs]
@@ -150,6 +153,9 @@ class Stats:
         """A JSON-ready view of the counters."""
         p50, p90, p99 = self.lag_percentiles_us((0.5, 0.9, 0.99))
         return {
+            # the window these counters cover, measured by the server: a client reading rates from two
+            # snapshots needs no assumption about how long its requests queued
+            "window_s": (perf_counter_ns() - self.since_ns) / 1e9,
             "requests": self.requests,
             "active": active,
             "by_endpoint": dict(self.by_endpoint),
