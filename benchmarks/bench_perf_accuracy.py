@@ -5,6 +5,11 @@ Runs the simulator in its own process (TTFT 200 ms, ITL 20 ms, 100 output tokens
 reports the client-minus-server error of TTFT, TPOT and E2E (mean / p50 / p99, ms), the difference of the
 summary means, and output throughput versus tokens served over the server-side window.
 
+The TTFT / E2E difference is decomposed: ``pre_handler`` is client send -> the simulator's handler start (its
+``arrival`` stamp: connection set-up, the server's own queueing of a burst of requests), and
+``*_delivery`` is server send -> client receive of the first and last token events, i.e. the client's own
+timing error (both processes read the same CLOCK_MONOTONIC).
+
 Run: ``python benchmarks/bench_perf_accuracy.py [--parallel 64 --number 640]``. Prints a table, then one JSON line.
 """
 
@@ -52,6 +57,11 @@ def main() -> None:
         ]
     st = summary["stages"][0]
     err: dict[str, list[float]] = {"ttft": [], "tpot": [], "e2e": []}
+    # decomposition: time before the simulator's handler started (its arrival stamp), and the client's own
+    # receive error for the first token and the last token event (same monotonic clock in both processes)
+    pre_handler: list[float] = []
+    first_delivery: list[float] = []
+    last_delivery: list[float] = []
     for r in recs:
         t = truth.get(str(r["id"]))
         if t is None or r["status"] != "ok":
@@ -64,6 +74,9 @@ def main() -> None:
         c_tpot = (r["last_token_ns"] - r["first_token_ns"]) / (n - 1)
         t_tpot = (t["chunk_ns"][-1] - t["first_token_ns"]) / (t["completion_tokens"] - 1)
         err["tpot"].append((c_tpot - t_tpot) / 1e6)
+        pre_handler.append((t["arrival_ns"] - r["sent_ns"]) / 1e6)
+        first_delivery.append((r["first_token_ns"] - t["first_token_ns"]) / 1e6)
+        last_delivery.append((r["last_token_ns"] - t["chunk_ns"][-1]) / 1e6)
     tv = list(truth.values())
     truth_means = {
         "ttft": statistics.mean((t["first_token_ns"] - t["arrival_ns"]) / 1e6 for t in tv),
@@ -96,6 +109,20 @@ def main() -> None:
             f"{k:<7}{r['summary_mean_ms']:>10.3f}{r['truth_mean_ms']:>10.3f}{r['diff_ms']:>8.3f}"
             f"{r['err_p50_ms']:>9.3f}{r['err_p99_ms']:>9.3f}{r['err_max_ms']:>9.3f}"
         )
+    decomp = {
+        "pre_handler_ms": pre_handler,
+        "first_token_delivery_ms": first_delivery,
+        "last_token_delivery_ms": last_delivery,
+    }
+    extra = {}
+    for k, vals in decomp.items():
+        a = np.array(vals)
+        extra[f"{k}_mean"] = round(float(a.mean()), 3)
+        extra[f"{k}_p50"] = round(float(np.percentile(a, 50)), 3)
+        extra[f"{k}_p99"] = round(float(np.percentile(a, 99)), 3)
+        print(
+            f"{k:<26} mean {a.mean():8.3f}  p50 {np.percentile(a, 50):8.3f}  p99 {np.percentile(a, 99):8.3f}"
+        )
     out_tps = st["throughput"]["output_tokens_per_s"]
     print(
         f"output tokens/s: summary {out_tps:.1f}, served/window {served:.1f} ({100 * (out_tps / served - 1):+.2f} %)"
@@ -110,6 +137,7 @@ def main() -> None:
                 "trustworthy": st["client"]["trustworthy"],
                 "loop_lag_p99_ms": st["client"]["loop_lag_ms"]["p99"],
                 **{f"{k}_{m}": v for k, r in rows.items() for m, v in r.items()},
+                **extra,
                 "output_tps": out_tps,
                 "served_tps": served,
             }

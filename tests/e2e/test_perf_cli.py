@@ -82,20 +82,36 @@ def test_accuracy_against_simulator_truth(tmp_path: Path) -> None:
     )
     tokens = sum(t["completion_tokens"] for t in truth)
     window_s = (max(t["end_ns"] for t in truth) - min(t["arrival_ns"] for t in truth)) / 1e9
+    by_id = {t["request_id"]: t for t in truth}
+    # Decomposition (both processes read the same CLOCK_MONOTONIC): time before the simulator's handler
+    # started (connect, the server's own queueing of a burst), and the client's receive error per token event.
+    pre = statistics.mean((by_id[str(r["id"])]["arrival_ns"] - r["sent_ns"]) / 1e6 for r in records)
+    first_err = statistics.mean(
+        (r["first_token_ns"] - by_id[str(r["id"])]["first_token_ns"]) / 1e6 for r in records
+    )
+    last_err = statistics.mean(
+        (r["last_token_ns"] - by_id[str(r["id"])]["chunk_ns"][-1]) / 1e6 for r in records
+    )
     report = (
         f"ttft {st['ttft']['mean']:.3f} vs {t_ttft:.3f}; tpot {st['tpot']['mean']:.3f} vs {t_tpot:.3f}; "
         f"e2e {st['e2e_latency']['mean']:.3f} vs {t_e2e:.3f}; out tok/s {st['throughput']['output_tokens_per_s']:.1f}"
-        f" vs {tokens / window_s:.1f}; client {st['client']}"
+        f" vs {tokens / window_s:.1f}; before server handler {pre:.3f} ms; client receive error first "
+        f"{first_err:.3f} ms, last {last_err:.3f} ms; client {st['client']}"
     )
     print(report)
+    # Exact counts and token throughput hold whatever the machine's load.
+    assert abs(st["throughput"]["output_tokens_per_s"] / (tokens / window_s) - 1) < 0.02, report
     if not st["client"]["trustworthy"]:
-        # The client measured its own saturation (a loaded CI machine): the 2 ms claim only holds when the
+        # The client measured its own saturation (a loaded CI machine): the 2 ms claims only hold when the
         # client says it can be trusted, which is exactly what the fidelity verdict is for.
         pytest.skip(f"client not trustworthy on this machine: {st['client']['reason']} ({report})")
-    assert abs(st["ttft"]["mean"] - t_ttft) < 2.0, report
     assert abs(st["tpot"]["mean"] - t_tpot) < 2.0, report
-    assert abs(st["e2e_latency"]["mean"] - t_e2e) < 2.0, report
-    assert abs(st["throughput"]["output_tokens_per_s"] / (tokens / window_s) - 1) < 0.02, report
+    # The client's own timing error: receive time of the first and last token events vs the server's send.
+    assert 0 <= first_err < 2.0 and 0 <= last_err < 2.0, report
+    # The simulator stamps "arrival" when its handler starts; what a client sees also includes the time the
+    # server took to accept and parse a burst of requests. Within 2 ms of the truth once that is counted:
+    assert abs(st["ttft"]["mean"] - t_ttft - pre) < 2.0, report
+    assert abs(st["e2e_latency"]["mean"] - t_e2e - pre) < 2.0, report
     assert st["token_source"] == "usage"
 
 
