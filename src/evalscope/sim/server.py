@@ -698,6 +698,9 @@ class SimServer:
         ntok = len(reasoning) + len(content)
         await self._wait_until(first_due + max(0, ntok - 1) * itl_ns)
         headers = {"x-request-id": rec.request_id}
+        if request.transport is None or request.transport.is_closing():
+            rec.outcome = "client_closed"  # it left while "generating": nothing to send
+            return web.Response(status=200)
         if fault == "drop":
             rec.fault = fault
             if request.transport is not None:
