@@ -483,8 +483,12 @@ class PerfConfig(BaseModel):
 
     def public_dict(self) -> dict[str, Any]:
         """JSON-ready config with the key removed (redaction of other secrets happens on save)."""
+        from evalscope.engine.redact import is_secret_key
+
         d = self.model_dump(mode="json")
         d["api_key"] = "***" if self.api_key is not None else None
+        # any header whose name looks like a credential (Authorization, X-Api-Key, X-Auth-Token...) is masked
+        d["headers"] = {k: ("***" if is_secret_key(k) else v) for k, v in self.headers.items()}
         return d
 
 

@@ -616,9 +616,12 @@ def prepare(cfg: PerfConfig) -> tuple[Tokenizer, PerfDataset, str | None, str | 
     api_key = cfg.resolve_api_key()
     if api_key:
         register_secret(api_key)
+    from evalscope.engine.redact import is_secret_key
+
     for k, v in cfg.headers.items():
-        if k.lower() in ("authorization", "x-api-key", "api-key", "cookie"):
+        if is_secret_key(k):
             register_secret(v)
+            register_secret(v.split(" ", 1)[-1])
     return tokenizer, dataset, url, api_key
 
 

@@ -63,6 +63,8 @@ def test_api_key_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     cfg = make_config({"api_key": "direct-key"})
     assert cfg.resolve_api_key() == "direct-key"
     assert "direct-key" not in repr(cfg) and cfg.public_dict()["api_key"] == "***"
+    cfg = make_config({"headers": ["X-Auth-Token=tok-123456", "X-Trace=abc"]})
+    assert cfg.public_dict()["headers"] == {"X-Auth-Token": "***", "X-Trace": "abc"}
 
 
 def test_config_file_yaml_and_json(tmp_path: Path) -> None:
