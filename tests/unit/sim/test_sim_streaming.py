@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import aiohttp
@@ -197,3 +198,16 @@ async def test_client_disconnect_is_recorded(make_sim: Any, http: aiohttp.Client
     rec = sim.truth["gone"]
     assert rec.outcome == "client_closed" and rec.completion_tokens < 100
     assert sim.stats()["active"] == 0 and sim.stats()["client_closed"] == 1
+
+
+async def test_prefill_cost_and_jitter(make_sim: Any, http: aiohttp.ClientSession) -> None:
+    sim = await make_sim(ttft_ms=5.0, ttft_per_token_ms=1.0, itl_ms=2.0)
+    await post_stream(http, f"{sim.url}/v1/chat/completions", chat(3), headers={"X-Request-Id": "p"})
+    rec = sim.truth["p"]
+    assert rec.due_ns[0] - rec.arrival_ns == 8_000_000  # 5 ms + 3 prompt tokens x 1 ms
+    jit = await make_sim(ttft_ms=5.0, itl_ms=2.0, jitter=0.5, seed=9)
+    await post_stream(http, f"{jit.url}/v1/chat/completions", chat(30), headers={"X-Request-Id": "j"})
+    due = jit.truth["j"].due_ns
+    gaps = [b - a for a, b in itertools.pairwise(due)]
+    assert all(1_000_000 <= g <= 3_000_000 for g in gaps) and len(set(gaps)) > 10
+    assert 2_500_000 <= due[0] - jit.truth["j"].arrival_ns <= 7_500_000
