@@ -132,10 +132,10 @@ class ConsoleReporter(Reporter):
             f"elapsed {elapsed:.0f}s  ETA {eta}  in flight {len(st.in_flight)}"
         )
         line2 = (
-            f"ok {agg.succeeded}  failed {agg.failed}  cancelled {agg.cancelled}  "
-            f"{last[0]} req/s  {last[2]} tok/s  "
-            f"TTFT p50 {_ms(agg.metrics['ttft'].percentile_ms(50))} ms  "
-            f"E2E p50 {_ms(agg.metrics['e2e_latency'].percentile_ms(50))} ms"
+            f"ok {agg.succeeded} failed {agg.failed} cancel {agg.cancelled} | "
+            f"{last[0]} req/s {last[2]} tok/s | p50 ms: "
+            f"TTFT {_ms(agg.metrics['ttft'].percentile_ms(50))} "
+            f"E2E {_ms(agg.metrics['e2e_latency'].percentile_ms(50))}"
         )
         return Group(Text(line1, style="bold"), Text(line2))
 
