@@ -1,0 +1,59 @@
+"""Run directories never collide; records are whole lines; torn-line handling; redaction of saved JSON."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from evalscope.engine.redact import register_secret
+from evalscope.perf.storage import RecordWriter, make_run_dir, read_records, safe_json, write_json_atomic
+
+
+def test_run_dirs_are_unique(tmp_path: Path) -> None:
+    dirs = {make_run_dir(tmp_path, "same name") for _ in range(5)}
+    assert len(dirs) == 5 and all(d.is_dir() for d in dirs)
+
+
+def test_writer_batches_and_flushes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import evalscope.perf.storage as st
+
+    monkeypatch.setattr(st, "FLUSH_INTERVAL_S", 0.05)
+    path = tmp_path / "r.jsonl"
+    w = RecordWriter(path)
+    w.add({"id": 1, "text": "secret text", "error": None})
+    assert path.read_bytes() == b""  # batched
+    time.sleep(0.06)
+    w.maybe_flush()
+    line = path.read_text()
+    assert line.endswith("\n") and json.loads(line)["text"] is None  # no text without --save-responses
+    w.close()
+
+
+def test_read_records_torn_last_vs_middle(tmp_path: Path) -> None:
+    p = tmp_path / "r.jsonl"
+    p.write_text('{"a": 1}\n{"a": 2}\n{"a": ')
+    assert read_records(p) == [{"a": 1}, {"a": 2}]
+    p.write_text('{"a": 1}\n{"a": \n{"a": 3}\n')
+    with pytest.raises(ValueError, match=r"r.jsonl:2"):
+        read_records(p)
+
+
+def test_safe_json_masks_keys_and_values_but_keeps_token_fields(tmp_path: Path) -> None:
+    register_secret("sk-unit-canary-123456")
+    obj = {
+        "api_key": "sk-unit-canary-123456",
+        "headers": {"Authorization": "Bearer x"},
+        "max_tokens": 5,
+        "output_tokens_per_s": 1.5,
+        "example": "bad key sk-unit-canary-123456 rejected",
+    }
+    out = safe_json(obj)
+    assert out["api_key"] == "***" and out["headers"]["Authorization"] == "***"
+    assert out["max_tokens"] == 5 and out["output_tokens_per_s"] == 1.5
+    assert "sk-unit-canary" not in out["example"]
+    write_json_atomic(tmp_path / "m.json", out)
+    assert json.loads((tmp_path / "m.json").read_text()) == out
+    assert not list(tmp_path.glob(".*.tmp"))
