@@ -108,6 +108,15 @@ def _pin(pid: int, cpu: int) -> None:
         os.sched_setaffinity(pid, {cpu})
 
 
+def _runq_wait_ns(pid: int) -> int:
+    """Time the process's main thread spent runnable but waiting for a CPU (Linux schedstat), else 0."""
+    try:
+        with open(f"/proc/{pid}/schedstat", encoding="ascii") as f:
+            return int(f.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 def run_level(proc: Any, args: argparse.Namespace, concurrency: int) -> dict[str, Any]:
     """One load level: start the client, warm up, measure a window from the simulator's stats."""
     import psutil
@@ -142,10 +151,12 @@ def run_level(proc: Any, args: argparse.Namespace, concurrency: int) -> dict[str
         ps = psutil.Process(proc.pid)
         proc.fetch_stats(reset=True)
         cpu0 = ps.cpu_times()
+        rq0 = _runq_wait_ns(proc.pid)
         t0 = time.perf_counter()
         time.sleep(args.window)
         stats = proc.fetch_stats(reset=True)
         cpu1 = ps.cpu_times()
+        rq1 = _runq_wait_ns(proc.pid)
         wall = time.perf_counter() - t0
         # the server's own window: an overloaded server answers the stats request late
         elapsed = stats["window_s"]
@@ -166,6 +177,8 @@ def run_level(proc: Any, args: argparse.Namespace, concurrency: int) -> dict[str
         "lag_p99_us": lag["p99_us"],
         "lag_max_us": round(lag["max_us"], 1),
         "server_cpu": round(cpu, 2),
+        # ms per second the simulator was ready to run but had no CPU: lag the OS adds on a shared machine
+        "runq_wait_ms_per_s": round((rq1 - rq0) / 1e6 / wall, 1),
         # CPU cost per event, and the rate one fully busy core would reach at that cost: robust to a busy
         # machine (where lag measures the OS scheduler as much as the simulator)
         "cpu_us_per_event": round(cpu * elapsed / max(1, stats["chunks"]) * 1e6, 2),
@@ -221,7 +234,7 @@ def main() -> None:
     cpu_bound = busiest["cpu_bound_events_per_s"] if busiest else None
     header = (
         f"{'conc':>6} {'target ev/s':>12} {'ev/s':>9} {'p50 µs':>8} {'p90 µs':>8} {'p99 µs':>8} {'max µs':>9} "
-        f"{'cpu':>5} {'cpu µs/ev':>9} {'1-core ev/s':>11}"
+        f"{'cpu':>5} {'cpu µs/ev':>9} {'1-core ev/s':>11} {'runq ms/s':>9}"
     )
     print(
         f"simulator ceiling on one core (ITL {args.itl_ms} ms, {args.tokens} tokens/request, "
@@ -232,8 +245,9 @@ def main() -> None:
         print(
             f"{r['concurrency']:>6} {r['target_events_per_s']:>12} {r['events_per_s']:>9} {r['lag_p50_us']!s:>8} "
             f"{r['lag_p90_us']!s:>8} {r['lag_p99_us']!s:>8} {r['lag_max_us']!s:>9} {r['server_cpu']:>5} "
-            f"{r['cpu_us_per_event']:>9} {r['cpu_bound_events_per_s']!s:>11}"
+            f"{r['cpu_us_per_event']:>9} {r['cpu_bound_events_per_s']!s:>11} {r['runq_wait_ms_per_s']:>9}"
             + ("" if r["on_schedule"] else "  <- off schedule")
+            + ("  (machine busy: waited for CPU)" if r["runq_wait_ms_per_s"] > 100 else "")
         )
     print(
         f"ceiling: {ceiling} events/s on schedule (median lag <= {args.lag_limit_us:g} µs); "
