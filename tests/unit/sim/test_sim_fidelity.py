@@ -2,7 +2,9 @@
 
 The machine running the tests may be shared and busy, and an OS that deschedules the process for a few ms
 shows up as lag no server can avoid. Each check therefore takes the best of a few attempts: a simulator that
-cannot keep its schedule fails every attempt, while a noisy neighbour rarely spoils all of them.
+cannot keep its schedule fails every attempt, while a noisy neighbour rarely spoils all of them. When every
+attempt misses and the simulator demonstrably waited for a CPU (Linux schedstat run-queue time, or the load
+average elsewhere), the test is skipped with the figures rather than failed.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
+import time
 from typing import Any
 
 import aiohttp
@@ -54,15 +57,50 @@ async def drive(http: aiohttp.ClientSession, url: str, tag: str) -> None:
     await asyncio.gather(*(one(i) for i in range(N_STREAMS)))
 
 
-def judge(medians: list[float], limit_ns: int) -> None:
-    """Pass if any attempt met ``limit_ns``; skip (not fail) when the machine is plainly oversubscribed."""
-    if min(medians) < limit_ns:
-        return
-    load = os.getloadavg()[0]
-    detail = f"median send lags (ms): {[round(m / 1e6, 3) for m in medians]}"
-    if load > 1.5 * (os.cpu_count() or 1):
-        pytest.skip(f"machine overloaded (load average {load:.1f}); {detail}")
-    raise AssertionError(detail)
+def runq_wait_ns(pid: int | str = "self") -> int | None:
+    """Nanoseconds the process's main thread spent runnable but without a CPU (None if unknown)."""
+    try:
+        with open(f"/proc/{pid}/schedstat", encoding="ascii") as f:
+            return int(f.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+class Attempts:
+    """Median lag per attempt, plus the share of each attempt the simulator spent waiting for a CPU."""
+
+    def __init__(self, pid: int | str = "self") -> None:
+        self.pid = pid
+        self.medians: list[float] = []
+        self.waits: list[float | None] = []
+        self._t0 = 0
+        self._rq0: int | None = None
+
+    def start(self) -> None:
+        self._t0 = time.perf_counter_ns()
+        self._rq0 = runq_wait_ns(self.pid)
+
+    def stop(self, median: float) -> None:
+        rq1 = runq_wait_ns(self.pid)
+        span = time.perf_counter_ns() - self._t0
+        self.medians.append(median)
+        self.waits.append(None if rq1 is None or self._rq0 is None else (rq1 - self._rq0) / span)
+
+    def judge(self, limit_ns: int) -> None:
+        """Pass if any attempt met ``limit_ns``; skip (not fail) when the CPU was plainly not available."""
+        if min(self.medians) < limit_ns:
+            return
+        detail = f"median send lags (ms): {[round(m / 1e6, 3) for m in self.medians]}"
+        known = [w for w in self.waits if w is not None]
+        if known:
+            detail += f"; share of time waiting for a CPU: {[round(w, 2) for w in known]}"
+            if min(known) > 0.1:
+                pytest.skip(f"machine overloaded; {detail}")
+        else:
+            load = os.getloadavg()[0]
+            if load > 1.5 * (os.cpu_count() or 1):
+                pytest.skip(f"machine overloaded (load average {load:.1f}); {detail}")
+        raise AssertionError(detail)
 
 
 def lags_of(records: list[dict[str, Any]]) -> list[int]:
@@ -80,28 +118,29 @@ def lags_of(records: list[dict[str, Any]]) -> list[int]:
 
 async def test_200_streams_in_process(make_sim: Any, http: aiohttp.ClientSession) -> None:
     sim = await make_sim(ttft_ms=TTFT_NS / 1e6, itl_ms=ITL_NS / 1e6)
-    medians = []
+    attempts = Attempts()
     for attempt in range(ATTEMPTS):
         tag = f"a{attempt}-"
+        attempts.start()
         await drive(http, sim.url, tag)
         recs = [r.to_dict() for k, r in sim.truth.items() if k.startswith(tag)]
         assert len(recs) == N_STREAMS
-        medians.append(statistics.median(lags_of(recs)))
-        if medians[-1] < 2_000_000:
+        attempts.stop(statistics.median(lags_of(recs)))
+        if attempts.medians[-1] < 2_000_000:
             break
-    judge(medians, 2_000_000)  # the client shares this event loop, so the bound also absorbs its work
+    attempts.judge(2_000_000)  # the client shares this event loop, so the bound also absorbs its work
 
 
 async def test_200_streams_in_child_process(http: aiohttp.ClientSession) -> None:
     cfg = SimConfig(ttft_ms=TTFT_NS / 1e6, itl_ms=ITL_NS / 1e6)
-    medians = []
     with SimProcess(cfg) as proc:
+        attempts = Attempts(proc.pid)
         for attempt in range(ATTEMPTS):
             tag = f"p{attempt}-"
+            attempts.start()
             await drive(http, proc.url, tag)
             recs = [r for r in proc.fetch_truth(clear=True) if r["request_id"].startswith(tag)]
-            lags = sorted(lags_of(recs))
-            medians.append(statistics.median(lags))
-            if medians[-1] < 2_000_000:
+            attempts.stop(statistics.median(lags_of(recs)))
+            if attempts.medians[-1] < 1_000_000:
                 break
-    judge(medians, 2_000_000)
+    attempts.judge(1_000_000)  # its own CPU: the simulator alone must stay within 1 ms at the median
