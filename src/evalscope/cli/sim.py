@@ -71,13 +71,17 @@ def build_config(config_json: str | None, overrides: dict[str, Any]) -> SimConfi
 
 def _run(host: str, port: int, config_json: str | None, port_file: str | None, **overrides: Any) -> None:
     """Start the simulator and block until SIGINT / SIGTERM."""
+    import re
+
     from pydantic import ValidationError
 
+    from evalscope.sim.policies import load_script
     from evalscope.sim.serve import run
 
     try:
         cfg = build_config(config_json, overrides)
-    except (ValidationError, ValueError, OSError) as exc:
+        load_script(cfg)  # a missing script file or a bad pattern is a usage error, not a traceback
+    except (ValidationError, ValueError, OSError, re.error) as exc:
         raise click.UsageError(f"invalid simulator config: {exc}") from exc
     run(cfg, host=host, port=port, port_file=port_file)
 

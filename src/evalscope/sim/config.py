@@ -6,9 +6,10 @@ integer nanoseconds once per request.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Policy = Literal["random", "echo", "choice", "scripted"]
 OutputDist = Literal["fixed", "uniform", "normal"]
@@ -32,6 +33,15 @@ class ScriptRule(BaseModel):
 
     pattern: str
     reply: str
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        try:
+            re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"invalid regex {v!r}: {exc}") from exc
+        return v
 
 
 class SimConfig(BaseModel):

@@ -100,3 +100,10 @@ def test_cli_ready_line_and_sigint() -> None:
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+def test_cli_bad_script_is_usage_error(tmp_path: os.PathLike[str]) -> None:
+    result = CliRunner().invoke(sim, ["--policy", "scripted", "--script", f"{tmp_path}/missing.json"])
+    assert result.exit_code == 2 and "invalid simulator config" in result.output
+    result = CliRunner().invoke(sim, ["--config-json", '{"script_rules": [{"pattern": "(", "reply": "x"}]}'])
+    assert result.exit_code == 2 and "invalid regex" in result.output
