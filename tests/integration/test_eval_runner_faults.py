@@ -326,3 +326,32 @@ async def test_errors_are_never_cached_and_are_reported(tmp_path: Path) -> None:
     assert (tmp_path / "c" / "responses.jsonl").read_bytes() == b""
     assert "5 sample(s) errored (http_status:500 x5)" in out.getvalue()
     assert f"--resume {res.run_dir}" in out.getvalue()
+
+
+async def test_run_directory_in_use_is_refused(tmp_path: Path) -> None:
+    import fcntl
+
+    from evalscope.errors import ConfigError
+    from evalscope.sim import SimConfig, SimServer
+
+    async with SimServer(SimConfig(policy="choice", ttft_ms=1, itl_ms=0, models=["m"])) as sim:
+        first = await arun_eval(
+            _cfg(sim.url, tmp_path, dataset_args={"toy_mcq_runner": {"n": 4}}), out=io.StringIO()
+        )
+        with open(first.run_dir / ".lock", "a+") as held:
+            fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            with pytest.raises(ConfigError, match="in use by another evalscope process"):
+                await arun_eval(
+                    _cfg(
+                        sim.url,
+                        tmp_path,
+                        resume=str(first.run_dir),
+                        dataset_args={"toy_mcq_runner": {"n": 4}},
+                    ),
+                    out=io.StringIO(),
+                )
+        again = await arun_eval(
+            _cfg(sim.url, tmp_path, resume=str(first.run_dir), dataset_args={"toy_mcq_runner": {"n": 4}}),
+            out=io.StringIO(),
+        )
+    assert again.run_dir == first.run_dir and again.sent == 0

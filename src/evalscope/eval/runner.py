@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 from urllib.parse import quote
 
 import orjson
@@ -215,9 +215,15 @@ class EvalRunner:
         self.tasks: list[_Task] = []
         self.run_dir: Path | None = None
         self.model_name = cfg.model or (BUILTIN_MODEL if cfg.api_url is None else "")
-        self.endpoint_id = (
-            BUILTIN_ENDPOINT if cfg.api_url is None else normalize_url(cfg.api_url, "/v1/chat/completions")
-        )
+        try:
+            self.endpoint_id = (
+                BUILTIN_ENDPOINT
+                if cfg.api_url is None
+                else normalize_url(cfg.api_url, "/v1/chat/completions")
+            )
+        except ConfigError as exc:
+            exc.message = exc.message.replace("--url", "--api-url")
+            raise
         self.api_key = cfg.resolved_api_key()
         if self.api_key:
             register_secret(self.api_key)
@@ -229,6 +235,7 @@ class EvalRunner:
         self._t0 = time.perf_counter()
         self._session_entries: list[dict[str, Any]] = []
         self._stopping = False
+        self._lock_fh: IO[str] | None = None
         self.judge: ApiModel | None = None
 
     def say(self, msg: str) -> None:
@@ -345,14 +352,38 @@ class EvalRunner:
                 "started": self.manifest.get("started", self.started),
             }
         )
-        self.write_manifest()
         assert self.run_dir is not None
+        self._lock_run_dir(self.run_dir)
+        self.write_manifest()
         for t in self.tasks:
             path = self.run_dir / "journal" / f"{t.name}.jsonl"
             entries, _ = read_journal(path)
             t.done = {k: _light(e) for k, e in latest_entries(entries).items()}
             del entries
             t.writer = JournalWriter(path).open()
+
+    def _lock_run_dir(self, run_dir: Path) -> None:
+        """Hold an exclusive lock on the run directory: two processes must never append to one journal."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not on POSIX
+            return
+        fh = open(run_dir / ".lock", "a+")  # noqa: SIM115 - held until the process ends or run() finishes
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            raise ConfigError(
+                f"run directory {str(run_dir)!r} is in use by another evalscope process",
+                "wait for it to finish, or stop it first",
+            ) from None
+        self._lock_fh = fh
+
+    def _unlock(self) -> None:
+        fh = getattr(self, "_lock_fh", None)
+        if fh is not None:
+            fh.close()
+            self._lock_fh = None
 
     def write_manifest(self) -> None:
         if self.run_dir is None:
@@ -615,6 +646,7 @@ class EvalRunner:
             self.manifest["finished"] = time.time()
             self.manifest["elapsed_s"] = time.perf_counter() - self._t0
             self.write_manifest()
+            self._unlock()
 
     def finish(self, model: ApiModel, wall_s: float) -> EvalResult:
         from evalscope.eval.report import build_report, performance, print_table, write_report
