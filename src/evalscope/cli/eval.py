@@ -28,56 +28,57 @@ or rejected the key / model, 130 interrupted.
 """
 
 
+def _h(name: str, extra: str = "") -> str:
+    """Help text of an option = the EvalConfig field's description and default (one source of truth)."""
+    from evalscope.eval.config import EvalConfig
+
+    field = EvalConfig.model_fields[name]
+    text = field.description or ""
+    if field.is_required() or field.default_factory is not None:
+        return text + extra
+    default = field.default
+    if default not in (None, False, ""):
+        text += f" [default: {default}]"
+    return text + extra
+
+
 def _eval_options(f: Any) -> Any:
     opts = [
-        click.option("--model", help="Model name sent in requests (default: the served model)."),
-        click.option("--api-url", help="OpenAI-compatible endpoint; without it the built-in simulator runs."),
-        click.option("--api-key", help="API key (prefer env EVALSCOPE_API_KEY / OPENAI_API_KEY or a file)."),
+        click.option("--model", help=_h("model")),
+        click.option("--api-url", help=_h("api_url")),
+        click.option("--api-key", help=_h("api_key", " Prefer the env variables or --api-key-file.")),
         click.option(
-            "--api-key-file", type=click.Path(dir_okay=False, path_type=Path), help="File with the key."
+            "--api-key-file", type=click.Path(dir_okay=False, path_type=Path), help=_h("api_key_file")
         ),
-        click.option("--api", type=click.Choice(["openai", "openai-completions"]), help="Request protocol."),
-        click.option("--datasets", multiple=True, help="Benchmark names: --datasets gsm8k arc mmlu."),
-        click.option("--limit", type=int, help="At most N samples per benchmark."),
-        click.option("--eval-batch-size", type=int, help="Requests in flight (default 32)."),
-        click.option("--generation-config", help="e.g. temperature=0,max_tokens=2048 (or a JSON object)."),
+        click.option("--api", type=click.Choice(["openai", "openai-completions"]), help=_h("api")),
         click.option(
-            "--dataset-args", help='JSON, e.g. {"mmlu": {"few_shot_num": 5, "subset_list": ["anatomy"]}}'
+            "--datasets", multiple=True, help=_h("datasets", " Several names may follow one --datasets.")
         ),
+        click.option("--limit", type=int, help=_h("limit")),
+        click.option("--eval-batch-size", type=int, help=_h("eval_batch_size")),
+        click.option("--generation-config", help=_h("generation_config", " Or a JSON object.")),
+        click.option("--dataset-args", help=_h("dataset_args")),
+        click.option("--dataset-dir", type=click.Path(path_type=Path), help=_h("dataset_dir")),
         click.option(
-            "--dataset-dir",
-            type=click.Path(path_type=Path),
-            help="Local data laid out like ../shared/datasets.",
+            "--dataset-hub", type=click.Choice(["huggingface", "modelscope", "local"]), help=_h("dataset_hub")
         ),
-        click.option(
-            "--dataset-hub", type=click.Choice(["huggingface", "modelscope", "local"]), help="Data source."
-        ),
-        click.option("--repeats", type=int, help="Generations per sample."),
-        click.option("--seed", type=int, help="Seed for shuffles and few-shot sampling."),
-        click.option(
-            "--work-dir", type=click.Path(path_type=Path), help="Where run directories go (./outputs)."
-        ),
-        click.option("--run-name", help="Name of the run directory (default: a timestamp)."),
-        click.option("--use-cache", type=click.Path(path_type=Path), help="Response cache directory."),
-        click.option("--resume", type=click.Path(path_type=Path), help="Resume the run in this directory."),
-        click.option(
-            "--force", is_flag=True, default=None, help="Resume although the configuration differs."
-        ),
-        click.option(
-            "--allow-code-execution", is_flag=True, default=None, help="Let HumanEval/MBPP run code."
-        ),
-        click.option("--judge-model", help="Judge model for judge-scored benchmarks."),
-        click.option("--judge-api-url", help="Judge endpoint."),
-        click.option("--judge-api-key", help="Judge API key (default: the main key)."),
-        click.option("--max-attempts", type=int, help="Attempts per sample on transient failures (5)."),
-        click.option(
-            "--retry-backoff", "retry_backoff_s", type=float, help="Base retry back-off in s (0.5)."
-        ),
-        click.option(
-            "--sample-timeout", "sample_timeout_s", type=float, help="Deadline per sample in s (1800)."
-        ),
-        click.option("--read-timeout", "read_timeout_s", type=float, help="Idle read timeout in s (600)."),
-        click.option("--connect-timeout", "connect_timeout_s", type=float, help="Connect timeout in s (30)."),
+        click.option("--repeats", type=int, help=_h("repeats")),
+        click.option("--seed", type=int, help=_h("seed")),
+        click.option("--work-dir", type=click.Path(path_type=Path), help=_h("work_dir")),
+        click.option("--run-name", help=_h("run_name")),
+        click.option("--use-cache", type=click.Path(path_type=Path), help=_h("use_cache")),
+        click.option("--resume", type=click.Path(path_type=Path), help=_h("resume")),
+        click.option("--force", is_flag=True, default=None, help=_h("force")),
+        click.option("--allow-code-execution", is_flag=True, default=None, help=_h("allow_code_execution")),
+        click.option("--judge-model", help=_h("judge_model")),
+        click.option("--judge-api-url", help=_h("judge_api_url")),
+        click.option("--judge-api-key", help=_h("judge_api_key")),
+        click.option("--max-attempts", type=int, help=_h("max_attempts")),
+        click.option("--retry-backoff", "retry_backoff_s", type=float, help=_h("retry_backoff_s")),
+        click.option("--sample-timeout", "sample_timeout_s", type=float, help=_h("sample_timeout_s")),
+        click.option("--read-timeout", "read_timeout_s", type=float, help=_h("read_timeout_s")),
+        click.option("--connect-timeout", "connect_timeout_s", type=float, help=_h("connect_timeout_s")),
+        click.option("--drain-timeout", "drain_timeout_s", type=float, help=_h("drain_timeout_s")),
         click.option(
             "--no-stream", "stream", flag_value=False, default=None, help="Ask for whole responses."
         ),
@@ -88,8 +89,8 @@ def _eval_options(f: Any) -> Any:
             default=None,
             help="Skip the endpoint check.",
         ),
-        click.option("--quiet", is_flag=True, default=None, help="No progress or table."),
-        click.option("--debug", is_flag=True, default=False, help="Show tracebacks."),
+        click.option("--quiet", is_flag=True, default=None, help=_h("quiet")),
+        click.option("--debug", is_flag=True, default=False, help=_h("debug")),
         click.option("--eval-type", hidden=True, help="Accepted for compatibility; ignored."),
         click.argument("more_datasets", nargs=-1),
     ]

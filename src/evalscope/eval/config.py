@@ -147,7 +147,9 @@ class EvalConfig(BaseModel):
     )
     dataset_dir: Path | None = Field(None, description="Local copies laid out like ../shared/datasets.")
     dataset_hub: DatasetHub = Field("huggingface", description="Where data comes from without --dataset-dir.")
-    limit: int | None = Field(None, ge=1, description="Evaluate at most N samples per benchmark.")
+    limit: int | None = Field(
+        None, ge=1, description="Evaluate at most N samples per benchmark (round-robin across its subsets)."
+    )
     repeats: int = Field(1, ge=1, le=1000, description="Generations per sample (pass@k, averaging).")
     seed: int = Field(42, description="Seed for shuffles and few-shot sampling (not sent unless configured).")
     generation_config: dict[str, Any] = Field(
