@@ -241,6 +241,13 @@ class EvalConfig(BaseModel):
             raise ValueError("must be an http(s) URL, e.g. http://127.0.0.1:8000/v1")
         return v
 
+    @field_validator("run_name")
+    @classmethod
+    def _run_name(cls, v: str | None) -> str | None:
+        if v is not None and (not v.strip() or "/" in v or "\\" in v or v in (".", "..")):
+            raise ValueError("must be a plain directory name (no path separators)")
+        return v
+
     @model_validator(mode="after")
     def _cross(self) -> EvalConfig:
         if self.use_cache is not None and self.resume is not None:
