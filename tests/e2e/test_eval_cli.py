@@ -68,7 +68,7 @@ def test_quick_start_uses_builtin_simulator(tmp_path: Path) -> None:
     )
     assert res.returncode == 0, res.stderr
     assert "built-in simulator" in res.stderr
-    assert "gsm8k" in res.stderr and "score %" in res.stderr
+    assert "gsm8k" in res.stdout and "score %" in res.stdout  # the table on stdout, messages on stderr
     reports = list((tmp_path / "o").glob("*/reports/sim-model/gsm8k.json"))
     assert len(reports) == 1
     rep = json.loads(reports[0].read_text())

@@ -211,7 +211,9 @@ class EvalRunner:
 
     def __init__(self, cfg: EvalConfig, out: TextIO | None = None) -> None:
         self.cfg = cfg
-        self.out = out if out is not None else sys.stderr
+        # results (the table) go to stdout, messages to stderr; ``out`` (tests, embedding) takes both
+        self.out = out if out is not None else sys.stdout
+        self.err = out if out is not None else sys.stderr
         self.tasks: list[_Task] = []
         self.run_dir: Path | None = None
         self.model_name = cfg.model or (BUILTIN_MODEL if cfg.api_url is None else "")
@@ -240,7 +242,7 @@ class EvalRunner:
 
     def say(self, msg: str) -> None:
         if not self.cfg.quiet:
-            print(scrub(msg), file=self.out, flush=True)
+            print(scrub(msg), file=self.err, flush=True)
 
     # ---------------------------------------------------------------- preparation (no network)
 
@@ -700,6 +702,7 @@ class EvalRunner:
         self.manifest["performance"] = perf
         if not self.cfg.quiet:
             print_table(self.model_name, by_bench, self.out)
+            self.out.flush()
             self.say(f"Reports: {self.run_dir / 'reports' / _safe_name(self.model_name)}")
         if result.errored:
             kinds: dict[str, int] = {}
@@ -712,7 +715,7 @@ class EvalRunner:
                     f"Warning: {result.errored} sample(s) errored ({top}); they are excluded from the scores. "
                     f"Retry them with --resume {self.run_dir}"
                 ),
-                file=self.out,
+                file=self.err,
                 flush=True,
             )
         return result
