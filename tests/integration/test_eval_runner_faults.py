@@ -355,3 +355,58 @@ async def test_run_directory_in_use_is_refused(tmp_path: Path) -> None:
             out=io.StringIO(),
         )
     assert again.run_dir == first.run_dir and again.sent == 0
+
+
+class ToyJudged(ToyMCQ):
+    """Scores by asking the judge model (handed to the benchmark as ``self.judge``)."""
+
+    name = "toy_judged_runner"
+
+    async def ascore(self, sample: Sample, output: str) -> ScoreResult:
+        judge = self.judge  # type: ignore[attr-defined]
+        verdict = await judge.generate(
+            [{"role": "user", "content": f"Is this right? {output}"}], {}, f"judge/{sample.id}"
+        )
+        ok = "YES" in verdict.text
+        return ScoreResult(1.0 if ok else 0.0, verdict.text, True)
+
+
+if "toy_judged_runner" not in BENCHMARKS:
+    BENCHMARKS.add("toy_judged_runner", ToyJudged)
+
+
+async def test_judge_model_is_handed_to_benchmarks(tmp_path: Path) -> None:
+    from evalscope.sim import SimConfig, SimServer
+
+    main = SimConfig(
+        policy="scripted",
+        script_rules=[{"pattern": r"\[toy-[0-2]\]", "reply": "ANSWER: A"}],
+        script_default="ANSWER: B",
+        ttft_ms=1,
+        itl_ms=0,
+        models=["m"],
+    )
+    judge = SimConfig(
+        policy="scripted",
+        script_rules=[{"pattern": "ANSWER: A", "reply": "YES"}],
+        script_default="NO",
+        ttft_ms=1,
+        itl_ms=0,
+        models=["judge-m"],
+    )
+    async with SimServer(main) as sim, SimServer(judge) as jsim:
+        res = await arun_eval(
+            _cfg(
+                sim.url,
+                tmp_path,
+                datasets=["toy_judged_runner"],
+                judge_model="judge-m",
+                judge_api_url=jsim.url,
+                dataset_args={"toy_judged_runner": {"n": 10}},
+            ),
+            out=io.StringIO(),
+        )
+        judged = [str(r.request_id) for r in jsim.truth.values()]
+    rep = res.report("toy_judged_runner")
+    assert rep["score"] == pytest.approx(0.3)
+    assert sorted(judged) == sorted(f"judge/t{i}" for i in range(10))
