@@ -95,6 +95,7 @@ class RunResult:
     loadavg_before: float | None = None  # 1-minute load average: other work on the machine skews CPU figures
     loadavg_after: float | None = None
     trustworthy: Any = None  # our evalscope's own verdict on the run, when it gives one
+    runs: list[dict[str, Any]] = field(default_factory=list)  # every repeat, when --repeat > 1
 
 
 # ----------------------------------------------------------------------------------------------- venvs
@@ -155,10 +156,21 @@ def _stat(xs: list[float]) -> dict[str, float | None]:
 
 
 def truth_metrics(
-    records: list[dict[str, Any]],
+    records: list[dict[str, Any]], tokens: int | None = None
 ) -> tuple[dict[str, dict[str, float | None]], int, float | None]:
-    """TTFT = first chunk send - arrival; ITL = per-request mean gap between chunk sends; E2E = end - arrival."""
-    ok = [r for r in records if r.get("stream") and r.get("outcome") == "ok" and r.get("first_token_ns")]
+    """TTFT = first chunk send - arrival; ITL = per-request mean gap between chunk sends; E2E = end - arrival.
+
+    Only completed streaming requests of the workload's length count (``tokens``): a tool's connection check
+    or warm-up probe asks for a few tokens and is left out, as the tools leave it out of their reports.
+    """
+    ok = [
+        r
+        for r in records
+        if r.get("stream")
+        and r.get("outcome") == "ok"
+        and r.get("first_token_ns")
+        and (tokens is None or r.get("completion_tokens") == tokens)
+    ]
     ttft = [(r["first_token_ns"] - r["arrival_ns"]) / 1e6 for r in ok]
     e2e = [(r["end_ns"] - r["arrival_ns"]) / 1e6 for r in ok if r.get("end_ns")]
     itl = []
@@ -722,16 +734,18 @@ def run_tool_once(tool: Tool, wl: Workload, ctx: Ctx, tag: str) -> tuple[RunResu
     return res, truth
 
 
-def bench_one(tool: Tool, wl: Workload, ctx: Ctx, startup: dict[str, tuple[float, int]]) -> RunResult:
+def bench_one(
+    tool: Tool, wl: Workload, ctx: Ctx, startup: dict[str, tuple[float, int]], tag: str = ""
+) -> RunResult:
     try:
-        res, truth = run_tool_once(tool, wl, ctx, "")
+        res, truth = run_tool_once(tool, wl, ctx, tag)
     except Exception as exc:  # a broken tool must show up in the table, not end the benchmark
         return RunResult(tool.name, wl.name, status="failed", reason=f"{type(exc).__name__}: {exc}"[:600])
     if res.status != "ok":
         return res
-    res.truth, res.requests_truth, res.rps_truth = truth_metrics(truth)
+    res.truth, res.requests_truth, res.rps_truth = truth_metrics(truth, wl.tokens)
     try:
-        rep = tool.parse(ctx.out / f"{tool.name}__{wl.name}", wl)
+        rep = tool.parse(ctx.out / f"{tool.name}__{wl.name}{tag}", wl)
     except Exception as exc:
         res.status = "failed"
         res.reason = f"could not read its report: {type(exc).__name__}: {exc}"[:600]
@@ -758,6 +772,55 @@ def bench_one(tool: Tool, wl: Workload, ctx: Ctx, startup: dict[str, tuple[float
     return res
 
 
+def _median(xs: list[float | None]) -> float | None:
+    vals = [x for x in xs if x is not None]
+    return statistics.median(vals) if vals else None
+
+
+def combine(wname: str, runs: list[RunResult]) -> RunResult:
+    """One row from repeats: the median of every figure over the successful runs (all runs kept in JSON)."""
+    ok = [r for r in runs if r.status == "ok"]
+    if len(runs) == 1:
+        return runs[0]
+    if not ok:
+        out = runs[0]
+        out.workload = wname
+        out.runs = [r.__dict__.copy() for r in runs]
+        return out
+    out = RunResult(ok[0].tool, wname, cmd=ok[0].cmd)
+    if len(ok) < len(runs):
+        out.reason = f"{len(runs) - len(ok)} of {len(runs)} repeats failed: " + "; ".join(
+            r.reason for r in runs if r.status != "ok"
+        )
+    for attr in (
+        "wall_s",
+        "cpu_s",
+        "cpu_us_per_event",
+        "startup_cpu_s",
+        "cpu_us_per_event_net",
+        "rps_truth",
+        "rps_reported",
+        "sim_lag_p99_us",
+        "loadavg_before",
+        "loadavg_after",
+    ):
+        setattr(out, attr, _median([getattr(r, attr) for r in ok]))
+    ev = _median([r.events for r in ok])
+    out.events = None if ev is None else int(ev)
+    out.requests_truth = ok[0].requests_truth
+    out.requests_reported = ok[0].requests_reported
+    out.trustworthy = [r.trustworthy for r in ok] if any(r.trustworthy for r in ok) else None
+    for name in ("reported", "truth", "error"):
+        agg: dict[str, dict[str, float | None]] = {}
+        for k in ("ttft", "itl", "e2e"):
+            agg[k] = {
+                s: _median([getattr(r, name).get(k, {}).get(s) for r in ok]) for s in ("mean", "p50", "p99")
+            }
+        setattr(out, name, agg)
+    out.runs = [r.__dict__.copy() for r in runs]
+    return out
+
+
 def measure_startup(tool: Tool, ctx: Ctx) -> tuple[float, int] | None:
     """CPU of a tiny run (4 requests of 4 tokens): start-up cost, subtracted for the 'net' column."""
     wl = Workload("startup", 0.0, 0.0, 4, 2, 4)
@@ -781,6 +844,22 @@ def _pair(d: dict[str, float | None]) -> str:
     return f"{_f(d.get('mean'), 2)}/{_f(d.get('p50'), 2)}"
 
 
+def _verdict(t: Any) -> str:
+    """The tool's own trustworthiness verdict (ours reports one): 'ok', 'NOT' or '-' (none given)."""
+    items = t if isinstance(t, list) else [t]
+    oks = [i.get("ok") for i in items if isinstance(i, dict) and i.get("ok") is not None]
+    if not oks:
+        return "-"
+    bad = sum(1 for o in oks if not o)
+    return "ok" if not bad else ("NOT" if bad == len(oks) else f"NOT {bad}/{len(oks)}")
+
+
+def _over_floor(r: RunResult, floor: RunResult | None) -> str:
+    a = r.error.get("ttft", {}).get("p50")
+    b = None if floor is None or floor is r else floor.error.get("ttft", {}).get("p50")
+    return "-" if a is None or b is None else f"{a - b:+.2f}"
+
+
 def table(results: list[RunResult]) -> str:
     head = (
         "tool",
@@ -792,13 +871,18 @@ def table(results: list[RunResult]) -> str:
         "ITL err mean/p50",
         "E2E err mean/p50",
         "TTFT err p99",
+        "TTFT p50 over reader",
         "load",
+        "self-check",
     )
     rows = [head]
     notes = []
+    # the minimal reader's error on the same workload is the floor a Python client on this machine reaches
+    # (request path, simulator queueing, wake-ups); a tool's error above it is its own
+    floor = {r.workload: r for r in results if r.tool == UvloopReader.name and r.status == "ok"}
     for r in results:
         if r.status != "ok":
-            rows.append((r.tool, r.workload, r.status.upper(), "", "", "", "", "", "", ""))
+            rows.append((r.tool, r.workload, r.status.upper(), "", "", "", "", "", "", "", "", ""))
             notes.append(f"{r.tool} / {r.workload}: {r.status}: {r.reason}")
             continue
         rows.append(
@@ -812,7 +896,9 @@ def table(results: list[RunResult]) -> str:
                 _pair(r.error.get("itl", {})),
                 _pair(r.error.get("e2e", {})),
                 _f(r.error.get("ttft", {}).get("p99"), 2),
+                _over_floor(r, floor.get(r.workload)),
                 _f(r.loadavg_before),
+                _verdict(r.trustworthy),
             )
         )
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(head))]
@@ -821,7 +907,9 @@ def table(results: list[RunResult]) -> str:
     text = "\n".join(lines)
     text += (
         "\nerrors: the tool's reported value minus the simulator's truth, in ms ('-': not reported); "
-        "net: start-up CPU subtracted; load: 1-min load average before the run"
+        "net: start-up CPU subtracted; load: 1-min load average before the run; "
+        "self-check: the tool's own trustworthiness verdict, where it gives one; "
+        "TTFT p50 over reader: the tool's median TTFT error minus the minimal reader's on the same workload"
     )
     if notes:
         text += "\n\nnot run / failed:\n" + "\n".join(f"- {n}" for n in notes)
@@ -853,6 +941,9 @@ def main() -> int:
     ap.add_argument("--json", default=None, help="results JSON (default: OUT_DIR/results.json)")
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds per tool run")
     ap.add_argument("--venv-python", default=sys.executable, help="Python used to create peer venvs")
+    ap.add_argument(
+        "--repeat", type=int, default=1, help="runs per tool and workload; the table shows medians"
+    )
     ap.add_argument("--no-startup", action="store_true", help="skip the tiny start-up CPU run per tool")
     ap.add_argument("--sim-cpu", type=int, default=0)
     ap.add_argument("--client-cpu", type=int, default=1)
@@ -933,7 +1024,10 @@ def main() -> int:
                 results.append(RunResult(t.name, wname, status="not-run", reason=unusable[t.name]))
                 continue
             print(f"[peers] {t.name} on {wname}: {wl}", flush=True)
-            r = bench_one(t, wl, ctx, startup)
+            reps = [
+                bench_one(t, wl, ctx, startup, "" if i == 0 else f"_r{i + 1}") for i in range(args.repeat)
+            ]
+            r = combine(wname, reps)
             results.append(r)
             print(
                 f"[peers]   -> {r.status} cpu={_f(r.cpu_s, 2)}s events={r.events} "
@@ -943,10 +1037,12 @@ def main() -> int:
             # write as we go: a long run that is interrupted still leaves its results
             _write_json(args, out, wls, wanted_wl, results)
 
+    text = table(results)
     print()
-    print(table(results))
+    print(text)
     path = _write_json(args, out, wls, wanted_wl, results)
-    print(f"\nresults: {path}")
+    (out / "table.txt").write_text(text + "\n")
+    print(f"\nresults: {path} (table: {out / 'table.txt'})")
     return 0
 
 
