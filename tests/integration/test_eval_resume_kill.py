@@ -173,6 +173,10 @@ def test_sigkill_then_resume_sends_nothing_twice_and_matches_uninterrupted(tmp_p
         assert not set(resumed) & done_at_kill, "a sample completed before the kill was sent again"
         assert len(resumed) == N - len(done_at_kill)
         assert in_flight <= set(resumed)
+        print(
+            f"\nkill: {len(done_at_kill)} done, {len(in_flight)} in flight at SIGKILL; "
+            f"resume sent {len(resumed)} (= {N} - {len(done_at_kill)})"
+        )
 
         # 3. uninterrupted reference run
         ref = subprocess.run(
