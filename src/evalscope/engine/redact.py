@@ -11,7 +11,13 @@ import re
 from typing import Any
 
 MASK = "***"
-_SECRET_KEY = re.compile(r"(api[_-]?key|authorization|auth|token|secret|password|cookie|x-api-key)", re.I)
+# Whole key names (optionally prefixed: ``hf_token``, ``openai_api_key``), so that counters such as
+# ``max_tokens`` or ``prompt_tokens`` are not mistaken for credentials.
+_SECRET_KEY = re.compile(
+    r"^(.*[_-])?(api[_-]?key|apikey|authorization|auth|token|access[_-]?token|secret|client[_-]?secret|"
+    r"password|passwd|cookie|bearer)$",
+    re.I,
+)
 _SECRETS: set[str] = set()
 _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]{6,}", re.I)
 
@@ -31,7 +37,7 @@ def scrub(text: str) -> str:
 
 
 def is_secret_key(key: str) -> bool:
-    return bool(_SECRET_KEY.search(key))
+    return bool(_SECRET_KEY.match(key))
 
 
 def redact(obj: Any) -> Any:

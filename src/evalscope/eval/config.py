@@ -315,30 +315,11 @@ class EvalConfig(BaseModel):
 
 
 #: Keys whose values are credentials wherever they appear (exact names: "max_tokens" is not a secret).
-SECRET_KEYS = frozenset({"api_key", "judge_api_key", "authorization", "x-api-key", "api-key", "password"})
-
-
 def scrub_secrets(obj: Any) -> Any:
-    """A copy of ``obj`` with credential keys masked and every registered secret scrubbed from strings.
+    """A copy of ``obj`` with credential keys masked and every registered secret scrubbed (see engine.redact)."""
+    from evalscope.engine.redact import redact
 
-    (``engine.redact.redact`` masks any key containing "token", which would hide ``max_tokens`` and usage.)
-    """
-    from evalscope.engine.redact import scrub
-
-    if isinstance(obj, dict):
-        return {
-            k: (
-                "***"
-                if isinstance(k, str) and k.lower() in SECRET_KEYS and v not in (None, "")
-                else scrub_secrets(v)
-            )
-            for k, v in obj.items()
-        }
-    if isinstance(obj, list | tuple):
-        return [scrub_secrets(v) for v in obj]
-    if isinstance(obj, str):
-        return scrub(obj)
-    return obj
+    return redact(obj)
 
 
 def _format_validation_error(exc: ValidationError) -> str:

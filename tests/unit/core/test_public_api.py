@@ -76,3 +76,32 @@ def test_redaction() -> None:
     out = redact(cfg)
     assert "sk-canary" not in str(out) and "abcdefgh" not in str(out)
     assert scrub("Authorization: Bearer zzzzzzzzzz") == "Authorization: Bearer ***"
+
+
+def test_redaction_keeps_token_counters() -> None:
+    from evalscope.engine.redact import is_secret_key, redact
+
+    for k in (
+        "api_key",
+        "API-KEY",
+        "Authorization",
+        "hf_token",
+        "access_token",
+        "openai_api_key",
+        "x-api-key",
+        "token",
+    ):
+        assert is_secret_key(k), k
+    for k in (
+        "max_tokens",
+        "prompt_tokens",
+        "completion_tokens",
+        "min_tokens",
+        "tokenizer_path",
+        "max_completion_tokens",
+    ):
+        assert not is_secret_key(k), k
+    assert redact({"max_tokens": 5, "usage": {"prompt_tokens": 3}}) == {
+        "max_tokens": 5,
+        "usage": {"prompt_tokens": 3},
+    }

@@ -74,8 +74,8 @@ def test_arbitrary_payloads_any_line_ending(payloads: list[bytes], eol: bytes, d
         prev = c
     chunks.append(stream[prev:])
     got = decode_all(chunks)
-    # Payloads that are empty still form events ("data: " gives an empty data line).
-    assert [d for _, d in got] == [p[1:] if p[:1] == b" " else p for p in payloads]
+    # "data: " + p: exactly one space after the colon is framing, the rest is payload.
+    assert [d for _, d in got] == payloads
 
 
 def test_huge_line_is_linear() -> None:
