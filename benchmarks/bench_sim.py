@@ -205,6 +205,9 @@ def main() -> None:
     ap.add_argument("--server-cpu", type=int, default=0, help="CPU for the simulator (-1: no pinning)")
     ap.add_argument("--client-cpu", type=int, default=1, help="CPU for the client (-1: no pinning)")
     ap.add_argument("--keep-going", action="store_true", help="run every level even after falling behind")
+    ap.add_argument(
+        "--loop", default="auto", choices=["auto", "uvloop", "asyncio"], help="simulator event loop"
+    )
     ap.add_argument("--no-truth", action="store_true", help="run the simulator without truth recording")
     args = ap.parse_args()
     if args.client:
@@ -218,7 +221,7 @@ def main() -> None:
     results: list[dict[str, Any]] = []
     started = time.perf_counter()
     server_cpus = {args.server_cpu} if 0 <= args.server_cpu < (os.cpu_count() or 1) else None
-    with SimProcess(cfg, cpus=server_cpus) as proc:
+    with SimProcess(cfg, cpus=server_cpus, loop=args.loop) as proc:
         for c in levels:
             res = run_level(proc, args, c)
             results.append(res)
@@ -238,7 +241,7 @@ def main() -> None:
     )
     print(
         f"simulator ceiling on one core (ITL {args.itl_ms} ms, {args.tokens} tokens/request, "
-        f"truth {'off' if args.no_truth else 'on'}, load avg {os.getloadavg()[0]:.1f})"
+        f"truth {'off' if args.no_truth else 'on'}, loop {args.loop}, load avg {os.getloadavg()[0]:.1f})"
     )
     print(header)
     for r in results:

@@ -69,7 +69,9 @@ def build_config(config_json: str | None, overrides: dict[str, Any]) -> SimConfi
     return SimConfig.model_validate(base)
 
 
-def _run(host: str, port: int, config_json: str | None, port_file: str | None, **overrides: Any) -> None:
+def _run(
+    host: str, port: int, config_json: str | None, port_file: str | None, loop: str, **overrides: Any
+) -> None:
     """Start the simulator and block until SIGINT / SIGTERM."""
     import re
 
@@ -83,7 +85,7 @@ def _run(host: str, port: int, config_json: str | None, port_file: str | None, *
         load_script(cfg)  # a missing script file or a bad pattern is a usage error, not a traceback
     except (ValidationError, ValueError, OSError, re.error) as exc:
         raise click.UsageError(f"invalid simulator config: {exc}") from exc
-    run(cfg, host=host, port=port, port_file=port_file)
+    run(cfg, host=host, port=port, port_file=port_file, loop=loop)
 
 
 sim = click.Command(
@@ -100,6 +102,13 @@ sim = click.Command(
         ),
         click.Option(["--config-json"], default=None, help="SimConfig as inline JSON or a JSON file path."),
         click.Option(["--port-file"], default=None, help="Write the bound port to this file when ready."),
+        click.Option(
+            ["--loop"],
+            type=click.Choice(["auto", "uvloop", "asyncio"]),
+            default="auto",
+            show_default=True,
+            help="Event loop: auto = uvloop when installed.",
+        ),
         *_field_options(),
     ],
 )

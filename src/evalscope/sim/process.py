@@ -29,6 +29,7 @@ class SimProcess:
         host: interface for the child to bind.
         cpus: optional CPU set to pin the child to (``os.sched_setaffinity``), e.g. ``{0}``.
         startup_timeout: seconds to wait for ``/health``.
+        loop: the child's event loop: ``auto`` (uvloop when installed), ``uvloop`` or ``asyncio``.
     """
 
     def __init__(
@@ -37,11 +38,13 @@ class SimProcess:
         host: str = "127.0.0.1",
         cpus: set[int] | None = None,
         startup_timeout: float = 20.0,
+        loop: str = "auto",
     ) -> None:
         self.cfg = cfg if cfg is not None else SimConfig()
         self.host = host
         self.cpus = cpus
         self.startup_timeout = startup_timeout
+        self.loop = loop
         self.port = 0
         self.returncode: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -76,6 +79,8 @@ class SimProcess:
             "0",
             "--port-file",
             str(port_file),
+            "--loop",
+            self.loop,
             "--config-json",
             str(cfg_file),
         ]

@@ -42,19 +42,28 @@ async def serve(
         await stop.wait()
 
 
-def run(cfg: SimConfig, host: str = "127.0.0.1", port: int = 0, port_file: str | None = None) -> None:
-    """Blocking entry point; uses uvloop when installed (cheaper per event, so a higher ceiling)."""
+def run(
+    cfg: SimConfig, host: str = "127.0.0.1", port: int = 0, port_file: str | None = None, loop: str = "auto"
+) -> None:
+    """Blocking entry point.
+
+    ``loop``: ``auto`` uses uvloop when installed (cheaper per event, so a higher ceiling), ``uvloop`` requires
+    it, ``asyncio`` forces the standard loop (which accepts bursts of new connections faster when the server
+    is already saturated).
+    """
 
     def ready(url: str) -> None:
         print(f"evalscope sim ready: {url}", flush=True)
 
     coro = serve(cfg, host, port, port_file, ready)
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(coro)
-    else:
-        if sys.platform != "win32":
+    if loop != "asyncio" and sys.platform != "win32":
+        try:
+            import uvloop
+        except ImportError:
+            if loop == "uvloop":
+                coro.close()
+                raise
+        else:
             uvloop.run(coro)
-        else:  # pragma: no cover
-            asyncio.run(coro)
+            return
+    asyncio.run(coro)

@@ -23,9 +23,10 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def test_sim_process_start_stop_and_truth() -> None:
+@pytest.mark.parametrize("loop", ["auto", "asyncio"])
+def test_sim_process_start_stop_and_truth(loop: str) -> None:
     cfg = SimConfig(ttft_ms=1.0, itl_ms=1.0, models=["m-a"], seed=4)
-    with SimProcess(cfg) as proc:
+    with SimProcess(cfg, loop=loop) as proc:
         pid = proc.pid
         assert _alive(pid)
         body = orjson.dumps(
