@@ -62,6 +62,31 @@ _SUB_BUCKET_BITS = 11
 _PENDING_MAX = 4096
 
 
+def quantise(
+    values_ns: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[list[int], list[int], int, float, float, float]:
+    """Samples (ns) -> (HDR bucket keys in µs, counts, n, sum ns, min ns, max ns), as :meth:`Metric.record`."""
+    v = values_ns
+    lo = float(v.min())
+    if lo < 0:
+        v = np.maximum(v, 0)
+        lo = 0.0
+    hi = float(v.max())
+    us = ((v + 500.0) // 1000.0).astype(np.int64)
+    if lo < 500.0 or hi >= HIGHEST_US * 1000.0:
+        us = np.clip(us, LOWEST_US, HIGHEST_US)
+    if hi >= (1 << _SUB_BUCKET_BITS) * 1000.0 - 500.0:
+        # frexp: us = m * 2**e with 0.5 <= m < 1, so e is the bit length; keep the top 11 bits
+        shift = np.maximum(np.frexp(us)[1] - _SUB_BUCKET_BITS, 0)
+        us = (us >> shift) << shift
+    if weights is None:
+        keys, counts = np.unique(us, return_counts=True)
+        return keys.tolist(), counts.tolist(), int(v.size), float(v.sum()), lo, hi
+    keys, inv = np.unique(us, return_inverse=True)
+    wcounts = np.bincount(inv, weights=weights).astype(np.int64)
+    return keys.tolist(), wcounts.tolist(), int(weights.sum()), float((v * weights).sum()), lo, hi
+
+
 class Metric:
     """An HDR histogram in microseconds plus exact count, sum, min and max in nanoseconds."""
 
@@ -113,36 +138,24 @@ class Metric:
 
     def record_many(self, values_ns: np.ndarray, weights: np.ndarray | None = None) -> None:
         """Add many samples at once (vectorised; ``weights`` are per-sample counts, default 1)."""
-        if values_ns.size == 0:
-            return
-        v = np.maximum(values_ns, 0)
-        us = np.clip(np.floor(v / 1000.0 + 0.5).astype(np.int64), LOWEST_US, HIGHEST_US)
-        big = us >= (1 << _SUB_BUCKET_BITS)
-        if big.any():
-            shift = np.where(big, np.floor(np.log2(us)).astype(np.int64) + 1 - _SUB_BUCKET_BITS, 0)
-            us = (us >> shift) << shift
+        if values_ns.size:
+            self.add_quantised(*quantise(values_ns, weights))
+
+    def add_quantised(
+        self, keys: list[int], counts: list[int], n: int, total_ns: float, lo_ns: float, hi_ns: float
+    ) -> None:
+        """Add samples already reduced by :func:`quantise` (lets two metrics share one computation)."""
         pending = self._pending
-        if weights is None:
-            keys, counts = np.unique(us, return_counts=True)
-            n = int(v.size)
-            total = float(v.sum())
-        else:
-            keys, inv = np.unique(us, return_inverse=True)
-            counts = np.bincount(inv, weights=weights).astype(np.int64)
-            n = int(weights.sum())
-            total = float((v * weights).sum())
-        for k, c in zip(keys.tolist(), counts.tolist(), strict=True):
+        for k, c in zip(keys, counts, strict=True):
             pending[k] = pending.get(k, 0) + c
         if len(pending) > _PENDING_MAX:
             self._flush()
         self.count += n
-        self.sum_ns += total
-        lo = float(v.min())
-        hi = float(v.max())
-        if lo < self.min_ns:
-            self.min_ns = lo
-        if hi > self.max_ns:
-            self.max_ns = hi
+        self.sum_ns += total_ns
+        if lo_ns < self.min_ns:
+            self.min_ns = lo_ns
+        if hi_ns > self.max_ns:
+            self.max_ns = hi_ns
 
     def percentile_ms(self, p: float) -> float | None:
         """``p`` (0-100) percentile in ms from the histogram, clamped to the exact min / max."""
@@ -314,24 +327,22 @@ class Aggregator:
         """ITL and ICL of a long stream with numpy; same definitions as :mod:`evalscope.perf.metrics`."""
         ev = np.frombuffer(rec.event_ns, dtype=np.int64)
         gaps = np.diff(ev).astype(np.float64)
-        self.metrics["icl"].record_many(gaps)
+        icl_q = quantise(gaps)
+        self.metrics["icl"].add_quantised(*icl_q)
         itl = self.metrics["itl"]
-        if self.profile == "vllm":
-            itl.record_many(gaps)
-            return
         n = len(ev)
         toks = rec.event_tokens
-        if len(toks) == n:
+        ct = rec.completion_tokens
+        if self.profile == "vllm" or (len(toks) != n and (ct is None or ct <= n)):
+            itl.add_quantised(*icl_q)  # one token per event: per-token ITL equals the raw gaps
+        elif len(toks) == n:
             k = np.frombuffer(toks, dtype=np.dtype(f"i{toks.itemsize}"))[1:].astype(np.int64)
             k = np.maximum(k, 1)
             itl.record_many(gaps / k, k)
-            return
-        ct = rec.completion_tokens
-        if ct is not None and ct > n:
+        else:
+            assert ct is not None
             per = ct / n
             itl.record_many(gaps / per, np.full(gaps.size, max(1, round(per)), dtype=np.int64))
-            return
-        itl.record_many(gaps)
 
     def _add_error(self, rec: RequestRecord) -> None:
         err = rec.error
