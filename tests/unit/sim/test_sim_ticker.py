@@ -39,7 +39,10 @@ async def test_order_deadlines_and_failure_isolation() -> None:
     early = Item("early", log, 2, 1_000_000)
     ticker.schedule(now + 3_000_000, early)
     await asyncio.sleep(0.06)
-    assert [name for name, _, _ in log] == ["early", "early", "bad", "late", "late", "late"]
+    # when late, an item fires at most once per tick, so only per-item order is guaranteed
+    assert sorted(name for name, _, _ in log) == ["bad", "early", "early", "late", "late", "late"]
+    assert [d for name, d, _ in log if name == "early"] == [now + 3_000_000, now + 4_000_000]
+    assert [name for name, _, _ in log][-3:] == ["late", "late", "late"]
     assert isinstance(bad.failed, RuntimeError)  # the failure reached its item; the others kept going
     dues = [d for name, d, _ in log if name == "late"]
     assert dues == [now + 20_000_000, now + 22_000_000, now + 24_000_000]
