@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+import numpy as np
+
 from evalscope.errors import ConfigError
 
 
@@ -43,6 +45,7 @@ _WORDS_TEXT = (
     "education foot boy age policy process music market sense nation plan college interest death experience"
 )
 _WORDS: tuple[str, ...] = tuple(_WORDS_TEXT.split())
+_WORDS_ARRAY = np.array(_WORDS, dtype=object)
 
 
 class WordTokenizer:
@@ -55,9 +58,9 @@ class WordTokenizer:
         return _sim_count(text)
 
     def random_text(self, n_tokens: int, rng: Any) -> str:
-        words = _WORDS
-        k = len(words)
-        return " ".join([words[int(i)] for i in rng.integers(0, k, n_tokens)]) if n_tokens > 0 else ""
+        if n_tokens <= 0:
+            return ""
+        return " ".join(_WORDS_ARRAY[rng.integers(0, len(_WORDS), n_tokens)].tolist())
 
 
 class HFTokenizer:
