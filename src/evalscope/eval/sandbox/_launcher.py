@@ -44,6 +44,10 @@ MS_NOSUID = 2
 MS_NODEV = 4
 MS_NOEXEC = 8
 MS_REMOUNT = 32
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
+MS_RELATIME = 1 << 21
+MS_STRICTATIME = 1 << 24
 MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
@@ -118,6 +122,52 @@ def _expose_interpreter(prefix: str, uid: int) -> None:
     os.close(fd)
 
 
+_MOUNT_OPTS = {
+    "nosuid": MS_NOSUID,
+    "nodev": MS_NODEV,
+    "noexec": MS_NOEXEC,
+    "noatime": MS_NOATIME,
+    "nodiratime": MS_NODIRATIME,
+    "relatime": MS_RELATIME,
+    "strictatime": MS_STRICTATIME,
+}
+
+
+def _unescape(field: str) -> str:
+    """Mount points in mountinfo escape space, tab, newline and backslash as octal."""
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and i + 3 < len(field) and field[i + 1 : i + 4].isdigit():
+            out.append(chr(int(field[i + 1 : i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def _make_all_readonly() -> None:
+    """Bind-remount every mount of this (private) mount namespace read-only, keeping its other flags (which
+    may be locked in a user namespace). Device nodes stay usable (/dev/null); /tmp and the other writable
+    places are replaced afterwards. The root mount must succeed; others may refuse (then they keep their
+    permissions, which the unprivileged uid cannot get past)."""
+    with open("/proc/self/mountinfo") as f:
+        lines = f.read().splitlines()
+    for line in lines:
+        fields = line.split()
+        target, opts = _unescape(fields[4]), fields[5].split(",")
+        if "ro" in opts:
+            continue
+        flags = MS_BIND | MS_REMOUNT | MS_RDONLY
+        for o in opts:
+            flags |= _MOUNT_OPTS.get(o, 0)
+        try:
+            _mount(None, target, None, flags)
+        except SetupError:
+            if target == "/":
+                raise
+
+
 def _setup_namespaces(cfg: dict[str, Any]) -> str:
     mode = cfg["mode"]
     uid, gid = cfg["uid"], cfg["gid"]
@@ -131,6 +181,7 @@ def _setup_namespaces(cfg: dict[str, Any]) -> str:
     else:
         _check(_libc.unshare(flags), "unshare(mount, net, pid, ipc, uts)")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    _make_all_readonly()
     ro = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV
     # /tmp: an empty read-only tmpfs holding the work directory, itself a private size-limited tmpfs.
     _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755")

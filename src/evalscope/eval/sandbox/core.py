@@ -300,19 +300,27 @@ def _classify(
     return "failed", rc, sig
 
 
-async def _read_capped(
-    stream: asyncio.StreamReader, cap: int, buf: bytearray, on_overflow: asyncio.Event
-) -> None:
-    while True:
-        chunk = await stream.read(65536)
-        if not chunk:
-            return
-        room = cap - len(buf)
-        if room > 0:
-            buf += chunk[:room]
-        if len(chunk) > room:
-            on_overflow.set()
-            return  # stop reading; the program is killed
+async def _read_capped(fd: int, cap: int, buf: bytearray, on_overflow: asyncio.Event) -> None:
+    """Read pipe ``fd`` into ``buf`` up to ``cap`` bytes; past the cap set ``on_overflow`` and stop reading
+    (closing our end, so the writer gets EPIPE). Always closes the pipe."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 16)
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
+    )
+    try:
+        while True:
+            chunk = await reader.read(65536)
+            if not chunk:
+                return
+            room = cap - len(buf)
+            if room > 0:
+                buf += chunk[:room]
+            if len(chunk) > room:
+                on_overflow.set()
+                return
+    finally:
+        transport.close()
 
 
 async def _read_status(fd: int, lines: list[str], got_pid: asyncio.Event) -> None:
@@ -352,6 +360,8 @@ async def _execute(
     uid_clean = True
     proc: asyncio.subprocess.Process | None = None
     status_r, status_w = os.pipe()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
     status_lines: list[str] = []
     status_task: asyncio.Task[None] | None = None
     try:
@@ -393,13 +403,14 @@ async def _execute(
                 _LAUNCHER,
                 json.dumps(cfg),
                 stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
+                # Our own pipes (not asyncio's): Process.wait() then depends on the exit only, never on a
+                # pipe we stopped reading past the cap.
+                stdout=out_w,
+                stderr=err_w,
                 env=launcher_env,
                 cwd=workdir,
                 start_new_session=True,
                 pass_fds=(status_w,),
-                limit=1 << 16,
             )
         except OSError as e:
             return ExecResult(
@@ -412,17 +423,18 @@ async def _execute(
                 isolation=mode,
             )
         finally:
-            os.close(status_w)
+            for fd in (status_w, out_w, err_w):
+                os.close(fd)
         got_pid = asyncio.Event()
         status_task = asyncio.create_task(_read_status(status_r, status_lines, got_pid))
         status_r = -1
-        assert proc.stdout is not None and proc.stderr is not None
         out, err = bytearray(), bytearray()
         overflow = asyncio.Event()
         readers = [
-            asyncio.create_task(_read_capped(proc.stdout, limits.max_output_bytes, out, overflow)),
-            asyncio.create_task(_read_capped(proc.stderr, limits.max_output_bytes, err, overflow)),
+            asyncio.create_task(_read_capped(out_r, limits.max_output_bytes, out, overflow)),
+            asyncio.create_task(_read_capped(err_r, limits.max_output_bytes, err, overflow)),
         ]
+        out_r = err_r = -1
         waiter = asyncio.create_task(proc.wait())
         overflow_wait = asyncio.create_task(overflow.wait())
         timed_out = over_cap = False
@@ -442,6 +454,7 @@ async def _execute(
         _, pending = await asyncio.wait(readers, timeout=1.0)
         for t in pending:
             t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(status_task, 1.0)
         if overflow.is_set() and not timed_out:
@@ -488,8 +501,9 @@ async def _execute(
             isolation=mode,
         )
     finally:
-        if status_r >= 0:
-            os.close(status_r)
+        for fd in (status_r, out_r, err_r):
+            if fd >= 0:
+                os.close(fd)
         if proc is not None and proc.returncode is None:
             await _kill(proc, status_lines, uid if mode == "root" else None)
             with contextlib.suppress(ProcessLookupError):
