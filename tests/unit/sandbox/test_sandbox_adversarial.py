@@ -275,3 +275,15 @@ async def test_all_attacks_at_once_in_parallel(
     assert results[1].status in ("timeout", "failed")
     assert heartbeat.max_gap < 1.0
     assert_clean(run_root)
+
+
+async def test_cancelled_run_leaves_nothing(sandbox: Sandbox, heartbeat: Heartbeat, run_root: Path) -> None:
+    import asyncio
+
+    task = asyncio.ensure_future(sandbox.run(FORK_BOMB, 30.0))
+    await asyncio.sleep(1.0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert heartbeat.max_gap < 1.0
+    assert_clean(run_root)

@@ -358,6 +358,7 @@ async def _execute(
     uid = _acquire_uid() if mode == "root" else os.getuid()
     gid = uid if mode == "root" else os.getgid()
     uid_clean = True
+    swept = False
     proc: asyncio.subprocess.Process | None = None
     status_r, status_w = os.pipe()
     out_r, out_w = os.pipe()
@@ -464,6 +465,7 @@ async def _execute(
             os.killpg(proc.pid, signal.SIGKILL)  # plain mode: anything left in the group
         if mode == "root":
             uid_clean = await _sweep_uid(uid)
+            swept = True
         setup_errors = [s[2:] for s in status_lines if s.startswith("E ")]
         wait_lines = [s[2:] for s in status_lines if s.startswith("W ")]
         stdout = out.decode("utf-8", errors="replace")
@@ -512,6 +514,8 @@ async def _execute(
             status_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await status_task
+        if mode == "root" and not swept:  # cancelled or failed half-way: still leave nothing behind
+            uid_clean = await _sweep_uid(uid)
         shutil.rmtree(workdir, ignore_errors=True)
         if mode == "root":
             _release_uid(uid, uid_clean)
@@ -570,6 +574,7 @@ class Sandbox:
     _mode: str | None = field(default=None, init=False)
     _why: str = field(default="", init=False)
     _sem: asyncio.Semaphore | None = field(default=None, init=False)
+    _start_lock: asyncio.Lock | None = field(default=None, init=False)
     _container: Any = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -588,6 +593,14 @@ class Sandbox:
         and unisolated runs were not allowed. Idempotent."""
         if self._mode is not None:
             return self._mode
+        if self._start_lock is None:
+            self._start_lock = asyncio.Lock()
+        async with self._start_lock:  # concurrent first runs probe once
+            if self._mode is not None:
+                return self._mode
+            return await self._choose()
+
+    async def _choose(self) -> str:
         reasons: list[str] = []
         want = self.isolation
         if want == "container":
@@ -654,7 +667,7 @@ class Sandbox:
 
     def run_sync(self, program: str, timeout_s: float = 10.0) -> ExecResult:
         """Synchronous wrapper (not from inside a running event loop)."""
-        self._sem = None  # a semaphore belongs to one event loop
+        self._sem = self._start_lock = None  # these belong to one event loop
         return asyncio.run(self.run(program, timeout_s))
 
 
