@@ -13,6 +13,7 @@ import base64
 import logging
 import math
 import random
+import socket
 import time
 from array import array
 from collections.abc import Awaitable, Callable
@@ -302,6 +303,9 @@ class SimServer:
         self._pending: set[asyncio.Future[Any]] = set()
         self._ticker: Ticker | None = None
         self._runner: web.AppRunner | None = None
+        self._listener: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._accepting: set[asyncio.Task[Any]] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -327,15 +331,58 @@ class SimServer:
         return app
 
     async def start(self) -> None:
-        """Bind and start serving; fills in :attr:`port` when it was 0."""
+        """Bind and start serving; fills in :attr:`port` when it was 0.
+
+        We accept connections ourselves (a reader on the listening socket that drains the whole accept queue,
+        then ``connect_accepted_socket`` into aiohttp's protocol): uvloop's own accept path was seen draining
+        a burst of new connections at ~40/s while the server was busy streaming, which a client would
+        measure as the simulator's connect latency.
+        """
         loop = asyncio.get_running_loop()
+        self._loop = loop
         self._ticker = Ticker(loop, self.cfg.spin_us)
         self._runner = web.AppRunner(self.build_app(), access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, backlog=4096, reuse_address=True)
-        await site.start()
-        if self.port == 0:
-            self.port = int(self._runner.addresses[0][1])
+        infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, _, _, _, addr = infos[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(addr)
+            sock.listen(4096)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        self._listener = sock
+        self.port = int(sock.getsockname()[1])
+        loop.add_reader(sock.fileno(), self._accept_ready)
+
+    def _accept_ready(self) -> None:
+        """Accept everything queued (bounded per wake-up) and hand each socket to aiohttp."""
+        sock, runner, loop = self._listener, self._runner, self._loop
+        if sock is None or runner is None or runner.server is None or loop is None:
+            return
+        factory = runner.server
+        for _ in range(4096):
+            try:
+                conn, _ = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # e.g. EMFILE: leave the rest queued, retry on the next wake-up
+                _log.warning("simulator accept failed: %r", exc)
+                return
+            conn.setblocking(False)
+            if conn.family in (socket.AF_INET, socket.AF_INET6):
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            task = loop.create_task(loop.connect_accepted_socket(factory, conn))
+            self._accepting.add(task)
+            task.add_done_callback(self._accepted)
+
+    def _accepted(self, task: asyncio.Task[Any]) -> None:
+        self._accepting.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log.warning("simulator could not set up a connection: %r", task.exception())
 
     async def stop(self) -> None:
         """Abort open streams, release waiting handlers and close the listener."""
@@ -347,6 +394,13 @@ class SimServer:
                 fut.cancel()
         if self._ticker is not None:
             self._ticker.close()
+        if self._listener is not None:
+            if self._loop is not None:
+                self._loop.remove_reader(self._listener.fileno())
+            self._listener.close()
+            self._listener = None
+        for task in list(self._accepting):
+            task.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
