@@ -255,3 +255,40 @@ asyncio.run(main())
     left = subprocess.run(["pgrep", "-u", "65534"], capture_output=True, text=True).stdout.split()
     assert not left, f"processes of nobody left: {left}"
     assert [p.name for p in tmp_path.iterdir()] == ["run.py"]
+
+
+async def test_container_backend_plumbing_with_fake_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The container backend's run path (stdin, capped output, timeout kill, statuses) against a stand-in engine
+    that answers ``info`` and runs ``python -`` locally (no daemon runs here)."""
+    import stat
+    import sys
+
+    from evalscope.eval.sandbox.container import ContainerBackend
+
+    fake = tmp_path / "fakedocker"
+    fake.write_text(
+        f"#!{sys.executable}\n"
+        "import os, sys\n"
+        "cmd = sys.argv[1]\n"
+        "if cmd == 'info':\n"
+        "    print('\"0.0-fake\"'); sys.exit(0)\n"
+        "if cmd == 'kill':\n"
+        "    sys.exit(0)\n"
+        "assert cmd == 'run' and '--network' in sys.argv and sys.argv[sys.argv.index('--network') + 1] == 'none'\n"
+        f"os.execv({sys.executable!r}, [{sys.executable!r}, '-'])\n"
+    )
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    be = ContainerBackend("img", SandboxLimits(max_output_bytes=4096), engines=("fakedocker",))
+    assert await be.check() == str(fake)
+    r = await be.run("print('hi')", 5)
+    assert (r.status, r.stdout, r.isolation) == ("passed", "hi\n", "container")
+    r = await be.run("raise SystemExit(3)", 5)
+    assert r.status == "failed" and r.returncode == 3
+    r = await be.run("import sys\nwhile True:\n    sys.stdout.write('x' * 65536)\n", 20)
+    assert r.status == "output_limit" and len(r.stdout) == 4096 and r.truncated
+    t0 = time.monotonic()
+    r = await be.run("while True: pass", 0.2)  # wall clock = timeout + 5 s of container start-up slack
+    assert r.status == "timeout" and time.monotonic() - t0 < 10

@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import shutil
+import signal
 import time
 import uuid
 
 from evalscope.errors import SandboxUnavailableError
-from evalscope.eval.sandbox.core import ExecResult, SandboxLimits, Status
+from evalscope.eval.sandbox.core import ExecResult, SandboxLimits, Status, _read_capped
 
 
 class ContainerBackend:
@@ -109,21 +111,45 @@ class ContainerBackend:
             "-",
         ]
         t0 = time.monotonic()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
         try:
             proc = await asyncio.create_subprocess_exec(
                 *args,
                 stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
+                stdout=out_w,
+                stderr=err_w,
                 start_new_session=True,
             )
         except OSError as e:
+            os.close(out_r)
+            os.close(err_r)
             return ExecResult("sandbox_error", None, "", "", 0.0, error=str(e), isolation="container")
-        timed_out = False
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(program.encode()), timeout_s + 5.0)
-        except TimeoutError:
-            timed_out = True
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        cap = lim.max_output_bytes
+        out, err = bytearray(), bytearray()
+        overflow = asyncio.Event()
+        readers = [
+            asyncio.create_task(_read_capped(out_r, cap, out, overflow)),
+            asyncio.create_task(_read_capped(err_r, cap, err, overflow)),
+        ]
+        assert proc.stdin is not None
+        with contextlib.suppress(OSError):
+            proc.stdin.write(program.encode())
+            await proc.stdin.drain()
+            proc.stdin.close()
+        waiter = asyncio.create_task(proc.wait())
+        overflow_wait = asyncio.create_task(overflow.wait())
+        # Container start-up is not the program's time: 5 s of slack on the wall clock.
+        done, _ = await asyncio.wait(
+            {waiter, overflow_wait}, timeout=timeout_s + 5.0, return_when="FIRST_COMPLETED"
+        )
+        timed_out = over_cap = False
+        if waiter not in done:
+            over_cap = overflow_wait in done
+            timed_out = not over_cap
             killer = await asyncio.create_subprocess_exec(
                 self.engine,
                 "kill",
@@ -133,28 +159,36 @@ class ContainerBackend:
             )
             await killer.wait()
             with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            out, err = await proc.communicate()
-        cap = lim.max_output_bytes
+                os.killpg(proc.pid, signal.SIGKILL)
+        overflow_wait.cancel()
+        await waiter
+        _, pending = await asyncio.wait(readers, timeout=2.0)
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         rc = proc.returncode
+        tail = bytes(err[-2000:])
         status: Status
         if timed_out or rc == 152:  # 128 + SIGXCPU
             status = "timeout"
+        elif over_cap or overflow.is_set():
+            status = "output_limit"
         elif rc == 0:
             status = "passed"
         elif rc == 125:  # the engine itself failed
             status = "sandbox_error"
-        elif rc == 137 or b"MemoryError" in err[-2000:]:
+        elif rc == 137 or b"MemoryError" in tail:
             status = "oom"
         else:
             status = "failed"
+        stderr = err.decode(errors="replace")
         return ExecResult(
             status,
             rc,
-            out[:cap].decode(errors="replace"),
-            err[:cap].decode(errors="replace"),
+            out.decode(errors="replace"),
+            stderr,
             time.monotonic() - t0,
-            truncated=len(out) > cap or len(err) > cap,
-            error=err.decode(errors="replace")[-500:] if status == "sandbox_error" else None,
+            truncated=overflow.is_set(),
+            error=stderr[-500:] if status == "sandbox_error" else None,
             isolation="container",
         )
