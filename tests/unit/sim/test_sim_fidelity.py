@@ -144,3 +144,32 @@ async def test_200_streams_in_child_process(http: aiohttp.ClientSession) -> None
             if attempts.medians[-1] < 1_000_000:
                 break
     attempts.judge(1_000_000)  # its own CPU: the simulator alone must stay within 1 ms at the median
+
+
+async def test_connection_burst_accepted_while_streaming() -> None:
+    """New connections arriving while streams run are accepted promptly (uvloop's own accept lagged)."""
+    cfg = SimConfig(ttft_ms=10.0, itl_ms=10.0)
+    with SimProcess(cfg) as proc:
+        body = {**BODY, "max_tokens": 200}
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as streams:
+
+            async def stream(i: int) -> None:
+                async with streams.post(f"{proc.url}/v1/chat/completions", json=body) as r:
+                    async for _ in r.content.iter_any():
+                        pass
+
+            running = [asyncio.create_task(stream(i)) for i in range(100)]
+            await asyncio.sleep(0.3)
+            fresh = aiohttp.TCPConnector(limit=0, force_close=True)
+            async with aiohttp.ClientSession(connector=fresh) as burst:
+
+                async def health() -> int:
+                    async with burst.get(f"{proc.url}/health") as r:
+                        return r.status
+
+                t0 = time.perf_counter()
+                statuses = await asyncio.gather(*(health() for _ in range(400)))
+                took = time.perf_counter() - t0
+            await asyncio.gather(*running)
+    assert statuses == [200] * 400
+    assert took < 5.0, f"400 new connections took {took:.1f} s"
