@@ -19,6 +19,8 @@ _BUILTIN = {
     "bbh": "bbh:BBH",
     "general_mcq": "general:GeneralMCQ",
     "general_qa": "general:GeneralQA",
+    "humaneval": "humaneval:HumanEval",
+    "mbpp": "mbpp:MBPP",
 }
 for _name, _ref in _BUILTIN.items():
     if _name not in BENCHMARKS:
