@@ -75,6 +75,10 @@ def _build(func: Any) -> Any:
         metavar = extra.get("metavar")
         if kind == "flag":
             func = click.option(opt, name, default=bool(default), help=help_text, is_flag=True)(func)
+        elif kind == "optional":  # --opt alone means "local"; --opt VALUE passes VALUE
+            func = click.option(
+                opt, name, is_flag=False, flag_value="local", default=None, help=help_text, metavar=metavar
+            )(func)
         elif kind in _LIST_KINDS:
             func = click.option(opt, name, multiple=True, type=str, help=help_text, metavar=metavar)(func)
         else:

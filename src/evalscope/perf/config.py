@@ -163,6 +163,19 @@ class PerfConfig(BaseModel):
         json_schema_extra=_cli("--drain-timeout", group="load"),
     )
 
+    workers: int | Literal["auto"] = Field(
+        1,
+        description="Client worker processes, each with its own event loop (auto: sized from the load and "
+        "the CPUs). 1: in-process.",
+        json_schema_extra=_cli("--workers", group="load", metavar="N|auto"),
+    )
+    ray: str | None = Field(
+        None,
+        description="Run the workers as Ray actors (extra 'ray'); ADDRESS of a cluster, or none for a local "
+        "instance. Default 2 workers.",
+        json_schema_extra=_cli("--ray", kind="optional", group="load", metavar="[ADDRESS]"),
+    )
+
     # ---- requests
     dataset: str = Field(
         "random",
@@ -341,6 +354,20 @@ class PerfConfig(BaseModel):
                 return None
             if f <= 0:
                 raise ValueError("must be > 0 requests/s (or -1 for closed loop)")
+        return v
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _workers(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            if v.strip().lower() == "auto":
+                return "auto"
+            try:
+                v = int(v.strip())
+            except ValueError:
+                raise ValueError("must be an integer >= 1 or 'auto'") from None
+        if isinstance(v, bool) or (isinstance(v, int) and v < 1):
+            raise ValueError("must be an integer >= 1 or 'auto'")
         return v
 
     @field_validator("headers", mode="before")

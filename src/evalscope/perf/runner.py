@@ -625,6 +625,27 @@ def prepare(cfg: PerfConfig) -> tuple[Tokenizer, PerfDataset, str | None, str | 
     return tokenizer, dataset, url, api_key
 
 
+def _make_run(
+    cfg: PerfConfig,
+    dataset: PerfDataset,
+    tokenizer: Tokenizer,
+    url: str,
+    api_key: str | None,
+    reporter: Reporter,
+    sim_info: dict[str, Any] | None,
+) -> PerfRun:
+    """In-process (one worker), or a coordinator of worker processes / Ray actors (``--workers``, ``--ray``)."""
+    if cfg.workers == 1 and cfg.ray is None:
+        return PerfRun(cfg, dataset, tokenizer, url, api_key, reporter, sim_info)
+    from evalscope.perf.workers import WorkerRun, make_pool, resolve_workers
+
+    n, how = resolve_workers(cfg, local_simulator=sim_info is not None)
+    if n == 1 and cfg.ray is None:
+        reporter.message(f"workers  in-process: {how}")
+        return PerfRun(cfg, dataset, tokenizer, url, api_key, reporter, sim_info)
+    return WorkerRun(cfg, dataset, tokenizer, url, api_key, reporter, sim_info, make_pool(cfg, n), how)
+
+
 def run_perf(
     config: PerfConfig | Mapping[str, Any] | None = None,
     *,
@@ -657,7 +678,7 @@ def run_perf(
             from evalscope.engine.protocols.base import PROTOCOLS
 
             url = normalize_url(sim_url, PROTOCOLS.get(cfg.api).default_path)
-        pr = PerfRun(cfg, dataset, tokenizer, url, api_key, reporter, sim_info)
+        pr = _make_run(cfg, dataset, tokenizer, url, api_key, reporter, sim_info)
         if sim_info is not None:
             pr._kill_on_exit.append(int(sim_info["pid"]))
         try:

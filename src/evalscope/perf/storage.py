@@ -90,6 +90,18 @@ def safe_json(obj: Any) -> Any:
     return obj
 
 
+def encode_record(d: dict[str, Any], save_responses: bool = False) -> bytes:
+    """One record dict as one JSONL line: texts dropped unless kept, credentials scrubbed from messages."""
+    if not save_responses:
+        d["text"] = None
+        d["reasoning"] = None
+        d["tool_calls"] = None
+    err = d.get("error")
+    if err and err.get("message"):
+        err["message"] = scrub(err["message"])
+    return orjson.dumps(d, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS)
+
+
 class RecordWriter:
     """Append-only JSONL writer with batching; :meth:`maybe_flush` is cheap to call per record."""
 
@@ -103,16 +115,15 @@ class RecordWriter:
 
     def add(self, d: dict[str, Any]) -> None:
         """Queue one record dict (credentials are scrubbed from free text such as error messages)."""
-        if not self.save_responses:
-            d["text"] = None
-            d["reasoning"] = None
-            d["tool_calls"] = None
-        err = d.get("error")
-        if err and err.get("message"):
-            err["message"] = scrub(err["message"])
-        self._buf.append(orjson.dumps(d, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS))
+        self._buf.append(encode_record(d, self.save_responses))
         if len(self._buf) >= FLUSH_LINES:
             self.flush()
+
+    def add_lines(self, data: bytes) -> None:
+        """Queue whole lines already made by :func:`encode_record` (a worker process's batch)."""
+        if data:
+            self._buf.append(data)
+            self.maybe_flush()
 
     def maybe_flush(self) -> None:
         if self._buf and time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S:
