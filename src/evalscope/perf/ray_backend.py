@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any
 
 from evalscope.errors import ConfigError, EvalscopeError
@@ -99,11 +100,15 @@ class RayPool(WorkerPool):
     async def start(self, setups: list[dict[str, Any]], on_message: OnMessage) -> None:
         ray = self._ray
         if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"address": self.address, "log_to_driver": False}
+            kwargs: dict[str, Any] = {
+                "address": self.address,
+                "log_to_driver": False,
+                "logging_level": logging.WARNING,
+            }
             if self.address is None:
                 # a new local instance: enough CPUs for the actors, no dashboard
                 kwargs.update(num_cpus=max(self.n, usable_cpus()), include_dashboard=False)
-            await asyncio.to_thread(ray.init, **kwargs)
+            ray.init(**kwargs)  # in the main thread (Ray installs its handlers there); before any timing
             self._owns = True
         actor_cls = ray.remote(num_cpus=1, max_concurrency=64)(RayWorker)
         self._actors = [

@@ -129,6 +129,7 @@ class PerfRun:
         self._kill_on_exit: list[int] = []
         self.served_models: list[str] = []
         self.final_summary: dict[str, Any] | None = None
+        self.workers_note: str | None = None  # how --workers auto chose the in-process path
 
     # ---- lifecycle ---------------------------------------------------------------------------------------
 
@@ -157,6 +158,8 @@ class PerfRun:
             self.model = client.model
             self._open_run_dir()
             self.reporter.header(self._header_info())
+            if self.workers_note:
+                self.reporter.message(f"workers  in-process: {self.workers_note}")
             self._install_signals()
             monitor = LoopLagMonitor(self._lag_sink, self._on_tick)
             monitor.start()
@@ -392,6 +395,8 @@ class PerfRun:
         )
         client_block["cpu_seconds"] = cpu.cpu_seconds()
         client_block["cap_waits"] = st.cap_waits
+        client_block["workers"] = 1
+        client_block["backend"] = "in-process"
         summary = stage_summary(
             agg,
             stage=index,
@@ -641,8 +646,9 @@ def _make_run(
 
     n, how = resolve_workers(cfg, local_simulator=sim_info is not None)
     if n == 1 and cfg.ray is None:
-        reporter.message(f"workers  in-process: {how}")
-        return PerfRun(cfg, dataset, tokenizer, url, api_key, reporter, sim_info)
+        run = PerfRun(cfg, dataset, tokenizer, url, api_key, reporter, sim_info)
+        run.workers_note = how
+        return run
     return WorkerRun(cfg, dataset, tokenizer, url, api_key, reporter, sim_info, make_pool(cfg, n), how)
 
 
