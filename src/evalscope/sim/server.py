@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 
 from evalscope.sim.config import SimConfig
 from evalscope.sim.policies import ReplyMaker, prompt_seed, reasoning_tokens
@@ -276,6 +277,26 @@ class _Stream:
             self.fut.set_result(eof)
 
 
+_REQUEST_LINE_STARTS = (b"POST", b"GET ", b"PUT ", b"HEAD", b"DELE", b"PATC", b"OPTI")
+
+
+class _StampingHandler(RequestHandler):
+    """aiohttp's connection protocol, plus the time the first bytes of each request arrived.
+
+    A burst of requests is parsed one after another; stamping "arrival" when the handler starts would leave the
+    simulator's own parsing of the burst out of its truth (the client would see TTFT longer than the
+    simulator's by that queueing). Stamped at ``data_received`` for a read that starts a request line, the
+    latency model's schedule and the truth both start when the request reached the server.
+    """
+
+    sim_arrival_ns: int | None = None
+
+    def data_received(self, data: bytes) -> None:
+        if data[:4] in _REQUEST_LINE_STARTS:
+            self.sim_arrival_ns = perf_counter_ns()
+        super().data_received(data)
+
+
 class SimServer:
     """The simulator server, run in the current event loop (``async with SimServer(cfg) as sim``).
 
@@ -363,7 +384,12 @@ class SimServer:
         sock, runner, loop = self._listener, self._runner, self._loop
         if sock is None or runner is None or runner.server is None or loop is None:
             return
-        factory = runner.server
+        server = runner.server
+        kwargs = getattr(server, "_kwargs", {})
+
+        def factory() -> RequestHandler:
+            return _StampingHandler(server, loop=loop, **kwargs)
+
         for _ in range(4096):
             try:
                 conn, _ = sock.accept()
@@ -483,7 +509,12 @@ class SimServer:
         inner: Callable[[web.Request, TruthRecord], Awaitable[web.StreamResponse]],
     ) -> web.StreamResponse:
         """Record the request, run the endpoint, and always account for it, however it ends."""
-        rec = self._new_record(request, endpoint, perf_counter_ns())
+        now = perf_counter_ns()
+        proto = request.protocol
+        stamp = getattr(proto, "sim_arrival_ns", None)
+        if stamp is not None:
+            proto.sim_arrival_ns = None  # type: ignore[union-attr,attr-defined]
+        rec = self._new_record(request, endpoint, stamp if stamp is not None and stamp <= now else now)
         try:
             return await inner(request, rec)
         except ConnectionError:
