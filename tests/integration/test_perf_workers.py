@@ -42,6 +42,17 @@ def assert_gone(pids: list[int]) -> None:
             time.sleep(0.05)
 
 
+def wait_for_records(outputs: Path, timeout: float = 90) -> None:
+    """Until the run is measuring: its records.jsonl has lines (workers started, signals installed)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        files = list(outputs.glob("*/records.jsonl"))
+        if files and files[0].stat().st_size > 0:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the run did not start writing records")
+
+
 def compare(one: dict[str, Any], many: dict[str, Any], workers: int) -> None:
     s1, sn = one["stages"][0], many["stages"][0]
     assert one["status"] == many["status"] == "completed"
@@ -138,7 +149,8 @@ def test_ctrl_c_drains_workers_and_leaves_no_process(tmp_path: Path) -> None:
                 children = psutil.Process(proc.pid).children()
                 workers = [c for c in children if "spawn_main" in " ".join(c.cmdline())]
             assert len(workers) == 2
-            time.sleep(2.0)
+            wait_for_records(tmp_path)
+            time.sleep(1.0)
             proc.send_signal(signal.SIGINT)
             _out, err = proc.communicate(timeout=60)
         finally:
@@ -194,7 +206,8 @@ def test_second_ctrl_c_kills_workers_with_records_flushed(tmp_path: Path) -> Non
             while time.monotonic() < deadline and len(children) < 3:
                 time.sleep(0.2)
                 children = psutil.Process(proc.pid).children()
-            time.sleep(12.0)  # some streams finished and were sent to the coordinator
+            wait_for_records(tmp_path)  # some streams finished and were sent to the coordinator
+            time.sleep(1.0)
             proc.send_signal(signal.SIGINT)
             time.sleep(0.5)
             proc.send_signal(signal.SIGINT)
