@@ -771,8 +771,20 @@ class ProcessPool(WorkerPool):
                 if kind == HELLO:
                     hello.set_result(orjson.loads(payload))
                     continue
-                msg = payload.decode(errors="replace") if kind == ERROR else "exited before it was ready"
-                hello.set_exception(EvalscopeError(f"perf worker {k} failed to start: {msg.strip()[-2000:]}"))
+                if kind == ERROR:
+                    hello.set_exception(
+                        EvalscopeError(
+                            f"perf worker {k} failed to start: {payload.decode(errors='replace').strip()[-2000:]}"
+                        )
+                    )
+                else:
+                    hello.set_exception(
+                        EvalscopeError(
+                            f"perf worker {k} exited before it was ready (its error is on stderr above)",
+                            "from a script, call run_perf(..., workers=N) under if __name__ == '__main__': "
+                            "worker processes are started with spawn, which imports the main module",
+                        )
+                    )
                 return
             on_message(k, kind, payload)
             if kind == EOF:
