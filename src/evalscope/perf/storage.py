@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from evalscope.engine.redact import MASK, scrub
+from evalscope.engine.redact import redact, scrub
 
 FLUSH_INTERVAL_S = 0.5
 FLUSH_LINES = 512
@@ -55,39 +55,9 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-#: Keys whose values are credentials wherever they appear (compared lower-case). The engine's generic
-#: key pattern also matches "token", which would mask perf fields such as ``max_tokens``, so perf uses
-#: this exact list plus value-based scrubbing of every string.
-SECRET_KEYS = frozenset(
-    {
-        "api_key",
-        "api-key",
-        "apikey",
-        "authorization",
-        "proxy-authorization",
-        "x-api-key",
-        "cookie",
-        "password",
-        "secret",
-    }
-)
-
-
 def safe_json(obj: Any) -> Any:
-    """A copy of ``obj`` fit to save: credential keys masked, registered secrets scrubbed from all strings."""
-    if isinstance(obj, dict):
-        out: dict[Any, Any] = {}
-        for k, v in obj.items():
-            if isinstance(k, str) and k.lower() in SECRET_KEYS and v not in (None, "", [], {}):
-                out[k] = MASK
-            else:
-                out[k] = safe_json(v)
-        return out
-    if isinstance(obj, list | tuple):
-        return [safe_json(v) for v in obj]
-    if isinstance(obj, str):
-        return scrub(obj)
-    return obj
+    """A copy of ``obj`` fit to save: credential keys masked, registered secrets scrubbed (engine.redact)."""
+    return redact(obj)
 
 
 def encode_record(d: dict[str, Any], save_responses: bool = False) -> bytes:
