@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sandbox_helpers import Heartbeat
+from sandbox_helpers import Heartbeat, snapshot_children
 
 from evalscope.errors import SandboxUnavailableError
 from evalscope.eval.sandbox import Sandbox
@@ -16,6 +16,7 @@ from evalscope.eval.sandbox import Sandbox
 
 @pytest.fixture
 def run_root(tmp_path: Path) -> Path:
+    snapshot_children()
     d = tmp_path / "runs"
     d.mkdir()
     return d

@@ -39,9 +39,23 @@ class Heartbeat:
             await self._task
 
 
+#: Children that existed before the test started (e.g. multiprocessing's resource tracker, started by an
+#: earlier test in the same session): not the sandbox's to clean up.
+BASELINE: set[int] = set()
+
+
+def snapshot_children() -> None:
+    BASELINE.clear()
+    BASELINE.update(p.pid for p in psutil.Process().children(recursive=True))
+
+
 def leftover_processes() -> list[str]:
-    """Children of this test process, and any process running under a sandbox uid."""
-    out = [f"child {p.pid} {p.name()}" for p in psutil.Process().children(recursive=True) if p.is_running()]
+    """New children of this test process, and any process running under a sandbox uid."""
+    out = [
+        f"child {p.pid} {p.name()}"
+        for p in psutil.Process().children(recursive=True)
+        if p.pid not in BASELINE and p.is_running()
+    ]
     uids = sandbox_uid_range()
     for p in psutil.process_iter(["uids", "name"]):
         with contextlib.suppress(psutil.Error):
