@@ -621,9 +621,9 @@ class VllmBench(Tool):
 
     def install(self) -> str:
         return (
-            "not run: vLLM's serving benchmark ships only inside the `vllm` package (`vllm bench serve`, "
-            "importing vllm, torch and CUDA libraries); there is no standalone PyPI distribution of it, and "
-            "installing vllm itself is out of scope here"
+            "not run: vLLM's serving benchmark exists only inside the `vllm` package (`vllm bench serve`, which "
+            "imports vllm); no standalone distribution of it is on PyPI, and this benchmark does not install vllm "
+            "itself (torch plus CUDA wheels, several GB, for a client that only streams HTTP)"
         )
 
 
