@@ -243,6 +243,12 @@ class PerfConfig(BaseModel):
         description="JSON object merged into every request body last.",
         json_schema_extra=_cli("--extra-args", group="requests", metavar="JSON"),
     )
+    prewarm: bool = Field(
+        True,
+        description="Open one keep-alive connection per concurrent slot before each stage, so TTFT excludes "
+        "TCP handshakes (a long-running client's view).",
+        json_schema_extra=_cli("--prewarm/--no-prewarm", kind="flag", group="requests"),
+    )
     continuous_usage: bool = Field(
         False,
         description="Ask for usage in every chunk (vLLM extension): exact tokens per event for ITL.",

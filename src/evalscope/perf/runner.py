@@ -28,7 +28,7 @@ import aiohttp
 import orjson
 
 from evalscope import __version__
-from evalscope.engine.client import Client
+from evalscope.engine.client import Client, yield_then
 from evalscope.engine.records import Request, RequestRecord
 from evalscope.engine.redact import register_secret
 from evalscope.engine.session import Timeouts, base_url, normalize_url, run
@@ -51,6 +51,10 @@ DEFAULT_SIM: dict[str, Any] = {"ttft_ms": 50.0, "itl_ms": 10.0, "output_tokens":
 
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+#: Most connections opened ahead of a stage (beyond this, the rest open on demand).
+MAX_PREWARM = 4096
 
 
 class Reporter:
@@ -355,6 +359,8 @@ class PerfRun:
     ) -> None:
         cfg = self.cfg
         cap = parallel if warmup else cfg.concurrency_cap(parallel)
+        if cfg.prewarm:
+            await client.prewarm(min(cap, MAX_PREWARM))
         t0 = _clock()
         agg = Aggregator(t0, cfg.metric_profile, cfg.goodput)
         st = StageState(index, parallel, cap, number, agg)
@@ -491,7 +497,7 @@ class PerfRun:
         task = asyncio.current_task()
         try:
             rec = await client.send(req, on_cancel=lambda r: self._on_record(st, r, slot_ns))
-            self._on_record(st, rec, slot_ns)
+            await yield_then(self._on_record, st, rec, slot_ns)
         except asyncio.CancelledError:
             pass  # the cancelled record (if the request had started) went through on_cancel
         finally:

@@ -45,7 +45,7 @@ from typing import Any
 
 import orjson
 
-from evalscope.engine.client import Client
+from evalscope.engine.client import Client, yield_then
 from evalscope.engine.records import Request, RequestRecord
 from evalscope.engine.redact import register_secret
 from evalscope.engine.session import Timeouts
@@ -397,6 +397,8 @@ class WorkerCore:
         else:
             src = _Strided(spec["rank"], spec["active"])
         cpu = CpuMeter()
+        if cfg.prewarm and self.client is not None:
+            await self.client.prewarm(min(st.cap, 4096))
         if st.t0_ns > _clock():
             await sleep_until(st.t0_ns)
         cpu.reset()
@@ -516,7 +518,7 @@ class WorkerCore:
         assert self.client is not None
         try:
             rec = await self.client.send(req, on_cancel=lambda r: self._on_record(st, r, slot_ns))
-            self._on_record(st, rec, slot_ns)
+            await yield_then(self._on_record, st, rec, slot_ns)
         except asyncio.CancelledError:
             pass
         finally:
