@@ -1,0 +1,93 @@
+"""The client states its own error: an overloaded client is marked untrustworthy with the reason; a light
+run is not. Also the verdict rules themselves."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from evalscope.perf.aggregate import Metric
+from evalscope.perf.fidelity import verdict
+from evalscope.sim import SimConfig, SimProcess
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def perf(url: str, out: Path, args: list[str], cpus: set[int] | None) -> dict:
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "evalscope",
+            "perf",
+            "--no-live",
+            "--url",
+            url,
+            "--outputs-dir",
+            str(out),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=200,
+        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+    )
+    assert r.returncode == 0, r.stderr
+    (run,) = [p for p in out.iterdir() if p.is_dir()]
+    return json.loads((run / "summary.json").read_text())["stages"][0]["client"]
+
+
+def cpus_apart() -> tuple[set[int] | None, set[int] | None]:
+    allowed = sorted(os.sched_getaffinity(0))
+    return ({allowed[0]}, {allowed[1]}) if len(allowed) >= 2 else (None, None)
+
+
+def test_overloaded_client_is_marked_untrustworthy(tmp_path: Path) -> None:
+    sim_cpus, cli_cpus = cpus_apart()
+    # 1,024 streams, one token per ms each: about a million events per second offered to one client core.
+    with SimProcess(SimConfig(ttft_ms=1, itl_ms=1, output_tokens=64, truth=False), cpus=sim_cpus) as sim:
+        client = perf(
+            sim.url, tmp_path, ["--parallel", "1024", "--number", "2048", "--max-tokens", "64"], cli_cpus
+        )
+    assert client["trustworthy"] is False
+    assert "lag" in client["reason"] or "CPU" in client["reason"], client["reason"]
+
+
+def test_light_run_is_trustworthy(tmp_path: Path) -> None:
+    sim_cpus, cli_cpus = cpus_apart()
+    verdicts = []
+    with SimProcess(SimConfig(ttft_ms=20, itl_ms=10, output_tokens=20), cpus=sim_cpus) as sim:
+        for attempt in range(3):  # another process may briefly take the CPU; a light run is fine in one of 3
+            out = tmp_path / str(attempt)
+            out.mkdir()
+            client = perf(sim.url, out, ["--parallel", "4", "--number", "40", "--max-tokens", "20"], cli_cpus)
+            verdicts.append(client)
+            if client["trustworthy"]:
+                return
+    raise AssertionError(f"a light run was never trustworthy: {[v['reason'] for v in verdicts]}")
+
+
+def lag_metric(values_ms: list[float]) -> Metric:
+    m = Metric()
+    for v in values_ms:
+        m.record(v * 1e6)
+    return m
+
+
+def test_verdict_rules() -> None:
+    quiet, busy = lag_metric([0.1] * 100), lag_metric([0.1] * 90 + [20.0] * 10)
+    ok = verdict(quiet, Metric(), 30.0, None, None, None, False)
+    assert ok["trustworthy"] is True and ok["reason"] is None
+    lagging = verdict(busy, Metric(), 30.0, None, None, None, False)
+    assert lagging["trustworthy"] is False and "event-loop lag p99" in lagging["reason"]
+    behind = verdict(quiet, Metric(), 30.0, 100.0, 100.0, 90.0, False)
+    assert behind["trustworthy"] is False and "fell behind" in behind["reason"]
+    capped = verdict(quiet, Metric(), 30.0, 100.0, 100.0, 50.0, True)
+    assert "--parallel cap" in capped["reason"]
+    hot = verdict(quiet, Metric(), 99.0, None, None, None, False)
+    assert hot["trustworthy"] is False and "CPU" in hot["reason"]
