@@ -9,6 +9,7 @@ the option, the value and what is allowed (exit code 2).
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -495,6 +496,16 @@ class PerfConfig(BaseModel):
                 num = self.number[i] if len(self.number) > 1 else self.number[0]
             out.append((p, num))
         return out
+
+    def prewarm_count(self, parallel: int) -> int:
+        """Connections to open before a stage: one per closed-loop slot; about one second of arrivals in
+        open loop (the rest open on demand). 0 with --no-prewarm."""
+        if not self.prewarm:
+            return 0
+        cap = self.concurrency_cap(parallel)
+        if self.rate is not None:
+            cap = min(cap, max(1, math.ceil(self.rate)))
+        return min(cap, 1024)
 
     def concurrency_cap(self, parallel: int) -> int:
         """With --rate and no explicit --parallel, the cap is generous (pure open loop), else --parallel."""

@@ -53,10 +53,6 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-#: Most connections opened ahead of a stage (beyond this, the rest open on demand).
-MAX_PREWARM = 4096
-
-
 class Reporter:
     """Receives progress from the runner; the default does nothing (rendering is a leaf, see report.py)."""
 
@@ -359,8 +355,8 @@ class PerfRun:
     ) -> None:
         cfg = self.cfg
         cap = parallel if warmup else cfg.concurrency_cap(parallel)
-        if cfg.prewarm:
-            await client.prewarm(min(cap, MAX_PREWARM))
+        if not warmup:
+            await client.prewarm(cfg.prewarm_count(parallel))
         t0 = _clock()
         agg = Aggregator(t0, cfg.metric_profile, cfg.goodput)
         st = StageState(index, parallel, cap, number, agg)

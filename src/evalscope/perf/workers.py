@@ -73,6 +73,8 @@ QUIT = b"q"  # coordinator -> worker: exit
 
 #: Workers start a stage this long after the coordinator decided to (so they all start at the same t0).
 START_DELAY_NS = 50_000_000
+#: Extra lead time before a stage's start when workers first open their connections (--prewarm).
+PREWARM_ALLOWANCE_NS = 500_000_000
 #: Workers send records and progress this often (and records sooner when this many are waiting).
 SEND_INTERVAL_NS = 250_000_000
 SEND_LINES = 1024
@@ -397,8 +399,13 @@ class WorkerCore:
         else:
             src = _Strided(spec["rank"], spec["active"])
         cpu = CpuMeter()
-        if cfg.prewarm and self.client is not None:
-            await self.client.prewarm(min(st.cap, 4096))
+        n_warm = cfg.prewarm_count(spec.get("parallel", st.cap)) if not st.warmup else 0
+        if n_warm and self.client is not None:
+            # This worker's share, and never past the stage's start time (the schedule is the coordinator's).
+            share = max(1, round(n_warm * st.cap / max(1, cfg.concurrency_cap(spec.get("parallel", st.cap)))))
+            left_s = (st.t0_ns - _clock()) / 1e9 - 0.05
+            if left_s > 0.05:
+                await self.client.prewarm(min(share, n_warm), timeout_s=left_s)
         if st.t0_ns > _clock():
             await sleep_until(st.t0_ns)
         cpu.reset()
@@ -1064,7 +1071,12 @@ class WorkerRun(PerfRun):
         rate = None if warmup else cfg.rate
         active = min(self.pool.n, cap)
         caps = split_evenly(cap, active)
-        t0 = _clock() + START_DELAY_NS
+        # Leave the workers time to open their connections (--prewarm) before the common start time.
+        t0 = (
+            _clock()
+            + START_DELAY_NS
+            + (PREWARM_ALLOWANCE_NS if not warmup and cfg.prewarm_count(parallel) else 0)
+        )
         deadline = t0 + int(cfg.duration * 1e9) if cfg.duration is not None and not warmup else None
         st = StageState(index, parallel, cap, number, Aggregator(t0, cfg.metric_profile, cfg.goodput))
         st.warmup = warmup
@@ -1086,6 +1098,7 @@ class WorkerRun(PerfRun):
                 "rate": rate,
                 "number": number,
                 "cap": caps[k],
+                "parallel": parallel,
                 "t0_ns": t0,
                 "deadline_ns": deadline,
                 "id_base": id_base,
