@@ -39,10 +39,10 @@ class Registry(Generic[T]):
     def add(self, name: str, obj: T | str) -> None:
         """Add an object, or a lazy ``"package.module:attr"`` reference; a duplicate name is an error."""
         existing = self._items.get(name)
-        if existing is not None and existing is not obj:
-            # A lazy reference being replaced by the object it names (module import ran the decorator) is fine.
-            if not (isinstance(existing, str) and not isinstance(obj, str)):
-                raise ConfigError(f"duplicate {self.kind} name {name!r}", "each plugin needs a unique name")
+        # A lazy reference being replaced by the object it names (module import ran the decorator) is fine.
+        replaces_lazy = isinstance(existing, str) and not isinstance(obj, str)
+        if existing is not None and existing is not obj and not replaces_lazy:
+            raise ConfigError(f"duplicate {self.kind} name {name!r}", "each plugin needs a unique name")
         self._items[name] = obj
 
     def _load_entry_points(self) -> None:

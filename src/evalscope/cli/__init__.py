@@ -16,9 +16,21 @@ from evalscope import __version__
 
 # name -> (module, attribute, one-line help shown by `evalscope --help` without importing the module)
 _COMMANDS: dict[str, tuple[str, str, str]] = {
-    "perf": ("evalscope.cli.perf", "perf", "Stress-test an OpenAI-compatible endpoint (or the built-in simulator)."),
-    "selftest": ("evalscope.cli.selftest", "selftest", "Measure this client's own timing error on the simulator."),
-    "eval": ("evalscope.cli.eval", "eval_cmd", "Measure accuracy on standard benchmarks against an endpoint."),
+    "perf": (
+        "evalscope.cli.perf",
+        "perf",
+        "Stress-test an OpenAI-compatible endpoint (or the built-in simulator).",
+    ),
+    "selftest": (
+        "evalscope.cli.selftest",
+        "selftest",
+        "Measure this client's own timing error on the simulator.",
+    ),
+    "eval": (
+        "evalscope.cli.eval",
+        "eval_cmd",
+        "Measure accuracy on standard benchmarks against an endpoint.",
+    ),
     "sim": ("evalscope.cli.sim", "sim", "Run the built-in OpenAI-compatible simulator server."),
 }
 

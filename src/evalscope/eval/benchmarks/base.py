@@ -119,10 +119,12 @@ class Benchmark(ABC):
             "stderr": stderr,
             "metric": self.metric,
             "subsets": [
-                {"name": k, "score": mean_with_stderr(v)[0], "num_samples": len(v)} for k, v in sorted(by_subset.items())
+                {"name": k, "score": mean_with_stderr(v)[0], "num_samples": len(v)}
+                for k, v in sorted(by_subset.items())
             ],
             "categories": [
-                {"name": k, "score": mean_with_stderr(v)[0], "num_samples": len(v)} for k, v in sorted(by_cat.items())
+                {"name": k, "score": mean_with_stderr(v)[0], "num_samples": len(v)}
+                for k, v in sorted(by_cat.items())
             ],
         }
 
