@@ -20,52 +20,10 @@ import re
 import sys
 from pathlib import Path
 
-# the simulator's reply vocabulary is small and common English; a few thousand filler words complete it
-BASE_WORDS = [
-    "the",
-    "of",
-    "and",
-    "to",
-    "in",
-    "is",
-    "that",
-    "for",
-    "it",
-    "as",
-    "with",
-    "was",
-    "on",
-    "be",
-    "by",
-    "this",
-    "are",
-    "from",
-    "at",
-    "or",
-    "an",
-    "which",
-    "have",
-    "not",
-    "model",
-    "token",
-    "stream",
-    "answer",
-    "data",
-    "time",
-    "value",
-    "result",
-    "system",
-    "request",
-    "server",
-    "latency",
-    "test",
-]
-
 
 def main() -> None:
     out = Path(sys.argv[1])
     words: dict[str, None] = dict.fromkeys(["[UNK]", "<s>", "</s>"])
-    words.update(dict.fromkeys(BASE_WORDS))
     for extra in sys.argv[2:]:
         try:
             text = Path(extra).read_text(encoding="utf-8", errors="replace")

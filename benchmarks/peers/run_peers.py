@@ -995,7 +995,14 @@ def main() -> int:
     ):
         builder = next((t for t in tools if t.bindir is not None and t.name not in unusable), None)
         if builder is not None:
-            corpora = [c for t in tools for c in _find_corpora(t)]
+            # The simulator's reply vocabulary first (from our own package: the builder venv cannot import it),
+            # then the tools' own corpora.
+            from evalscope.sim.policies import VOCAB
+
+            vocab_file = ctx.tokenizer.parent / "sim-vocab.txt"
+            vocab_file.parent.mkdir(parents=True, exist_ok=True)
+            vocab_file.write_text("".join(VOCAB), encoding="utf-8")
+            corpora = [str(vocab_file), *(c for t in tools for c in _find_corpora(t))]
             subprocess.run(
                 [
                     str(builder.bindir / "python"),
