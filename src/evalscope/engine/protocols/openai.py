@@ -66,6 +66,37 @@ def _stream_body(body: dict[str, Any], stream: bool, continuous: bool) -> None:
         body["stream_options"] = opts
 
 
+def _finish_body(body: dict[str, Any], request: Request, stream: bool, continuous: bool) -> dict[str, Any]:
+    """Token limits, streaming options, then the user's params (last, so they can override anything)."""
+    if request.max_tokens is not None:
+        body["max_tokens"] = request.max_tokens
+    if request.min_tokens is not None:
+        body["min_tokens"] = request.min_tokens
+    _stream_body(body, stream, continuous)
+    if request.params:
+        body.update(request.params)
+    return body
+
+
+def _event_choices(data: bytes, st: StreamState) -> list[dict[str, Any]] | int:
+    """What every OpenAI stream event shares: ``[DONE]``, an error object, usage; then its non-empty
+    ``choices``, or the ``EV_*`` flags to return when there are none."""
+    if data == b"[DONE]":
+        st.done = True
+        return EV_DONE
+    obj = _loads(data)
+    if obj.get("error"):
+        _error_event(obj, st)
+        return EV_NONE
+    st.event_tokens = 0
+    if obj.get("usage"):
+        _take_usage(obj, st)
+    choices = obj.get("choices")
+    if not choices:
+        return EV_NONE
+    return choices  # type: ignore[no-any-return]
+
+
 class OpenAIChat(Protocol):
     """``/v1/chat/completions``."""
 
@@ -76,30 +107,12 @@ class OpenAIChat(Protocol):
         messages = request.messages
         if messages is None:
             messages = [{"role": "user", "content": request.prompt or ""}]
-        body: dict[str, Any] = {"model": model, "messages": messages}
-        if request.max_tokens is not None:
-            body["max_tokens"] = request.max_tokens
-        if request.min_tokens is not None:
-            body["min_tokens"] = request.min_tokens
-        _stream_body(body, stream, self.continuous_usage)
-        if request.params:
-            body.update(request.params)
-        return body
+        return _finish_body({"model": model, "messages": messages}, request, stream, self.continuous_usage)
 
     def parse_event(self, data: bytes, st: StreamState) -> int:
-        if data == b"[DONE]":
-            st.done = True
-            return EV_DONE
-        obj = _loads(data)
-        if obj.get("error"):
-            _error_event(obj, st)
-            return EV_NONE
-        st.event_tokens = 0
-        if obj.get("usage"):
-            _take_usage(obj, st)
-        choices = obj.get("choices")
-        if not choices:
-            return EV_NONE
+        choices = _event_choices(data, st)
+        if isinstance(choices, int):
+            return choices
         flags = EV_CHOICE
         for ch in choices:
             delta = ch.get("delta")
@@ -187,30 +200,12 @@ class OpenAICompletions(Protocol):
         prompt = request.prompt
         if prompt is None and request.messages:
             prompt = "\n".join(str(m.get("content", "")) for m in request.messages)
-        body: dict[str, Any] = {"model": model, "prompt": prompt or ""}
-        if request.max_tokens is not None:
-            body["max_tokens"] = request.max_tokens
-        if request.min_tokens is not None:
-            body["min_tokens"] = request.min_tokens
-        _stream_body(body, stream, self.continuous_usage)
-        if request.params:
-            body.update(request.params)
-        return body
+        return _finish_body({"model": model, "prompt": prompt or ""}, request, stream, self.continuous_usage)
 
     def parse_event(self, data: bytes, st: StreamState) -> int:
-        if data == b"[DONE]":
-            st.done = True
-            return EV_DONE
-        obj = _loads(data)
-        if obj.get("error"):
-            _error_event(obj, st)
-            return EV_NONE
-        st.event_tokens = 0
-        if obj.get("usage"):
-            _take_usage(obj, st)
-        choices = obj.get("choices")
-        if not choices:
-            return EV_NONE
+        choices = _event_choices(data, st)
+        if isinstance(choices, int):
+            return choices
         flags = EV_CHOICE
         for ch in choices:
             text = ch.get("text")
