@@ -37,7 +37,7 @@ from evalscope.perf.aggregate import Aggregator, Metric
 from evalscope.perf.config import PerfConfig, make_config
 from evalscope.perf.datasets import DATASETS, PerfDataset, Prompt
 from evalscope.perf.fidelity import CpuMeter, LoopLagMonitor, verdict
-from evalscope.perf.schedule import arrival_offsets_ns, sleep_until
+from evalscope.perf.schedule import SLOT_DEADLINE, SLOT_WAITED, acquire_slot, arrival_offsets_ns, sleep_until
 from evalscope.perf.storage import RecordWriter, make_run_dir, safe_json, write_json_atomic
 from evalscope.perf.summary import SCHEMA, stage_summary
 from evalscope.perf.tokenizer import Tokenizer, get_tokenizer
@@ -437,17 +437,12 @@ class PerfRun:
                     await sleep_until(due)
             elif deadline is not None and _clock() >= deadline:
                 break
-            if sem.locked():
+            slot = await acquire_slot(sem, deadline)
+            if slot == SLOT_DEADLINE:
                 st.cap_waits += 1
-                if deadline is None:
-                    await sem.acquire()
-                else:
-                    try:
-                        await asyncio.wait_for(sem.acquire(), max(0.0, (deadline - _clock()) / 1e9))
-                    except TimeoutError:
-                        break
-            else:
-                await sem.acquire()
+                break
+            if slot == SLOT_WAITED:
+                st.cap_waits += 1
             slot_ns = _clock()
             scheduled = due if arrivals is not None else slot_ns
             p = next(prompts)

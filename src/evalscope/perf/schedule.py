@@ -53,3 +53,27 @@ async def sleep_until(due_ns: int) -> None:
         await asyncio.sleep((delay - SPIN_NS) / 1e9)
     while _clock() < due_ns:  # noqa: ASYNC110 - a deliberate cooperative spin for sub-ms precision
         await asyncio.sleep(0)
+
+
+SLOT_FREE = 0  # a slot was free at once
+SLOT_WAITED = 1  # the concurrency cap was reached; a slot freed up later
+SLOT_DEADLINE = 2  # the stage's deadline passed while waiting: stop dispatching
+
+
+async def acquire_slot(sem: asyncio.Semaphore, deadline_ns: int | None) -> int:
+    """Take a concurrency slot, waiting at most until ``deadline_ns``; returns ``SLOT_*``.
+
+    Waiting counts as a cap wait: in open loop it means the server was slower than the offered load, and the
+    request's queue time (sent - scheduled) shows it.
+    """
+    if not sem.locked():
+        await sem.acquire()
+        return SLOT_FREE
+    if deadline_ns is None:
+        await sem.acquire()
+        return SLOT_WAITED
+    try:
+        await asyncio.wait_for(sem.acquire(), max(0.0, (deadline_ns - time.perf_counter_ns()) / 1e9))
+    except TimeoutError:
+        return SLOT_DEADLINE
+    return SLOT_WAITED

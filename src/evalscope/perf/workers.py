@@ -54,7 +54,7 @@ from evalscope.perf.aggregate import Aggregator, Metric
 from evalscope.perf.config import PerfConfig
 from evalscope.perf.fidelity import CpuMeter, LoopLagMonitor, verdict
 from evalscope.perf.runner import MIN_COMPLETED_FOR_RATE, PerfRun, Reporter, StageState
-from evalscope.perf.schedule import arrival_offsets_ns, sleep_until
+from evalscope.perf.schedule import SLOT_DEADLINE, SLOT_WAITED, acquire_slot, arrival_offsets_ns, sleep_until
 from evalscope.perf.storage import encode_record
 from evalscope.perf.summary import stage_summary
 
@@ -482,17 +482,12 @@ class WorkerCore:
                     await sleep_until(due)
             elif deadline is not None and _clock() >= deadline:
                 break
-            if sem.locked():
+            slot = await acquire_slot(sem, deadline)
+            if slot == SLOT_DEADLINE:
                 st.cap_waits += 1
-                if deadline is None:
-                    await sem.acquire()
-                else:
-                    try:
-                        await asyncio.wait_for(sem.acquire(), max(0.0, (deadline - _clock()) / 1e9))
-                    except TimeoutError:
-                        break
-            else:
-                await sem.acquire()
+                break
+            if slot == SLOT_WAITED:
+                st.cap_waits += 1
             if arrivals is None:
                 claimed = src.claim(number)  # closed loop: claim only once a slot is free
                 if claimed is None:
