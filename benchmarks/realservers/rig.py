@@ -78,17 +78,20 @@ def _run_logged(
         raise SystemExit(f"rig: command failed ({r.returncode}): {' '.join(cmd)}\nlog {logfile}:\n{tail}")
 
 
-def _venv(name: str, packages: list[str], logfile: Path, env: dict[str, str] | None = None) -> Path:
+def _venv(
+    name: str, packages: list[str], logfile: Path, env: dict[str, str] | None = None, torch: bool = True
+) -> Path:
     """``CACHE/venvs/name`` with ``torch`` installed first (so nothing pulls a CUDA build), then ``packages``."""
     venv = CACHE / "venvs" / name
     marker = venv / ".rig-installed"
     py = venv / "bin" / "python"
-    want = " ".join([TORCH, *packages])
+    want = " ".join([TORCH, *packages] if torch else packages)
     if marker.exists() and marker.read_text().strip() == want:
         return py
     if not py.exists():
         _run_logged([sys.executable, "-m", "venv", str(venv)], logfile)
-    _run_logged([*NICE, str(py), "-m", "pip", "install", "-q", TORCH], logfile)
+    if torch:
+        _run_logged([*NICE, str(py), "-m", "pip", "install", "-q", TORCH], logfile)
     _run_logged([*NICE, str(py), "-m", "pip", "install", "-q", *packages], logfile, env=env)
     marker.write_text(want + "\n")
     return py
@@ -160,7 +163,7 @@ def install_llama_cpp_python(tree: Path, build_bin: Path) -> Path:
     logfile = CACHE / "logs" / "venv-llamacpp.log"
     env = {**os.environ, "CMAKE_ARGS": "-DLLAMA_BUILD=OFF"}
     tarball = tree.parent / f"llama_cpp_python-{LLAMA_CPP_PYTHON}.tar.gz"
-    py = _venv("llamacpp", [f"llama-cpp-python[server] @ {tarball.as_uri()}"], logfile, env=env)
+    py = _venv("llamacpp", [f"llama-cpp-python[server] @ {tarball.as_uri()}"], logfile, env=env, torch=False)
     site = Path(
         subprocess.check_output(
             [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True
