@@ -807,12 +807,12 @@ def table(results: list[dict[str, Any]]) -> str:
     """Markdown: one row per server x cell; then eval and start-up."""
     lines = [
         "| server | cell | sent | succeeded | failed | reconnects | orig failed (of sent) | "
-        "server completed (ours / orig) | ours errors |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "server completed (ours / orig) | load1 | our verdict | ours errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         if r.get("error") and not r["cells"]:
-            lines.append(f"| {r['server']} | (not run) | | | | | | | {r['error'][:100]} |")
+            lines.append(f"| {r['server']} | (not run) | | | | | | | | | {r['error'][:100]} |")
         for name, row in r["cells"].items():
             o, g = row.get("ours", {}), row.get("orig")
             so, sg = row.get("server_ours", {}), row.get("server_orig", {})
@@ -826,7 +826,8 @@ def table(results: list[dict[str, Any]]) -> str:
             errs = "; ".join(o.get("errors") or []) or (o.get("error") or "")
             lines.append(
                 f"| {r['server']} | {name} | {o.get('sent')} | {o.get('succeeded')} | {o.get('failed')} | "
-                f"{'n/a' if rec is None else rec} | {orig} | {srv} | {errs[:160]} |"
+                f"{'n/a' if rec is None else rec} | {orig} | {srv} | {row.get('load1', 0):.1f} | "
+                f"{_verdict(o)} | {errs[:160]} |"
             )
     lines += [
         "",
@@ -842,6 +843,13 @@ def table(results: list[dict[str, Any]]) -> str:
             f"{(ev.get('error') or r.get('error') or '')[:120]} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _verdict(o: dict[str, Any]) -> str:
+    """Our client's trust verdict, short: issue 9 wants its cause named right under a shared CPU."""
+    if o.get("trustworthy") is None:
+        return ""
+    return "ok" if o["trustworthy"] else f"NOT: {str(o.get('verdict') or '')[:70]}"
 
 
 def _served(s: dict[str, Any]) -> str:

@@ -92,7 +92,15 @@ def test_table_has_a_row_per_server_and_cell() -> None:
             "startup_s": {"models": 1.0, "first_reply": 1.2},
             "cells": {
                 "closed-p8": {
-                    "ours": {"sent": 32, "succeeded": 32, "failed": 0, "reconnects": 3, "errors": []},
+                    "ours": {
+                        "sent": 32,
+                        "succeeded": 32,
+                        "failed": 0,
+                        "reconnects": 3,
+                        "errors": [],
+                        "trustworthy": True,
+                    },
+                    "load1": 2.5,
                     "orig": {"sent": 32, "failed": 1},
                     "server_ours": {"completed": 33},
                     "server_orig": {"completed": 32},
@@ -103,6 +111,6 @@ def test_table_has_a_row_per_server_and_cell() -> None:
         {"server": "vllm", "cells": {}, "error": "not built (run setup)"},
     ]
     md = rig.table(results)
-    assert "| llama-server | closed-p8 | 32 | 32 | 0 | 3 | 1 (of 32) | 33 / 32 |" in md
+    assert "| llama-server | closed-p8 | 32 | 32 | 0 | 3 | 1 (of 32) | 33 / 32 | 2.5 | ok |" in md
     assert "| vllm | (not run) |" in md
     assert "| llama-server | 1.0, 1.2 | 0 | 0 |" in md
