@@ -297,6 +297,7 @@ class Server:
     model: str  # the exact "model" the server wants in requests
     env: dict[str, str] = field(default_factory=dict)
     metrics: bool = False  # serves Prometheus text at /metrics
+    tokenizer: str | None = None  # HF tokenizer folder, for the original EvalScope's token counting
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
@@ -524,6 +525,8 @@ def make_servers(found: dict[str, Any], parallel_slots: int = 8) -> dict[str, Se
             ],
             model=hf_dir,
         )
+    for srv in out.values():
+        srv.tokenizer = hf_dir
     return out
 
 
@@ -648,6 +651,8 @@ def orig_perf(exe: str, srv: Server, cell: Cell, out: Path) -> dict[str, Any]:
         str(out),
         "--no-timestamp",
     ]
+    if srv.tokenizer:  # without one it gives up on streams that carry no usage (llama-cpp-python's)
+        cmd += ["--tokenizer-path", srv.tokenizer]
     cmd += ["--stream"] if cell.stream else ["--no-stream"]
     if cell.rate is not None:  # its --rate alone still waits for a --parallel slot; --open-loop does not
         cmd += ["--rate", str(cell.rate), "--open-loop"]
@@ -702,8 +707,8 @@ def _run_tool(
     try:
         res.update(parse(out))
     except (RuntimeError, ValueError, KeyError, IndexError) as exc:
-        tail = logfile.read_text(errors="replace").strip().splitlines()[-3:]
-        res["error"] = f"{exc}; {' | '.join(tail)[-400:]}"
+        tail = [ln for ln in logfile.read_text(errors="replace").strip().splitlines() if ln.strip()][-3:]
+        res["error"] = f"{' | '.join(tail)[-300:]} ({exc})"
     return res
 
 
