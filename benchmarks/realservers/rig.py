@@ -707,9 +707,17 @@ def _run_tool(
     try:
         res.update(parse(out))
     except (RuntimeError, ValueError, KeyError, IndexError) as exc:
-        tail = [ln for ln in logfile.read_text(errors="replace").strip().splitlines() if ln.strip()][-3:]
-        res["error"] = f"{' | '.join(tail)[-300:]} ({exc})"
+        res["error"] = f"{_tool_said(logfile)} ({exc})"
     return res
+
+
+def _tool_said(logfile: Path) -> str:
+    """The last two lines a tool printed (its one-line error, when it stopped on one)."""
+    try:
+        lines = [ln.strip() for ln in logfile.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return " | ".join([ln for ln in lines if not ln.startswith("$ ")][-2:])[-300:]
 
 
 def ours_eval(srv: Server, out: Path, limit: int = 20, batch: int = 32) -> dict[str, Any]:
@@ -897,9 +905,30 @@ def matrix(servers: Sequence[str], cells: Sequence[str], orig: bool, found: dict
     return run_dir
 
 
+def report(run_dirs: Sequence[Path]) -> str:
+    """One table over several runs' results.json (a sitting split across invocations)."""
+    results: list[dict[str, Any]] = []
+    heads = []
+    for d in run_dirs:
+        data = json.loads((d / "results.json").read_text())
+        heads.append(f"{d.name} (commit {data['meta']['commit']}, load {data['meta']['load1']:.1f})")
+        for r in data["results"]:
+            for row in r.get("cells", {}).values():
+                for side in ("ours", "orig"):
+                    tool = row.get(side) or {}
+                    if tool.get("error") and tool.get("log"):
+                        tool["error"] = _tool_said(Path(tool["log"]))
+            ev = r.get("eval") or {}
+            if ev.get("error") and ev.get("log"):
+                ev["error"] = _tool_said(Path(ev["log"]))
+            results.append(r)
+    return "runs: " + "; ".join(heads) + "\n\n" + table(results)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["setup", "matrix", "all"], nargs="?", default="all")
+    ap.add_argument("what", choices=["setup", "matrix", "all", "report"], nargs="?", default="all")
+    ap.add_argument("runs", nargs="*", type=Path, help="report: run folders whose results.json to tabulate")
     ap.add_argument("--servers", default=",".join(SERVERS), help=f"comma list of {', '.join(SERVERS)}")
     ap.add_argument("--cells", default=",".join(CELL_NAMES), help=f"comma list of {', '.join(CELL_NAMES)}")
     ap.add_argument("--no-orig", action="store_true", help="skip the original EvalScope comparison")
@@ -910,6 +939,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if bad:
         print(f"rig: unknown server or cell: {', '.join(bad)}", file=sys.stderr)
         return 2
+    if args.what == "report":
+        print(report(args.runs), end="")
+        return 0
     if args.what in ("setup", "all"):
         found = setup(servers, orig=not args.no_orig)
     else:
