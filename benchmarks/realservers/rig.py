@@ -933,6 +933,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--cells", default=",".join(CELL_NAMES), help=f"comma list of {', '.join(CELL_NAMES)}")
     ap.add_argument("--no-orig", action="store_true", help="skip the original EvalScope comparison")
     args = ap.parse_args(argv)
+    # SIGTERM unwinds like an exception, so every server started so far is stopped by its PID on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     servers = [s for s in args.servers.split(",") if s]
     cells = [c for c in args.cells.split(",") if c]
     bad = [s for s in servers if s not in SERVERS] + [c for c in cells if c not in CELL_NAMES]
