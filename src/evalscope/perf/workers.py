@@ -916,6 +916,7 @@ class WorkerRun(PerfRun):
             await self.pool.start([{**setup, "worker": k} for k in range(self.pool.n)], self._on_message)
             self._kill_on_exit.extend(self.pool.local_pids)
             self._open_run_dir()
+            self.start_scraper()
             self.reporter.header(self._header_info())
             self.reporter.message(f"workers  {self.pool.backend}: {self.how}")
             self._install_signals()
@@ -940,6 +941,7 @@ class WorkerRun(PerfRun):
                 raise
             finally:
                 ticker.cancel()
+                await self.stop_scraper()
                 self._remove_signals()
         finally:
             try:
@@ -1082,6 +1084,8 @@ class WorkerRun(PerfRun):
         self._progress = {}
         self._active = active
         if not warmup:
+            if self.scraper is not None:
+                self.scraper.begin_stage(index)
             self.reporter.stage_start(self, index, parallel, number)
         cpu = CpuMeter()
         self.pool.reset_counter()
@@ -1162,6 +1166,8 @@ class WorkerRun(PerfRun):
             dispatch_start_ns=t0,
             percentiles=tuple(cfg.percentiles),
         )
+        if self.scraper is not None:
+            summary["server_metrics"] = self.scraper.end_stage()
         self.stage_summaries.append(summary)
         self.stage = None
         self.reporter.stage_end(self, summary)

@@ -968,7 +968,11 @@ class SimServer:
             ids = token_ids(messages_text(body.get("messages") or []))
         else:
             p = body.get("prompt")
-            ids = list(p) if isinstance(p, list) and all(isinstance(x, int) for x in p) else token_ids(prompt_text(p))
+            ids = (
+                list(p)
+                if isinstance(p, list) and all(isinstance(x, int) for x in p)
+                else token_ids(prompt_text(p))
+            )
         return self._prefix.lookup_insert(ids)
 
     async def _metrics(self, request: web.Request) -> web.StreamResponse:

@@ -97,14 +97,22 @@ def metrics_text(
     requests: int,
 ) -> str:
     """A Prometheus text exposition page with vLLM's names (the simulator imitates vLLM's OpenAI server)."""
-    lab = '{model_name="%s"}' % models[0].replace("\\", "\\\\").replace('"', '\\"')
+    escaped = models[0].replace("\\", "\\\\").replace('"', '\\"')
+    lab = f'{{model_name="{escaped}"}}'
     parts = [
         _line("vllm:num_requests_running", "gauge", "Requests in model execution.", [(lab, float(running))]),
-        _line("vllm:num_requests_waiting", "gauge", "Requests waiting to be processed.", [(lab, float(waiting))]),
-        _line("vllm:kv_cache_usage_perc", "gauge", "KV-cache usage. 1 means 100 percent.", [(lab, kv_usage)]),
-        _line("vllm:prompt_tokens_total", "counter", "Prefill tokens processed.", [(lab, float(prompt_tokens))]),
         _line(
-            "vllm:generation_tokens_total", "counter", "Generation tokens processed.", [(lab, float(generation_tokens))]
+            "vllm:num_requests_waiting", "gauge", "Requests waiting to be processed.", [(lab, float(waiting))]
+        ),
+        _line("vllm:kv_cache_usage_perc", "gauge", "KV-cache usage. 1 means 100 percent.", [(lab, kv_usage)]),
+        _line(
+            "vllm:prompt_tokens_total", "counter", "Prefill tokens processed.", [(lab, float(prompt_tokens))]
+        ),
+        _line(
+            "vllm:generation_tokens_total",
+            "counter",
+            "Generation tokens processed.",
+            [(lab, float(generation_tokens))],
         ),
         _line("vllm:request_received_total", "counter", "Requests received.", [(lab, float(requests))]),
     ]
