@@ -36,7 +36,7 @@ from evalscope.errors import EndpointError, EvalscopeError
 from evalscope.perf.aggregate import Aggregator, Metric
 from evalscope.perf.config import PerfConfig, make_config
 from evalscope.perf.datasets import DATASETS, PerfDataset, Prompt
-from evalscope.perf.fidelity import CpuMeter, LoopLagMonitor, verdict
+from evalscope.perf.fidelity import CpuMeter, LoopLagMonitor, MachineMeter, verdict
 from evalscope.perf.schedule import SLOT_DEADLINE, SLOT_WAITED, acquire_slot, arrival_offsets_ns, sleep_until
 from evalscope.perf.servermetrics import ServerMetricsScraper
 from evalscope.perf.storage import RecordWriter, make_run_dir, safe_json, write_json_atomic
@@ -383,6 +383,7 @@ class PerfRun:
             st.deadline_ns = t0 + int(cfg.duration * 1e9)
         self.stage = st
         cpu = CpuMeter()
+        machine = MachineMeter()
         if not warmup:
             if self.scraper is not None:
                 self.scraper.begin_stage(index)
@@ -412,7 +413,15 @@ class PerfRun:
             if st.last_sched_ns and st.first_sched_ns is not None and st.last_sched_ns > st.first_sched_ns:
                 scheduled = (st.dispatched - 1) * 1e9 / (st.last_sched_ns - st.first_sched_ns)
         client_block = verdict(
-            agg.loop_lag, agg.dispatch_lag, cpu_pct, rate, scheduled, achieved, st.cap_waits > 0
+            agg.loop_lag,
+            agg.dispatch_lag,
+            cpu_pct,
+            rate,
+            scheduled,
+            achieved,
+            st.cap_waits > 0,
+            wait_percent=cpu.wait_percent(),
+            machine_busy_percent=machine.busy_percent(),
         )
         client_block["cpu_seconds"] = cpu.cpu_seconds()
         client_block["cap_waits"] = st.cap_waits

@@ -52,7 +52,7 @@ from evalscope.engine.session import Timeouts
 from evalscope.errors import EvalscopeError
 from evalscope.perf.aggregate import Aggregator, Metric
 from evalscope.perf.config import PerfConfig
-from evalscope.perf.fidelity import CpuMeter, LoopLagMonitor, verdict
+from evalscope.perf.fidelity import CpuMeter, LoopLagMonitor, MachineMeter, verdict
 from evalscope.perf.runner import MIN_COMPLETED_FOR_RATE, PerfRun, Reporter, StageState
 from evalscope.perf.schedule import SLOT_DEADLINE, SLOT_WAITED, acquire_slot, arrival_offsets_ns, sleep_until
 from evalscope.perf.storage import encode_record
@@ -427,6 +427,7 @@ class WorkerCore:
             "cap_waits": st.cap_waits,
             "cpu_percent": cpu.percent(),
             "cpu_seconds": cpu.cpu_seconds(),
+            "wait_percent": cpu.wait_percent(),
             "first_sent_ns": _shift(st.first_sent_ns, self.offset_ns),
             "last_sent_ns": _shift(st.last_sent_ns, self.offset_ns),
             "first_sched_ns": _shift(st.first_sched_ns, self.offset_ns),
@@ -1088,6 +1089,7 @@ class WorkerRun(PerfRun):
                 self.scraper.begin_stage(index)
             self.reporter.stage_start(self, index, parallel, number)
         cpu = CpuMeter()
+        machine = MachineMeter()
         self.pool.reset_counter()
         id_base = 0 if warmup else self._next_id
         for k in range(active):
@@ -1143,8 +1145,17 @@ class WorkerRun(PerfRun):
             if first_sched is not None and last_sched is not None and last_sched > first_sched:
                 scheduled = (dispatched - 1) * 1e9 / (last_sched - first_sched)
         worker_cpu = [round(float(d["cpu_percent"]), 1) for d in done]
+        waits = [float(d["wait_percent"]) for d in done if d.get("wait_percent") is not None]
         client_block = verdict(
-            agg.loop_lag, agg.dispatch_lag, max(worker_cpu), rate, scheduled, achieved, cap_waits > 0
+            agg.loop_lag,
+            agg.dispatch_lag,
+            max(worker_cpu),
+            rate,
+            scheduled,
+            achieved,
+            cap_waits > 0,
+            wait_percent=max(waits) if waits else None,
+            machine_busy_percent=machine.busy_percent(),
         )
         client_block["cpu_percent"] = round(sum(worker_cpu), 1)  # summed over workers
         client_block["cpu_percent_max_worker"] = max(worker_cpu)
