@@ -162,8 +162,9 @@ def verdict(
 #: The client used this much of a core (or was ready to run this much while using over a third): CPU-bound.
 CLIENT_BOUND_PERCENT = 60.0
 CLIENT_DEMAND_PERCENT = 90.0
-#: The loop thread waited for a CPU this much of the wall time: other processes took it.
-WAIT_LIMIT_PERCENT = 15.0
+#: The loop thread waited for a CPU at least this much of the wall time, and at least half as long as it ran:
+#: other processes took the CPU (a lagging loop that mostly waits was starved, not busy).
+WAIT_LIMIT_PERCENT = 5.0
 #: Without run-queue accounting: the client's CPUs were this busy while the client used little.
 MACHINE_BUSY_PERCENT = 90.0
 
@@ -236,7 +237,7 @@ def lag_cause(
         demand >= CLIENT_DEMAND_PERCENT and cpu_percent >= CLIENT_BOUND_PERCENT / 2
     )
     if wait_percent is not None:
-        others = wait_percent >= WAIT_LIMIT_PERCENT
+        others = wait_percent >= WAIT_LIMIT_PERCENT and wait_percent >= cpu_percent / 2
     else:
         others = (
             machine_busy_percent is not None
