@@ -145,9 +145,19 @@ def comparable(report: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in report.items() if k not in VOLATILE_KEYS}
 
 
+def model_dir_name(model: str) -> str:
+    """The report folder of ``model``: a local path (``/models/hf-tiny``, ``./m``, ``~/m``, or an existing
+    directory, as ``transformers serve`` and vLLM want it) is named after its last component; a hub id
+    (``org/name``) keeps its organisation (``org_name``). Anything but letters, digits and ``-_.=`` becomes
+    ``_``."""
+    name = model
+    if model.startswith(("/", "./", "../", "~", "\\")) or os.path.isabs(model) or os.path.isdir(model):
+        name = os.path.basename(os.path.normpath(os.path.expanduser(model))) or model
+    return "".join(c if c.isalnum() or c in "-_.=" else "_" for c in name) or "model"
+
+
 def write_report(run_dir: Path, model: str, name: str, report: dict[str, Any]) -> Path:
-    safe = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in model) or "model"
-    d = run_dir / "reports" / safe
+    d = run_dir / "reports" / model_dir_name(model)
     d.mkdir(parents=True, exist_ok=True)
     path = d / f"{name}.json"
     tmp = path.with_name(path.name + ".tmp")

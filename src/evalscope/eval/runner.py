@@ -151,7 +151,9 @@ def _atomic_write_json(path: Path, obj: Any) -> None:
 
 
 def _safe_name(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_.=" else "_" for c in name) or "model"
+    from evalscope.eval.report import model_dir_name
+
+    return model_dir_name(name)
 
 
 def _new_run_dir(work_dir: Path, run_name: str | None) -> Path:
