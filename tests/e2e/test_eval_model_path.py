@@ -24,7 +24,10 @@ def test_path_model_report_folder_is_its_last_component(tmp_path: Path) -> None:
     (data / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (data / "train.jsonl").write_text(json.dumps({"question": "1+1?", "answer": "#### 2"}) + "\n")
     env = {k: v for k, v in os.environ.items() if k not in ("EVALSCOPE_API_KEY", "OPENAI_API_KEY")}
-    with SimProcess(SimConfig(ttft_ms=1, itl_ms=0, models=["/models/hf-tiny"])) as sim:
+    cfg = SimConfig(
+        ttft_ms=1, itl_ms=0, models=["/models/hf-tiny"], prefix_cache=True, prefix_block=4, timings=True
+    )
+    with SimProcess(cfg) as sim:
         res = subprocess.run(
             [
                 sys.executable,
@@ -54,6 +57,11 @@ def test_path_model_report_folder_is_its_last_component(tmp_path: Path) -> None:
     assert sorted(p.name for p in (run / "reports").iterdir()) == ["hf-tiny"]
     report = json.loads((run / "reports" / "hf-tiny" / "gsm8k.json").read_text())
     assert report["model"] == "/models/hf-tiny"  # the report still names the model as it was served
+    # the endpoint performance block carries what the server reported (shared few-shot prefix, llama.cpp timings)
+    server = report["performance"]["server"]
+    assert server["prefix_cache"]["requests"] == 4 and server["prefix_cache"]["hit_rate"] > 0
+    assert server["timings"]["requests"] == 4 and server["timings"]["predicted_tokens_per_s"] > 0
+    assert "prefix cache hit" in res.stdout + res.stderr
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["reports"]["gsm8k"] == "reports/hf-tiny/gsm8k.json"
 
