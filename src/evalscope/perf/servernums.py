@@ -43,8 +43,22 @@ class ServerNumbers:
     __slots__ = _FIELDS
 
     def __init__(self) -> None:
-        for f in _FIELDS:
-            setattr(self, f, 0)
+        self.cached_requests = 0
+        self.cached_tokens = 0
+        self.cached_prompt_tokens = 0
+        self.reasoning_requests = 0
+        self.reasoning_tokens = 0
+        self.timings_requests = 0
+        self.prompt_n = 0.0
+        self.prompt_ms = 0.0
+        self.predicted_n = 0.0
+        self.predicted_ms = 0.0
+        self.draft_requests = 0
+        self.draft_n = 0.0
+        self.draft_n_accepted = 0.0
+        self.iter_requests = 0
+        self.iter_tokens = 0
+        self.iter_events = 0
 
     def add(self, rec: RequestRecord) -> None:
         """Fold in one successful record (a few attribute reads when the server sent nothing)."""
