@@ -3,7 +3,6 @@ per-stage sums (mergeable across workers) and the simulator's prefix cache."""
 
 from __future__ import annotations
 
-
 import pytest
 
 from evalscope.engine.protocols.base import StreamState
