@@ -313,6 +313,7 @@ class Client:
         if rec.event_tokens and not any(rec.event_tokens):
             del rec.event_tokens[:]
         rec.finish_reason = st.finish_reason
+        rec.timings = st.timings
         if st.keep_text:
             rec.text = "".join(st.text_parts)
             if st.reasoning_parts:

@@ -83,6 +83,9 @@ class RequestRecord:
     ``first_choice_ns`` is the first event with non-empty ``choices`` (vLLM's TTFT definition).
     ``event_ns`` holds the time of every token-bearing stream event (first is ``first_token_ns``), and
     ``event_tokens`` the tokens each carried where the server said (continuous usage stats), else empty.
+    ``reasoning_tokens`` / ``cached_tokens`` come from the server's usage details, ``timings`` from
+    llama.cpp's ``timings`` object (``prompt_n``, ``prompt_ms``, ``predicted_n``, ``predicted_ms``,
+    ``draft_n``, ``draft_n_accepted``); each is ``None`` when the server did not send it.
     """
 
     request_id: int | str
@@ -101,6 +104,7 @@ class RequestRecord:
     completion_tokens: int | None = None
     reasoning_tokens: int | None = None
     cached_tokens: int | None = None
+    timings: dict[str, float] | None = None
     token_source: str | None = None
     finish_reason: str | None = None
     event_ns: array[int] = field(default_factory=lambda: array("q"))
@@ -154,6 +158,7 @@ class RequestRecord:
             "completion_tokens": self.completion_tokens,
             "reasoning_tokens": self.reasoning_tokens,
             "cached_tokens": self.cached_tokens,
+            "timings": self.timings,
             "token_source": self.token_source,
             "finish_reason": self.finish_reason,
             "event_offsets_ns": [t - sent for t in self.event_ns],
@@ -186,6 +191,7 @@ class RequestRecord:
             completion_tokens=d.get("completion_tokens"),
             reasoning_tokens=d.get("reasoning_tokens"),
             cached_tokens=d.get("cached_tokens"),
+            timings=d.get("timings"),
             token_source=d.get("token_source"),
             finish_reason=d.get("finish_reason"),
             event_ns=array("q", (sent + o for o in d.get("event_offsets_ns") or ())),

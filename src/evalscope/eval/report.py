@@ -69,7 +69,40 @@ def performance(entries: list[dict[str, Any]], wall_s: float) -> dict[str, Any]:
         "output_tokens_per_s": toks / wall_s if wall_s > 0 else None,
         "request_tokens_per_s_mean": math.fsum(per_req) / len(per_req) if per_req else None,
         "requests_per_s": len(entries) / wall_s if wall_s > 0 else None,
+        "server": server_performance(ok),
     }
+
+
+def server_performance(ok: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """What the server reported about the successful requests (None when it reported nothing): prefix-cache
+    hit rate, reasoning tokens, llama.cpp decode / prefill speed and speculative acceptance."""
+    out: dict[str, Any] = {}
+    cached = [e for e in ok if isinstance(e.get("cached_tokens"), int)]
+    if cached:
+        c = sum(int(e["cached_tokens"]) for e in cached)
+        p = sum(max(int(e.get("prompt_tokens") or 0), int(e["cached_tokens"])) for e in cached)
+        out["prefix_cache"] = {"requests": len(cached), "cached_tokens": c, "hit_rate": c / p if p else None}
+    reasoning = [int(e["reasoning_tokens"]) for e in ok if isinstance(e.get("reasoning_tokens"), int)]
+    if reasoning:
+        out["reasoning_tokens"] = {"requests": len(reasoning), "total": sum(reasoning)}
+    tims = [e["timings"] for e in ok if isinstance(e.get("timings"), dict)]
+    if tims:
+
+        def rate(n: str, ms: str) -> float | None:
+            t_ms = sum(float(t.get(ms, 0)) for t in tims)
+            return 1000.0 * sum(float(t.get(n, 0)) for t in tims) / t_ms if t_ms > 0 else None
+
+        out["timings"] = {
+            "requests": len(tims),
+            "prompt_tokens_per_s": rate("prompt_n", "prompt_ms"),
+            "predicted_tokens_per_s": rate("predicted_n", "predicted_ms"),
+        }
+        drafts = sum(float(t.get("draft_n", 0)) for t in tims)
+        if drafts:
+            out["timings"]["draft_acceptance_rate"] = (
+                sum(float(t.get("draft_n_accepted", 0)) for t in tims) / drafts
+            )
+    return out or None
 
 
 def build_report(
@@ -145,9 +178,19 @@ def comparable(report: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in report.items() if k not in VOLATILE_KEYS}
 
 
+def model_dir_name(model: str) -> str:
+    """The report folder of ``model``: a local path (``/models/hf-tiny``, ``./m``, ``~/m``, or an existing
+    directory, as ``transformers serve`` and vLLM want it) is named after its last component; a hub id
+    (``org/name``) keeps its organisation (``org_name``). Anything but letters, digits and ``-_.=`` becomes
+    ``_``."""
+    name = model
+    if model.startswith(("/", "./", "../", "~", "\\")) or os.path.isabs(model) or os.path.isdir(model):
+        name = os.path.basename(os.path.normpath(os.path.expanduser(model))) or model
+    return "".join(c if c.isalnum() or c in "-_.=" else "_" for c in name) or "model"
+
+
 def write_report(run_dir: Path, model: str, name: str, report: dict[str, Any]) -> Path:
-    safe = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in model) or "model"
-    d = run_dir / "reports" / safe
+    d = run_dir / "reports" / model_dir_name(model)
     d.mkdir(parents=True, exist_ok=True)
     path = d / f"{name}.json"
     tmp = path.with_name(path.name + ".tmp")
@@ -222,5 +265,21 @@ def print_table(model: str, reports: dict[str, dict[str, Any]], out: TextIO) -> 
     console.print(
         f"endpoint during the eval: {perf.get('requests', 0)} requests, TTFT "
         f"{'-' if ttft is None else f'{ttft * 1000:.0f} ms'}, latency {'-' if lat is None else f'{lat:.2f} s'}, "
-        f"{'-' if tps is None else f'{tps:.0f}'} output tok/s"
+        f"{'-' if tps is None else f'{tps:.0f}'} output tok/s{_server_note(perf.get('server'))}"
     )
+
+
+def _server_note(server: dict[str, Any] | None) -> str:
+    """``; prefix cache hit 35%, decode 550 tok/s (server)`` when the server reported such numbers."""
+    if not server:
+        return ""
+    parts = []
+    hit = (server.get("prefix_cache") or {}).get("hit_rate")
+    if hit is not None:
+        parts.append(f"prefix cache hit {100 * hit:.0f}%")
+    t = server.get("timings") or {}
+    if t.get("predicted_tokens_per_s") is not None:
+        parts.append(f"server decode {t['predicted_tokens_per_s']:.0f} tok/s")
+    if t.get("draft_acceptance_rate") is not None:
+        parts.append(f"draft acceptance {100 * t['draft_acceptance_rate']:.0f}%")
+    return "; " + ", ".join(parts) if parts else ""

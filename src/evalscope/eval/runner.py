@@ -150,8 +150,20 @@ def _atomic_write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
+def server_fields(gen: Any) -> dict[str, Any]:
+    """The server-reported numbers of one generation, for the endpoint performance block."""
+    return {
+        "prompt_tokens": gen.prompt_tokens,
+        "cached_tokens": gen.cached_tokens,
+        "reasoning_tokens": gen.reasoning_tokens,
+        "timings": gen.timings,
+    }
+
+
 def _safe_name(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_.=" else "_" for c in name) or "model"
+    from evalscope.eval.report import model_dir_name
+
+    return model_dir_name(name)
 
 
 def _new_run_dir(work_dir: Path, run_name: str | None) -> Path:
@@ -492,6 +504,7 @@ class EvalRunner:
                 "prompt_tokens": gen.prompt_tokens,
                 "completion_tokens": gen.completion_tokens,
                 "reasoning_tokens": gen.reasoning_tokens,
+                "cached_tokens": gen.cached_tokens,
             },
             "attempts": gen.attempts,
             "cached": gen.cached,
@@ -529,6 +542,7 @@ class EvalRunner:
                     "ttft_s": gen.ttft_s,
                     "completion_tokens": gen.completion_tokens,
                     "ok": gen.ok,
+                    **server_fields(gen),
                 }
             )
 

@@ -17,6 +17,7 @@ from hdrh.histogram import HdrHistogram
 
 from evalscope.engine.records import RequestRecord
 from evalscope.perf.metrics import LATENCY_METRICS, icl_raw, itl_spread, scalar_default, scalar_vllm
+from evalscope.perf.servernums import ServerNumbers
 
 LOWEST_US = 1
 HIGHEST_US = 3_600_000_000  # one hour
@@ -246,6 +247,7 @@ class Aggregator:
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.token_sources: dict[str, int] = {}
+        self.server = ServerNumbers()  # cached / reasoning tokens, llama.cpp timings, tokens per event
         # server usage vs client tokenizer, over successes whose text was kept (--save-responses)
         self.check_requests = 0
         self.check_usage_tokens = 0
@@ -294,6 +296,7 @@ class Aggregator:
         self.prompt_tokens += rec.prompt_tokens or 0
         src = rec.token_source or "unknown"
         self.token_sources[src] = self.token_sources.get(src, 0) + 1
+        self.server.add(rec)
         m = self.metrics
         s = self._scalar(rec)
         if s.ttft is not None:
@@ -408,6 +411,7 @@ class Aggregator:
             setattr(self, attr, getattr(self, attr) + getattr(other, attr))
         for k, v in other.token_sources.items():
             self.token_sources[k] = self.token_sources.get(k, 0) + v
+        self.server.merge(other.server)
         if other.first_sent_ns is not None:
             self.first_sent_ns = (
                 other.first_sent_ns
@@ -461,6 +465,7 @@ class Aggregator:
                 )
             },
             "token_sources": dict(self.token_sources),
+            "server": self.server.to_state(),
             "errors": [dict(g) for g in self.errors.values()],
             "timeline": [list(r) for r in self.timeline],
         }
@@ -474,6 +479,7 @@ class Aggregator:
         for k, v in d["counters"].items():
             setattr(agg, k, v)
         agg.token_sources = dict(d.get("token_sources") or {})
+        agg.server = ServerNumbers.from_state(d.get("server"))
         agg.errors = {g["key"]: dict(g) for g in d.get("errors") or []}
         agg.timeline = [list(r) for r in d.get("timeline") or []]
         return agg

@@ -279,6 +279,12 @@ class PerfConfig(BaseModel):
         description="Metric definitions: default (METRICS.md) or vllm (vLLM serving benchmark).",
         json_schema_extra=_cli("--metric-profile", group="output"),
     )
+    server_metrics: str | None = Field(
+        None,
+        description="Scrape this Prometheus /metrics URL every second (vLLM, llama.cpp, SGLang gauges: running, "
+        "waiting, KV-cache usage) into server_metrics.jsonl; min/mean/max per stage in the summary.",
+        json_schema_extra=_cli("--server-metrics", group="output", metavar="URL"),
+    )
     outputs_dir: Path = Field(
         Path("outputs"),
         description="Where run directories are created.",
@@ -430,6 +436,15 @@ class PerfConfig(BaseModel):
             if not isinstance(v, dict):
                 raise ValueError("must be a JSON object")
         return v
+
+    @field_validator("server_metrics")
+    @classmethod
+    def _server_metrics(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        from evalscope.perf.servermetrics import metrics_url
+
+        return metrics_url(v)
 
     @field_validator("api")
     @classmethod

@@ -213,6 +213,7 @@ class ConsoleReporter(Reporter):
                     _ms(_stat(s, "queue_time", "p99")),
                 )
             c.print(lt)
+        _server_table(c, stages)
         for s in stages:
             g = s.get("goodput")
             if g:
@@ -255,3 +256,62 @@ class ConsoleReporter(Reporter):
             f"token counts from {stages[0]['token_source']}; prompts counted by {summary['token_counting']}"
         )
         c.print(f"status {summary['status']}; results in {summary['run_dir']}")
+
+
+def _server_table(c: Console, stages: list[dict[str, Any]]) -> None:
+    """Numbers the server reported (prefix cache, reasoning, llama.cpp timings, speculative decoding) and the
+    server's own /metrics gauges: one row per stage, a column only when some stage has it."""
+    cols: list[tuple[str, Any]] = []
+
+    def has(path: tuple[str, ...]) -> bool:
+        for s in stages:
+            v: Any = s.get("server")
+            for k in path:
+                v = v.get(k) if isinstance(v, dict) else None
+            if v is not None:
+                return True
+        return False
+
+    def get(s: dict[str, Any], *path: str) -> Any:
+        v: Any = s.get("server")
+        for k in path:
+            v = v.get(k) if isinstance(v, dict) else None
+        return v
+
+    def pct(v: Any) -> str:
+        return "-" if v is None else f"{100 * v:.1f}%"
+
+    if has(("prefix_cache", "hit_rate")):
+        cols.append(("cache hit", lambda s: pct(get(s, "prefix_cache", "hit_rate"))))
+    if has(("reasoning", "mean")):
+        cols.append(("reason tok", lambda s: _num(get(s, "reasoning", "mean"), 1)))
+    if has(("timings", "prompt_tokens_per_s")):
+        cols.append(("prefill tok/s", lambda s: _num(get(s, "timings", "prompt_tokens_per_s"), 1)))
+    if has(("timings", "predicted_tokens_per_s")):
+        cols.append(("decode tok/s", lambda s: _num(get(s, "timings", "predicted_tokens_per_s"), 1)))
+    if has(("speculative", "acceptance_rate")):
+        cols.append(("draft accept", lambda s: pct(get(s, "speculative", "acceptance_rate"))))
+    # tokens per event is 1.0 on most servers: a column only when some stage saw several per event
+    if any((get(s, "decoded_tokens_per_iter", "mean") or 0) > 1.01 for s in stages):
+        cols.append(("tok/iter", lambda s: _num(get(s, "decoded_tokens_per_iter", "mean"), 2)))
+    if cols:
+        t = Table(title="Server-reported", title_justify="left", box=None, pad_edge=False)
+        t.add_column("stage", justify="right")
+        for name, _f in cols:
+            t.add_column(name, justify="right")
+        for s in stages:
+            t.add_row(str(s["stage"] + 1), *(f(s) for _n, f in cols))
+        c.print(t)
+    for s in stages:
+        sm = s.get("server_metrics")
+        if not sm:
+            continue
+        parts = [
+            f"{name} {_num(v['min'], 2)}/{_num(v['mean'], 2)}/{_num(v['max'], 2)}"
+            for name, v in sorted((sm.get("series") or {}).items())
+        ]
+        fails = f", {sm['failures']} failed scrapes" if sm.get("failures") else ""
+        c.print(
+            f"server metrics (stage {s['stage'] + 1}, min/mean/max over {sm.get('scrapes', 0)} scrapes{fails}): "
+            + ("; ".join(parts) if parts else "none of the tracked gauges")
+        )

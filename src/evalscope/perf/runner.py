@@ -36,8 +36,9 @@ from evalscope.errors import EndpointError, EvalscopeError
 from evalscope.perf.aggregate import Aggregator, Metric
 from evalscope.perf.config import PerfConfig, make_config
 from evalscope.perf.datasets import DATASETS, PerfDataset, Prompt
-from evalscope.perf.fidelity import CpuMeter, LoopLagMonitor, verdict
+from evalscope.perf.fidelity import CpuMeter, LoopLagMonitor, MachineMeter, verdict
 from evalscope.perf.schedule import SLOT_DEADLINE, SLOT_WAITED, acquire_slot, arrival_offsets_ns, sleep_until
+from evalscope.perf.servermetrics import ServerMetricsScraper
 from evalscope.perf.storage import RecordWriter, make_run_dir, safe_json, write_json_atomic
 from evalscope.perf.summary import SCHEMA, stage_summary
 from evalscope.perf.tokenizer import Tokenizer, get_tokenizer
@@ -130,6 +131,7 @@ class PerfRun:
         self.served_models: list[str] = []
         self.final_summary: dict[str, Any] | None = None
         self.workers_note: str | None = None  # how --workers auto chose the in-process path
+        self.scraper: ServerMetricsScraper | None = None  # --server-metrics
 
     # ---- lifecycle ---------------------------------------------------------------------------------------
 
@@ -157,6 +159,7 @@ class PerfRun:
                 client.model = await _first_served_model(client)
             self.model = client.model
             self._open_run_dir()
+            self.start_scraper()
             self.reporter.header(self._header_info())
             if self.workers_note:
                 self.reporter.message(f"workers  in-process: {self.workers_note}")
@@ -184,6 +187,7 @@ class PerfRun:
                 raise
             finally:
                 await monitor.stop()
+                await self.stop_scraper()
                 self._remove_signals()
                 self._finalize()
         return self.final_summary if self.final_summary is not None else safe_json(self.summary())
@@ -224,6 +228,19 @@ class PerfRun:
             "files": {"records": "records.jsonl", "summary": "summary.json"},
         }
         write_json_atomic(self.run_dir / "manifest.json", self._manifest)
+
+    def start_scraper(self) -> None:
+        """Start scraping ``--server-metrics`` on this loop (the coordinator's, with worker processes)."""
+        if self.cfg.server_metrics and self.run_dir is not None:
+            self.scraper = ServerMetricsScraper(
+                self.cfg.server_metrics, self.run_dir / "server_metrics.jsonl", self.started_ns
+            )
+            self._manifest.setdefault("files", {})["server_metrics"] = "server_metrics.jsonl"
+            self.scraper.start()
+
+    async def stop_scraper(self) -> None:
+        if self.scraper is not None:
+            await self.scraper.stop()
 
     def _finalize(self) -> None:
         if self.writer is not None:
@@ -366,7 +383,10 @@ class PerfRun:
             st.deadline_ns = t0 + int(cfg.duration * 1e9)
         self.stage = st
         cpu = CpuMeter()
+        machine = MachineMeter()
         if not warmup:
+            if self.scraper is not None:
+                self.scraper.begin_stage(index)
             self.reporter.stage_start(self, index, parallel, number)
         sem = asyncio.Semaphore(cap)
         self._dispatcher = asyncio.get_running_loop().create_task(
@@ -393,7 +413,15 @@ class PerfRun:
             if st.last_sched_ns and st.first_sched_ns is not None and st.last_sched_ns > st.first_sched_ns:
                 scheduled = (st.dispatched - 1) * 1e9 / (st.last_sched_ns - st.first_sched_ns)
         client_block = verdict(
-            agg.loop_lag, agg.dispatch_lag, cpu_pct, rate, scheduled, achieved, st.cap_waits > 0
+            agg.loop_lag,
+            agg.dispatch_lag,
+            cpu_pct,
+            rate,
+            scheduled,
+            achieved,
+            st.cap_waits > 0,
+            wait_percent=cpu.wait_percent(),
+            machine_busy_percent=machine.busy_percent(),
         )
         client_block["cpu_seconds"] = cpu.cpu_seconds()
         client_block["cap_waits"] = st.cap_waits
@@ -410,6 +438,8 @@ class PerfRun:
             dispatch_start_ns=dispatch_start,
             percentiles=tuple(cfg.percentiles),
         )
+        if self.scraper is not None:
+            summary["server_metrics"] = self.scraper.end_stage()
         self.stage_summaries.append(summary)
         self.reporter.stage_end(self, summary)
         self.stage = None

@@ -52,7 +52,7 @@ from evalscope.engine.session import Timeouts
 from evalscope.errors import EvalscopeError
 from evalscope.perf.aggregate import Aggregator, Metric
 from evalscope.perf.config import PerfConfig
-from evalscope.perf.fidelity import CpuMeter, LoopLagMonitor, verdict
+from evalscope.perf.fidelity import CpuMeter, LoopLagMonitor, MachineMeter, verdict
 from evalscope.perf.runner import MIN_COMPLETED_FOR_RATE, PerfRun, Reporter, StageState
 from evalscope.perf.schedule import SLOT_DEADLINE, SLOT_WAITED, acquire_slot, arrival_offsets_ns, sleep_until
 from evalscope.perf.storage import encode_record
@@ -427,6 +427,7 @@ class WorkerCore:
             "cap_waits": st.cap_waits,
             "cpu_percent": cpu.percent(),
             "cpu_seconds": cpu.cpu_seconds(),
+            "wait_percent": cpu.wait_percent(),
             "first_sent_ns": _shift(st.first_sent_ns, self.offset_ns),
             "last_sent_ns": _shift(st.last_sent_ns, self.offset_ns),
             "first_sched_ns": _shift(st.first_sched_ns, self.offset_ns),
@@ -916,6 +917,7 @@ class WorkerRun(PerfRun):
             await self.pool.start([{**setup, "worker": k} for k in range(self.pool.n)], self._on_message)
             self._kill_on_exit.extend(self.pool.local_pids)
             self._open_run_dir()
+            self.start_scraper()
             self.reporter.header(self._header_info())
             self.reporter.message(f"workers  {self.pool.backend}: {self.how}")
             self._install_signals()
@@ -940,6 +942,7 @@ class WorkerRun(PerfRun):
                 raise
             finally:
                 ticker.cancel()
+                await self.stop_scraper()
                 self._remove_signals()
         finally:
             try:
@@ -1082,8 +1085,11 @@ class WorkerRun(PerfRun):
         self._progress = {}
         self._active = active
         if not warmup:
+            if self.scraper is not None:
+                self.scraper.begin_stage(index)
             self.reporter.stage_start(self, index, parallel, number)
         cpu = CpuMeter()
+        machine = MachineMeter()
         self.pool.reset_counter()
         id_base = 0 if warmup else self._next_id
         for k in range(active):
@@ -1139,8 +1145,17 @@ class WorkerRun(PerfRun):
             if first_sched is not None and last_sched is not None and last_sched > first_sched:
                 scheduled = (dispatched - 1) * 1e9 / (last_sched - first_sched)
         worker_cpu = [round(float(d["cpu_percent"]), 1) for d in done]
+        waits = [float(d["wait_percent"]) for d in done if d.get("wait_percent") is not None]
         client_block = verdict(
-            agg.loop_lag, agg.dispatch_lag, max(worker_cpu), rate, scheduled, achieved, cap_waits > 0
+            agg.loop_lag,
+            agg.dispatch_lag,
+            max(worker_cpu),
+            rate,
+            scheduled,
+            achieved,
+            cap_waits > 0,
+            wait_percent=max(waits) if waits else None,
+            machine_busy_percent=machine.busy_percent(),
         )
         client_block["cpu_percent"] = round(sum(worker_cpu), 1)  # summed over workers
         client_block["cpu_percent_max_worker"] = max(worker_cpu)
@@ -1162,6 +1177,8 @@ class WorkerRun(PerfRun):
             dispatch_start_ns=t0,
             percentiles=tuple(cfg.percentiles),
         )
+        if self.scraper is not None:
+            summary["server_metrics"] = self.scraper.end_stage()
         self.stage_summaries.append(summary)
         self.stage = None
         self.reporter.stage_end(self, summary)

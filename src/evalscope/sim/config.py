@@ -87,6 +87,37 @@ class SimConfig(BaseModel):
         default=32768, ge=1, description="Reported by /tokenize; longer prompts get 400."
     )
 
+    # what real servers send differently (server-side numbers, stream endings)
+    stream_usage: bool = Field(
+        default=True,
+        description="Send usage in streams when asked (off: never, like llama-cpp-python's server).",
+    )
+    send_done: bool = Field(
+        default=True,
+        description="End streams with 'data: [DONE]' (off: end after the finish_reason chunk, like "
+        "transformers serve).",
+    )
+    prefix_cache: bool = Field(
+        default=False,
+        description="Report usage.prompt_tokens_details.cached_tokens from a block prefix cache over the "
+        "prompts seen.",
+    )
+    prefix_block: int = Field(default=16, ge=1, description="Tokens per prefix-cache block.")
+    timings: bool = Field(
+        default=False,
+        description="Add llama.cpp's timings object (prompt/predicted n, ms, per second) to the last event.",
+    )
+    draft_acceptance: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="With timings: simulate speculative decoding (draft_n, draft_n_accepted) at this "
+        "acceptance rate; each chunk is one decode step (use --tokens-per-chunk > 1).",
+    )
+    kv_cache_tokens: int = Field(
+        default=262144, ge=1, description="KV-cache capacity (tokens) behind /metrics' cache usage gauge."
+    )
+
     # replies
     policy: Policy = Field(
         default="random", description="How reply text is made: random, echo, choice, scripted."

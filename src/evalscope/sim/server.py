@@ -26,6 +26,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from evalscope.sim.config import SimConfig
 from evalscope.sim.policies import ReplyMaker, prompt_seed, reasoning_tokens
+from evalscope.sim.serverside import PrefixCache, metrics_text, timings_json
 from evalscope.sim.ticker import Ticker
 from evalscope.sim.tokens import (
     count_message_tokens,
@@ -159,7 +160,36 @@ class _Stream:
         usage = self._usage()
         if self.rec.reasoning_tokens:
             usage += b',"completion_tokens_details":{"reasoning_tokens":%d}' % self.rec.reasoning_tokens
+        if self.rec.cached_tokens is not None:
+            usage += b',"prompt_tokens_details":{"cached_tokens":%d}' % self.rec.cached_tokens
         return usage + b"}"
+
+    def _timings(self) -> bytes:
+        """``,"timings":{...}`` for the last event when the simulator imitates llama.cpp, else nothing."""
+        cfg = self.server.cfg
+        if not cfg.timings:
+            return b""
+        rec = self.rec
+        now = perf_counter_ns()
+        first = rec.first_token_ns if rec.first_token_ns is not None else now
+        cached = rec.cached_tokens or 0
+        return b',"timings":' + timings_json(
+            rec.prompt_tokens - cached,
+            first - rec.arrival_ns,
+            self.sent_tokens,
+            now - first,
+            len(self.chunks),
+            cfg.draft_acceptance,
+        )
+
+    def _tail(self) -> bytes:
+        """What follows the last chunk: the usage chunk (with timings) when asked, then ``[DONE]``."""
+        tail = b""
+        if self.include_usage:
+            tail = _frame(b'%b"choices":[],%b%b}\n\n' % (self.base, self._final_usage(), self._timings()))
+        if self.server.cfg.send_done:
+            tail += _frame(_DONE)
+        return tail
 
     def fire(self, due_ns: int) -> int | None:
         """Send chunk ``i`` (and the tail or the fault after it); return the next deadline."""
@@ -190,6 +220,8 @@ class _Stream:
         extra = b""
         if self.continuous:
             extra = b"," + self._usage() + b"}"
+        if last and not self.include_usage:
+            extra += self._timings()  # no usage chunk follows: llama.cpp puts timings on its last event
         server = self.server
         t = perf_counter_ns()
         if server.emit_timestamps:
@@ -208,10 +240,7 @@ class _Stream:
         if self.fault is not None and self.i == self.fault_at:
             return self._strike(due_ns)
         if last:
-            tail = b""
-            if self.include_usage:
-                tail = _frame(b'%b"choices":[],%b}\n\n' % (self.base, self._final_usage()))
-            tr.write(tail + _frame(_DONE))
+            tr.write(self._tail())
             self._end("ok", eof=True)
             return None
         return self._next_due(due_ns)
@@ -261,10 +290,7 @@ class _Stream:
 
     def fire_tail(self) -> None:
         """Write the usage chunk and [DONE] (used when a malformed event followed the last chunk)."""
-        tail = b""
-        if self.include_usage:
-            tail = _frame(b'%b"choices":[],%b}\n\n' % (self.base, self._final_usage()))
-        self.transport.write(tail + _frame(_DONE))
+        self.transport.write(self._tail())
         self._end("ok", eof=True)
 
     def _end(self, outcome: str, *, eof: bool) -> None:
@@ -318,6 +344,7 @@ class SimServer:
         self._rng = random.Random(self.cfg.seed)
         self._seq = 0
         self._maker = ReplyMaker(self.cfg)
+        self._prefix = PrefixCache(self.cfg.prefix_block) if self.cfg.prefix_cache else None
         self._models = list(self.cfg.models)
         self._auth = f"Bearer {self.cfg.api_key}" if self.cfg.api_key else None
         self._active: dict[int, _Stream] = {}
@@ -345,6 +372,7 @@ class SimServer:
         r.add_post("/v1/embeddings", self._embeddings)
         r.add_get("/v1/models", self._list_models)
         r.add_get("/health", self._health)
+        r.add_get("/metrics", self._metrics)
         r.add_post("/tokenize", self._tokenize)
         r.add_get("/sim/truth", self._get_truth)
         r.add_get("/sim/stats", self._get_stats)
@@ -615,6 +643,8 @@ class SimServer:
                 return self._reject(rec, 400, "`prompt` is required.", "BadRequestError")
             rec.prompt_tokens = count_prompt_tokens(body["prompt"])
             prompt = prompt_text(body["prompt"])
+        if self._prefix is not None:
+            rec.cached_tokens = self._cached_tokens(body, chat)
         self._stats.prompt_tokens += rec.prompt_tokens
         if rec.prompt_tokens > self.cfg.max_model_len:
             return self._reject(
@@ -674,6 +704,8 @@ class SimServer:
         opts = body.get("stream_options") or {}
         include_usage = bool(opts.get("include_usage")) if isinstance(opts, dict) else False
         continuous = bool(opts.get("continuous_usage_stats")) if isinstance(opts, dict) else False
+        if not cfg.stream_usage:
+            include_usage = continuous = False
         k = cfg.tokens_per_chunk
         chunks: list[tuple[bool, str, int]] = [
             (True, "".join(reasoning[j : j + k]), len(reasoning[j : j + k]))
@@ -803,6 +835,8 @@ class SimServer:
         }
         if reasoning:
             usage["completion_tokens_details"] = {"reasoning_tokens": len(reasoning)}
+        if rec.cached_tokens is not None:
+            usage["prompt_tokens_details"] = {"cached_tokens": rec.cached_tokens}
         text = "".join(content)
         choice: dict[str, Any]
         if chat:
@@ -820,6 +854,18 @@ class SimServer:
             "choices": [choice],
             "usage": usage,
         }
+        if self.cfg.timings:
+            prompt_ns = first_due - rec.arrival_ns
+            payload["timings"] = orjson.loads(
+                timings_json(
+                    rec.prompt_tokens - (rec.cached_tokens or 0),
+                    prompt_ns,
+                    ntok,
+                    max(0, perf_counter_ns() - first_due),
+                    max(1, -(-ntok // self.cfg.tokens_per_chunk)),
+                    self.cfg.draft_acceptance,
+                )
+            )
         raw = orjson.dumps(payload)
         if fault == "malformed":
             rec.fault = fault
@@ -914,6 +960,38 @@ class SimServer:
 
     async def _health(self, request: web.Request) -> web.StreamResponse:
         return web.Response(status=200)
+
+    def _cached_tokens(self, body: dict[str, Any], chat: bool) -> int:
+        """Prompt tokens served from the prefix cache (``prefix_cache``), then remember this prompt."""
+        assert self._prefix is not None
+        if chat:
+            ids = token_ids(messages_text(body.get("messages") or []))
+        else:
+            p = body.get("prompt")
+            ids = (
+                list(p)
+                if isinstance(p, list) and all(isinstance(x, int) for x in p)
+                else token_ids(prompt_text(p))
+            )
+        return self._prefix.lookup_insert(ids)
+
+    async def _metrics(self, request: web.Request) -> web.StreamResponse:
+        """Prometheus text exposition with vLLM's gauge names: running requests (streams and non-stream
+        requests being generated), waiting (always 0: the simulator has no queue) and KV-cache usage (the
+        prompt and generated tokens of running streams over ``kv_cache_tokens``)."""
+        streams = list(self._active.values())
+        kv = sum(st.rec.prompt_tokens + st.sent_tokens for st in streams) / self.cfg.kv_cache_tokens
+        st = self._stats
+        text = metrics_text(
+            self._models,
+            len(streams) + len(self._pending),
+            0,
+            min(1.0, kv),
+            st.prompt_tokens,
+            st.completion_tokens,
+            st.requests,
+        )
+        return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
     async def _tokenize(self, request: web.Request) -> web.StreamResponse:
         try:

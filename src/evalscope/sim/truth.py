@@ -42,6 +42,7 @@ class TruthRecord:
     planned_tokens: int = 0
     completion_tokens: int = 0
     reasoning_tokens: int = 0
+    cached_tokens: int | None = None
     first_token_ns: int | None = None
     end_ns: int | None = None
     chunk_ns: array[int] = field(default_factory=lambda: array("q"))
@@ -65,6 +66,7 @@ class TruthRecord:
             "planned_tokens": self.planned_tokens,
             "completion_tokens": self.completion_tokens,
             "reasoning_tokens": self.reasoning_tokens,
+            "cached_tokens": self.cached_tokens,
             "first_token_ns": self.first_token_ns,
             "end_ns": self.end_ns,
             "chunk_ns": self.chunk_ns.tolist(),

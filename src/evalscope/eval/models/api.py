@@ -44,6 +44,8 @@ class Generation:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     reasoning_tokens: int | None = None
+    cached_tokens: int | None = None  # prompt tokens the server served from its prefix cache
+    timings: dict[str, float] | None = None  # llama.cpp's server-side timings
     latency_s: float | None = None
     ttft_s: float | None = None
     attempts: int = 0
@@ -70,6 +72,8 @@ def _from_record(rec: RequestRecord) -> Generation:
         prompt_tokens=rec.prompt_tokens,
         completion_tokens=rec.completion_tokens,
         reasoning_tokens=rec.reasoning_tokens,
+        cached_tokens=rec.cached_tokens,
+        timings=rec.timings,
         latency_s=latency,
         ttft_s=None if ttft_ns is None else ttft_ns / 1e9,
         error=rec.error if not rec.ok else None,
