@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import math
 import random
@@ -428,6 +429,11 @@ class SimServer:
             sock.bind(addr)
             sock.listen(4096)
             sock.setblocking(False)
+            if _TS_ANC and isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop):
+                # On the listener, so that accepted sockets inherit it: a request that arrives before the
+                # accept is stamped too (the kernel only stamps while some socket asked for stamps).
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
         except OSError:
             sock.close()
             raise
