@@ -32,12 +32,13 @@ _SEND_ANCHOR = (
 _RECV_ANCHOR = "            chunk = await content.readany()\n            now = _clock()\n"
 
 SEND_TESTS = [
-    "tests/unit/engine/test_send_side.py",
+    "tests/unit/engine/test_client_added_latency.py",
     "tests/integration/test_selftest.py",
     "tests/integration/test_perf_fidelity.py::test_perf_checks_its_send_side_against_the_simulator",
     "tests/e2e/test_perf_cli.py::test_accuracy_against_simulator_truth",
 ]
 RECV_TESTS = [
+    "tests/unit/engine/test_client_added_latency.py",
     "tests/unit/engine/test_timing_accuracy.py",
     "tests/e2e/test_perf_cli.py::test_accuracy_against_simulator_truth",
 ]
