@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,7 +59,7 @@ def test_overloaded_client_is_marked_untrustworthy(tmp_path: Path) -> None:
     assert "lag" in client["reason"] or "CPU" in client["reason"], client["reason"]
 
 
-def test_light_run_is_trustworthy(tmp_path: Path) -> None:
+def test_light_run_is_trustworthy(tmp_path: Path, machine_load: Any) -> None:
     sim_cpus, cli_cpus = cpus_apart()
     verdicts = []
     with SimProcess(SimConfig(ttft_ms=20, itl_ms=10, output_tokens=20), cpus=sim_cpus) as sim:
@@ -69,6 +70,11 @@ def test_light_run_is_trustworthy(tmp_path: Path) -> None:
             verdicts.append(client)
             if client["trustworthy"]:
                 return
+    # A verdict of "not trustworthy" on a machine busy with other work is right; only a quiet machine (measured
+    # outside the tool) makes it a false alarm.
+    busy, busy_note = machine_load.foreign_share()
+    if busy > 0.25:
+        pytest.skip(f"machine busy: {busy_note} (> 25%): {[v['reason'] for v in verdicts]}")
     raise AssertionError(f"a light run was never trustworthy: {[v['reason'] for v in verdicts]}")
 
 
