@@ -30,6 +30,7 @@ from evalscope.eval.runner import _ensure_registered, limit_samples
 pytestmark = pytest.mark.integration
 _ensure_registered(["__all__"])
 LIMIT = 60
+MATH_LIMIT = 200  # more answers, so that the rarer shapes (fractions, roots, pairs, multiples of pi) occur
 
 # ----------------------------------------------------------------------------------------------- raw readers
 # Each returns (question text, correct option text | final answer) pairs exactly as the files give them.
@@ -84,8 +85,32 @@ def raw_math_500(root: Path) -> list[tuple[str, str]]:
     return [(o["problem"], o["answer"]) for o in _jsonl(root / "math500" / "test.jsonl")]
 
 
+def raw_competition_math(root: Path) -> list[tuple[str, str]]:
+    with (root / "math" / "simple-evals" / "math_test.csv").open(encoding="utf-8", newline="") as f:
+        return [(row["Question"], row["Answer"]) for row in csv.DictReader(f)]
+
+
+def raw_truthful_qa_mc2(root: Path) -> list[tuple[str, str]]:
+    """(question, the true option texts joined by a NUL) for MC2 (select every true option)."""
+    data = json.loads((root / "truthfulqa" / "data" / "v1" / "mc_task.json").read_text(encoding="utf-8"))
+    return [(o["question"], "\0".join(t for t, v in o["mc2_targets"].items() if v == 1)) for o in data]
+
+
+def raw_bbh(root: Path) -> tuple[list[tuple[str, str]], dict[str, list[str]]]:
+    """(input, target) rows of every task, and each input's task's distinct targets (for wrong replies)."""
+    rows: list[tuple[str, str]] = []
+    alternatives: dict[str, list[str]] = {}
+    for path in sorted((root / "bbh" / "bbh").glob("*.json")):
+        examples = json.loads(path.read_text(encoding="utf-8"))["examples"]
+        targets = sorted({e["target"] for e in examples})
+        for e in examples:
+            rows.append((e["input"], e["target"]))
+            alternatives[e["input"].strip()] = targets
+    return rows, alternatives
+
+
 MCQ = {"arc": raw_arc, "ceval": raw_ceval, "cmmlu": raw_cmmlu, "truthful_qa": raw_truthful_qa}
-MATH = {"gsm8k": raw_gsm8k, "math_500": raw_math_500}
+MATH = {"gsm8k": raw_gsm8k, "math_500": raw_math_500, "competition_math": raw_competition_math}
 
 # ------------------------------------------------------------------------------------------------- matching
 
@@ -96,7 +121,9 @@ def _prompt(s: Sample) -> str:
     return c if isinstance(c, str) else json.dumps(c, ensure_ascii=False)
 
 
-def match_rows(samples: list[Sample], rows: list[tuple[str, str]]) -> list[tuple[Sample, str]]:
+def match_rows(
+    samples: list[Sample], rows: list[tuple[str, str]], after: str | None = None
+) -> list[tuple[Sample, str]]:
     """(sample, raw answer) for samples whose prompt holds exactly one raw question (longest match wins).
 
     Questions that appear twice in the raw file with different answers are ambiguous and left out.
@@ -108,6 +135,8 @@ def match_rows(samples: list[Sample], rows: list[tuple[str, str]]) -> list[tuple
     out = []
     for s in samples:
         p = _prompt(s)
+        if after is not None:  # few-shot exemplars precede the question: look only at the last part
+            p = p.rsplit(after, 1)[-1]
         q = next((q for q in by_len if q in p), None)
         if q is not None and len(answers[q]) == 1:
             out.append((s, next(iter(answers[q]))))
@@ -155,6 +184,42 @@ def test_mcq_gold_is_the_raw_files_answer(name: str, shared_datasets: Path) -> N
     assert not bad, f"{name}: {len(bad)}/{len(pairs)} scored against the raw file's answer, e.g. {bad[:3]}"
 
 
+def test_truthful_qa_mc2_true_set_is_the_raw_files(shared_datasets: Path) -> None:
+    bench, samples = _load("truthful_qa", shared_datasets)
+    samples = [s for s in samples if s.subset == "MC2"]
+    pairs = match_rows(samples, raw_truthful_qa_mc2(shared_datasets))
+    assert samples and len(pairs) >= 0.9 * len(samples), f"only {len(pairs)}/{len(samples)} prompts found"
+    bad = []
+    for s, joined in pairs:
+        p = _prompt(s)
+        true = {shown_letter(p, t) for t in joined.split("\0")}
+        assert None not in true, f"{s.id}: a raw true option is not shown once in the prompt"
+        false = sorted(set(re.findall(r"(?m)^([A-Z])\)", p)) - true)
+        all_true = bench.score(s, "ANSWER: " + ", ".join(sorted(true))).value  # type: ignore[arg-type]
+        only_false = bench.score(s, "ANSWER: " + ", ".join(false)).value if false else 0.0
+        if all_true != 1.0 or only_false != 0.0:
+            bad.append((s.id, sorted(true), all_true, false, only_false))  # type: ignore[arg-type]
+    assert not bad, f"MC2: {len(bad)}/{len(pairs)} scored against the raw true set, e.g. {bad[:3]}"
+
+
+def test_bbh_target_is_the_raw_files(shared_datasets: Path) -> None:
+    bench, samples = _load("bbh", shared_datasets)
+    rows, alternatives = raw_bbh(shared_datasets)
+    pairs = match_rows(samples, rows, after="Q: ")
+    assert len(pairs) >= 0.9 * len(samples), f"only {len(pairs)}/{len(samples)} prompts found"
+    rng = random.Random("bbh")
+    bad = []
+    for s, target in pairs:
+        q = _prompt(s).rsplit("Q: ", 1)[-1]
+        key = max((k for k in alternatives if k in q), key=len)
+        wrong = rng.choice([t for t in alternatives[key] if t != target])
+        right_v = bench.score(s, f"Let's think step by step. Done. So the answer is {target}.").value
+        wrong_v = bench.score(s, f"Let's think step by step. Done. So the answer is {wrong}.").value
+        if right_v != 1.0 or wrong_v != 0.0:
+            bad.append((s.id, target, right_v, wrong, wrong_v))
+    assert not bad, f"bbh: {len(bad)}/{len(pairs)} scored against the raw target, e.g. {bad[:3]}"
+
+
 # -------------------------------------------------------------------------------------------------- math
 
 
@@ -189,6 +254,22 @@ def equal_forms(gold: str) -> list[tuple[str, str]]:
         out.append(("dfrac", f"\\boxed{{\\dfrac{{{m.group(1)}}}{{{m.group(2)}}}}}"))
         if 1_000_000 % fr.denominator == 0 or all(p in (2, 5) for p in _primes(fr.denominator)):
             out.append(("decimal", f"\\boxed{{{float(fr):g}}}"))
+    m = re.fullmatch(r"\\[dt]?frac\{([^{}]+)\}\{([^{}]+)\}", g)
+    if m and not re.fullmatch(r"-?\d+", m.group(1) + m.group(2).replace("-", "")):
+        out.append(("symbolic slash", f"\\boxed{{({m.group(1)})/({m.group(2)})}}"))
+    m = re.fullmatch(r"\\sqrt\{(\d+)\}", g)
+    if m:
+        out.append(("root as power", f"\\boxed{{{m.group(1)}^{{1/2}}}}"))
+    m = re.fullmatch(r"(\d+)\\sqrt\{(\d+)\}", g)
+    if m:
+        a, b = int(m.group(1)), int(m.group(2))
+        out.append(("coefficient moved inside the root", f"\\boxed{{\\sqrt{{{a * a * b}}}}}"))
+    m = re.fullmatch(r"\((-?\d+), ?(-?\d+)\)", g)
+    if m:
+        out.append(("pair with \\left( \\right)", f"\\boxed{{\\left( {m.group(1)}, {m.group(2)} \\right)}}"))
+    m = re.fullmatch(r"(\d+) ?\\pi", g)
+    if m:
+        out.append(("pi first", f"\\boxed{{\\pi \\cdot {m.group(1)}}}"))
     return out
 
 
@@ -210,7 +291,7 @@ def different_forms(gold: str) -> list[tuple[str, str]]:
         n = int(g)
         out += [
             ("gold first, another number last", f"One might say {g}, but recounting gives {n + 10}"),
-            ("times ten", f"\\boxed{{{n * 10}}}"),
+            ("times ten", f"\\boxed{{{n * 10 if n else 10}}}"),
             ("negated", f"\\boxed{{{-n}}}" if n != 0 else "\\boxed{1}"),
             (
                 "decimal point inside",
@@ -221,6 +302,18 @@ def different_forms(gold: str) -> list[tuple[str, str]]:
     if m and m.group(1) != m.group(2):
         out.append(("inverted", f"\\boxed{{\\frac{{{m.group(2)}}}{{{m.group(1)}}}}}"))
         out.append(("tenth of it", f"\\boxed{{{float(Fraction(int(m.group(1)), int(m.group(2)))) / 10:g}}}"))
+    m = re.fullmatch(r"\\sqrt\{(\d+)\}", g)
+    if m:
+        out.append(("cube root", f"\\boxed{{\\sqrt[3]{{{m.group(1)}}}}}"))
+    m = re.fullmatch(r"(\d+)\\sqrt\{(\d+)\}", g)
+    if m and m.group(1) != "1":
+        out.append(("coefficient pasted into the root", f"\\boxed{{\\sqrt{{{m.group(1)}{m.group(2)}}}}}"))
+    m = re.fullmatch(r"\((-?\d+), ?(-?\d+)\)", g)
+    if m and m.group(1) != m.group(2):
+        out.append(("pair swapped", f"\\boxed{{({m.group(2)}, {m.group(1)})}}"))
+    m = re.fullmatch(r"(\d+) ?\\pi", g)
+    if m:
+        out.append(("pi dropped", f"\\boxed{{{m.group(1)}}}"))
     return out
 
 
@@ -230,7 +323,8 @@ KNOWN_GRADER_GAPS: set[str] = set()
 
 @pytest.mark.parametrize("name", sorted(MATH))
 def test_math_equal_and_lookalike_forms_against_raw_answers(name: str, shared_datasets: Path) -> None:
-    bench, samples = _load(name, shared_datasets)
+    bench = BENCHMARKS.get(name)(shared_datasets, {})
+    samples = limit_samples(bench.load(), MATH_LIMIT)
     pairs = match_rows(samples, MATH[name](shared_datasets))
     assert len(pairs) >= 0.9 * len(samples), f"{name}: only {len(pairs)}/{len(samples)} prompts found"
     tried: dict[str, int] = {}
