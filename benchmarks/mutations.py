@@ -144,9 +144,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", action="append", help="mutation name (repeatable)")
     ap.add_argument("--baseline", action="store_true", help="also run every test set on the unmutated copy")
+    ap.add_argument("--baseline-only", action="store_true", help="run the unmutated copy only")
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds per test run")
     args = ap.parse_args()
     chosen = [m for m in MUTATIONS if not args.only or m.name in args.only]
+    if not chosen:
+        raise SystemExit(f"no mutation named {args.only}; known: {[m.name for m in MUTATIONS]}")
+    args.baseline = args.baseline or args.baseline_only
     rows: list[tuple[str, list[str], list[str], float]] = []
     with open("/proc/loadavg", encoding="ascii") as f:
         print(f"loadavg at start: {f.read().split()[:3]}", flush=True)
@@ -158,7 +162,7 @@ def main() -> int:
             failed, skipped, secs = run_tests(tree, tests, args.timeout)
             rows.append(("(none: baseline)", failed, skipped, secs))
             print(f"baseline: {len(failed)} failed in {secs:.0f} s {failed}", flush=True)
-    for m in chosen:
+    for m in [] if args.baseline_only else chosen:
         with tempfile.TemporaryDirectory(prefix="evalscope-mut-") as d:
             tree = Path(d)
             copy_tree(tree)
