@@ -345,3 +345,38 @@ def test_math_equal_and_lookalike_forms_against_raw_answers(name: str, shared_da
     unexpected = {k: v for k, v in bad.items() if k not in KNOWN_GRADER_GAPS}
     summary = {k: f"{len(v)} e.g. {v[0]}" for k, v in unexpected.items()}
     assert not unexpected, f"{name}: forms scored wrongly (tried {tried}): {summary}"
+
+
+# -------------------------------------------------------------------------------------------------- code
+
+
+def raw_humaneval(root: Path) -> list[dict[str, str]]:
+    import gzip
+
+    with gzip.open(root / "humaneval" / "HumanEval.jsonl.gz", "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+async def test_humaneval_raw_solution_passes_and_a_neighbours_fails(shared_datasets: Path) -> None:
+    """The raw canonical solution of the task the prompt shows passes; the next task's solution fails."""
+    from evalscope.errors import SandboxUnavailableError
+
+    rows = raw_humaneval(shared_datasets)
+    bench = BENCHMARKS.get("humaneval")(shared_datasets, {"allow_code_execution": True, "timeout": 60})
+    samples = limit_samples(bench.load(), 12)
+    try:
+        await bench.sandbox.start()  # type: ignore[attr-defined]
+    except SandboxUnavailableError as exc:
+        pytest.skip(f"sandbox unavailable: {exc.one_line()}")
+    bad = []
+    for s in samples:
+        p = _prompt(s)
+        i = next(i for i, r in enumerate(rows) if r["prompt"].strip() in p)
+        row, other = rows[i], rows[(i + 1) % len(rows)]
+        right = await bench.ascore(s, f"```python\n{row['prompt']}{row['canonical_solution']}\n```")
+        wrong = await bench.ascore(s, f"```python\n{other['prompt']}{other['canonical_solution']}\n```")
+        if right.value != 1.0 or wrong.value != 0.0:
+            bad.append((s.id, row["task_id"], right.status, other["task_id"], wrong.status))
+    assert not bad, f"humaneval: {len(bad)}/{len(samples)} scored against the raw solutions, e.g. {bad[:3]}"
