@@ -346,6 +346,24 @@ class PerfRun:
         if self._dispatcher is not None and not self._dispatcher.done():
             self._dispatcher.cancel()
 
+    def _records_offset(self) -> int:
+        from evalscope.perf.sendside import records_offset
+
+        if self.writer is None:
+            return 0
+        self.writer.flush()
+        return records_offset(self.writer.path)
+
+    async def _check_send_side(self, client_block: dict[str, Any], index: int, offset: int, n: int) -> None:
+        """Against our simulator on this machine: its arrival stamps minus our sent stamps (fidelity)."""
+        from evalscope.perf.fidelity import apply_send_side
+        from evalscope.perf.sendside import measure
+
+        if self.writer is None or n == 0:
+            return
+        self.writer.flush()
+        apply_send_side(client_block, await measure(self.url, self.writer.path, offset, index, n))
+
     # ---- monitoring --------------------------------------------------------------------------------------
 
     def _lag_sink(self) -> Metric | None:
@@ -374,6 +392,7 @@ class PerfRun:
         cap = parallel if warmup else cfg.concurrency_cap(parallel)
         if not warmup:
             await client.prewarm(cfg.prewarm_count(parallel))
+        rec_offset = self._records_offset()
         t0 = _clock()
         agg = Aggregator(t0, cfg.metric_profile, cfg.goodput)
         st = StageState(index, parallel, cap, number, agg)
@@ -427,6 +446,7 @@ class PerfRun:
         client_block["cap_waits"] = st.cap_waits
         client_block["workers"] = 1
         client_block["backend"] = "in-process"
+        await self._check_send_side(client_block, index, rec_offset, st.dispatched)
         summary = stage_summary(
             agg,
             stage=index,

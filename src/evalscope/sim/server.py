@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import math
 import random
 import socket
+import struct
 import time
 from array import array
 from collections.abc import Awaitable, Callable
@@ -306,6 +308,49 @@ class _Stream:
 _REQUEST_LINE_STARTS = (b"POST", b"GET ", b"PUT ", b"HEAD", b"DELE", b"PATC", b"OPTI")
 
 
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux value; absent from some Python builds
+_TS_ANC = socket.CMSG_SPACE(16) if hasattr(socket, "CMSG_SPACE") else 0
+
+
+class _KernelStampSocket(socket.socket):
+    """An accepted TCP socket whose reads also fetch the kernel's receive time of the data (SO_TIMESTAMPNS).
+
+    asyncio's selector transport reads with ``sock.recv``; this override reads with ``recvmsg`` instead, so the
+    simulator learns when the request's bytes reached this machine's TCP stack, independently of when its own
+    event loop got round to reading them. That stamp is what bounds a client's send-side delay: "client sent"
+    to "kernel received" is the client's own time (plus a loopback hop), whatever the simulator was doing.
+    The kernel stamps CLOCK_REALTIME; it is moved onto ``perf_counter_ns`` (CLOCK_MONOTONIC) with an offset
+    read right after the data, bracketed by two monotonic reads (error: half the bracket, kept per read).
+    uvloop reads the file descriptor itself, so there the stamp stays unknown (None).
+    """
+
+    kernel_ns: int | None = None
+    kernel_err_ns: int = 0
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        data, anc, _flags, _addr = self.recvmsg(bufsize, _TS_ANC, flags)
+        for level, kind, raw in anc:
+            if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(raw) >= 16:
+                m0 = perf_counter_ns()
+                rt = time.clock_gettime_ns(time.CLOCK_REALTIME)
+                m1 = perf_counter_ns()
+                sec, nsec = struct.unpack_from("qq", raw)
+                self.kernel_ns = sec * 1_000_000_000 + nsec - rt + (m0 + m1) // 2
+                self.kernel_err_ns = (m1 - m0 + 1) // 2
+        return data
+
+
+def _kernel_stamping(conn: socket.socket) -> socket.socket:
+    """``conn`` as a :class:`_KernelStampSocket` with receive timestamps on (unchanged if that fails)."""
+    if not _TS_ANC or conn.family not in (socket.AF_INET, socket.AF_INET6):
+        return conn
+    try:
+        conn.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+    except OSError:
+        return conn
+    return _KernelStampSocket(conn.family, conn.type, conn.proto, fileno=conn.detach())
+
+
 class _StampingHandler(RequestHandler):
     """aiohttp's connection protocol, plus the time the first bytes of each request arrived.
 
@@ -316,10 +361,22 @@ class _StampingHandler(RequestHandler):
     """
 
     sim_arrival_ns: int | None = None
+    sim_kernel_ns: int | None = None  # the kernel's receive time of that read (asyncio loop only)
+    _ksock: _KernelStampSocket | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        sock = transport.get_extra_info("socket")
+        sock = getattr(sock, "_sock", sock)  # asyncio hands out a TransportSocket wrapper
+        if isinstance(sock, _KernelStampSocket):
+            self._ksock = sock
+        super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
         if data[:4] in _REQUEST_LINE_STARTS:
             self.sim_arrival_ns = perf_counter_ns()
+            ks = self._ksock
+            if ks is not None:
+                self.sim_kernel_ns, ks.kernel_ns = ks.kernel_ns, None
         super().data_received(data)
 
 
@@ -400,6 +457,11 @@ class SimServer:
             sock.bind(addr)
             sock.listen(4096)
             sock.setblocking(False)
+            if _TS_ANC and isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop):
+                # On the listener, so that accepted sockets inherit it: a request that arrives before the
+                # accept is stamped too (the kernel only stamps while some socket asked for stamps).
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
         except OSError:
             sock.close()
             raise
@@ -418,6 +480,8 @@ class SimServer:
         def factory() -> RequestHandler:
             return _StampingHandler(server, loop=loop, **kwargs)
 
+        selector_loop = isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop)
+
         for _ in range(4096):
             try:
                 conn, _ = sock.accept()
@@ -429,6 +493,8 @@ class SimServer:
             conn.setblocking(False)
             if conn.family in (socket.AF_INET, socket.AF_INET6):
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if selector_loop:
+                conn = _kernel_stamping(conn)
             task = loop.create_task(loop.connect_accepted_socket(factory, conn))
             self._accepting.add(task)
             task.add_done_callback(self._accepted)
@@ -540,9 +606,13 @@ class SimServer:
         now = perf_counter_ns()
         proto = request.protocol
         stamp = getattr(proto, "sim_arrival_ns", None)
+        kstamp = getattr(proto, "sim_kernel_ns", None)
         if stamp is not None:
             proto.sim_arrival_ns = None  # type: ignore[union-attr,attr-defined]
+            proto.sim_kernel_ns = None  # type: ignore[union-attr,attr-defined]
         rec = self._new_record(request, endpoint, stamp if stamp is not None and stamp <= now else now)
+        if kstamp is not None and stamp is not None:
+            rec.kernel_arrival_ns = kstamp
         try:
             return await inner(request, rec)
         except ConnectionError:
@@ -1017,9 +1087,24 @@ class SimServer:
         since = request.query.get("since")
         try:
             recs = self.truth.since(int(since)) if since else list(self.truth.values())
+            last = int(request.query.get("last", "0"))
         except ValueError:
-            return _error(400, "`since` must be an integer sequence number.", "BadRequestError")
-        payload = orjson.dumps([r.to_dict() for r in recs])
+            return _error(400, "`since` and `last` must be integers.", "BadRequestError")
+        if last > 0:
+            recs = recs[-last:]
+        if request.query.get("view") == "arrival":  # small: what a client needs to check its send side
+            payload = orjson.dumps(
+                [
+                    {
+                        "request_id": r.request_id,
+                        "arrival_ns": r.arrival_ns,
+                        "kernel_arrival_ns": r.kernel_arrival_ns,
+                    }
+                    for r in recs
+                ]
+            )
+        else:
+            payload = orjson.dumps([r.to_dict() for r in recs])
         if request.query.get("clear") in ("1", "true", "yes"):
             self.truth.clear()
         return web.Response(body=payload, content_type="application/json")

@@ -49,6 +49,9 @@ class TruthRecord:
     due_ns: array[int] = field(default_factory=lambda: array("q"))
     chunk_tokens: array[int] = field(default_factory=lambda: array("i"))
     finalised: bool = field(default=False, repr=False)  # counted in the stats already (not exported)
+    #: when the kernel received the request's first read (SO_TIMESTAMPNS, moved onto perf_counter_ns); None
+    #: when unknown (uvloop). ``arrival_ns - kernel_arrival_ns`` is the simulator's own lateness in reading it.
+    kernel_arrival_ns: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (arrays become lists)."""
@@ -59,6 +62,7 @@ class TruthRecord:
             "model": self.model,
             "stream": self.stream,
             "arrival_ns": self.arrival_ns,
+            "kernel_arrival_ns": self.kernel_arrival_ns,
             "status": self.status,
             "fault": self.fault,
             "outcome": self.outcome,
