@@ -212,7 +212,8 @@ class PerfAccumulator:
         elif status == "error":
             row[2] += 1
             err = rec.error
-            kind = "unknown" if err is None else err.kind + (f" {err.http_status}" if err.http_status else "")
+            hs = (err.http_status if err is not None else None) or rec.http_status
+            kind = ("unknown" if err is None else err.kind) + (f" {hs}" if hs else "")
             kb = self.err_bins.setdefault(kind, {})
             sec = end // 1_000_000_000
             kb[sec] = kb.get(sec, 0) + 1
@@ -244,10 +245,7 @@ class PerfAccumulator:
                 if m.count == 0:
                     continue
                 pts: list[list[float]] = []
-                for p in _CDF_GRID:
-                    v = m.percentile_ms(p)
-                    if v is None:
-                        continue
+                for p, v in zip(_CDF_GRID, _percentiles_ms(m, _CDF_GRID), strict=True):
                     if p == 0.0:
                         v = m.min_ns / 1e6
                     elif p == 100.0:
@@ -321,6 +319,31 @@ class PerfAccumulator:
             out.append(r)
         out.sort(key=lambda r: r["t_s"])
         return out
+
+
+def _percentiles_ms(m: Any, grid: tuple[float, ...]) -> list[float]:
+    """Many percentiles of a :class:`~evalscope.perf.aggregate.Metric` in one pass over its HDR counts.
+
+    Same answer as ``Metric.percentile_ms`` for each (HDR's rank rule, clamped to the exact min / max), but
+    one cumulative sum instead of one Python scan of the counts array per percentile.
+    """
+    import numpy as np
+
+    hist = m.hist
+    counts = np.ctypeslib.as_array(hist.counts)[: hist.counts_len].astype(np.int64)
+    cum = np.cumsum(counts)
+    total = int(cum[-1]) if cum.size else 0
+    out = []
+    for p in grid:
+        if total == 0:
+            out.append(m.min_ns / 1e6)
+            continue
+        target = max(int(p / 100 * total + 0.5), 1)
+        idx = int(np.searchsorted(cum, target))
+        v = hist.get_value_from_index(idx)
+        us = hist.get_highest_equivalent_value(v) if p else hist.get_lowest_equivalent_value(v)
+        out.append(min(max(float(us) * 1000.0, m.min_ns), m.max_ns) / 1e6)
+    return out
 
 
 def light_record(d: dict[str, Any], stage: int) -> dict[str, Any]:
