@@ -51,7 +51,11 @@ def browser() -> Iterator[Any]:
 
     with tempfile.TemporaryDirectory(prefix="evalscope-chromium-") as profile, sync_playwright() as pw:
         ctx = pw.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, args=ARGS, viewport={"width": 1300, "height": 900}
+            profile,
+            executable_path=CHROMIUM,
+            headless=True,
+            args=ARGS,
+            viewport={"width": 1300, "height": 900},
         )
         try:
             yield ctx

@@ -21,7 +21,6 @@ from typing import Any
 
 import orjson
 import pytest
-
 from tests.browser.chromium import PageLog, browser, open_page, skip_reason
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -39,7 +38,11 @@ def _env() -> dict[str, str]:
 
 def _cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "evalscope", *args], capture_output=True, text=True, env=_env(), timeout=timeout
+        [sys.executable, "-m", "evalscope", *args],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=timeout,
     )
 
 
@@ -60,13 +63,42 @@ def ctx() -> Iterator[Any]:
 def outputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Real runs against the built-in simulator: a 2-stage perf run and an eval run of two benchmarks."""
     out = tmp_path_factory.mktemp("outputs")
-    r = _cli("perf", "--parallel", "2", "4", "--number", "16", "24", "--sleep-interval", "0", "--max-tokens", "16",
-             "--outputs-dir", str(out), "--name", "two", "--no-live")
+    r = _cli(
+        "perf",
+        "--parallel",
+        "2",
+        "4",
+        "--number",
+        "16",
+        "24",
+        "--sleep-interval",
+        "0",
+        "--max-tokens",
+        "16",
+        "--outputs-dir",
+        str(out),
+        "--name",
+        "two",
+        "--no-live",
+    )
     assert r.returncode == 0, r.stderr
     datasets = Path(__file__).resolve().parents[3] / "shared" / "datasets"
     if datasets.is_dir():
-        r = _cli("eval", "--datasets", "arc", "gsm8k", "--dataset-dir", str(datasets), "--limit", "20",
-                 "--work-dir", str(out), "--run-name", "ev", "--quiet")
+        r = _cli(
+            "eval",
+            "--datasets",
+            "arc",
+            "gsm8k",
+            "--dataset-dir",
+            str(datasets),
+            "--limit",
+            "20",
+            "--work-dir",
+            str(out),
+            "--run-name",
+            "ev",
+            "--quiet",
+        )
         assert r.returncode == 0, r.stderr
     return out
 
@@ -97,7 +129,11 @@ def _wait_text(page: Any, selector: str, text: str, timeout_s: float = 30) -> No
 def _check_page(page: Any, log: PageLog, allowed: set[str]) -> None:
     assert not log.console_errors, log.console_errors
     assert not log.page_errors, log.page_errors
-    extra = [u for u in log.requests if u not in allowed and not any(u.startswith(a) for a in allowed if a.endswith("/"))]
+    extra = [
+        u
+        for u in log.requests
+        if u not in allowed and not any(u.startswith(a) for a in allowed if a.endswith("/"))
+    ]
     assert not extra, f"unexpected requests: {extra}"
     charts = page.query_selector_all(".chart")
     assert charts
@@ -107,7 +143,8 @@ def _check_page(page: Any, log: PageLog, allowed: set[str]) -> None:
 
 def _check_numbers(page: Any, model: dict[str, Any], min_cells: int) -> None:
     cells = page.eval_on_selector_all(
-        "td[data-k][data-v]", "els => els.map(e => [e.dataset.k, e.dataset.v, e.textContent, !!e.dataset.pct])"
+        "td[data-k][data-v]",
+        "els => els.map(e => [e.dataset.k, e.dataset.v, e.textContent, !!e.dataset.pct])",
     )
     checked = 0
     for key, raw, text, is_pct in cells:
@@ -116,7 +153,9 @@ def _check_numbers(page: Any, model: dict[str, Any], min_cells: int) -> None:
         try:
             expected = _get(model, key)
         except (KeyError, IndexError):
-            assert ".subsets." in key, key  # a subset's stderr is computed from the journal, not in the report
+            assert ".subsets." in key, (
+                key
+            )  # a subset's stderr is computed from the journal, not in the report
             continue
         assert float(raw) == pytest.approx(expected, rel=1e-12, abs=1e-12), key
         shown = float(text.replace(",", "")) / (100 if is_pct else 1)
@@ -158,8 +197,13 @@ def test_eval_report_filters_in_chromium(ctx: Any, outputs: Path, artifacts: Pat
     _check_page(page, log, {url})
     reports = {p.stem: json.loads(p.read_text()) for p in (run / "reports").glob("*/*.json")}
     benches = sorted(reports)
-    model = {"benchmarks": [{**reports[b], "subsets": reports[b]["subsets"] if len(reports[b]["subsets"]) > 1 else []}
-                            for b in benches], "performance": reports[benches[0]]["performance"]}
+    model = {
+        "benchmarks": [
+            {**reports[b], "subsets": reports[b]["subsets"] if len(reports[b]["subsets"]) > 1 else []}
+            for b in benches
+        ],
+        "performance": reports[benches[0]]["performance"],
+    }
     _check_numbers(page, model, min_cells=len(benches) * 5)
     entries = []
     for jp in sorted((run / "journal").glob("*.jsonl")):
@@ -194,12 +238,18 @@ class AppProcess:
     def __init__(self, outputs: Path) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "evalscope", "app", "--outputs", str(outputs), "--port", "0"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), start_new_session=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+            start_new_session=True,
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         m = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
-        assert m, line + (self.proc.stderr.read() if self.proc.poll() is not None and self.proc.stderr else "")
+        assert m, line + (
+            self.proc.stderr.read() if self.proc.poll() is not None and self.proc.stderr else ""
+        )
         self.url = m.group(1)
 
     def stop(self) -> None:

@@ -36,6 +36,7 @@ def _main(run_dir: Path, fmt: str, output: Path | None) -> None:
         model = build_model(run_dir)
     except RunDirError as exc:
         raise ConfigError(str(exc), "pass the directory of one perf or eval run") from None
+    dest: Path | None
     if fmt == "html":
         from evalscope.report.html import render_html
 

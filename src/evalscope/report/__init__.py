@@ -35,10 +35,12 @@ def write_html_safely(run_dir: Path | None) -> Path | None:
         return None
     try:
         return write_html(run_dir)
-    except BaseException as exc:  # noqa: BLE001 - a report must not change how a run ends (even on Ctrl-C)
+    except BaseException as exc:
         from evalscope.engine.redact import scrub
 
-        log.warning("could not write %s: %s", Path(run_dir) / REPORT_FILE, scrub(f"{type(exc).__name__}: {exc}"))
+        log.warning(
+            "could not write %s: %s", Path(run_dir) / REPORT_FILE, scrub(f"{type(exc).__name__}: {exc}")
+        )
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
         return None

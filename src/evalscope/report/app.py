@@ -203,11 +203,15 @@ class EvalRun:
             hits = []
             for k in keys:
                 v = sample_view(self._read(k[0], self.index[k][0]), cap=None)
-                hay = "\n".join(str(v.get(f) or "") for f in ("id", "prompt", "output", "reasoning", "extracted", "gold"))
+                hay = "\n".join(
+                    str(v.get(f) or "") for f in ("id", "prompt", "output", "reasoning", "extracted", "gold")
+                )
                 if ql in hay.lower():
                     hits.append(k)
             keys = hits
-        rows = [sample_view(self._read(k[0], self.index[k][0]), cap=None) for k in keys[offset : offset + limit]]
+        rows = [
+            sample_view(self._read(k[0], self.index[k][0]), cap=None) for k in keys[offset : offset + limit]
+        ]
         return {"total": len(keys), "rows": redact(rows)}
 
 
@@ -321,7 +325,7 @@ class App:
                     differ.append(k)
             rows = []
             for k in differ[offset : offset + limit]:
-                per = []
+                per: list[dict[str, Any] | None] = []
                 gold = subset = None
                 for r in evs:
                     if k not in r.index:
@@ -329,7 +333,9 @@ class App:
                         continue
                     e = r._read(k[0], r.index[k][0])
                     gold, subset = e.get("gold", gold), e.get("subset", subset)
-                    per.append({"score": e.get("score"), "extracted": e.get("extracted"), "status": e.get("status")})
+                    per.append(
+                        {"score": e.get("score"), "extracted": e.get("extracted"), "status": e.get("status")}
+                    )
                 rows.append({"id": k[1], "repeat": k[2], "subset": subset, "gold": gold, "runs": per})
             return {"total": len(differ), "common": len(common), "rows": redact(rows)}
 
@@ -367,7 +373,6 @@ async def serve(outputs: Path, host: str = "127.0.0.1", port: int = 7860, ready:
     if ready is not None:
         ready(f"http://{shown}:{bound}/")
     try:
-        while True:
-            await asyncio.sleep(3600)
+        await asyncio.Event().wait()  # until cancelled (Ctrl-C)
     finally:
         await runner.cleanup()

@@ -27,11 +27,15 @@ def asset(name: str) -> str:
 
 def _json_for_script(obj: Any) -> str:
     """JSON safe inside a ``<script>`` element (no ``</script>``, no ``<!--``)."""
-    text = orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY, default=str).decode()
+    text = orjson.dumps(
+        obj, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY, default=str
+    ).decode()
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def page(title: str, config: dict[str, Any], model: dict[str, Any] | None = None, csp: str = CSP_STATIC) -> str:
+def page(
+    title: str, config: dict[str, Any], model: dict[str, Any] | None = None, csp: str = CSP_STATIC
+) -> str:
     """The HTML document: embedded ``model`` (a saved report) or ``config`` telling the renderer what to fetch."""
     data = (
         f'<script type="application/json" id="report-data">{_json_for_script(model)}</script>\n'
@@ -39,7 +43,7 @@ def page(title: str, config: dict[str, Any], model: dict[str, Any] | None = None
         else ""
     )
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
         f'<meta http-equiv="Content-Security-Policy" content="{csp}">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         '<meta name="generator" content="evalscope report">\n'

@@ -150,11 +150,9 @@ class PerfAccumulator:
         """Read new complete lines of ``path``; True when the end of the file was reached."""
         if not path.is_file():
             return True
-        n = 0
-        for off, line in iter_lines(path, self.pos):
+        for n, (off, line) in enumerate(iter_lines(path, self.pos), 1):
             self.feed(line, off)
             self.pos = off + len(line) + 1
-            n += 1
             if max_records is not None and n >= max_records:
                 return self.pos >= path.stat().st_size
         return True
@@ -305,9 +303,7 @@ class PerfAccumulator:
             "output_tokens_per_s": [x / width for x in toks],
             "ttft_mean_ms": [(tsum[i] / tcnt[i] / 1e6) if tcnt[i] else None for i in range(nb)],
             "errors_per_s": errors,
-            "stage_starts": [
-                [stage, (ns - t0) / 1e9] for stage, ns in sorted(self.stage_first_sent.items())
-            ],
+            "stage_starts": [[stage, (ns - t0) / 1e9] for stage, ns in sorted(self.stage_first_sent.items())],
         }
 
     def samples(self) -> list[dict[str, Any]]:
@@ -524,7 +520,9 @@ def prompt_text(prompt: Any) -> str:
             if isinstance(m, dict):
                 content = m.get("content")
                 if isinstance(content, list):
-                    content = " ".join(str(c.get("text", c)) if isinstance(c, dict) else str(c) for c in content)
+                    content = " ".join(
+                        str(c.get("text", c)) if isinstance(c, dict) else str(c) for c in content
+                    )
                 parts.append(f"[{m.get('role', '?')}]\n{content}")
             else:
                 parts.append(str(m))
@@ -623,7 +621,11 @@ def _eval_perf(entries: list[dict[str, Any]]) -> dict[str, Any]:
         counts = [0.0] * nb
         for t in times:
             counts[int((t - times[0]) // width)] += 1
-        tl = {"bin_s": width, "t": [i * width for i in range(nb)], "completed_per_s": [c / width for c in counts]}
+        tl = {
+            "bin_s": width,
+            "t": [i * width for i in range(nb)],
+            "completed_per_s": [c / width for c in counts],
+        }
     return {"cdf": {"ttft": cdf("ttft_s"), "latency": cdf("latency_s")}, "timeline": tl}
 
 
@@ -702,9 +704,11 @@ def eval_model(run_dir: Path, sample_budget: int | None = SAMPLES_BUDGET) -> dic
             if sample_budget is not None and used > sample_budget:
                 embedded_all = False
                 continue
-            v = sample_view(e)
-            used += sum(len(x) for x in (v["prompt"], v["output"], v["reasoning"]) if isinstance(x, str))
-            samples.append(v)
+            view = sample_view(e)
+            used += sum(
+                len(x) for x in (view["prompt"], view["output"], view["reasoning"]) if isinstance(x, str)
+            )
+            samples.append(view)
     perf_block = next((r.get("performance") for r in reports.values() if r.get("performance")), None)
     if perf_block is None and isinstance(manifest, dict):
         perf_block = manifest.get("performance")

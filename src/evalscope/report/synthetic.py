@@ -53,7 +53,11 @@ def make_perf_run(
                 if error_every and rid % error_every == error_every - 1:
                     end = sent + int(ttft / 2)
                     rec = RequestRecord(
-                        request_id=rid, status="error", scheduled_ns=sent, sent_ns=sent, end_ns=end,
+                        request_id=rid,
+                        status="error",
+                        scheduled_ns=sent,
+                        sent_ns=sent,
+                        end_ns=end,
                         http_status=503 if rid % 2 else None,
                         error=ErrorInfo(kind="http" if rid % 2 else "timeout", message="server overloaded"),
                     )
@@ -65,10 +69,23 @@ def make_perf_run(
                         cur += int(rng.expovariate(1 / itl))
                     end = ev[-1] + 200_000
                     rec = RequestRecord(
-                        request_id=rid, status="ok", scheduled_ns=sent, sent_ns=sent, first_byte_ns=ev[0],
-                        first_choice_ns=ev[0], first_token_ns=ev[0], first_content_ns=ev[0], last_token_ns=ev[-1],
-                        end_ns=end, http_status=200, n_events=tokens, prompt_tokens=128, completion_tokens=tokens,
-                        token_source="usage", finish_reason="length", event_ns=ev,
+                        request_id=rid,
+                        status="ok",
+                        scheduled_ns=sent,
+                        sent_ns=sent,
+                        first_byte_ns=ev[0],
+                        first_choice_ns=ev[0],
+                        first_token_ns=ev[0],
+                        first_content_ns=ev[0],
+                        last_token_ns=ev[-1],
+                        end_ns=end,
+                        http_status=200,
+                        n_events=tokens,
+                        prompt_tokens=128,
+                        completion_tokens=tokens,
+                        token_source="usage",
+                        finish_reason="length",
+                        event_ns=ev,
                     )
                 slots[k] = end + 50_000
                 agg.add(rec)
@@ -83,21 +100,41 @@ def make_perf_run(
             if summary:
                 summaries.append(
                     stage_summary(
-                        agg, stage=si, parallel=par, concurrency_cap=par, rate=None, number=per_stage[si],
-                        client={"trustworthy": True, "reason": None, "loop_lag_ms": {"p99": 0.5}, "cpu_percent": 10.0,
-                                "workers": 1, "backend": "synthetic"},
+                        agg,
+                        stage=si,
+                        parallel=par,
+                        concurrency_cap=par,
+                        rate=None,
+                        number=per_stage[si],
+                        client={
+                            "trustworthy": True,
+                            "reason": None,
+                            "loop_lag_ms": {"p99": 0.5},
+                            "cpu_percent": 10.0,
+                            "workers": 1,
+                            "backend": "synthetic",
+                        },
                         dispatch_start_ns=start,
                     )
                 )
         f.write(b"".join(buf))
-    config: dict[str, Any] = {"parallel": list(stages), "number": per_stage, "rate": None, "metric_profile": "default"}
+    config: dict[str, Any] = {
+        "parallel": list(stages),
+        "number": per_stage,
+        "rate": None,
+        "metric_profile": "default",
+    }
     manifest = {
         "schema": "evalscope.perf.manifest/1",
         "run_id": run_dir.name,
         "command": "perf",
         "status": status,
         "config": config,
-        "target": {"url": "http://synthetic.invalid/v1/chat/completions", "model": "synthetic", "api": "openai"},
+        "target": {
+            "url": "http://synthetic.invalid/v1/chat/completions",
+            "model": "synthetic",
+            "api": "openai",
+        },
         "started_at": "2026-01-01T00:00:00.000Z",
         "records_written": n,
     }

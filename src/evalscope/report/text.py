@@ -36,6 +36,10 @@ def _flat(obj: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _pct(v: Any) -> float | None:
+    return None if v is None else round(float(v) * 100, 2)
+
+
 def _md_table(head: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     lines += ["| " + " | ".join(_f(c).replace("|", "\\|") for c in r) + " |" for r in rows]
@@ -74,28 +78,76 @@ def to_markdown(m: dict[str, Any]) -> str:
             for k in _LAT:
                 st = s.get(k)
                 if isinstance(st, dict):
-                    rows.append([s.get("stage"), k] + [st.get(x) for x in ("mean", "p50", "p90", "p99", "p999", "max")])
+                    rows.append(
+                        [s.get("stage"), k]
+                        + [st.get(x) for x in ("mean", "p50", "p90", "p99", "p999", "max")]
+                    )
         out.append(_md_table(["stage", "metric", "mean", "p50", "p90", "p99", "p99.9", "max"], rows))
         out += ["", "## Client fidelity", ""]
         out.append(
             _md_table(
                 ["stage", "trustworthy", "reason"],
-                [[s.get("stage"), (s.get("client") or {}).get("trustworthy"), (s.get("client") or {}).get("reason")] for s in stages],
+                [
+                    [
+                        s.get("stage"),
+                        (s.get("client") or {}).get("trustworthy"),
+                        (s.get("client") or {}).get("reason"),
+                    ]
+                    for s in stages
+                ],
             )
         )
-        errs = [[s.get("stage"), e.get("kind"), e.get("count"), e.get("example") or e.get("message")] for s in stages for e in s.get("errors") or []]
+        errs = [
+            [s.get("stage"), e.get("kind"), e.get("count"), e.get("example") or e.get("message")]
+            for s in stages
+            for e in s.get("errors") or []
+        ]
         if errs:
             out += ["", "## Errors", "", _md_table(["stage", "kind", "count", "message"], errs)]
     else:
         out += [f"Model: {m.get('model')}", "", "## Scores", ""]
         rows = []
         for b in m.get("benchmarks") or []:
-            pct = lambda v: None if v is None else round(v * 100, 2)  # noqa: E731
-            rows.append([b["name"], b.get("metric"), pct(b.get("score")), pct(b.get("stderr")), b.get("num_samples"),
-                         pct(b.get("unparsed_rate")), pct(b.get("truncated_rate")), b.get("errored")])
+            rows.append(
+                [
+                    b["name"],
+                    b.get("metric"),
+                    _pct(b.get("score")),
+                    _pct(b.get("stderr")),
+                    b.get("num_samples"),
+                    _pct(b.get("unparsed_rate")),
+                    _pct(b.get("truncated_rate")),
+                    b.get("errored"),
+                ]
+            )
             for s in b.get("subsets") or [] if len(b.get("subsets") or []) > 1 else []:
-                rows.append([f"  {s['name']}", "", pct(s.get("score")), pct(s.get("stderr")), s.get("num_samples"), "", "", ""])
-        out.append(_md_table(["benchmark / subset", "metric", "score %", "± stderr", "n", "unparsed %", "truncated %", "errored"], rows))
+                rows.append(
+                    [
+                        f"  {s['name']}",
+                        "",
+                        _pct(s.get("score")),
+                        _pct(s.get("stderr")),
+                        s.get("num_samples"),
+                        "",
+                        "",
+                        "",
+                    ]
+                )
+        out.append(
+            _md_table(
+                [
+                    "benchmark / subset",
+                    "metric",
+                    "score %",
+                    "± stderr",
+                    "n",
+                    "unparsed %",
+                    "truncated %",
+                    "errored",
+                ],
+                rows,
+            )
+        )
     return "\n".join(out) + "\n"
 
 
@@ -103,15 +155,37 @@ def to_csv(m: dict[str, Any]) -> str:
     """perf: one row per stage, every scalar field as a column; eval: one row per benchmark and subset."""
     buf = io.StringIO()
     if m["kind"] == "perf":
-        rows = [_flat({k: v for k, v in s.items() if k not in ("timeline", "errors")}) for s in m.get("stages") or []]
+        rows = [
+            _flat({k: v for k, v in s.items() if k not in ("timeline", "errors")})
+            for s in m.get("stages") or []
+        ]
     else:
         rows = []
         for b in m.get("benchmarks") or []:
-            base = {k: b.get(k) for k in ("metric", "score", "stderr", "num_samples", "unparsed_rate", "truncated_rate", "errored")}
+            base = {
+                k: b.get(k)
+                for k in (
+                    "metric",
+                    "score",
+                    "stderr",
+                    "num_samples",
+                    "unparsed_rate",
+                    "truncated_rate",
+                    "errored",
+                )
+            }
             rows.append({"benchmark": b["name"], "subset": "", **base})
             for s in b.get("subsets") or []:
-                rows.append({"benchmark": b["name"], "subset": s["name"], "metric": b.get("metric"), "score": s.get("score"),
-                             "stderr": s.get("stderr"), "num_samples": s.get("num_samples")})
+                rows.append(
+                    {
+                        "benchmark": b["name"],
+                        "subset": s["name"],
+                        "metric": b.get("metric"),
+                        "score": s.get("score"),
+                        "stderr": s.get("stderr"),
+                        "num_samples": s.get("num_samples"),
+                    }
+                )
     cols: list[str] = []
     for r in rows:
         cols += [k for k in r if k not in cols]

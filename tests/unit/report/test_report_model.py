@@ -70,10 +70,23 @@ def _journal(run: Path, bench: str, entries: list[dict]) -> None:
 
 
 def _entry(i: int, **kw: object) -> dict:
-    e = {"benchmark": "b", "sample_id": f"s{i}", "repeat": 0, "subset": "x" if i % 2 else "y",
-         "prompt": [{"role": "user", "content": f"question {i}"}], "output": f"answer {i}", "gold": "1",
-         "extracted": "1", "status": "scored", "score": 1.0, "parsed": True, "finish_reason": "stop",
-         "latency_s": 0.1, "ttft_s": 0.02, "time": 1000.0 + i}
+    e = {
+        "benchmark": "b",
+        "sample_id": f"s{i}",
+        "repeat": 0,
+        "subset": "x" if i % 2 else "y",
+        "prompt": [{"role": "user", "content": f"question {i}"}],
+        "output": f"answer {i}",
+        "gold": "1",
+        "extracted": "1",
+        "status": "scored",
+        "score": 1.0,
+        "parsed": True,
+        "finish_reason": "stop",
+        "latency_s": 0.1,
+        "ttft_s": 0.02,
+        "time": 1000.0 + i,
+    }
     e.update(kw)
     return e
 
@@ -82,8 +95,13 @@ def test_eval_model_from_journals_of_an_unfinished_run(tmp_path: Path) -> None:
     run = tmp_path / "ev"
     entries = [_entry(i) for i in range(6)]
     entries += [_entry(6, score=0.0, extracted="2"), _entry(7, score=0.0, parsed=False, extracted=None)]
-    entries += [_entry(8, score=0.0, finish_reason="length"), _entry(9, status="errored", error={"kind": "http"})]
-    entries.append(_entry(9, status="errored", error={"kind": "timeout"}))  # a retry supersedes the first line
+    entries += [
+        _entry(8, score=0.0, finish_reason="length"),
+        _entry(9, status="errored", error={"kind": "http"}),
+    ]
+    entries.append(
+        _entry(9, status="errored", error={"kind": "timeout"})
+    )  # a retry supersedes the first line
     _journal(run, "b", entries)
     (run / "manifest.json").write_text(json.dumps({"status": "running", "fingerprints": {}, "model": "m"}))
     m = build_model(run)
@@ -110,7 +128,9 @@ def test_no_secret_reaches_any_report(tmp_path: Path) -> None:
         f.write(json.dumps(rec) + "\n")
     ev = tmp_path / "e"
     _journal(ev, "b", [_entry(0, output=f"echo {canary}", prompt=f"use api key {canary}")])
-    (ev / "manifest.json").write_text(json.dumps({"status": "completed", "fingerprints": {}, "config": {"api_key": "abc12345"}}))
+    (ev / "manifest.json").write_text(
+        json.dumps({"status": "completed", "fingerprints": {}, "config": {"api_key": "abc12345"}})
+    )
     for d in (run, ev):
         html = write_html(d).read_text()
         assert canary not in html and "abcdef123456" not in html and "abc12345" not in html

@@ -879,6 +879,7 @@
   }
   function start() {
     var root = document.getElementById('app');
+    root.innerHTML = '';
     if (!APP) {
       renderModel(root, JSON.parse(document.getElementById('report-data').textContent));
       return;
