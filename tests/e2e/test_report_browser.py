@@ -333,7 +333,8 @@ def test_app_lists_follows_and_compares(ctx: Any, outputs: Path, artifacts: Path
         _check_numbers(page, {"runs": [sa, sb]}, min_cells=40)
         page.close()
 
-        evs = [p.name for p in root.iterdir() if p.name.endswith("_ev")]
+        evs = [p.name for p in root.iterdir() if p.name == "ev" or p.name.endswith("_ev")]
+        assert evs or not any((p / "journal").is_dir() for p in outputs.iterdir())
         if evs:
             other = root / "ev_copy"
             import shutil
@@ -349,6 +350,25 @@ def test_app_lists_follows_and_compares(ctx: Any, outputs: Path, artifacts: Path
             page.wait_for_selector("#diff-count")
             assert page.inner_text("#diff-count") == "1"
             page.screenshot(path=str(artifacts / "app_compare_eval.png"), full_page=True)
+            _check_page(page, log, {app.url})
+            page.close()
+            # the eval run in the app: samples are paged by the server, filters count the whole journal
+            log = PageLog()
+            page = open_page(ctx, app.url + f"run?id={evs[0]}", log)
+            page.wait_for_selector("#sample-count")
+            entries = []
+            for jp in sorted((root / evs[0] / "journal").glob("*.jsonl")):
+                entries += [json.loads(x) for x in jp.read_text().splitlines() if x.strip()]
+            _wait_text(page, "#sample-count", str(len(entries)))
+            page.click("#samples button[data-filter='correct']")
+            n_correct = sum(e["status"] == "scored" and e["score"] >= 1 for e in entries)
+            _wait_text(page, "#sample-count", str(n_correct))
+            page.fill("#f-q", entries[-1]["sample_id"])
+            page.click("#samples button[data-filter='all']")
+            _wait_text(page, "#sample-count", "1")
+            page.click("#sample-list tr.pick")
+            page.wait_for_selector("#sample-detail pre.f-prompt")
+            page.screenshot(path=str(artifacts / "app_eval_run.png"), full_page=True)
             _check_page(page, log, {app.url})
             page.close()
     finally:

@@ -223,8 +223,12 @@ class App:
     def resolve(self, run_id: str | None) -> Path:
         if not run_id:
             raise web.HTTPBadRequest(text="missing run id")
-        p = (self.outputs / run_id).resolve()
-        if not p.is_relative_to(self.outputs) or not p.is_dir():
+        parts = Path(run_id).parts
+        # a path below --outputs, by name: no "..", not absolute (symlinked runs inside --outputs are fine)
+        if not parts or Path(run_id).is_absolute() or any(x in ("..", ".") for x in parts):
+            raise web.HTTPNotFound(text=f"no run {run_id!r} under {self.outputs}")
+        p = self.outputs.joinpath(*parts)
+        if not p.is_dir():
             raise web.HTTPNotFound(text=f"no run {run_id!r} under {self.outputs}")
         return p
 
