@@ -177,7 +177,7 @@ class PerfAccumulator:
             self.offsets.append(offset)
             self.statuses.append(STATUS_CODES.get(status, 1))
             self.stages.append(stage)
-        if stage < 0:
+        if stage < 0 or d.get("warmup"):
             return  # warm-up requests are not measured
         agg = self.aggs.get(stage)
         if agg is None:
