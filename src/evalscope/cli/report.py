@@ -23,7 +23,26 @@ Exit codes: 0 ok, 1 internal error, 2 not a run directory / bad option.
 """
 
 
-def _main(run_dir: Path, fmt: str, output: Path | None) -> None:
+def _main(run_dir: Path, fmt: str, output: Path | None, debug: bool = False) -> None:
+    try:
+        _report(run_dir, fmt, output)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:
+        from evalscope.errors import EvalscopeError
+
+        if isinstance(exc, EvalscopeError) or debug:
+            raise
+        from evalscope.engine.redact import scrub
+
+        click.echo(
+            f"Error: internal error: {type(exc).__name__}: {scrub(str(exc))[:300]} (rerun with --debug)",
+            err=True,
+        )
+        sys.exit(1)
+
+
+def _report(run_dir: Path, fmt: str, output: Path | None) -> None:
     from evalscope.engine.redact import register_secret
     from evalscope.errors import ConfigError
     from evalscope.report.model import RunDirError, build_model
@@ -69,4 +88,4 @@ def _main(run_dir: Path, fmt: str, output: Path | None) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def report(run_dir: Path, fmt: str, output: Path | None, debug: bool, **_: Any) -> None:
-    run_cli_command(_main, run_dir, fmt, output, debug=debug)
+    run_cli_command(_main, run_dir, fmt, output, debug, debug=debug)
