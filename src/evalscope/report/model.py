@@ -17,6 +17,7 @@ import os
 import random
 from array import array
 from collections.abc import Callable, Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -125,12 +126,19 @@ class PerfAccumulator:
     the app can page through ``records.jsonl`` with filters without holding any record.
     """
 
-    def __init__(self, profile: str = "default", keep_index: bool = False, seed: int = 0) -> None:
+    def __init__(
+        self, profile: str = "default", keep_index: bool = False, seed: int = 0, light: bool = False
+    ) -> None:
         from evalscope.perf.aggregate import Aggregator
 
         self._agg_cls = Aggregator
         self.profile = profile
         self.aggs: dict[int, Any] = {}
+        # light: only the four CDF metrics, batched into the same HDR Metric objects (no stage summaries);
+        # used when summary.json already holds the tables. Default metric profile only.
+        self.light = light and profile == "default"
+        self._buf: dict[int, dict[str, list[float]]] = {}
+        self._light_metrics: dict[int, dict[str, Any]] = {}
         self.records = 0
         self.bad_lines = 0
         self.pos = 0  # bytes of records.jsonl consumed
@@ -167,6 +175,9 @@ class PerfAccumulator:
             self.bad_lines += 1
 
     def add(self, d: dict[str, Any], offset: int = 0) -> None:
+        if self.light:
+            self._add_light(d, offset)
+            return
         from evalscope.engine.records import RequestRecord
 
         rec = RequestRecord.from_dict(d)
@@ -188,6 +199,82 @@ class PerfAccumulator:
             self.stage_first_sent[stage] = rec.sent_ns
         self._bin(rec, status)
         self._sample(rec, d, stage)
+
+    def _add_light(self, d: dict[str, Any], offset: int) -> None:
+        """The default-profile definitions of METRICS.md on the record dict, values buffered per stage."""
+        self.records += 1
+        stage = int(d.get("stage", 0) or 0)
+        status = d["status"]
+        if self.keep_index:
+            self.offsets.append(offset)
+            self.statuses.append(STATUS_CODES.get(status, 1))
+            self.stages.append(stage)
+        if stage < 0 or d.get("warmup"):
+            return
+        sent = d["sent_ns"]
+        first = self.stage_first_sent.get(stage)
+        if first is None or sent < first:
+            self.stage_first_sent[stage] = sent
+        self._bin(_LightRec(d), status)
+        self._sample(None, d, stage)
+        if status != "ok":
+            return
+        buf = self._buf.get(stage)
+        if buf is None:
+            buf = self._buf[stage] = {"ttft": [], "tpot": [], "e2e_latency": [], "itl": [], "itl_w": []}
+        ft = d.get("first_token_ns")
+        if ft is not None:
+            buf["ttft"].append(ft - sent)
+        n = d.get("completion_tokens")
+        lt = d.get("last_token_ns")
+        if n is not None and n > 1 and ft is not None and lt is not None:
+            buf["tpot"].append((lt - ft) / (n - 1))
+        end = d.get("end_ns")
+        if end is not None:
+            buf["e2e_latency"].append(end - sent)
+        offs = d.get("event_offsets_ns") or ()
+        ne = len(offs)
+        if ne >= 2:
+            if len(d.get("event_tokens") or ()) == ne:
+                from evalscope.engine.records import RequestRecord
+                from evalscope.perf.metrics import itl_spread
+
+                vals, wts = buf["itl"], buf["itl_w"]
+
+                def emit(v: float, k: int) -> None:
+                    vals.append(v)
+                    wts.append(k)
+
+                itl_spread(RequestRecord.from_dict(d), emit)
+            elif n is not None and n > ne:
+                per = n / ne
+                k = max(1, round(per))
+                gaps = [(b - a) / per for a, b in pairwise(offs)]
+                buf["itl"].extend(gaps)
+                buf["itl_w"].extend([k] * len(gaps))
+            else:
+                gaps = [b - a for a, b in pairwise(offs)]
+                buf["itl"].extend(gaps)
+                buf["itl_w"].extend([1] * len(gaps))
+        if len(buf["itl"]) > 200_000:
+            self._flush_light(stage)
+
+    def _flush_light(self, stage: int) -> None:
+        import numpy as np
+
+        from evalscope.perf.aggregate import Metric
+
+        buf = self._buf.get(stage)
+        if not buf:
+            return
+        ms = self._light_metrics.setdefault(stage, {k: Metric() for k in CDF_METRICS})
+        for name in CDF_METRICS:
+            vals = buf[name]
+            if vals:
+                w = np.asarray(buf["itl_w"], dtype=np.float64) if name == "itl" else None
+                ms[name].record_many(np.asarray(vals, dtype=np.float64), w)
+                vals.clear()
+        buf["itl_w"].clear()
 
     def _row(self, sec: int) -> list[float]:
         row = self.bins.get(sec)
@@ -236,10 +323,13 @@ class PerfAccumulator:
     def cdfs(self) -> dict[str, dict[str, list[list[float]]]]:
         """metric -> stage -> [[ms, fraction], ...] from the HDR histograms."""
         out: dict[str, dict[str, list[list[float]]]] = {}
+        for stage in list(self._buf):
+            self._flush_light(stage)
+        metrics = {st: agg.metrics for st, agg in self.aggs.items()} | self._light_metrics
         for name in CDF_METRICS:
             per: dict[str, list[list[float]]] = {}
-            for stage, agg in sorted(self.aggs.items()):
-                m = agg.metrics[name]
+            for stage, mets in sorted(metrics.items()):
+                m = mets[name]
                 if m.count == 0:
                     continue
                 pts: list[list[float]] = []
@@ -342,6 +432,23 @@ def _percentiles_ms(m: Any, grid: tuple[float, ...]) -> list[float]:
     return out
 
 
+class _LightRec:
+    """The few attributes :meth:`PerfAccumulator._bin` reads, straight from a record dict."""
+
+    __slots__ = ("completion_tokens", "end_ns", "error", "first_token_ns", "http_status", "sent_ns")
+
+    def __init__(self, d: dict[str, Any]) -> None:
+        from evalscope.engine.records import ErrorInfo
+
+        self.sent_ns = d["sent_ns"]
+        self.end_ns = d.get("end_ns")
+        self.first_token_ns = d.get("first_token_ns")
+        self.completion_tokens = d.get("completion_tokens")
+        self.http_status = d.get("http_status")
+        err = d.get("error")
+        self.error = None if err is None else ErrorInfo.from_dict(err)
+
+
 def light_record(d: dict[str, Any], stage: int) -> dict[str, Any]:
     """The fields of a perf record that the sample table shows (ms; no event list)."""
     sent = d["sent_ns"]
@@ -420,7 +527,8 @@ def perf_model(run_dir: Path, acc: PerfAccumulator | None = None) -> dict[str, A
     records = run_dir / "records.jsonl"
     if acc is None:
         cfg = (manifest or {}).get("config") or {}
-        acc = PerfAccumulator(profile=str(cfg.get("metric_profile") or "default"))
+        have_summary = isinstance(summary, dict) and bool(summary.get("stages"))
+        acc = PerfAccumulator(profile=str(cfg.get("metric_profile") or "default"), light=have_summary)
         acc.feed_file(records)
     stages: list[dict[str, Any]]
     if isinstance(summary, dict) and summary.get("stages"):

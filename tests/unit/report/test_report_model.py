@@ -172,3 +172,29 @@ def test_self_contained_html_makes_no_external_reference(perf_run: Path) -> None
 def test_list_runs_finds_nested_runs(perf_run: Path) -> None:
     runs = list_runs(perf_run.parent)
     assert [r["id"] for r in runs] == ["p3"] and runs[0]["kind"] == "perf"
+
+
+def test_light_cdfs_equal_the_aggregators(perf_run: Path, tmp_path: Path) -> None:
+    """The fast path used when summary.json exists gives exactly the aggregator's CDFs (all ITL cases)."""
+    from evalscope.report.model import PerfAccumulator
+
+    lines = (perf_run / "records.jsonl").read_text().splitlines()
+    out = []
+    for i, ln in enumerate(lines):
+        d = json.loads(ln)
+        offs = d["event_offsets_ns"]
+        if d["status"] == "ok" and i % 3 == 1:  # continuous usage: tokens per event
+            d["event_tokens"] = [1 + (j % 3) for j in range(len(offs))]
+            d["completion_tokens"] = sum(d["event_tokens"])
+        elif d["status"] == "ok" and i % 3 == 2:  # usage says more tokens than events
+            d["completion_tokens"] = len(offs) * 4 + 1
+        out.append(json.dumps(d))
+    path = tmp_path / "records.jsonl"
+    path.write_text("\n".join(out) + "\n")
+    full, light = PerfAccumulator(), PerfAccumulator(light=True)
+    full.feed_file(path)
+    light.feed_file(path)
+    assert light.light and not light.aggs
+    assert full.cdfs() == light.cdfs()
+    assert full.timeline() == light.timeline()
+    assert full.samples() == light.samples()
