@@ -96,6 +96,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="*", default=[1000, 100_000])
     ap.add_argument("--app-records", type=int, default=1_000_000, help="0: skip the app measurement")
+    ap.add_argument(
+        "--app-summary",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="give the 1e6 run a summary.json (finished run) instead of recomputing stage tables",
+    )
     args = ap.parse_args()
     out: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="bench_report_") as tmp:
@@ -119,7 +125,8 @@ def main() -> None:
             out[str(n)] = row
         if args.app_records:
             root = Path(tmp) / "app"
-            make_perf_run(root / "big", args.app_records, stages=(1, 4, 16, 64), summary=False)
+            # with summary.json (a finished run): the app reads the records only for the CDFs and the index
+            make_perf_run(root / "big", args.app_records, stages=(1, 4, 16, 64), summary=args.app_summary)
             mem = app_memory(root)
             print(
                 f"app on {mem['records']} records: peak RSS {mem['rss_peak_mb']:.0f} MB "

@@ -69,7 +69,12 @@ class PerfRun:
         cfg: dict[str, Any] = {}
         with contextlib.suppress(OSError, orjson.JSONDecodeError):
             cfg = orjson.loads((path / "manifest.json").read_bytes()).get("config") or {}
-        self.acc = PerfAccumulator(profile=str(cfg.get("metric_profile") or "default"), keep_index=True)
+        # a finished run's tables come from summary.json: only the CDFs need the records (fast path)
+        self.acc = PerfAccumulator(
+            profile=str(cfg.get("metric_profile") or "default"),
+            keep_index=True,
+            light=(path / "summary.json").is_file(),
+        )
         self.lock = threading.Lock()
         self.task: asyncio.Task[None] | None = None
         self.caught_up = False
