@@ -256,7 +256,7 @@ class PerfAccumulator:
                 gaps = [b - a for a, b in pairwise(offs)]
                 buf["itl"].extend(gaps)
                 buf["itl_w"].extend([1] * len(gaps))
-        if len(buf["itl"]) > 200_000:
+        if len(buf["itl"]) > 32_768 or len(buf["ttft"]) > 32_768:
             self._flush_light(stage)
 
     def _flush_light(self, stage: int) -> None:
