@@ -20,7 +20,7 @@ Every command prints errors as one line on stderr (`Error: <what> (<fix>)`) and 
 0 ok, 1 internal error, 2 invalid option / config / dataset, 3 endpoint unreachable or rejected the key /
 path / model, 4 aborted by an error threshold, 5 `--strict` check failed, 130 interrupted. `--debug` shows the
 traceback. Details: [perf.md](perf.md), [metrics.md](metrics.md), [eval.md](eval.md),
-[benchmarks.md](benchmarks.md), [sandbox.md](sandbox.md).
+[benchmarks.md](benchmarks.md), [sandbox.md](sandbox.md), [report.md](report.md).
 """
 
 

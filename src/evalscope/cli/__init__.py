@@ -32,6 +32,8 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "Measure accuracy on standard benchmarks against an endpoint.",
     ),
     "sim": ("evalscope.cli.sim", "sim", "Run the built-in OpenAI-compatible simulator server."),
+    "report": ("evalscope.cli.report", "report", "Regenerate a run's report (html, md, csv, json)."),
+    "app": ("evalscope.cli.app", "app", "Browse, follow and compare runs in a local web app."),
 }
 
 

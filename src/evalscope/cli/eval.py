@@ -90,6 +90,7 @@ def _eval_options(f: Any) -> Any:
             help="Skip the endpoint check.",
         ),
         click.option("--quiet", is_flag=True, default=None, help=_h("quiet")),
+        click.option("--no-html", "html", flag_value=False, default=None, help=_h("html", " --no-html: don't.")),
         click.option("--debug", is_flag=True, default=False, help=_h("debug")),
         click.option("--eval-type", hidden=True, help="Accepted for compatibility; ignored."),
         click.argument("more_datasets", nargs=-1),

@@ -184,6 +184,7 @@ class EvalConfig(BaseModel):
 
     debug: bool = Field(False, description="Show tracebacks.")
     quiet: bool = Field(False, description="No console table / progress.")
+    html: bool = Field(True, description="Write report.html (self-contained, offline) into the run directory.")
 
     @field_validator("generation_config", mode="before")
     @classmethod

@@ -663,6 +663,10 @@ class EvalRunner:
             self.manifest["elapsed_s"] = time.perf_counter() - self._t0
             self.write_manifest()
             self._unlock()
+            if self.cfg.html:
+                from evalscope.report import write_html_safely
+
+                write_html_safely(self.run_dir)
 
     def finish(self, model: ApiModel, wall_s: float) -> EvalResult:
         from evalscope.eval.report import build_report, performance, print_table, write_report

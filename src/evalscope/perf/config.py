@@ -318,6 +318,11 @@ class PerfConfig(BaseModel):
         description="Exit 5 when the client was not trustworthy or the goodput SLOs were not met.",
         json_schema_extra=_cli("--strict", kind="flag", group="output"),
     )
+    html: bool = Field(
+        True,
+        description="Write report.html (self-contained, offline) into the run directory at the end.",
+        json_schema_extra=_cli("--html/--no-html", kind="flag", group="output"),
+    )
     live: bool = Field(
         True,
         description="Live terminal view (off when stdout is not a terminal).",

@@ -250,6 +250,10 @@ class PerfRun:
         self.final_summary = safe_json(self.summary())
         write_json_atomic(self.run_dir / "summary.json", self.final_summary)
         self._write_manifest()
+        if self.cfg.html:
+            from evalscope.report import write_html_safely
+
+            write_html_safely(self.run_dir)
 
     def _write_manifest(self) -> None:
         if self.run_dir is None:
