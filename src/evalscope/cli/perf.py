@@ -34,6 +34,8 @@ def _field_meta() -> list[tuple[str, dict[str, Any], str, Any]]:
 
 _FIELDS = _field_meta()
 _MULTI_OPTS: set[str] = {str(e["cli"]) for _, e, _, _ in _FIELDS if e["kind"] in _LIST_KINDS}
+#: Options whose every argument is one item (never split on spaces).
+_ITEM_OPTS = frozenset({"--headers"})
 
 
 def _fmt_default(default: Any) -> str:
@@ -63,7 +65,13 @@ class PerfCommand(click.Command):
                 ):
                     vals.append(args[i])
                     i += 1
-                out.append(" ".join(vals) if vals else "")
+                if a in _ITEM_OPTS and len(vals) > 1:
+                    # one header per argument: a value may contain spaces ("Authorization=Bearer sk-...")
+                    out.append(vals[0])
+                    for v in vals[1:]:
+                        out += [a, v]
+                else:
+                    out.append(" ".join(vals) if vals else "")
         return super().parse_args(ctx, out)
 
 

@@ -32,7 +32,7 @@ from urllib.parse import quote
 import orjson
 
 from evalscope import __version__
-from evalscope.engine.redact import register_secret, scrub
+from evalscope.engine.redact import redact_url, register_secret, register_url_secrets, scrub
 from evalscope.engine.retry import RetryPolicy
 from evalscope.engine.session import Timeouts, normalize_url
 from evalscope.errors import ConfigError, DatasetError, EndpointError, EvalscopeError
@@ -217,11 +217,14 @@ class EvalRunner:
         self.tasks: list[_Task] = []
         self.run_dir: Path | None = None
         self.model_name = cfg.model or (BUILTIN_MODEL if cfg.api_url is None else "")
+        register_url_secrets(cfg.api_url)
+        register_url_secrets(cfg.judge_api_url)
         try:
+            # The endpoint's identity (fingerprints, cache keys, reports): never the credentials in its URL.
             self.endpoint_id = (
                 BUILTIN_ENDPOINT
                 if cfg.api_url is None
-                else normalize_url(cfg.api_url, "/v1/chat/completions")
+                else redact_url(normalize_url(cfg.api_url, "/v1/chat/completions")) or ""
             )
         except ConfigError as exc:
             exc.message = exc.message.replace("--url", "--api-url")
@@ -289,7 +292,7 @@ class EvalRunner:
                 "subsets": list(bench.subset_list),
             }
             if cfg.judge_model:
-                fp["judge"] = {"model": cfg.judge_model, "endpoint": cfg.judge_api_url or self.endpoint_id}
+                fp["judge"] = {"model": cfg.judge_model, "endpoint": redact_url(cfg.judge_api_url) or self.endpoint_id}
             self.tasks.append(_Task(name, bench, samples, fp, gen))
             if not cls.needs_code_execution:
                 # Warm lazy imports (sympy...) now: doing it on the first answer would stall the event loop

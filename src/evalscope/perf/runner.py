@@ -30,7 +30,7 @@ import orjson
 from evalscope import __version__
 from evalscope.engine.client import Client, yield_then
 from evalscope.engine.records import Request, RequestRecord
-from evalscope.engine.redact import register_secret
+from evalscope.engine.redact import redact_url, register_secret, register_url_secrets
 from evalscope.engine.session import Timeouts, base_url, normalize_url, run
 from evalscope.errors import EndpointError, EvalscopeError
 from evalscope.perf.aggregate import Aggregator, Metric
@@ -191,7 +191,7 @@ class PerfRun:
     def _header_info(self) -> dict[str, Any]:
         cfg = self.cfg
         return {
-            "url": self.url,
+            "url": redact_url(self.url),
             "model": self.model,
             "api": cfg.api,
             "simulator": self.simulator,
@@ -214,7 +214,7 @@ class PerfRun:
             "command": "perf",
             "status": "running",
             "config": safe_json(cfg.public_dict()),
-            "target": {"url": self.url, "model": self.model, "api": cfg.api, "simulator": self.simulator},
+            "target": {"url": redact_url(self.url), "model": self.model, "api": cfg.api, "simulator": self.simulator},
             "versions": _versions(),
             "pid": os.getpid(),
             "started_at": _iso(self.started_wall),
@@ -259,7 +259,7 @@ class PerfRun:
             "stop_reason": self.stop_reason,
             "started_at": _iso(self.started_wall),
             "elapsed_s": (_clock() - self.started_ns) / 1e9,
-            "target": {"url": self.url, "model": self.model, "api": cfg.api, "simulator": self.simulator},
+            "target": {"url": redact_url(self.url), "model": self.model, "api": cfg.api, "simulator": self.simulator},
             "dataset": {"name": cfg.dataset, **self.dataset.describe()},
             "token_counting": self.tokenizer.name,
             "metric_profile": cfg.metric_profile,
@@ -610,6 +610,7 @@ def prepare(cfg: PerfConfig) -> tuple[Tokenizer, PerfDataset, str | None, str | 
     """Everything checked before any network I/O: tokenizer, dataset, URL, API key."""
     tokenizer = get_tokenizer(cfg.tokenizer_path)
     dataset = DATASETS.get(cfg.dataset)(cfg, tokenizer)
+    register_url_secrets(cfg.url)
     url = None
     if cfg.url is not None:
         from evalscope.engine.protocols.base import PROTOCOLS

@@ -70,6 +70,7 @@ def stage_summary(
     out["token_source"] = agg.token_source()
     out["token_sources"] = dict(agg.token_sources)
     out["token_disagreement"] = agg.token_disagreement()
+    out["server_quirks"] = agg.quirks()
     out["errors"] = agg.error_table()
     out["client"] = client
     out["timeline"] = [

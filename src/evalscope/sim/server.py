@@ -156,6 +156,9 @@ class _Stream:
         return b'"usage":{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d' % (p, c, p + c)
 
     def _final_usage(self) -> bytes:
+        fault = self.server.cfg.usage_fault
+        if fault is not None:
+            return b'"usage":' + orjson.dumps(bad_usage(fault, self.rec.prompt_tokens, self.sent_tokens))
         usage = self._usage()
         if self.rec.reasoning_tokens:
             usage += b',"completion_tokens_details":{"reasoning_tokens":%d}' % self.rec.reasoning_tokens
@@ -280,6 +283,19 @@ class _Stream:
 _REQUEST_LINE_STARTS = (b"POST", b"GET ", b"PUT ", b"HEAD", b"DELE", b"PATC", b"OPTI")
 
 
+def bad_usage(fault: str, prompt: int, completion: int) -> Any:
+    """The usage object sent by ``--usage-fault`` (what hostile or buggy servers were seen to send)."""
+    if fault == "string":
+        return {"prompt_tokens": str(prompt), "completion_tokens": str(completion), "total_tokens": "n/a"}
+    if fault == "negative":
+        return {"prompt_tokens": -prompt, "completion_tokens": -completion - 1, "total_tokens": -1}
+    if fault == "huge":
+        return {"prompt_tokens": 10**12, "completion_tokens": 10**12, "total_tokens": 2 * 10**12}
+    if fault == "float":
+        return {"prompt_tokens": prompt + 0.5, "completion_tokens": completion + 0.5, "total_tokens": 1.5}
+    return [["junk"], {"completion_tokens": {"nested": completion}}]
+
+
 class _StampingHandler(RequestHandler):
     """aiohttp's connection protocol, plus the time the first bytes of each request arrived.
 
@@ -348,6 +364,7 @@ class SimServer:
         r.add_post("/tokenize", self._tokenize)
         r.add_get("/sim/truth", self._get_truth)
         r.add_get("/sim/stats", self._get_stats)
+        r.add_route("*", "/sim/redirected/{tail:.*}", self._redirected)
         r.add_route("*", "/{tail:.*}", self._not_found)
         return app
 
@@ -666,7 +683,12 @@ class SimServer:
         first_due = arrival + round(ttft_ns)
         created = int(time.time())
 
-        if not rec.stream:
+        quirk = self.cfg.reply_quirk
+        if quirk is not None and not request.path.startswith("/sim/redirected/"):
+            quirky = await self._quirk(request, rec, quirk)
+            if quirky is not None:
+                return quirky
+        if not rec.stream or quirk == "json_for_stream":
             return await self._whole(
                 request, rec, chat, content, reasoning, finish, fault, first_due, itl_ns, created
             )
@@ -691,9 +713,10 @@ class SimServer:
             created,
             orjson.dumps(rec.model),
         )
+        ctype = "text/plain; charset=utf-8" if quirk == "text_plain" else "text/event-stream"
         resp = web.StreamResponse(
             status=200,
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", **headers},
+            headers={"Content-Type": ctype, "Cache-Control": "no-cache", **headers},
         )
         resp.enable_chunked_encoding()
         await resp.prepare(request)
@@ -741,6 +764,39 @@ class SimServer:
             except ConnectionError:
                 pass
         return resp
+
+    async def _quirk(self, request: web.Request, rec: TruthRecord, quirk: str) -> web.StreamResponse | None:
+        """``--reply-quirk`` answers that replace the generation (None: generate, maybe oddly labelled)."""
+        if quirk.startswith("redirect_"):
+            rec.status = int(quirk.rpartition("_")[2])
+            rec.outcome = quirk
+            return web.Response(
+                status=rec.status,
+                headers={"Location": "/sim/redirected" + request.path_qs, "x-request-id": rec.request_id},
+            )
+        if quirk == "empty_stream" and rec.stream:
+            rec.outcome = quirk
+            return web.Response(body=_DONE, content_type="text/event-stream")
+        return None
+
+    async def _redirected(self, request: web.Request) -> web.StreamResponse:
+        """Where ``--reply-quirk redirect_*`` points: a POST is served as usual; a GET (what a POST becomes
+        when a client follows 301/302/303) is answered 200 with a completion-shaped body, as a naive server
+        or a cache might, so that a client which follows it silently counts a request that never ran."""
+        tail = request.path[len("/sim/redirected") :]
+        if request.method == "POST":
+            endpoint = "chat" if tail.endswith("/chat/completions") else "completions"
+            return await self._serve(request, endpoint, self._generate)
+        body = {
+            "id": "redirected",
+            "object": "chat.completion",
+            "model": self._models[0],
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": "moved"}, "finish_reason": "stop"}
+            ],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
+        return web.json_response(body)
 
     async def _wait_until(self, due_ns: int) -> None:
         """Sleep until ``due_ns`` through the shared ticker (no per-request timer)."""
@@ -796,13 +852,15 @@ class SimServer:
         if fault == "stall":
             rec.fault = fault
             return await self._hold_then_abort(request, rec)
-        usage: dict[str, Any] = {
+        usage: Any = {
             "prompt_tokens": rec.prompt_tokens,
             "completion_tokens": ntok,
             "total_tokens": rec.prompt_tokens + ntok,
         }
         if reasoning:
             usage["completion_tokens_details"] = {"reasoning_tokens": len(reasoning)}
+        if self.cfg.usage_fault is not None:
+            usage = bad_usage(self.cfg.usage_fault, rec.prompt_tokens, ntok)
         text = "".join(content)
         choice: dict[str, Any]
         if chat:

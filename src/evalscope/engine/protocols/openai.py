@@ -54,6 +54,8 @@ def _take_usage(obj: dict[str, Any], st: StreamState) -> None:
             st.event_tokens = ct - st.usage_completion
             st.usage_completion = ct
         st.usage = usage
+    elif usage:
+        st.usage = usage  # not an object: kept so that check_usage rejects it and counts the disagreement
 
 
 def _stream_body(body: dict[str, Any], stream: bool, continuous: bool) -> None:

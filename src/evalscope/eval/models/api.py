@@ -13,6 +13,7 @@ from typing import Any
 
 from evalscope.engine.client import Client
 from evalscope.engine.records import ErrorInfo, Request, RequestRecord
+from evalscope.engine.redact import redact_url
 from evalscope.engine.retry import AIMDGate, RetryPolicy, send_with_retry
 from evalscope.engine.session import Timeouts
 from evalscope.eval.cache import ResponseCache, cache_key
@@ -104,7 +105,7 @@ class ApiModel:
         )
         self.policy = policy or RetryPolicy()
         self.gate = AIMDGate(concurrency)
-        self.endpoint_id = endpoint_id or self.client.url
+        self.endpoint_id = endpoint_id or redact_url(self.client.url) or ""
         self.cache = cache
         self.sent = 0
         self.retries = 0
