@@ -155,7 +155,7 @@ def _main(config_file: str | None, given: dict[str, Any]) -> None:
     if cfg.strict:
         problems = []
         for s in summary["stages"]:
-            if not s["client"]["trustworthy"]:
+            if s["client"]["trustworthy"] is False:  # None: too short to judge, not a failure
                 problems.append(f"stage {s['stage'] + 1}: client not trustworthy ({s['client']['reason']})")
             g = s.get("goodput")
             if g and (g["ratio"] is None or g["ratio"] < cfg.goodput_min_ratio):

@@ -184,9 +184,10 @@ class Client:
                 if "text/event-stream" not in ctype and self.stream and "json" not in ctype:
                     sniffed = await _sniff(resp.content)
                 if "text/event-stream" in ctype or isinstance(sniffed, _Prefixed):
-                    if isinstance(sniffed, _Prefixed):
+                    prefixed = sniffed if isinstance(sniffed, _Prefixed) else None
+                    if prefixed is not None:
                         rec.sse_content_type = ctype or "(none)"  # valid SSE under another label
-                    await self._read_stream(resp, rec, st, sniffed)
+                    await self._read_stream(resp, rec, st, prefixed)
                     if st.done and rec.n_events == 0 and st.finish_reason is None and st.error is None:
                         st.error = ErrorInfo(
                             "empty_stream",

@@ -36,7 +36,7 @@ from evalscope.errors import EndpointError, EvalscopeError
 from evalscope.perf.aggregate import Aggregator, Metric
 from evalscope.perf.config import PerfConfig, make_config
 from evalscope.perf.datasets import DATASETS, PerfDataset, Prompt
-from evalscope.perf.fidelity import CpuMeter, LoopLagMonitor, verdict
+from evalscope.perf.fidelity import CpuMeter, LoopLagMonitor, apply_min_window, overall_trust, verdict
 from evalscope.perf.schedule import SLOT_DEADLINE, SLOT_WAITED, acquire_slot, arrival_offsets_ns, sleep_until
 from evalscope.perf.storage import RecordWriter, make_run_dir, safe_json, write_json_atomic
 from evalscope.perf.summary import SCHEMA, stage_summary
@@ -243,9 +243,7 @@ class PerfRun:
         m["elapsed_s"] = (_clock() - self.started_ns) / 1e9
         m["stop_reason"] = self.stop_reason
         m["target"]["model"] = self.model
-        m["trustworthy"] = (
-            all(s["client"]["trustworthy"] for s in self.stage_summaries) if self.stage_summaries else None
-        )
+        m["trustworthy"] = overall_trust(self.stage_summaries)
         m["records_written"] = self.writer.written if self.writer is not None else 0
         write_json_atomic(self.run_dir / "manifest.json", safe_json(m))
 
@@ -264,11 +262,28 @@ class PerfRun:
             "token_counting": self.tokenizer.name,
             "metric_profile": cfg.metric_profile,
             "stream": cfg.stream,
-            "trustworthy": all(s["client"]["trustworthy"] for s in self.stage_summaries)
-            if self.stage_summaries
-            else None,
+            "trustworthy": overall_trust(self.stage_summaries),
             "stages": self.stage_summaries,
         }
+
+    _warned: frozenset[str] = frozenset()
+
+    def warn_quirks(self, summary: dict[str, Any]) -> None:
+        """One warning line per kind of server quirk, once per run (the counts are in the summary)."""
+        quirks = summary.get("server_quirks") or {}
+        texts = {
+            "usage_rejected": "the server's token usage was not plausible (strings, negative, huge or more "
+            "than max_tokens) for {n} requests: counted tokens used instead (token_disagreement)",
+            "not_streamed": "the server did not stream ({n} requests got a whole JSON body): TTFT, ITL and "
+            "TPOT are not measured for them; E2E latency and tokens are",
+            "sse_mislabelled": "the server labelled its stream as something other than text/event-stream "
+            "({n} requests): accepted because it parsed as SSE",
+        }
+        for kind, text in texts.items():
+            n = quirks.get(kind) or 0
+            if n and kind not in self._warned:
+                self._warned = self._warned | {kind}
+                self.reporter.message("Warning: " + text.format(n=n))
 
     # ---- signals -----------------------------------------------------------------------------------------
 
@@ -395,6 +410,7 @@ class PerfRun:
         client_block = verdict(
             agg.loop_lag, agg.dispatch_lag, cpu_pct, rate, scheduled, achieved, st.cap_waits > 0
         )
+        apply_min_window(client_block, (_clock() - t0) / 1e9, agg.loop_lag.count)
         client_block["cpu_seconds"] = cpu.cpu_seconds()
         client_block["cap_waits"] = st.cap_waits
         client_block["workers"] = 1
@@ -411,6 +427,7 @@ class PerfRun:
             percentiles=tuple(cfg.percentiles),
         )
         self.stage_summaries.append(summary)
+        self.warn_quirks(summary)
         self.reporter.stage_end(self, summary)
         self.stage = None
 
