@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import IO, Any, ClassVar, TextIO
 from urllib.parse import quote
 
 import orjson
@@ -476,8 +476,26 @@ class EvalRunner:
                     t.pending += 1
                     yield t, s, r
 
+    _QUIRK_WARNINGS: ClassVar[dict[str, str]] = {
+        "usage_rejected": "the server's token usage was not plausible (strings, negative, huge or more than "
+        "max_tokens): counted tokens are used instead",
+        "not_streamed": "the server did not stream (a whole JSON body came back): TTFT is not measured",
+        "sse_mislabelled": "the server labelled its stream as something other than text/event-stream: "
+        "accepted because it parsed as SSE",
+    }
+
+    def _warn_quirks(self, quirks: tuple[str, ...]) -> None:
+        """One warning line per kind of server quirk, once per run."""
+        warned: set[str] = self.__dict__.setdefault("_warned_quirks", set())
+        for q in quirks:
+            if q not in warned:
+                warned.add(q)
+                self.say("Warning: " + self._QUIRK_WARNINGS.get(q, q))
+
     async def _one(self, model: ApiModel, t: _Task, s: Sample, rep: int) -> None:
         gen: Generation = await model.generate(s.messages, t.generation, _request_id(t.name, s.id, rep), rep)
+        if gen.quirks:
+            self._warn_quirks(gen.quirks)
         entry: dict[str, Any] = {
             "benchmark": t.name,
             "sample_id": s.id,

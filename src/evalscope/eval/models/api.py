@@ -52,6 +52,8 @@ class Generation:
     error: ErrorInfo | None = None
     gave_up: str | None = None
     retried_errors: list[str] = field(default_factory=list)
+    #: server quirks seen on this answer (``usage_rejected``, ``not_streamed``, ``sse_mislabelled``)
+    quirks: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -74,7 +76,21 @@ def _from_record(rec: RequestRecord) -> Generation:
         latency_s=latency,
         ttft_s=None if ttft_ns is None else ttft_ns / 1e9,
         error=rec.error if not rec.ok else None,
+        quirks=_quirks(rec),
     )
+
+
+def _quirks(rec: RequestRecord) -> tuple[str, ...]:
+    if rec.usage_rejected is None and rec.ttft_measured and rec.sse_content_type is None:
+        return ()
+    out = []
+    if rec.usage_rejected is not None:
+        out.append("usage_rejected")
+    if not rec.ttft_measured:
+        out.append("not_streamed")
+    if rec.sse_content_type is not None:
+        out.append("sse_mislabelled")
+    return tuple(out)
 
 
 class ApiModel:
