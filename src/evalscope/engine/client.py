@@ -91,8 +91,29 @@ class Client:
         if api_key:
             register_secret(api_key)
             self._headers["Authorization"] = f"Bearer {api_key}"
+        self.url = self._take_userinfo(self.url)
         self._session = session
         self._own_session = session is None
+
+    def _take_userinfo(self, url: str) -> str:
+        """Move ``user:key@`` out of the URL into a Basic ``Authorization`` header (unless one is set).
+
+        aiohttp refuses a URL with credentials next to an Authorization header (ValueError on every request),
+        and a URL without them cannot leak them into a message.
+        """
+        from urllib.parse import unquote, urlsplit, urlunsplit
+
+        parts = urlsplit(url)
+        if "@" not in parts.netloc:
+            return url
+        userinfo, _, hostport = parts.netloc.rpartition("@")
+        if not any(k.lower() == "authorization" for k in self._headers):
+            user, _, password = userinfo.partition(":")
+            basic = aiohttp.BasicAuth(unquote(user), unquote(password)).encode()
+            register_secret(basic)
+            register_secret(basic.split(" ", 1)[-1])
+            self._headers["Authorization"] = basic
+        return urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment))
 
     @property
     def session(self) -> aiohttp.ClientSession:
