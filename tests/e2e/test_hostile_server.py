@@ -16,16 +16,17 @@ from typing import Any
 
 import pytest
 
+import evalscope
 from evalscope.sim import SimConfig, SimProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
-REPO = Path(__file__).resolve().parents[2]
+SRC = Path(evalscope.__file__).resolve().parents[1]  # the tree under test (PYTHONPATH), also for the CLI
 
 
 def _cli(cmd: str, args: list[str], timeout: float = 150) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("EVALSCOPE_API_KEY", "OPENAI_API_KEY")}
-    env["PYTHONPATH"] = str(REPO / "src")
+    env["PYTHONPATH"] = str(SRC)
     env["COLUMNS"] = "200"
     extra = ["--no-live"] if cmd == "perf" else []
     return subprocess.run(
@@ -104,9 +105,7 @@ def test_perf_bad_usage_is_counted_consistently(tmp_path: Path, fault: str) -> N
 
 def test_eval_string_usage_completes_with_reports(tmp_path: Path) -> None:
     data = _gsm8k(tmp_path / "data")
-    with SimProcess(
-        SimConfig(policy="choice", ttft_ms=1, itl_ms=0, usage_fault="string", models=["m"])
-    ) as sim:
+    with SimProcess(SimConfig(policy="choice", ttft_ms=1, itl_ms=0, usage_fault="text", models=["m"])) as sim:
         r = _cli(
             "eval",
             [

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 Policy = Literal["random", "echo", "choice", "scripted"]
 OutputDist = Literal["fixed", "uniform", "normal"]
-UsageFault = Literal["string", "negative", "huge", "float", "junk"]
+UsageFault = Literal["string", "text", "negative", "huge", "float", "junk"]
 ReplyQuirk = Literal[
     "empty_stream",
     "json_for_stream",
@@ -126,8 +126,8 @@ class SimConfig(BaseModel):
     error_event_rate: float = Field(default=0.0, ge=0, le=1, description="Send an error object mid-stream.")
     usage_fault: UsageFault | None = Field(
         default=None,
-        description="Send bad usage in every reply: counts as strings, negative, huge (1e12), "
-        "non-integer floats, or junk (not an object).",
+        description="Send bad usage in every reply: counts as numeric strings ('8'), as text ('many'), "
+        "negative, huge (1e12), non-integer floats, or junk (not an object).",
     )
     reply_quirk: ReplyQuirk | None = Field(
         default=None,

@@ -287,6 +287,8 @@ def bad_usage(fault: str, prompt: int, completion: int) -> Any:
     """The usage object sent by ``--usage-fault`` (what hostile or buggy servers were seen to send)."""
     if fault == "string":
         return {"prompt_tokens": str(prompt), "completion_tokens": str(completion), "total_tokens": "n/a"}
+    if fault == "text":
+        return {"prompt_tokens": "some", "completion_tokens": "many", "total_tokens": "lots"}
     if fault == "negative":
         return {"prompt_tokens": -prompt, "completion_tokens": -completion - 1, "total_tokens": -1}
     if fault == "huge":

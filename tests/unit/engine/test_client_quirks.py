@@ -92,7 +92,7 @@ async def test_sse_labelled_text_plain_is_a_stream() -> None:
     assert agg.quirks()["sse_mislabelled"] == 1 and agg.metrics["ttft"].count == 1
 
 
-@pytest.mark.parametrize("fault", ["string", "negative", "huge", "float", "junk"])
+@pytest.mark.parametrize("fault", ["string", "text", "negative", "huge", "float", "junk"])
 async def test_bad_usage_falls_back_to_counted_tokens(fault: str) -> None:
     for stream in (True, False):
         rec, _ = await _send(SimConfig(ttft_ms=1, itl_ms=1, usage_fault=fault), stream=stream)  # type: ignore[arg-type]
