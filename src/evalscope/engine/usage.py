@@ -90,11 +90,15 @@ def check_usage(usage: Any, events: int, counted_prompt: int | None, limit: int 
         return out
     ct_raw = usage.get("completion_tokens")
     ct = as_count(ct_raw)
+    # Some servers give reasoning a budget of its own on top of max_tokens: the limit binds the rest.
+    details = usage.get("completion_tokens_details")
+    rt_raw = details.get("reasoning_tokens") if isinstance(details, Mapping) else None
+    rt = as_count(rt_raw)
     if "completion_tokens" not in usage and "prompt_tokens" in usage:
         pass  # embeddings: a prompt count only
     elif ct is None:
         problems.append(f"completion_tokens {_show(ct_raw)} is not a token count")
-    elif limit is not None and ct > max(limit, events):
+    elif limit is not None and ct - min(rt or 0, ct) > max(limit, events):
         problems.append(f"completion_tokens {ct} > max_tokens {limit}")
         ct = None
     elif ct * EVENTS_PER_TOKEN < events:
@@ -110,11 +114,9 @@ def check_usage(usage: Any, events: int, counted_prompt: int | None, limit: int 
         problems.append(f"prompt_tokens {pt} for a prompt of about {counted_prompt}")
         pt = None
     out.prompt_tokens = pt if pt is not None else counted_prompt
-    details = usage.get("completion_tokens_details")
-    if isinstance(details, Mapping) and details.get("reasoning_tokens") is not None:
-        rt = as_count(details.get("reasoning_tokens"))
+    if rt_raw is not None:
         if rt is None or (out.completion_tokens is not None and rt > out.completion_tokens):
-            problems.append(f"reasoning_tokens {_show(details.get('reasoning_tokens'))} is not plausible")
+            problems.append(f"reasoning_tokens {_show(rt_raw)} is not plausible")
         else:
             out.reasoning_tokens = rt
     pdetails = usage.get("prompt_tokens_details")

@@ -87,6 +87,12 @@ def test_integral_float_and_details() -> None:
     assert chk.cached_tokens is None and "cached_tokens" in (chk.rejected or "")
 
 
+def test_reasoning_on_top_of_max_tokens_is_plausible() -> None:
+    usage = {"prompt_tokens": 3, "completion_tokens": 10, "completion_tokens_details": {"reasoning_tokens": 4}}
+    chk = check_usage(usage, 5, 3, 6)
+    assert chk.rejected is None and chk.completion_tokens == 10 and chk.reasoning_tokens == 4
+
+
 def test_params_override_the_limit() -> None:
     # --extra-args max_tokens wins over the dataset's max_tokens (params are merged last into the body)
     from evalscope.engine.usage import limit_of
@@ -192,7 +198,7 @@ def test_random_usage_keeps_the_summary_consistent(cases: list[tuple[Any, int, b
         for v in (rec.prompt_tokens, rec.completion_tokens, rec.reasoning_tokens, rec.cached_tokens):
             assert v is None or (type(v) is int and 0 <= v <= MAX_TOKENS_PER_REQUEST)
         if max_tokens is not None and rec.completion_tokens is not None:
-            assert rec.completion_tokens <= max(max_tokens, n)
+            assert rec.completion_tokens - (rec.reasoning_tokens or 0) <= max(max_tokens, n)
         agg.add(rec)
     s = stage_summary(agg, stage=0, parallel=1, concurrency_cap=1, rate=None, number=None, client={})
     req, tok, thr = s["requests"], s["tokens"], s["throughput"]
