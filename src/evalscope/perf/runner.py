@@ -36,7 +36,7 @@ from evalscope.errors import EndpointError, EvalscopeError
 from evalscope.perf.aggregate import Aggregator, Metric
 from evalscope.perf.config import PerfConfig, make_config
 from evalscope.perf.datasets import DATASETS, PerfDataset, Prompt
-from evalscope.perf.fidelity import CpuMeter, LoopLagMonitor, apply_min_window, overall_trust, verdict
+from evalscope.perf.fidelity import CpuMeter, LoopLagMonitor, verdict
 from evalscope.perf.schedule import SLOT_DEADLINE, SLOT_WAITED, acquire_slot, arrival_offsets_ns, sleep_until
 from evalscope.perf.storage import RecordWriter, make_run_dir, safe_json, write_json_atomic
 from evalscope.perf.summary import SCHEMA, stage_summary
@@ -243,11 +243,15 @@ class PerfRun:
         m["elapsed_s"] = (_clock() - self.started_ns) / 1e9
         m["stop_reason"] = self.stop_reason
         m["target"]["model"] = self.model
+        from evalscope.perf.min_window import overall_trust
+
         m["trustworthy"] = overall_trust(self.stage_summaries)
         m["records_written"] = self.writer.written if self.writer is not None else 0
         write_json_atomic(self.run_dir / "manifest.json", safe_json(m))
 
     def summary(self) -> dict[str, Any]:
+        from evalscope.perf.min_window import overall_trust
+
         cfg = self.cfg
         return {
             "schema": SCHEMA,
@@ -410,6 +414,8 @@ class PerfRun:
         client_block = verdict(
             agg.loop_lag, agg.dispatch_lag, cpu_pct, rate, scheduled, achieved, st.cap_waits > 0
         )
+        from evalscope.perf.min_window import apply_min_window
+
         apply_min_window(client_block, (_clock() - t0) / 1e9, agg.loop_lag.count)
         client_block["cpu_seconds"] = cpu.cpu_seconds()
         client_block["cap_waits"] = st.cap_waits

@@ -67,10 +67,10 @@ def stage_summary(
         }
     else:
         out["goodput"] = None
+    out["server_quirks"] = agg.quirks()
     out["token_source"] = agg.token_source()
     out["token_sources"] = dict(agg.token_sources)
     out["token_disagreement"] = agg.token_disagreement()
-    out["server_quirks"] = agg.quirks()
     out["errors"] = agg.error_table()
     out["client"] = client
     out["timeline"] = [

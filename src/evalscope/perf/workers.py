@@ -52,7 +52,7 @@ from evalscope.engine.session import Timeouts
 from evalscope.errors import EvalscopeError
 from evalscope.perf.aggregate import Aggregator, Metric
 from evalscope.perf.config import PerfConfig
-from evalscope.perf.fidelity import CpuMeter, LoopLagMonitor, apply_min_window, verdict
+from evalscope.perf.fidelity import CpuMeter, LoopLagMonitor, verdict
 from evalscope.perf.runner import MIN_COMPLETED_FOR_RATE, PerfRun, Reporter, StageState
 from evalscope.perf.schedule import SLOT_DEADLINE, SLOT_WAITED, acquire_slot, arrival_offsets_ns, sleep_until
 from evalscope.perf.storage import encode_record
@@ -1146,6 +1146,8 @@ class WorkerRun(PerfRun):
         client_block["cpu_percent_max_worker"] = max(worker_cpu)
         client_block["worker_cpu_percent"] = worker_cpu
         client_block["coordinator_cpu_percent"] = round(cpu.percent(), 1)
+        from evalscope.perf.min_window import apply_min_window
+
         apply_min_window(client_block, (_clock() - t0) / 1e9, agg.loop_lag.count)
         client_block["cpu_seconds"] = sum(float(d["cpu_seconds"]) for d in done)
         client_block["cap_waits"] = cap_waits

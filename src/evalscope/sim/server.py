@@ -158,6 +158,8 @@ class _Stream:
     def _final_usage(self) -> bytes:
         fault = self.server.cfg.usage_fault
         if fault is not None:
+            from evalscope.sim.quirks import bad_usage
+
             return b'"usage":' + orjson.dumps(bad_usage(fault, self.rec.prompt_tokens, self.sent_tokens))
         usage = self._usage()
         if self.rec.reasoning_tokens:
@@ -281,21 +283,6 @@ class _Stream:
 
 
 _REQUEST_LINE_STARTS = (b"POST", b"GET ", b"PUT ", b"HEAD", b"DELE", b"PATC", b"OPTI")
-
-
-def bad_usage(fault: str, prompt: int, completion: int) -> Any:
-    """The usage object sent by ``--usage-fault`` (what hostile or buggy servers were seen to send)."""
-    if fault == "string":
-        return {"prompt_tokens": str(prompt), "completion_tokens": str(completion), "total_tokens": "n/a"}
-    if fault == "text":
-        return {"prompt_tokens": "some", "completion_tokens": "many", "total_tokens": "lots"}
-    if fault == "negative":
-        return {"prompt_tokens": -prompt, "completion_tokens": -completion - 1, "total_tokens": -1}
-    if fault == "huge":
-        return {"prompt_tokens": 10**12, "completion_tokens": 10**12, "total_tokens": 2 * 10**12}
-    if fault == "float":
-        return {"prompt_tokens": prompt + 0.5, "completion_tokens": completion + 0.5, "total_tokens": 1.5}
-    return [["junk"], {"completion_tokens": {"nested": completion}}]
 
 
 class _StampingHandler(RequestHandler):
@@ -854,16 +841,18 @@ class SimServer:
         if fault == "stall":
             rec.fault = fault
             return await self._hold_then_abort(request, rec)
-        usage: Any = {
+        usage: dict[str, Any] = {
             "prompt_tokens": rec.prompt_tokens,
             "completion_tokens": ntok,
             "total_tokens": rec.prompt_tokens + ntok,
         }
         if reasoning:
             usage["completion_tokens_details"] = {"reasoning_tokens": len(reasoning)}
-        if self.cfg.usage_fault is not None:
-            usage = bad_usage(self.cfg.usage_fault, rec.prompt_tokens, ntok)
         text = "".join(content)
+        if self.cfg.usage_fault is not None:
+            from evalscope.sim.quirks import bad_usage
+
+            usage = bad_usage(self.cfg.usage_fault, rec.prompt_tokens, ntok)
         choice: dict[str, Any]
         if chat:
             message: dict[str, Any] = {"role": "assistant", "content": text}

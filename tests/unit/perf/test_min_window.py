@@ -7,13 +7,13 @@ core, a handful of loop-lag samples), which made 3 of 6 identical runs exit 5.
 from __future__ import annotations
 
 from evalscope.perf.aggregate import Metric
-from evalscope.perf.fidelity import (
+from evalscope.perf.fidelity import verdict
+from evalscope.perf.min_window import (
     MIN_JUDGE_WINDOW_S,
     MIN_LOOP_LAG_SAMPLES,
     apply_min_window,
     overall_trust,
     too_short_to_judge,
-    verdict,
 )
 
 

@@ -45,7 +45,7 @@ class StreamState:
         self.text_parts: list[str] = []
         self.reasoning_parts: list[str] = []
         self.tool_calls: dict[int, dict[str, Any]] = {}
-        self.usage: Any = None  # the server's last usage (any JSON value; checked once per request)
+        self.usage: dict[str, Any] | None = None
         self.usage_completion = 0  # running completion_tokens from continuous usage stats
         self.event_tokens = 0  # tokens the last event carried, when continuous usage says so, else 0
         self.finish_reason: str | None = None

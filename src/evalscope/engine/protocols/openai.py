@@ -48,14 +48,15 @@ def _error_event(obj: dict[str, Any], st: StreamState) -> None:
 
 def _take_usage(obj: dict[str, Any], st: StreamState) -> None:
     usage = obj.get("usage")
+    if usage and not isinstance(usage, dict):
+        st.usage = usage  # not an object: kept so that check_usage rejects it and counts the disagreement
+        return
     if isinstance(usage, dict):
         ct = usage.get("completion_tokens")
         if isinstance(ct, int):
             st.event_tokens = ct - st.usage_completion
             st.usage_completion = ct
         st.usage = usage
-    elif usage:
-        st.usage = usage  # not an object: kept so that check_usage rejects it and counts the disagreement
 
 
 def _stream_body(body: dict[str, Any], stream: bool, continuous: bool) -> None:
