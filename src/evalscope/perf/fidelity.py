@@ -134,4 +134,3 @@ def verdict(
         "trustworthy": not reasons,
         "reason": "; ".join(reasons) if reasons else None,
     }
-
