@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-#: Below this stage length (or this many loop-lag samples) the client checks are noise: CPU percent over a
+#: Below this measurement window (or this many loop-lag samples) the client checks are noise: CPU percent over a
 #: 5 ms stage read 200 % of a core, and --strict flipped between identical runs. No verdict is given then.
 MIN_JUDGE_WINDOW_S = 1.0
 MIN_LOOP_LAG_SAMPLES = 50
@@ -21,7 +21,7 @@ def too_short_to_judge(window_s: float, loop_lag_samples: int) -> str | None:
     if window_s >= MIN_JUDGE_WINDOW_S and loop_lag_samples >= MIN_LOOP_LAG_SAMPLES:
         return None
     return (
-        f"too short to judge: the stage ran {window_s:.3f} s with {loop_lag_samples} loop-lag samples "
+        f"too short to judge: a measurement window of {window_s:.3f} s with {loop_lag_samples} loop-lag samples "
         f"(a verdict needs >= {MIN_JUDGE_WINDOW_S:g} s and >= {MIN_LOOP_LAG_SAMPLES} samples)"
     )
 

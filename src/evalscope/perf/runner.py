@@ -414,9 +414,6 @@ class PerfRun:
         client_block = verdict(
             agg.loop_lag, agg.dispatch_lag, cpu_pct, rate, scheduled, achieved, st.cap_waits > 0
         )
-        from evalscope.perf.min_window import apply_min_window
-
-        apply_min_window(client_block, (_clock() - t0) / 1e9, agg.loop_lag.count)
         client_block["cpu_seconds"] = cpu.cpu_seconds()
         client_block["cap_waits"] = st.cap_waits
         client_block["workers"] = 1

@@ -1146,9 +1146,6 @@ class WorkerRun(PerfRun):
         client_block["cpu_percent_max_worker"] = max(worker_cpu)
         client_block["worker_cpu_percent"] = worker_cpu
         client_block["coordinator_cpu_percent"] = round(cpu.percent(), 1)
-        from evalscope.perf.min_window import apply_min_window
-
-        apply_min_window(client_block, (_clock() - t0) / 1e9, agg.loop_lag.count)
         client_block["cpu_seconds"] = sum(float(d["cpu_seconds"]) for d in done)
         client_block["cap_waits"] = cap_waits
         client_block["workers"] = active
