@@ -110,7 +110,6 @@ class Client:
         if not any(k.lower() == "authorization" for k in self._headers):
             user, _, password = userinfo.partition(":")
             basic = aiohttp.BasicAuth(unquote(user), unquote(password)).encode()
-            register_secret(basic)
             register_secret(basic.split(" ", 1)[-1])
             self._headers["Authorization"] = basic
         return urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment))

@@ -96,8 +96,11 @@ def register_url_secrets(url: str | None) -> None:
 
     userinfo, values = _url_secrets(url)
     if userinfo:
-        user, _, password = userinfo.partition(":")
-        for s in (userinfo, password, user, unquote(password), unquote(user)):
+        user, sep, password = userinfo.partition(":")
+        # ``user:key@``: the key is the secret (a user name such as "user" must not be masked in all text);
+        # ``key@`` alone: the user part is the credential
+        secret = password if sep else user
+        for s in (userinfo if sep else None, secret, unquote(secret)):
             register_secret(s)
     for v in values:
         register_secret(v)

@@ -27,6 +27,11 @@ def test_redact_url(url: str, secret: str, shown: str) -> None:
     assert secret not in scrub(f"error talking to {url}: refused")
 
 
+def test_a_user_name_is_not_masked_in_all_text() -> None:
+    register_url_secrets("http://user:sk-PW-8080abcd@h/v1")
+    assert scrub("the user said: sk-PW-8080abcd") == "the user said: ***"
+
+
 def test_ordinary_parameters_and_urls_are_kept() -> None:
     url = "http://127.0.0.1:8000/v1/chat/completions?api-version=2024-06-01&max_tokens=5&monkey=1"
     assert redact_url(url) == url
