@@ -88,7 +88,11 @@ def test_integral_float_and_details() -> None:
 
 
 def test_reasoning_on_top_of_max_tokens_is_plausible() -> None:
-    usage = {"prompt_tokens": 3, "completion_tokens": 10, "completion_tokens_details": {"reasoning_tokens": 4}}
+    usage = {
+        "prompt_tokens": 3,
+        "completion_tokens": 10,
+        "completion_tokens_details": {"reasoning_tokens": 4},
+    }
     chk = check_usage(usage, 5, 3, 6)
     assert chk.rejected is None and chk.completion_tokens == 10 and chk.reasoning_tokens == 4
 
@@ -137,13 +141,28 @@ _usage = hs.one_of(
 )
 
 
-def _record(usage: Any, n_events: int, continuous: bool, max_tokens: int | None, i: int) -> RequestRecord:
-    """One request through the chat parser (content events, then the usage chunk, then [DONE])."""
+def _record(
+    usage: Any, n_events: int, continuous: bool, max_tokens: int | None, i: int, whole: bool = False
+) -> RequestRecord:
+    """One request through the chat parser: content events, the usage chunk, [DONE]; or one whole body."""
     proto = OpenAIChat(continuous_usage=continuous)
     st = StreamState()
     sent = 1_000_000_000 + i * 10_000_000
     rec = RequestRecord(request_id=i, status="error", scheduled_ns=sent, sent_ns=sent)
     t = sent + 5_000_000
+    if whole:
+        msg = {"role": "assistant", "content": "w " * n_events}
+        body = {"choices": [{"index": 0, "message": msg, "finish_reason": "stop"}], "usage": usage}
+        if proto.parse_response(body, st) & EV_TOKEN:
+            rec.first_token_ns = rec.last_token_ns = t
+            rec.event_ns.append(t)
+        rec.end_ns = t
+        rec.ttft_measured = not continuous  # both kinds of whole body: asked for, or instead of a stream
+        Client.__new__(Client)._finish_tokens(
+            rec, st, Request(i, prompt="p", max_tokens=max_tokens, prompt_tokens=5)
+        )
+        rec.status = "ok"
+        return rec
     for k in range(n_events):
         ev: dict[str, Any] = {"choices": [{"index": 0, "delta": {"content": "w"}, "finish_reason": None}]}
         if continuous:
@@ -178,18 +197,22 @@ def _jsonable(usage: Any) -> bool:
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     hs.lists(
-        hs.tuples(_usage, hs.integers(0, 40), hs.booleans(), hs.one_of(hs.none(), hs.integers(1, 64))),
+        hs.tuples(
+            _usage, hs.integers(0, 40), hs.booleans(), hs.one_of(hs.none(), hs.integers(1, 64)), hs.booleans()
+        ),
         min_size=1,
         max_size=12,
     )
 )
-def test_random_usage_keeps_the_summary_consistent(cases: list[tuple[Any, int, bool, int | None]]) -> None:
+def test_random_usage_keeps_the_summary_consistent(
+    cases: list[tuple[Any, int, bool, int | None, bool]],
+) -> None:
     agg = Aggregator(0)
-    for i, (usage, n, continuous, max_tokens) in enumerate(cases):
+    for i, (usage, n, continuous, max_tokens, whole) in enumerate(cases):
         if not _jsonable(usage):  # orjson cannot send ints beyond 64 bits: the server could not either
             usage = {"completion_tokens": str(usage)[:20]}
         try:
-            rec = _record(usage, n, continuous, max_tokens, i)
+            rec = _record(usage, n, continuous, max_tokens, i, whole)
         except OverflowError:
             # continuous usage beyond the int64 event-token buffer: the client turns any exception into an
             # error record (engine/client.py), so it is not a success to count
@@ -198,7 +221,7 @@ def test_random_usage_keeps_the_summary_consistent(cases: list[tuple[Any, int, b
         for v in (rec.prompt_tokens, rec.completion_tokens, rec.reasoning_tokens, rec.cached_tokens):
             assert v is None or (type(v) is int and 0 <= v <= MAX_TOKENS_PER_REQUEST)
         if max_tokens is not None and rec.completion_tokens is not None:
-            assert rec.completion_tokens - (rec.reasoning_tokens or 0) <= max(max_tokens, n)
+            assert rec.completion_tokens - (rec.reasoning_tokens or 0) <= max(max_tokens, rec.n_events)
         agg.add(rec)
     s = stage_summary(agg, stage=0, parallel=1, concurrency_cap=1, rate=None, number=None, client={})
     req, tok, thr = s["requests"], s["tokens"], s["throughput"]
@@ -235,4 +258,3 @@ def test_string_usage_through_the_aggregator_counts_events() -> None:
     assert agg.metrics["e2e_latency"].count == 4
     assert agg.token_disagreement() is not None
     assert agg.token_disagreement()["usage_rejected"] == 4  # type: ignore[index]
-
