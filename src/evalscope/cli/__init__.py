@@ -78,7 +78,9 @@ def run_cli_command(func: Any, *args: Any, debug: bool = False, **kwargs: Any) -
     except EvalscopeError as exc:
         if debug:
             raise
-        click.echo(f"Error: {exc.one_line()}", err=True)
+        from evalscope.engine.redact import scrub
+
+        click.echo(f"Error: {scrub(exc.one_line())}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)

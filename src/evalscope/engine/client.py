@@ -27,9 +27,10 @@ from evalscope.engine.protocols.base import (
 )
 from evalscope.engine.protocols.base import get_protocol as _get_protocol
 from evalscope.engine.records import ErrorInfo, Request, RequestRecord
-from evalscope.engine.redact import register_secret, scrub
+from evalscope.engine.redact import redact_url, register_secret, register_url_secrets, scrub
 from evalscope.engine.session import Timeouts, make_session, normalize_url
 from evalscope.engine.sse import SSEDecoder, SSEError
+from evalscope.engine.usage import check_usage, limit_of
 
 _clock = time.perf_counter_ns
 
@@ -72,6 +73,7 @@ class Client:
     ) -> None:
         self.protocol: Protocol = api if isinstance(api, Protocol) else _get_protocol(api, continuous_usage)
         self.url = normalize_url(url, self.protocol.default_path)
+        register_url_secrets(self.url)
         self.model = model
         self.stream = stream and self.protocol.supports_stream
         self.keep_text = keep_text
@@ -89,8 +91,28 @@ class Client:
         if api_key:
             register_secret(api_key)
             self._headers["Authorization"] = f"Bearer {api_key}"
+        self.url = self._take_userinfo(self.url)
         self._session = session
         self._own_session = session is None
+
+    def _take_userinfo(self, url: str) -> str:
+        """Move ``user:key@`` out of the URL into a Basic ``Authorization`` header (unless one is set).
+
+        aiohttp refuses a URL with credentials next to an Authorization header (ValueError on every request),
+        and a URL without them cannot leak them into a message.
+        """
+        from urllib.parse import unquote, urlsplit, urlunsplit
+
+        parts = urlsplit(url)
+        if "@" not in parts.netloc:
+            return url
+        userinfo, _, hostport = parts.netloc.rpartition("@")
+        if not any(k.lower() == "authorization" for k in self._headers):
+            user, _, password = userinfo.partition(":")
+            basic = aiohttp.BasicAuth(unquote(user), unquote(password)).encode()
+            register_secret(basic.split(" ", 1)[-1])
+            self._headers["Authorization"] = basic
+        return urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment))
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -161,8 +183,12 @@ class Client:
             worker=self.worker,
         )
         try:
-            async with self.session.post(self.url, data=body, headers=headers) as resp:
+            async with _Post(self, body, headers) as resp:
                 rec.http_status = resp.status
+                if resp.status in _REDIRECTS:
+                    rec.end_ns = _clock()
+                    rec.error = _redirect_error(resp, self.url)
+                    return rec
                 if resp.status >= 300:
                     raw = await resp.content.read(64 * 1024)
                     rec.end_ns = _clock()
@@ -174,11 +200,25 @@ class Client:
                     )
                     return rec
                 ctype = resp.headers.get("Content-Type", "")
-                if "text/event-stream" in ctype:
-                    await self._read_stream(resp, rec, st)
+                sniffed: _Prefixed | bytes | None = None
+                if "text/event-stream" not in ctype and self.stream and "json" not in ctype:
+                    sniffed = await _sniff(resp.content)
+                if "text/event-stream" in ctype or isinstance(sniffed, _Prefixed):
+                    prefixed = sniffed if isinstance(sniffed, _Prefixed) else None
+                    if prefixed is not None:
+                        rec.sse_content_type = ctype or "(none)"  # valid SSE under another label
+                    await self._read_stream(resp, rec, st, prefixed)
+                    if st.done and rec.n_events == 0 and st.finish_reason is None and st.error is None:
+                        st.error = ErrorInfo(
+                            "empty_stream",
+                            "the stream ended ([DONE]) without any token or finish_reason",
+                            rec.http_status,
+                        )
                 else:
-                    raw = await resp.read()
+                    raw = (sniffed or b"") + await resp.read()
                     now = _clock()
+                    if self.stream:
+                        rec.ttft_measured = False  # a stream was asked for, a whole body came back
                     rec.first_byte_ns = now
                     flags = proto.parse_response(_json_obj(raw), st)
                     if flags & EV_CHOICE:
@@ -248,14 +288,20 @@ class Client:
                 rec.status = "ok"
         return rec
 
-    async def _read_stream(self, resp: aiohttp.ClientResponse, rec: RequestRecord, st: StreamState) -> None:
+    async def _read_stream(
+        self,
+        resp: aiohttp.ClientResponse,
+        rec: RequestRecord,
+        st: StreamState,
+        sniffed: _Prefixed | None = None,
+    ) -> None:
         """The per-read loop: one clock reading per read, shared by the events the read completed."""
         dec = SSEDecoder()
         parse = self.protocol.parse_event
         event_ns = rec.event_ns
         event_tokens = rec.event_tokens
         track_tokens = self.protocol.continuous_usage
-        content = resp.content
+        content: Any = resp.content if sniffed is None else sniffed
         n = 0
         while True:
             chunk = await content.readany()
@@ -299,13 +345,14 @@ class Client:
             rec.last_token_ns = rec.event_ns[-1]
         usage = st.usage
         if usage:
-            rec.prompt_tokens = usage.get("prompt_tokens")
-            rec.completion_tokens = usage.get("completion_tokens")
-            details = usage.get("completion_tokens_details") or {}
-            rec.reasoning_tokens = details.get("reasoning_tokens")
-            pdetails = usage.get("prompt_tokens_details") or {}
-            rec.cached_tokens = pdetails.get("cached_tokens")
-            rec.token_source = "usage"
+            # Server usage is network input: validated once, on the final usage (see engine/usage.py).
+            chk = check_usage(usage, rec.n_events, req.prompt_tokens, limit_of(req.max_tokens, req.params))
+            rec.prompt_tokens = chk.prompt_tokens
+            rec.completion_tokens = chk.completion_tokens
+            rec.reasoning_tokens = chk.reasoning_tokens
+            rec.cached_tokens = chk.cached_tokens
+            rec.token_source = "usage" if chk.completion_from_usage else "events"
+            rec.usage_rejected = chk.rejected
         else:
             rec.prompt_tokens = req.prompt_tokens
             rec.completion_tokens = rec.n_events
@@ -322,7 +369,7 @@ class Client:
                 rec.tool_calls = [st.tool_calls[i] for i in sorted(st.tool_calls)]
 
 
-async def _drain_tail(content: aiohttp.StreamReader) -> None:
+async def _drain_tail(content: Any) -> None:
     """Read what follows ``[DONE]`` (normally just the chunked-encoding terminator).
 
     aiohttp closes a connection whose body was not read to the end, so without this about a third of the
@@ -340,6 +387,126 @@ async def _drain_tail(content: aiohttp.StreamReader) -> None:
                 left -= len(chunk)
     except (TimeoutError, aiohttp.ClientError):
         pass
+
+
+#: A POST answered with 301/302/303 would be re-sent as a body-less GET: never followed. 307/308 keep the
+#: method and body and are followed (same scheme, at most ``MAX_REDIRECTS`` hops).
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 3
+_AUTH_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "cookie", "proxy-authorization"})
+
+
+def _location(resp: aiohttp.ClientResponse, url: str) -> str | None:
+    from urllib.parse import urljoin
+
+    loc = resp.headers.get("Location")
+    return urljoin(url, loc) if loc else None
+
+
+def _redirect_error(resp: aiohttp.ClientResponse, url: str) -> ErrorInfo:
+    """A redirect that was not followed: the error names the (redacted) target and what to do."""
+    loc = _location(resp, url)
+    where = redact_url(loc) if loc else "(no Location header)"
+    if resp.status in (307, 308):
+        why = f"more than {MAX_REDIRECTS} redirects, or one to another scheme or no Location"
+    else:
+        why = "a POST is never re-sent as a body-less GET"
+    return ErrorInfo(
+        "redirect",
+        f"HTTP {resp.status} redirect to {where} not followed ({why}); point --url at the final URL",
+        resp.status,
+    )
+
+
+class _Post:
+    """``session.post`` without aiohttp's redirect handling: 307/308 are re-posted with the body.
+
+    aiohttp (like browsers) turns a POST answered with 301/302/303 into a GET without a body, which a
+    server may then answer 200: a request that never ran would be counted as a success. Here nothing but
+    307/308 is followed, only to the same scheme, for at most :data:`MAX_REDIRECTS` hops, and credentials
+    are not sent to another host. The caller sees the final response (a redirect it must report, if any).
+    """
+
+    __slots__ = ("_body", "_client", "_headers", "_resp")
+
+    def __init__(self, client: Client, body: bytes, headers: dict[str, str]) -> None:
+        self._client = client
+        self._body = body
+        self._headers = headers
+        self._resp: aiohttp.ClientResponse | None = None
+
+    async def __aenter__(self) -> aiohttp.ClientResponse:
+        from urllib.parse import urlsplit
+
+        session = self._client.session
+        url = self._client.url
+        headers = self._headers
+        resp = await session.post(url, data=self._body, headers=headers, allow_redirects=False)
+        hops = 0
+        while resp.status in (307, 308) and hops < MAX_REDIRECTS:
+            nxt = _location(resp, url)
+            if nxt is None:
+                break
+            old, new = urlsplit(url), urlsplit(nxt)
+            if new.scheme != old.scheme:
+                break
+            if new.netloc != old.netloc:
+                headers = {k: v for k, v in headers.items() if k.lower() not in _AUTH_HEADERS}
+            resp.release()
+            url = nxt
+            hops += 1
+            resp = await session.post(url, data=self._body, headers=headers, allow_redirects=False)
+        self._resp = resp
+        return resp
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._resp is not None:
+            await self._resp.__aexit__(et, e, tb)
+
+
+class _Prefixed:
+    """A response body whose first bytes were already read (to sniff SSE under another Content-Type)."""
+
+    __slots__ = ("_content", "_first")
+
+    def __init__(self, first: bytes, content: aiohttp.StreamReader) -> None:
+        self._first: bytes | None = first
+        self._content = content
+
+    async def readany(self) -> bytes:
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
+        return await self._content.readany()
+
+    def at_eof(self) -> bool:
+        return self._first is None and self._content.at_eof()
+
+
+_SSE_STARTS = (b"data:", b":", b"event:", b"id:", b"retry:")
+
+
+async def _sniff(content: aiohttp.StreamReader) -> _Prefixed | bytes:
+    """Read the first bytes of a body that was not labelled ``text/event-stream`` although a stream was asked
+    for: SSE (``data:``, a comment, ``event:``...) gives a :class:`_Prefixed` reader to stream from; anything
+    else gives the bytes read so far, to be parsed as a whole body."""
+    head = b""
+    while len(head) < 64:
+        chunk = await content.readany()
+        if not chunk:
+            break
+        head += chunk
+        probe = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+        if probe and not any(p.startswith(probe) for p in _SSE_STARTS):
+            break  # cannot be SSE any more
+        if probe.startswith(_SSE_STARTS):
+            break
+    probe = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if probe.startswith(_SSE_STARTS):
+        return _Prefixed(head, content)
+    return head
 
 
 def _json_obj(raw: bytes) -> dict[str, Any]:

@@ -21,6 +21,8 @@ ERROR_KINDS: tuple[str, ...] = (
     "incomplete_stream",  # the body ended without [DONE] / finish_reason, or the connection dropped mid-stream
     "malformed_stream",  # an event that is not valid JSON / not the protocol's shape
     "server_error_event",  # the server sent an error object inside the stream
+    "empty_stream",  # the stream ended ([DONE]) without any token or finish_reason
+    "redirect",  # a 301/302/303 answer to the POST (never followed), or a 307/308 that could not be followed
     "cancelled",  # cut off by an interrupt or the end of a duration (not an error for statistics)
     "client",  # anything else raised on the client side
 )
@@ -114,16 +116,26 @@ class RequestRecord:
     tool_calls: list[dict[str, Any]] | None = None
     error: ErrorInfo | None = None
     worker: int = 0
+    #: why the server's usage was not believed (engine/usage.py); the counted tokens were used instead
+    usage_rejected: str | None = None
+    #: False when a stream was asked for but a whole body came back: TTFT / ITL / TPOT were not measured
+    ttft_measured: bool = True
+    #: the Content-Type of a stream accepted as SSE although not labelled text/event-stream
+    sse_content_type: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
 
     def ttft_ns(self) -> int | None:
-        return None if self.first_token_ns is None else self.first_token_ns - self.sent_ns
+        if self.first_token_ns is None or not self.ttft_measured:
+            return None
+        return self.first_token_ns - self.sent_ns
 
     def ttfo_ns(self) -> int | None:
-        return None if self.first_content_ns is None else self.first_content_ns - self.sent_ns
+        if self.first_content_ns is None or not self.ttft_measured:
+            return None
+        return self.first_content_ns - self.sent_ns
 
     def e2e_ns(self) -> int | None:
         return None if self.end_ns is None else self.end_ns - self.sent_ns
@@ -134,6 +146,8 @@ class RequestRecord:
     def tpot_ns(self) -> float | None:
         """(last_token - first_token) / (N - 1) for N > 1 completion tokens."""
         n = self.completion_tokens
+        if not self.ttft_measured:
+            return None
         if n is None or n <= 1 or self.first_token_ns is None or self.last_token_ns is None:
             return None
         return (self.last_token_ns - self.first_token_ns) / (n - 1)
@@ -168,6 +182,9 @@ class RequestRecord:
             "tool_calls": self.tool_calls,
             "error": None if self.error is None else self.error.to_dict(),
             "worker": self.worker,
+            "usage_rejected": self.usage_rejected,
+            "ttft_measured": self.ttft_measured,
+            "sse_content_type": self.sse_content_type,
         }
 
     @classmethod
@@ -201,4 +218,7 @@ class RequestRecord:
             tool_calls=d.get("tool_calls"),
             error=None if err is None else ErrorInfo.from_dict(err),
             worker=d.get("worker", 0),
+            usage_rejected=d.get("usage_rejected"),
+            ttft_measured=d.get("ttft_measured", True),
+            sse_content_type=d.get("sse_content_type"),
         )

@@ -59,8 +59,11 @@ def normalize_url(url: str, default_path: str) -> str:
         url = "http://" + url
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
+        from evalscope.engine.redact import redact_url
+
         raise ConfigError(
-            f"--url {url!r} is not an http(s) URL", "pass e.g. http://127.0.0.1:8000/v1/chat/completions"
+            f"--url {redact_url(url)!r} is not an http(s) URL",
+            "pass e.g. http://127.0.0.1:8000/v1/chat/completions",
         )
     path = parts.path.rstrip("/")
     if not path.endswith(_KNOWN_SUFFIXES):

@@ -311,6 +311,10 @@ class EvalConfig(BaseModel):
         for key in ("api_key", "judge_api_key"):
             if d.get(key) is not None:
                 d[key] = "***"
+        from evalscope.engine.redact import redact_url
+
+        for key in ("api_url", "judge_api_url"):
+            d[key] = redact_url(d.get(key))
         result: dict[str, Any] = scrub_secrets(d)
         return result
 

@@ -26,13 +26,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import IO, Any, ClassVar, TextIO
 from urllib.parse import quote
 
 import orjson
 
 from evalscope import __version__
-from evalscope.engine.redact import register_secret, scrub
+from evalscope.engine.redact import redact_url, register_secret, register_url_secrets, scrub
 from evalscope.engine.retry import RetryPolicy
 from evalscope.engine.session import Timeouts, normalize_url
 from evalscope.errors import ConfigError, DatasetError, EndpointError, EvalscopeError
@@ -229,11 +229,14 @@ class EvalRunner:
         self.tasks: list[_Task] = []
         self.run_dir: Path | None = None
         self.model_name = cfg.model or (BUILTIN_MODEL if cfg.api_url is None else "")
+        register_url_secrets(cfg.api_url)
+        register_url_secrets(cfg.judge_api_url)
         try:
+            # The endpoint's identity (fingerprints, cache keys, reports): never the credentials in its URL.
             self.endpoint_id = (
                 BUILTIN_ENDPOINT
                 if cfg.api_url is None
-                else normalize_url(cfg.api_url, "/v1/chat/completions")
+                else redact_url(normalize_url(cfg.api_url, "/v1/chat/completions")) or ""
             )
         except ConfigError as exc:
             exc.message = exc.message.replace("--url", "--api-url")
@@ -301,7 +304,7 @@ class EvalRunner:
                 "subsets": list(bench.subset_list),
             }
             if cfg.judge_model:
-                fp["judge"] = {"model": cfg.judge_model, "endpoint": cfg.judge_api_url or self.endpoint_id}
+                fp["judge"] = {"model": cfg.judge_model, "endpoint": redact_url(cfg.judge_api_url) or self.endpoint_id}
             self.tasks.append(_Task(name, bench, samples, fp, gen))
             if not cls.needs_code_execution:
                 # Warm lazy imports (sympy...) now: doing it on the first answer would stall the event loop
@@ -485,8 +488,26 @@ class EvalRunner:
                     t.pending += 1
                     yield t, s, r
 
+    _QUIRK_WARNINGS: ClassVar[dict[str, str]] = {
+        "usage_rejected": "the server's token usage was not plausible (strings, negative, huge or more than "
+        "max_tokens): counted tokens are used instead",
+        "not_streamed": "the server did not stream (a whole JSON body came back): TTFT is not measured",
+        "sse_mislabelled": "the server labelled its stream as something other than text/event-stream: "
+        "accepted because it parsed as SSE",
+    }
+
+    def _warn_quirks(self, quirks: tuple[str, ...]) -> None:
+        """One warning line per kind of server quirk, once per run."""
+        warned: set[str] = self.__dict__.setdefault("_warned_quirks", set())
+        for q in quirks:
+            if q not in warned:
+                warned.add(q)
+                self.say("Warning: " + self._QUIRK_WARNINGS.get(q, q))
+
     async def _one(self, model: ApiModel, t: _Task, s: Sample, rep: int) -> None:
         gen: Generation = await model.generate(s.messages, t.generation, _request_id(t.name, s.id, rep), rep)
+        if gen.quirks:
+            self._warn_quirks(gen.quirks)
         entry: dict[str, Any] = {
             "benchmark": t.name,
             "sample_id": s.id,

@@ -252,6 +252,10 @@ class Aggregator:
         self.check_requests = 0
         self.check_usage_tokens = 0
         self.check_tokenizer_tokens = 0
+        # server quirks over successes: usage not believed, whole body for a stream, SSE under another type
+        self.usage_rejected = 0
+        self.not_streamed = 0
+        self.sse_mislabelled = 0
         self.first_sent_ns: int | None = None
         self.last_end_ns: int | None = None
         self.errors: dict[str, dict[str, Any]] = {}
@@ -299,6 +303,8 @@ class Aggregator:
         self.server.add(rec)
         m = self.metrics
         s = self._scalar(rec)
+        if rec.usage_rejected is not None or rec.sse_content_type is not None or not rec.ttft_measured:
+            self._note_quirks(rec, s)
         if s.ttft is not None:
             m["ttft"].record(s.ttft)
         if s.ttfo is not None:
@@ -312,7 +318,9 @@ class Aggregator:
             m["latency_from_schedule"].record(s.from_schedule)
         itl_m = m["itl"]
         itl_before_sum, itl_before_n = itl_m.sum_ns, itl_m.count
-        if len(rec.event_ns) >= _VECTOR_MIN_EVENTS:
+        if not rec.ttft_measured:
+            pass  # a whole body: no per-token timing was observed
+        elif len(rec.event_ns) >= _VECTOR_MIN_EVENTS:
             self._gaps_vectorised(rec)
         else:
             self._itl(rec, itl_m.record)
@@ -325,6 +333,24 @@ class Aggregator:
             # A metric that is undefined for this request (e.g. TPOT with one token) does not fail its SLO.
             if all(values[k] is None or values[k] <= lim for k, lim in self.slos_ns.items()):  # type: ignore[operator]
                 self.good += 1
+
+    def _note_quirks(self, rec: RequestRecord, s: Any) -> None:
+        """Count a success's server quirks; a whole body (no stream) has no TTFT / TTFO / TPOT to record."""
+        if rec.usage_rejected is not None:
+            self.usage_rejected += 1
+        if rec.sse_content_type is not None:
+            self.sse_mislabelled += 1
+        if not rec.ttft_measured:
+            self.not_streamed += 1
+            s.ttft = s.ttfo = s.tpot = None
+
+    def quirks(self) -> dict[str, int]:
+        """How many successes had each server quirk (the summary's ``server_quirks``)."""
+        return {
+            "usage_rejected": self.usage_rejected,
+            "not_streamed": self.not_streamed,
+            "sse_mislabelled": self.sse_mislabelled,
+        }
 
     def _gaps_vectorised(self, rec: RequestRecord) -> None:
         """ITL and ICL of a long stream with numpy; same definitions as :mod:`evalscope.perf.metrics`."""
@@ -377,7 +403,7 @@ class Aggregator:
 
     def token_disagreement(self) -> dict[str, Any] | None:
         """Server usage vs client tokenizer over the checked requests (None when nothing was checked)."""
-        if not self.check_requests:
+        if not self.check_requests and not self.usage_rejected:
             return None
         u, t = self.check_usage_tokens, self.check_tokenizer_tokens
         return {
@@ -385,6 +411,8 @@ class Aggregator:
             "usage_tokens": u,
             "tokenizer_tokens": t,
             "relative_difference": ((t - u) / u) if u else None,
+            # successes whose server usage was not believed (engine/usage.py): counted tokens were used
+            "usage_rejected": self.usage_rejected,
         }
 
     def sample_in_flight(self, now_ns: int, in_flight: int) -> None:
@@ -407,6 +435,9 @@ class Aggregator:
             "good",
             "prompt_tokens",
             "completion_tokens",
+            "usage_rejected",
+            "not_streamed",
+            "sse_mislabelled",
         ):
             setattr(self, attr, getattr(self, attr) + getattr(other, attr))
         for k, v in other.token_sources.items():
@@ -462,6 +493,9 @@ class Aggregator:
                     "check_requests",
                     "check_usage_tokens",
                     "check_tokenizer_tokens",
+                    "usage_rejected",
+                    "not_streamed",
+                    "sse_mislabelled",
                 )
             },
             "token_sources": dict(self.token_sources),

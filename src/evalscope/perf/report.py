@@ -247,7 +247,13 @@ class ConsoleReporter(Reporter):
             rate = ""
             if cl.get("achieved_rate") is not None:
                 rate = f", achieved {cl['achieved_rate']:.2f}/s of {cl['target_rate']:g}/s"
-            verdict = "trustworthy" if cl["trustworthy"] else f"NOT trustworthy: {cl['reason']}"
+            verdict = (
+                "trustworthy"
+                if cl["trustworthy"]
+                else cl["reason"]
+                if cl["trustworthy"] is None
+                else f"NOT trustworthy: {cl['reason']}"
+            )
             c.print(
                 f"client (stage {s['stage'] + 1}): loop lag p99 {_ms(lag['p99'])} ms, "
                 f"CPU {cl['cpu_percent']:.0f}%{rate}; {verdict}"

@@ -30,7 +30,7 @@ import orjson
 from evalscope import __version__
 from evalscope.engine.client import Client, yield_then
 from evalscope.engine.records import Request, RequestRecord
-from evalscope.engine.redact import register_secret
+from evalscope.engine.redact import redact_url, register_secret, register_url_secrets
 from evalscope.engine.session import Timeouts, base_url, normalize_url, run
 from evalscope.errors import EndpointError, EvalscopeError
 from evalscope.perf.aggregate import Aggregator, Metric
@@ -195,7 +195,7 @@ class PerfRun:
     def _header_info(self) -> dict[str, Any]:
         cfg = self.cfg
         return {
-            "url": self.url,
+            "url": redact_url(self.url),
             "model": self.model,
             "api": cfg.api,
             "simulator": self.simulator,
@@ -218,7 +218,7 @@ class PerfRun:
             "command": "perf",
             "status": "running",
             "config": safe_json(cfg.public_dict()),
-            "target": {"url": self.url, "model": self.model, "api": cfg.api, "simulator": self.simulator},
+            "target": {"url": redact_url(self.url), "model": self.model, "api": cfg.api, "simulator": self.simulator},
             "versions": _versions(),
             "pid": os.getpid(),
             "started_at": _iso(self.started_wall),
@@ -264,13 +264,15 @@ class PerfRun:
         m["elapsed_s"] = (_clock() - self.started_ns) / 1e9
         m["stop_reason"] = self.stop_reason
         m["target"]["model"] = self.model
-        m["trustworthy"] = (
-            all(s["client"]["trustworthy"] for s in self.stage_summaries) if self.stage_summaries else None
-        )
+        from evalscope.perf.min_window import overall_trust
+
+        m["trustworthy"] = overall_trust(self.stage_summaries)
         m["records_written"] = self.writer.written if self.writer is not None else 0
         write_json_atomic(self.run_dir / "manifest.json", safe_json(m))
 
     def summary(self) -> dict[str, Any]:
+        from evalscope.perf.min_window import overall_trust
+
         cfg = self.cfg
         return {
             "schema": SCHEMA,
@@ -280,16 +282,33 @@ class PerfRun:
             "stop_reason": self.stop_reason,
             "started_at": _iso(self.started_wall),
             "elapsed_s": (_clock() - self.started_ns) / 1e9,
-            "target": {"url": self.url, "model": self.model, "api": cfg.api, "simulator": self.simulator},
+            "target": {"url": redact_url(self.url), "model": self.model, "api": cfg.api, "simulator": self.simulator},
             "dataset": {"name": cfg.dataset, **self.dataset.describe()},
             "token_counting": self.tokenizer.name,
             "metric_profile": cfg.metric_profile,
             "stream": cfg.stream,
-            "trustworthy": all(s["client"]["trustworthy"] for s in self.stage_summaries)
-            if self.stage_summaries
-            else None,
+            "trustworthy": overall_trust(self.stage_summaries),
             "stages": self.stage_summaries,
         }
+
+    _warned: frozenset[str] = frozenset()
+
+    def warn_quirks(self, summary: dict[str, Any]) -> None:
+        """One warning line per kind of server quirk, once per run (the counts are in the summary)."""
+        quirks = summary.get("server_quirks") or {}
+        texts = {
+            "usage_rejected": "the server's token usage was not plausible (strings, negative, huge or more "
+            "than max_tokens) for {n} requests: counted tokens used instead (token_disagreement)",
+            "not_streamed": "the server did not stream ({n} requests got a whole JSON body): TTFT, ITL and "
+            "TPOT are not measured for them; E2E latency and tokens are",
+            "sse_mislabelled": "the server labelled its stream as something other than text/event-stream "
+            "({n} requests): accepted because it parsed as SSE",
+        }
+        for kind, text in texts.items():
+            n = quirks.get(kind) or 0
+            if n and kind not in self._warned:
+                self._warned = self._warned | {kind}
+                self.reporter.message("Warning: " + text.format(n=n))
 
     # ---- signals -----------------------------------------------------------------------------------------
 
@@ -465,6 +484,7 @@ class PerfRun:
         if self.scraper is not None:
             summary["server_metrics"] = self.scraper.end_stage()
         self.stage_summaries.append(summary)
+        self.warn_quirks(summary)
         self.reporter.stage_end(self, summary)
         self.stage = None
 
@@ -664,6 +684,7 @@ def prepare(cfg: PerfConfig) -> tuple[Tokenizer, PerfDataset, str | None, str | 
     """Everything checked before any network I/O: tokenizer, dataset, URL, API key."""
     tokenizer = get_tokenizer(cfg.tokenizer_path)
     dataset = DATASETS.get(cfg.dataset)(cfg, tokenizer)
+    register_url_secrets(cfg.url)
     url = None
     if cfg.url is not None:
         from evalscope.engine.protocols.base import PROTOCOLS

@@ -1184,6 +1184,7 @@ class WorkerRun(PerfRun):
             summary["server_metrics"] = self.scraper.end_stage()
         self.stage_summaries.append(summary)
         self.stage = None
+        self.warn_quirks(summary)
         self.reporter.stage_end(self, summary)
 
 

@@ -13,6 +13,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 Policy = Literal["random", "echo", "choice", "scripted"]
 OutputDist = Literal["fixed", "uniform", "normal"]
+UsageFault = Literal["string", "text", "negative", "huge", "float", "junk"]
+ReplyQuirk = Literal[
+    "empty_stream",
+    "json_for_stream",
+    "text_plain",
+    "redirect_301",
+    "redirect_302",
+    "redirect_303",
+    "redirect_307",
+    "redirect_308",
+]
 
 #: Fault kinds in the order one uniform draw walks their rates (the order is part of the seeded behaviour).
 FAULT_KINDS: tuple[str, ...] = (
@@ -144,6 +155,17 @@ class SimConfig(BaseModel):
         default=0.0, ge=0, le=1, description="End the body cleanly mid-stream, no finish_reason, no [DONE]."
     )
     error_event_rate: float = Field(default=0.0, ge=0, le=1, description="Send an error object mid-stream.")
+    usage_fault: UsageFault | None = Field(
+        default=None,
+        description="Send bad usage in every reply: counts as numeric strings ('8'), as text ('many'), "
+        "negative, huge (1e12), non-integer floats, or junk (not an object).",
+    )
+    reply_quirk: ReplyQuirk | None = Field(
+        default=None,
+        description="Answer every generation oddly: empty_stream ([DONE] only), json_for_stream (a whole "
+        "body when a stream was asked for), text_plain (SSE labelled text/plain), redirect_30x (the POST is "
+        "redirected to /sim/redirected/...; a GET there answers 200).",
+    )
     stall_max_s: float = Field(
         default=300.0, gt=0, description="A stalled request is aborted after this long."
     )

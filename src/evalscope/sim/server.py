@@ -159,6 +159,11 @@ class _Stream:
         return b'"usage":{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d' % (p, c, p + c)
 
     def _final_usage(self) -> bytes:
+        fault = self.server.cfg.usage_fault
+        if fault is not None:
+            from evalscope.sim.quirks import bad_usage
+
+            return b'"usage":' + orjson.dumps(bad_usage(fault, self.rec.prompt_tokens, self.sent_tokens))
         usage = self._usage()
         if self.rec.reasoning_tokens:
             usage += b',"completion_tokens_details":{"reasoning_tokens":%d}' % self.rec.reasoning_tokens
@@ -433,6 +438,7 @@ class SimServer:
         r.add_post("/tokenize", self._tokenize)
         r.add_get("/sim/truth", self._get_truth)
         r.add_get("/sim/stats", self._get_stats)
+        r.add_route("*", "/sim/redirected/{tail:.*}", self._redirected)
         r.add_route("*", "/{tail:.*}", self._not_found)
         return app
 
@@ -766,7 +772,12 @@ class SimServer:
         first_due = arrival + round(ttft_ns)
         created = int(time.time())
 
-        if not rec.stream:
+        quirk = self.cfg.reply_quirk
+        if quirk is not None and not request.path.startswith("/sim/redirected/"):
+            quirky = await self._quirk(request, rec, quirk)
+            if quirky is not None:
+                return quirky
+        if not rec.stream or quirk == "json_for_stream":
             return await self._whole(
                 request, rec, chat, content, reasoning, finish, fault, first_due, itl_ns, created
             )
@@ -793,9 +804,10 @@ class SimServer:
             created,
             orjson.dumps(rec.model),
         )
+        ctype = "text/plain; charset=utf-8" if quirk == "text_plain" else "text/event-stream"
         resp = web.StreamResponse(
             status=200,
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", **headers},
+            headers={"Content-Type": ctype, "Cache-Control": "no-cache", **headers},
         )
         resp.enable_chunked_encoding()
         await resp.prepare(request)
@@ -843,6 +855,39 @@ class SimServer:
             except ConnectionError:
                 pass
         return resp
+
+    async def _quirk(self, request: web.Request, rec: TruthRecord, quirk: str) -> web.StreamResponse | None:
+        """``--reply-quirk`` answers that replace the generation (None: generate, maybe oddly labelled)."""
+        if quirk.startswith("redirect_"):
+            rec.status = int(quirk.rpartition("_")[2])
+            rec.outcome = quirk
+            return web.Response(
+                status=rec.status,
+                headers={"Location": "/sim/redirected" + request.path_qs, "x-request-id": rec.request_id},
+            )
+        if quirk == "empty_stream" and rec.stream:
+            rec.outcome = quirk
+            return web.Response(body=_DONE, content_type="text/event-stream")
+        return None
+
+    async def _redirected(self, request: web.Request) -> web.StreamResponse:
+        """Where ``--reply-quirk redirect_*`` points: a POST is served as usual; a GET (what a POST becomes
+        when a client follows 301/302/303) is answered 200 with a completion-shaped body, as a naive server
+        or a cache might, so that a client which follows it silently counts a request that never ran."""
+        tail = request.path[len("/sim/redirected") :]
+        if request.method == "POST":
+            endpoint = "chat" if tail.endswith("/chat/completions") else "completions"
+            return await self._serve(request, endpoint, self._generate)
+        body = {
+            "id": "redirected",
+            "object": "chat.completion",
+            "model": self._models[0],
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": "moved"}, "finish_reason": "stop"}
+            ],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
+        return web.json_response(body)
 
     async def _wait_until(self, due_ns: int) -> None:
         """Sleep until ``due_ns`` through the shared ticker (no per-request timer)."""
@@ -908,6 +953,10 @@ class SimServer:
         if rec.cached_tokens is not None:
             usage["prompt_tokens_details"] = {"cached_tokens": rec.cached_tokens}
         text = "".join(content)
+        if self.cfg.usage_fault is not None:
+            from evalscope.sim.quirks import bad_usage
+
+            usage = bad_usage(self.cfg.usage_fault, rec.prompt_tokens, ntok)
         choice: dict[str, Any]
         if chat:
             message: dict[str, Any] = {"role": "assistant", "content": text}

@@ -48,6 +48,9 @@ def _error_event(obj: dict[str, Any], st: StreamState) -> None:
 
 def _take_usage(obj: dict[str, Any], st: StreamState) -> None:
     usage = obj.get("usage")
+    if usage and not isinstance(usage, dict):
+        st.usage = usage  # not an object: kept so that check_usage rejects it and counts the disagreement
+        return
     if isinstance(usage, dict):
         ct = usage.get("completion_tokens")
         if isinstance(ct, int):

@@ -13,6 +13,7 @@ from typing import Any
 
 from evalscope.engine.client import Client
 from evalscope.engine.records import ErrorInfo, Request, RequestRecord
+from evalscope.engine.redact import redact_url
 from evalscope.engine.retry import AIMDGate, RetryPolicy, send_with_retry
 from evalscope.engine.session import Timeouts
 from evalscope.eval.cache import ResponseCache, cache_key
@@ -53,6 +54,8 @@ class Generation:
     error: ErrorInfo | None = None
     gave_up: str | None = None
     retried_errors: list[str] = field(default_factory=list)
+    #: server quirks seen on this answer (``usage_rejected``, ``not_streamed``, ``sse_mislabelled``)
+    quirks: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -77,7 +80,21 @@ def _from_record(rec: RequestRecord) -> Generation:
         latency_s=latency,
         ttft_s=None if ttft_ns is None else ttft_ns / 1e9,
         error=rec.error if not rec.ok else None,
+        quirks=_quirks(rec),
     )
+
+
+def _quirks(rec: RequestRecord) -> tuple[str, ...]:
+    if rec.usage_rejected is None and rec.ttft_measured and rec.sse_content_type is None:
+        return ()
+    out = []
+    if rec.usage_rejected is not None:
+        out.append("usage_rejected")
+    if not rec.ttft_measured:
+        out.append("not_streamed")
+    if rec.sse_content_type is not None:
+        out.append("sse_mislabelled")
+    return tuple(out)
 
 
 class ApiModel:
@@ -108,7 +125,7 @@ class ApiModel:
         )
         self.policy = policy or RetryPolicy()
         self.gate = AIMDGate(concurrency)
-        self.endpoint_id = endpoint_id or self.client.url
+        self.endpoint_id = endpoint_id or redact_url(self.client.url) or ""
         self.cache = cache
         self.sent = 0
         self.retries = 0
