@@ -25,6 +25,14 @@ ERROR_KINDS: tuple[str, ...] = (
     "client",  # anything else raised on the client side
 )
 
+#: Header that carries our request id to the built-in simulator, which keys its truth by it. It is sent only
+#: to a server that identified itself as the simulator (:data:`SIM_MARK_HEADER`): real servers get no
+#: request-id header from us (llama-cpp-python answers 400 to a non-UUID ``X-Request-Id``; vLLM adopts
+#: ``X-Request-Id`` as its own id, so small integers from two runs would collide).
+SIM_ID_HEADER = "X-Evalscope-Request-Id"
+#: Response header by which the simulator identifies itself (on ``/v1/models``).
+SIM_MARK_HEADER = "X-Evalscope-Sim"
+
 
 @dataclass(slots=True)
 class ErrorInfo:
@@ -110,6 +118,7 @@ class RequestRecord:
     tool_calls: list[dict[str, Any]] | None = None
     error: ErrorInfo | None = None
     worker: int = 0
+    reconnects: int = 0  # resent on a fresh connection: the kept-alive one was closed before any reply byte
 
     @property
     def ok(self) -> bool:
@@ -163,6 +172,7 @@ class RequestRecord:
             "tool_calls": self.tool_calls,
             "error": None if self.error is None else self.error.to_dict(),
             "worker": self.worker,
+            "reconnects": self.reconnects,
         }
 
     @classmethod
@@ -195,4 +205,5 @@ class RequestRecord:
             tool_calls=d.get("tool_calls"),
             error=None if err is None else ErrorInfo.from_dict(err),
             worker=d.get("worker", 0),
+            reconnects=d.get("reconnects", 0),
         )
