@@ -63,8 +63,11 @@ class TrackingConnector(aiohttp.TCPConnector):
     the first time it is handed out (an attribute: cheaper than a weak set, nothing to clean up).
     """
 
-    async def connect(  # noqa: ASYNC109 - aiohttp's signature
-        self, req: ClientRequest, traces: list[Trace], timeout: aiohttp.ClientTimeout
+    async def connect(
+        self,
+        req: ClientRequest,
+        traces: list[Trace],
+        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 - aiohttp's signature
     ) -> Connection:
         conn = await super().connect(req, traces, timeout)
         proto = conn.protocol
