@@ -4,7 +4,8 @@ Clients meet these on real servers and never on a simulator that keeps every con
 
 - a keep-alive limit: after ``keepalive_max_requests`` requests the reply says ``Connection: close`` and the
   server closes the connection (cpp-httplib's ``keep_alive_max_count``, 100 by default, 5 in old versions);
-- idle reaping: a kept-alive connection without a new request for ``idle_timeout_ms`` is closed by the server
+- idle reaping: a kept-alive connection (one that has served a request) without a new request for
+  ``idle_timeout_ms`` is closed by the server
   (cpp-httplib's ``keep_alive_timeout``, 5 s). The client learns of the close only when the FIN reaches it and
   its event loop reads it; a request written before that is lost unanswered ("Server disconnected", "Can not
   write request body"). ``fin_delay_ms`` widens that window as a slow network or a busy client does, so that
@@ -28,7 +29,7 @@ import random
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
 
@@ -90,7 +91,6 @@ class ConnPolicy:
         if self.workers is None or self.busy < self.workers:
             self.busy += 1
             h.sim_has_worker = True
-            self._arm_idle(h)
             return True
         if self.queue_max is not None and len(self.waiting) >= self.queue_max:
             self.dropped += 1
@@ -154,10 +154,10 @@ class ConnPolicy:
             self.busy += 1
             h.sim_has_worker = True
             t.resume_reading()
-            self._arm_idle(h)
             return
 
     def _arm_idle(self, h: ConnMixin) -> None:
+        # Armed after each reply only: a kept-alive connection is reaped, a new one gets its first request in.
         if self.idle_s is not None:
             self._disarm(h)
             h.sim_idle_handle = self.loop.call_later(self.idle_s, self._reap, h)
@@ -198,10 +198,10 @@ class ConnMixin:
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
-        assert isinstance(transport, asyncio.Transport)
-        self.sim_transport = transport
+        t = cast(asyncio.Transport, transport)  # uvloop's transports are not asyncio.Transport subclasses
+        self.sim_transport = t
         if self.sim_conns is not None:
-            self.sim_conns.opened_conn(self, transport)
+            self.sim_conns.opened_conn(self, t)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if self.sim_conns is not None:
