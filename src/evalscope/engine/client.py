@@ -159,7 +159,8 @@ class Client:
 
     @property
     def is_simulator(self) -> bool | None:
-        """Whether the server identified itself as the evalscope simulator (None: not known yet)."""
+        """Whether request ids are sent: the server identified itself as our simulator, or ids were forced on
+        or off (None: not known yet)."""
         return self.send_request_id
 
     def note_server(self, headers: Mapping[str, str]) -> None:
