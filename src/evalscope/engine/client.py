@@ -88,6 +88,8 @@ class Client:
 
     A request whose kept-alive connection the server closed before any byte of the reply is resent once on a
     fresh connection and counted in ``RequestRecord.reconnects``, not as a failure (see :func:`_lost_before_reply`).
+    That needs to know whether a connection was reused, which the client's own session tells (``make_session``);
+    with a ``session`` passed in that was made otherwise, nothing is ever resent.
     """
 
     def __init__(
