@@ -209,6 +209,10 @@ async def test_bounded_workers_make_connections_wait_not_fail() -> None:
     async with SimServer(cfg) as sim:
         async with Client(sim.url, "sim-model", send_request_id=False) as c:
             recs = await asyncio.gather(*(c.send(Request(prompt="hi", max_tokens=2)) for _ in range(6)))
+        for _ in range(100):  # the server learns of the last closes a loop turn or two later
+            if sim.stats()["connections"]["busy_workers"] == 0:
+                break
+            await asyncio.sleep(0.01)
         stats = sim.stats()["connections"]
     assert all(r.ok for r in recs), [r.error for r in recs]
     assert stats["queued"] >= 3 and stats["busy_workers"] == 0
