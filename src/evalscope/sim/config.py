@@ -140,11 +140,18 @@ class SimConfig(BaseModel):
     fin_delay_ms: float = Field(
         default=0.0,
         ge=0,
-        description="The client sees an idle-reaped connection close only after this long (ms); "
-        "a request it sends meanwhile is lost unanswered (the race of reaping with a slow network).",
+        description="The client sees an unannounced server close (idle reaping, silent_close_rate) only "
+        "after this long (ms); a request it sends meanwhile is lost unanswered (the race with the FIN).",
     )
     close_rate: float = Field(
         default=0.0, ge=0, le=1, description="Fraction of replies sent with 'Connection: close'."
+    )
+    silent_close_rate: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Fraction of replies after which the server closes the connection without saying so "
+        "(seen from llama-server after streams); the client sees it fin_delay_ms later.",
     )
     max_workers: int | None = Field(
         default=None,

@@ -11,6 +11,10 @@ Clients meet these on real servers and never on a simulator that keeps every con
   write request body"). ``fin_delay_ms`` widens that window as a slow network or a busy client does, so that
   tests can produce the race at will;
 - ``Connection: close`` on a fraction of replies (``close_rate``);
+- an unannounced close right after a fraction of replies (``silent_close_rate``): llama-server (cpp-httplib
+  0.58) was seen doing this after streamed replies; back to back on one connection, 2 of 20 streamed requests
+  failed with "Server disconnected", none with a 200 ms pause between them. ``fin_delay_ms`` is again the
+  window in which the client does not know yet;
 - a bounded pool of serving workers (``max_workers``): as in cpp-httplib, a worker owns a connection from the
   moment it takes it off the queue until the connection closes (keep-alive limit, idle reaping, or the client).
   Other connections wait, unread (their request sits in the kernel's buffer); with ``worker_queue`` set, a
@@ -45,6 +49,7 @@ def wanted(cfg: SimConfig) -> bool:
         cfg.keepalive_max_requests is not None
         or cfg.idle_timeout_ms is not None
         or cfg.close_rate > 0
+        or cfg.silent_close_rate > 0
         or cfg.max_workers is not None
     )
 
@@ -58,6 +63,7 @@ class ConnPolicy:
         self.idle_s = None if cfg.idle_timeout_ms is None else cfg.idle_timeout_ms / 1000.0
         self.fin_delay_s = cfg.fin_delay_ms / 1000.0
         self.close_rate = cfg.close_rate
+        self.silent_close_rate = cfg.silent_close_rate
         self.workers = cfg.max_workers
         self.queue_max = cfg.worker_queue
         self.busy = 0
@@ -68,6 +74,7 @@ class ConnPolicy:
         self.dropped = 0  # accepted and closed at once: the worker queue was full
         self.queued = 0  # had to wait for a worker
         self.reaped = 0  # closed by idle reaping
+        self.silent_closes = 0  # closed right after a reply that did not say so
         self.lost = 0  # requests that arrived on a connection already reaped: never answered
         self.closing_replies = 0  # replies sent with ``Connection: close``
 
@@ -79,6 +86,7 @@ class ConnPolicy:
             "waiting": len(self.waiting),
             "busy_workers": self.busy,
             "reaped": self.reaped,
+            "silent_closes": self.silent_closes,
             "lost": self.lost,
             "closing_replies": self.closing_replies,
         }
@@ -125,7 +133,10 @@ class ConnPolicy:
 
     def reply_done(self, h: ConnMixin) -> None:
         h.sim_busy = False
-        if h.sim_has_worker:
+        if h.sim_close_after:
+            if self._close_unannounced(h):
+                self.silent_closes += 1
+        elif h.sim_has_worker:
             self._arm_idle(h)
 
     def on_prepare(self, request: web.BaseRequest, resp: web.StreamResponse) -> None:
@@ -141,6 +152,8 @@ class ConnPolicy:
             self.closing_replies += 1
             resp.headers["Connection"] = "close"
             resp.force_close()
+        elif self.silent_close_rate and isinstance(h, ConnMixin):
+            h.sim_close_after = self._rng.random() < self.silent_close_rate
 
     # ---- internals -------------------------------------------------------------------------------------
 
@@ -171,11 +184,16 @@ class ConnPolicy:
     def _reap(self, h: ConnMixin) -> None:
         """Idle too long: the server closes the connection (its FIN reaches the client ``fin_delay`` later)."""
         h.sim_idle_handle = None
+        if not h.sim_busy and self._close_unannounced(h):
+            self.reaped += 1
+
+    def _close_unannounced(self, h: ConnMixin) -> bool:
+        """The server closes the connection on its own; the client learns of it ``fin_delay`` later."""
         t = h.sim_transport
-        if h.sim_busy or t is None or t.is_closing():
-            return
+        if t is None or t.is_closing() or h.sim_reaped:
+            return False
+        self._disarm(h)
         h.sim_reaped = True
-        self.reaped += 1
         if h.sim_has_worker:
             h.sim_has_worker = False
             self._free_worker()
@@ -183,6 +201,7 @@ class ConnPolicy:
             self.loop.call_later(self.fin_delay_s, t.close)
         else:
             t.close()
+        return True
 
 
 class ConnMixin:
@@ -193,6 +212,7 @@ class ConnMixin:
     sim_has_worker = False
     sim_busy = False
     sim_reaped = False
+    sim_close_after = False
     sim_served = 0
     sim_idle_handle: asyncio.TimerHandle | None = None
 

@@ -79,6 +79,24 @@ async def test_fin_delay_loses_a_request_sent_on_a_reaped_connection() -> None:
     assert stats["requests"] == 1  # the lost request never reached a handler
 
 
+async def test_silent_close_after_a_reply() -> None:
+    """Closed right after a reply that did not say so: the next request on the connection is lost while the
+    FIN is delayed; with no delay the client sees the close and opens a new connection."""
+    cfg = SimConfig(silent_close_rate=1.0, fin_delay_ms=3000, **FAST)
+    async with SimServer(cfg) as sim, aiohttp.ClientSession() as http:
+        status, _, headers = await _post(http, sim.url)
+        assert status == 200 and headers.get("Connection") is None
+        with pytest.raises(aiohttp.ClientError):
+            await _post(http, sim.url)
+        stats = sim.stats()["connections"]
+    assert stats["silent_closes"] == 1 and stats["lost"] == 1
+    async with SimServer(SimConfig(silent_close_rate=1.0, **FAST)) as sim, aiohttp.ClientSession() as http:
+        assert (await _post(http, sim.url))[0] == 200
+        await asyncio.sleep(0.05)
+        assert (await _post(http, sim.url))[0] == 200
+        assert sim.stats()["connections"]["opened"] == 2
+
+
 async def test_bounded_workers_queue_then_drop() -> None:
     cfg = SimConfig(max_workers=1, worker_queue=1, ttft_ms=200, itl_ms=0)
     async with SimServer(cfg) as sim:
@@ -116,6 +134,7 @@ def test_worker_queue_needs_workers_and_cli_flags() -> None:
         "--idle-timeout-ms",
         "--fin-delay-ms",
         "--close-rate",
+        "--silent-close-rate",
         "--max-workers",
         "--worker-queue",
         "--uuid-request-ids",
