@@ -26,9 +26,15 @@ from evalscope.engine.protocols.base import (
     StreamState,
 )
 from evalscope.engine.protocols.base import get_protocol as _get_protocol
-from evalscope.engine.records import ErrorInfo, Request, RequestRecord
+from evalscope.engine.records import SIM_ID_HEADER, SIM_MARK_HEADER, ErrorInfo, Request, RequestRecord
 from evalscope.engine.redact import redact_url, register_secret, register_url_secrets, scrub
-from evalscope.engine.session import Timeouts, make_session, normalize_url
+from evalscope.engine.session import (
+    Timeouts,
+    connection_reused,
+    make_session,
+    normalize_url,
+    reset_connection_reused,
+)
 from evalscope.engine.sse import SSEDecoder, SSEError
 from evalscope.engine.usage import check_usage, limit_of
 
@@ -44,6 +50,30 @@ def _retry_after(value: str | None) -> float | None:
         return None  # an HTTP date: rare from inference servers; treated as "no hint"
 
 
+#: How many times one request may be resent because its kept-alive connection was closed before any reply
+#: byte. The resend goes on a fresh connection, whose failures are never resent, so 1 is enough.
+MAX_RECONNECTS = 1
+
+
+def _lost_before_reply(exc: BaseException, rec: RequestRecord) -> bool:
+    """True when the server closed a REUSED connection before any byte of the reply: never processed.
+
+    A kept-alive connection can be closed by the server (idle reaping, keep-alive limits) just as a request is
+    written on it; the request then fails with "Server disconnected" or "Can not write request body" although
+    the server never saw it. Anything else (a fresh connection, a partial reply, a status line) is not this case.
+    """
+    if rec.http_status is not None or rec.first_byte_ns is not None or rec.reconnects >= MAX_RECONNECTS:
+        return False
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        if not isinstance(exc.message, str):  # aiohttp passes the partly parsed reply when bytes had arrived
+            return False
+    elif isinstance(exc, aiohttp.ClientConnectorError) or not isinstance(
+        exc, aiohttp.ClientOSError | aiohttp.ClientConnectionResetError
+    ):
+        return False
+    return connection_reused()
+
+
 class Client:
     """One endpoint + protocol + credentials, sharing one aiohttp session across all requests.
 
@@ -53,7 +83,14 @@ class Client:
         api: protocol name (``openai``, ``openai-completions``, ``openai-embeddings``, plugins) or instance.
         api_key: sent as ``Authorization: Bearer``; registered for redaction, never stored in records.
         keep_text: keep generated text / reasoning / tool calls in records (eval does, perf does not).
-        send_request_id: send ``X-Request-Id: <request_id>`` (the simulator keys its truth by it).
+        send_request_id: send the request id in ``X-Evalscope-Request-Id`` (the simulator keys its truth by it):
+            None (default) only once the server has identified itself as the simulator (see :meth:`identify`),
+            True always, False never. Real servers get no request-id header.
+
+    A request whose kept-alive connection the server closed before any byte of the reply is resent once on a
+    fresh connection and counted in ``RequestRecord.reconnects``, not as a failure (see :func:`_lost_before_reply`).
+    That needs to know whether a connection was reused, which the client's own session tells (``make_session``);
+    with a ``session`` passed in that was made otherwise, nothing is ever resent.
     """
 
     def __init__(
@@ -67,7 +104,7 @@ class Client:
         stream: bool = True,
         keep_text: bool = False,
         continuous_usage: bool = False,
-        send_request_id: bool = False,
+        send_request_id: bool | None = None,
         session: aiohttp.ClientSession | None = None,
         worker: int = 0,
     ) -> None:
@@ -79,6 +116,8 @@ class Client:
         self.keep_text = keep_text
         self.timeouts = timeouts or Timeouts()
         self.send_request_id = send_request_id
+        self._identifying: asyncio.Future[bool] | None = None
+        self._fresh_session: aiohttp.ClientSession | None = None
         self.worker = worker
         self._headers: dict[str, str] = {"Content-Type": "application/json"}
         if self.stream:
@@ -138,6 +177,55 @@ class Client:
         if self._session is not None and self._own_session:
             await self._session.close()
             self._session = None
+        if self._fresh_session is not None:
+            await self._fresh_session.close()
+            self._fresh_session = None
+
+    @property
+    def is_simulator(self) -> bool | None:
+        """Whether request ids are sent: the server identified itself as our simulator, or ids were forced on
+        or off (None: not known yet)."""
+        return self.send_request_id
+
+    def note_server(self, headers: Mapping[str, str]) -> None:
+        """Learn from a response's headers whether the server is our simulator (first answer wins)."""
+        if self.send_request_id is None:
+            self.send_request_id = SIM_MARK_HEADER in headers
+
+    async def identify(self, timeout_s: float = 5.0) -> bool:
+        """Whether the server is the evalscope simulator: one ``GET /v1/models`` unless already known.
+
+        Concurrent callers share the one probe; a failed probe means "not the simulator" (no ids are sent).
+        """
+        if self.send_request_id is not None:
+            return self.send_request_id
+        if self._identifying is None:
+            self._identifying = asyncio.ensure_future(self._probe_identity(timeout_s))
+        return await asyncio.shield(self._identifying)
+
+    async def _probe_identity(self, timeout_s: float) -> bool:
+        from evalscope.engine.session import base_url
+
+        headers = {k: v for k, v in self._headers.items() if k.lower() != "content-type"}
+        try:
+            async with self.session.get(
+                base_url(self.url) + "/v1/models",
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
+            ) as resp:
+                self.note_server(resp.headers)
+                await resp.read()
+        except (aiohttp.ClientError, TimeoutError):
+            pass
+        if self.send_request_id is None:
+            self.send_request_id = False
+        return self.send_request_id
+
+    def _fresh(self) -> aiohttp.ClientSession:
+        """A session whose every request opens (and then closes) its own connection: the resend path."""
+        if self._fresh_session is None:
+            self._fresh_session = make_session(self.timeouts, fresh=True)
+        return self._fresh_session
 
     async def prewarm(self, n: int, timeout_s: float = 10.0) -> int:
         """Open up to ``n`` keep-alive connections (concurrent cheap GETs) before a measured stage.
@@ -156,6 +244,7 @@ class Client:
         async def one() -> bool:
             try:
                 async with self.session.get(url, headers=headers, timeout=timeout) as resp:
+                    self.note_server(resp.headers)
                     await resp.read()
                     return True
             except (aiohttp.ClientError, TimeoutError):
@@ -168,22 +257,34 @@ class Client:
         self, req: Request, on_cancel: Callable[[RequestRecord], None] | None = None
     ) -> RequestRecord:
         """Send ``req``; return its record. ``on_cancel`` receives the record if the task is cancelled."""
+        return await self._send(req, on_cancel, self.session, 0, 0)
+
+    async def _send(
+        self,
+        req: Request,
+        on_cancel: Callable[[RequestRecord], None] | None,
+        session: aiohttp.ClientSession,
+        scheduled_ns: int,
+        reconnects: int,
+    ) -> RequestRecord:
         proto = self.protocol
         body = orjson.dumps(proto.build_body(req, self.model, self.stream))
         headers = self._headers
         if self.send_request_id:
-            headers = {**headers, "X-Request-Id": str(req.request_id)}
+            headers = {**headers, SIM_ID_HEADER: str(req.request_id)}
         st = StreamState(self.keep_text)
+        reset_connection_reused()
         sent = _clock()
         rec = RequestRecord(
             request_id=req.request_id,
             status="error",
-            scheduled_ns=req.scheduled_ns or sent,
+            scheduled_ns=scheduled_ns or req.scheduled_ns or sent,
             sent_ns=sent,
             worker=self.worker,
+            reconnects=reconnects,
         )
         try:
-            async with _Post(self, body, headers) as resp:
+            async with _Post(self, session, body, headers) as resp:
                 rec.http_status = resp.status
                 if resp.status in _REDIRECTS:
                     rec.end_ns = _clock()
@@ -251,6 +352,8 @@ class Client:
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             rec.error = ErrorInfo("connect", scrub(str(exc))[:1024], None, type(exc).__name__)
         except aiohttp.ServerDisconnectedError as exc:
+            if _lost_before_reply(exc, rec):
+                return await self._send(req, on_cancel, self._fresh(), rec.scheduled_ns, rec.reconnects + 1)
             kind = "connect" if rec.http_status is None else "incomplete_stream"
             rec.error = ErrorInfo(
                 kind, scrub(str(exc) or "server disconnected")[:1024], rec.http_status, type(exc).__name__
@@ -268,6 +371,8 @@ class Client:
                 type(exc).__name__,
             )
         except aiohttp.ClientError as exc:
+            if _lost_before_reply(exc, rec):
+                return await self._send(req, on_cancel, self._fresh(), rec.scheduled_ns, rec.reconnects + 1)
             kind = "connect" if rec.http_status is None else "incomplete_stream"
             rec.error = ErrorInfo(kind, scrub(str(exc))[:1024], rec.http_status, type(exc).__name__)
         except Exception as exc:  # noqa: BLE001 - failures are data: anything else is a client-side error record
@@ -427,10 +532,13 @@ class _Post:
     are not sent to another host. The caller sees the final response (a redirect it must report, if any).
     """
 
-    __slots__ = ("_body", "_client", "_headers", "_resp")
+    __slots__ = ("_body", "_client", "_headers", "_resp", "_session")
 
-    def __init__(self, client: Client, body: bytes, headers: dict[str, str]) -> None:
+    def __init__(
+        self, client: Client, session: aiohttp.ClientSession, body: bytes, headers: dict[str, str]
+    ) -> None:
         self._client = client
+        self._session = session
         self._body = body
         self._headers = headers
         self._resp: aiohttp.ClientResponse | None = None
@@ -438,7 +546,7 @@ class _Post:
     async def __aenter__(self) -> aiohttp.ClientResponse:
         from urllib.parse import urlsplit
 
-        session = self._client.session
+        session = self._session
         url = self._client.url
         headers = self._headers
         resp = await session.post(url, data=self._body, headers=headers, allow_redirects=False)

@@ -56,6 +56,7 @@ async def preflight(client: Client, check_model: bool = True) -> PreflightResult
     session = client.session
     try:
         async with session.get(f"{root}/v1/models", headers=auth_headers, timeout=_PREFLIGHT_TIMEOUT) as resp:
+            client.note_server(resp.headers)
             if resp.status in (401, 403):
                 raise EndpointError(
                     f"the endpoint rejected the API key (HTTP {resp.status})",

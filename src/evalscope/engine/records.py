@@ -27,6 +27,14 @@ ERROR_KINDS: tuple[str, ...] = (
     "client",  # anything else raised on the client side
 )
 
+#: Header that carries our request id to the built-in simulator, which keys its truth by it. It is sent only
+#: to a server that identified itself as the simulator (:data:`SIM_MARK_HEADER`): real servers get no
+#: request-id header from us (llama-cpp-python answers 400 to a non-UUID ``X-Request-Id``; vLLM adopts
+#: ``X-Request-Id`` as its own id, so small integers from two runs would collide).
+SIM_ID_HEADER = "X-Evalscope-Request-Id"
+#: Response header by which the simulator identifies itself (on ``/v1/models``).
+SIM_MARK_HEADER = "X-Evalscope-Sim"
+
 
 @dataclass(slots=True)
 class ErrorInfo:
@@ -122,6 +130,7 @@ class RequestRecord:
     ttft_measured: bool = True
     #: the Content-Type of a stream accepted as SSE although not labelled text/event-stream
     sse_content_type: str | None = None
+    reconnects: int = 0  # resent on a fresh connection: the kept-alive one was closed before any reply byte
 
     @property
     def ok(self) -> bool:
@@ -185,6 +194,7 @@ class RequestRecord:
             "usage_rejected": self.usage_rejected,
             "ttft_measured": self.ttft_measured,
             "sse_content_type": self.sse_content_type,
+            "reconnects": self.reconnects,
         }
 
     @classmethod
@@ -221,4 +231,5 @@ class RequestRecord:
             usage_rejected=d.get("usage_rejected"),
             ttft_measured=d.get("ttft_measured", True),
             sse_content_type=d.get("sse_content_type"),
+            reconnects=d.get("reconnects", 0),
         )

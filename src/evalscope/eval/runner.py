@@ -697,6 +697,7 @@ class EvalRunner:
         perf = performance(self._session_entries, wall_s)
         perf["requests_sent"] = model.sent
         perf["retries"] = model.retries
+        perf["reconnects"] = model.reconnects
         perf["concurrency_cuts"] = model.gate.cuts
         if self.cache is not None:
             perf["cache_hits"] = self.cache.hits

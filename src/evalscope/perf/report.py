@@ -258,6 +258,9 @@ class ConsoleReporter(Reporter):
                 f"client (stage {s['stage'] + 1}): loop lag p99 {_ms(lag['p99'])} ms, "
                 f"CPU {cl['cpu_percent']:.0f}%{rate}; {verdict}"
             )
+            if cl.get("reconnects"):
+                # requests resent on a fresh connection: the server had closed the kept-alive one unanswered
+                c.print(f"client (stage {s['stage'] + 1}): {cl['reconnects']} reconnects (not failures)")
         c.print(
             f"token counts from {stages[0]['token_source']}; prompts counted by {summary['token_counting']}"
         )

@@ -88,6 +88,7 @@ class StageState:
         self.first_sent_ns: int | None = None
         self.last_sent_ns: int | None = None
         self.cap_waits = 0
+        self.reconnects = 0
         self.warmup = False
 
 
@@ -147,7 +148,6 @@ class PerfRun:
             stream=cfg.stream,
             keep_text=cfg.save_responses,
             continuous_usage=cfg.continuous_usage,
-            send_request_id=True,
         )
         async with client:
             if cfg.test_connection:
@@ -157,6 +157,7 @@ class PerfRun:
                 self.served_models = pf.served_models
             elif not client.model:
                 client.model = await _first_served_model(client)
+            await client.identify()  # request ids go to our simulator only (usually known from preflight)
             self.model = client.model
             self._open_run_dir()
             self.start_scraper()
@@ -467,6 +468,7 @@ class PerfRun:
         )
         client_block["cpu_seconds"] = cpu.cpu_seconds()
         client_block["cap_waits"] = st.cap_waits
+        client_block["reconnects"] = st.reconnects
         client_block["workers"] = 1
         client_block["backend"] = "in-process"
         await self._check_send_side(client_block, index, rec_offset, st.dispatched)
@@ -583,6 +585,8 @@ class PerfRun:
             self.writer.add(d)
         if st.warmup:
             return
+        if rec.reconnects:
+            st.reconnects += rec.reconnects
         agg = st.agg
         agg.add(rec)
         if rec.text is not None and rec.status == "ok" and rec.token_source == "usage":

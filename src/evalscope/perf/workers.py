@@ -203,6 +203,7 @@ class _WorkerStage:
         "number",
         "prompt_base",
         "rate",
+        "reconnects",
         "t0_ns",
         "warmup",
         "warmup_done",
@@ -224,6 +225,7 @@ class _WorkerStage:
         self.in_flight: set[asyncio.Task[None]] = set()
         self.dispatched = 0
         self.cap_waits = 0
+        self.reconnects = 0
         self.warmup_done = [0, 0, 0]  # ok, failed, cancelled (warm-up has no aggregator)
         self.first_sent_ns: int | None = None
         self.last_sent_ns: int | None = None
@@ -308,7 +310,7 @@ class WorkerCore:
             stream=cfg.stream,
             keep_text=cfg.save_responses,
             continuous_usage=cfg.continuous_usage,
-            send_request_id=True,
+            send_request_id=self.setup.get("simulator"),  # the coordinator's answer: no probe per worker
             worker=self.worker,
         )
         await self.client.__aenter__()
@@ -425,6 +427,7 @@ class WorkerCore:
             "warmup": st.warmup,
             "dispatched": st.dispatched,
             "cap_waits": st.cap_waits,
+            "reconnects": st.reconnects,
             "cpu_percent": cpu.percent(),
             "cpu_seconds": cpu.cpu_seconds(),
             "wait_percent": cpu.wait_percent(),
@@ -549,6 +552,8 @@ class WorkerCore:
         if agg is None:
             st.warmup_done[0 if rec.status == "ok" else 1 if rec.status == "error" else 2] += 1
             return
+        if rec.reconnects:
+            st.reconnects += rec.reconnects
         agg.add(rec)
         if rec.text is not None and rec.status == "ok" and rec.token_source == "usage":
             agg.add_token_check(
@@ -892,7 +897,6 @@ class WorkerRun(PerfRun):
             headers=cfg.headers,
             timeouts=Timeouts(cfg.connect_timeout, cfg.read_timeout, cfg.total_timeout),
             stream=cfg.stream,
-            send_request_id=True,
         )
         from evalscope.perf.runner import _first_served_model
 
@@ -905,11 +909,13 @@ class WorkerRun(PerfRun):
             elif not client.model:
                 client.model = await _first_served_model(client)
             self.model = client.model
+            simulator = await client.identify()
         setup = {
             "cfg": cfg,
             "url": self.url,
             "model": self.model,
             "api_key": self.api_key,
+            "simulator": simulator,
             "coord_boot_id": boot_id(),
             "coord_now_ns": _clock(),
         }
@@ -1164,6 +1170,7 @@ class WorkerRun(PerfRun):
         client_block["coordinator_cpu_percent"] = round(cpu.percent(), 1)
         client_block["cpu_seconds"] = sum(float(d["cpu_seconds"]) for d in done)
         client_block["cap_waits"] = cap_waits
+        client_block["reconnects"] = sum(int(d.get("reconnects", 0)) for d in done)
         client_block["workers"] = active
         client_block["backend"] = self.pool.backend
         client_block["worker_requests"] = [int(d["dispatched"]) for d in done]

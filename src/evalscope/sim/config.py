@@ -181,6 +181,45 @@ class SimConfig(BaseModel):
         default=False, description="Add sim_ns (perf_counter_ns at send) to each chunk."
     )
 
+    # connections (real servers' habits; all off by default, see sim/conns.py)
+    keepalive_max_requests: int | None = Field(
+        default=None,
+        ge=1,
+        description="Requests served per kept-alive connection; the last reply says 'Connection: close'.",
+    )
+    idle_timeout_ms: float | None = Field(
+        default=None, ge=0, description="Close a kept-alive connection idle this long (ms): idle reaping."
+    )
+    fin_delay_ms: float = Field(
+        default=0.0,
+        ge=0,
+        description="The client sees an unannounced server close (idle reaping, silent_close_rate) only "
+        "after this long (ms); a request it sends meanwhile is lost unanswered (the race with the FIN).",
+    )
+    close_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Fraction of replies sent with 'Connection: close'."
+    )
+    silent_close_rate: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Fraction of replies after which the server closes the connection without saying so "
+        "(seen from llama-server after streams); the client sees it fin_delay_ms later.",
+    )
+    max_workers: int | None = Field(
+        default=None,
+        ge=1,
+        description="Serving workers; each owns a connection until it closes, others wait unread.",
+    )
+    worker_queue: int | None = Field(
+        default=None,
+        ge=0,
+        description="Connections that may wait for a worker; more are accepted and closed at once.",
+    )
+    uuid_request_ids: bool = Field(
+        default=False, description="Answer 400 with an empty body to a non-UUID X-Request-Id."
+    )
+
     # truth
     truth: bool = Field(
         default=True, description="Record per-request truth (disable for the leanest server)."
@@ -201,6 +240,12 @@ class SimConfig(BaseModel):
         total = sum(self.fault_rates().values())
         if total > 1.0 + 1e-9:
             raise ValueError(f"fault rates add up to {total:.3f}; they are exclusive and must sum to <= 1")
+        return self
+
+    @model_validator(mode="after")
+    def _queue_needs_workers(self) -> SimConfig:
+        if self.worker_queue is not None and self.max_workers is None:
+            raise ValueError("worker_queue bounds the wait for a worker: set max_workers too")
         return self
 
     def fault_rates(self) -> dict[str, float]:

@@ -26,6 +26,8 @@ import orjson
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from evalscope.engine.records import SIM_ID_HEADER, SIM_MARK_HEADER
+from evalscope.sim import conns as _conns
 from evalscope.sim.config import SimConfig
 from evalscope.sim.policies import ReplyMaker, prompt_seed, reasoning_tokens
 from evalscope.sim.serverside import PrefixCache, metrics_text, timings_json
@@ -385,6 +387,10 @@ class _StampingHandler(RequestHandler):
         super().data_received(data)
 
 
+class _ConnHandler(_conns.ConnMixin, _StampingHandler):
+    """The connection protocol when a connection behaviour is on (keep-alive limits, reaping, workers)."""
+
+
 class SimServer:
     """The simulator server, run in the current event loop (``async with SimServer(cfg) as sim``).
 
@@ -416,6 +422,7 @@ class SimServer:
         self._listener: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._accepting: set[asyncio.Task[Any]] = set()
+        self._conns: _conns.ConnPolicy | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -427,7 +434,10 @@ class SimServer:
 
     def build_app(self) -> web.Application:
         """The aiohttp application with every route (no middleware: it would cost on every request)."""
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        middlewares = [_conns.uuid_request_ids] if self.cfg.uuid_request_ids else []
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=middlewares)
+        if self._conns is not None:
+            app.on_response_prepare.append(self._on_prepare)
         r = app.router
         r.add_post("/v1/chat/completions", self._chat)
         r.add_post("/v1/completions", self._completions)
@@ -453,6 +463,8 @@ class SimServer:
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._ticker = Ticker(loop, self.cfg.spin_us)
+        if _conns.wanted(self.cfg):
+            self._conns = _conns.ConnPolicy(self.cfg, loop)
         self._runner = web.AppRunner(self.build_app(), access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
@@ -483,7 +495,13 @@ class SimServer:
         server = runner.server
         kwargs = getattr(server, "_kwargs", {})
 
+        policy = self._conns
+
         def factory() -> RequestHandler:
+            if policy is not None:
+                h = _ConnHandler(server, loop=loop, **kwargs)
+                h.sim_conns = policy
+                return h
             return _StampingHandler(server, loop=loop, **kwargs)
 
         selector_loop = isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop)
@@ -542,7 +560,14 @@ class SimServer:
 
     def stats(self) -> dict[str, Any]:
         """Counters: requests, statuses, faults by kind, tokens served, chunk send lag."""
-        return self._stats.snapshot(len(self._active), len(self.truth))
+        snap = self._stats.snapshot(len(self._active), len(self.truth))
+        if self._conns is not None:
+            snap["connections"] = self._conns.snapshot()
+        return snap
+
+    async def _on_prepare(self, request: web.Request, resp: web.StreamResponse) -> None:
+        if self._conns is not None:
+            self._conns.on_prepare(request, resp)
 
     def reset_stats(self) -> None:
         """Zero the counters (truth is kept)."""
@@ -583,7 +608,8 @@ class SimServer:
 
     def _new_record(self, request: web.Request, endpoint: str, arrival: int) -> TruthRecord:
         self._seq += 1
-        rid = request.headers.get("X-Request-Id") or f"sim-{self._seq}"
+        h = request.headers
+        rid = h.get(SIM_ID_HEADER) or h.get("X-Request-Id") or f"sim-{self._seq}"
         rec = TruthRecord(
             request_id=rid, seq=self._seq, endpoint=endpoint, model="", stream=False, arrival_ns=arrival
         )
@@ -1061,8 +1087,9 @@ class SimServer:
         return [v / norm for v in vec]
 
     async def _list_models(self, request: web.Request) -> web.StreamResponse:
+        mark = {SIM_MARK_HEADER: "1"}  # lets our client know it may send request ids (to us only)
         if self._auth is not None and request.headers.get("Authorization") != self._auth:
-            return _error(401, "Invalid or missing API key.", "AuthenticationError")
+            return _error(401, "Invalid or missing API key.", "AuthenticationError", mark)
         data = [
             {
                 "id": m,
@@ -1074,7 +1101,7 @@ class SimServer:
             for m in self._models
         ]
         return web.Response(
-            body=orjson.dumps({"object": "list", "data": data}), content_type="application/json"
+            body=orjson.dumps({"object": "list", "data": data}), content_type="application/json", headers=mark
         )
 
     async def _health(self, request: web.Request) -> web.StreamResponse:

@@ -90,7 +90,7 @@ class TruthStore(OrderedDict[str, TruthRecord]):
         """Store ``rec`` under its request id, evicting the oldest records beyond the cap."""
         if self.max_records <= 0:
             return
-        if rec.request_id in self:  # a reused X-Request-Id: keep arrival order for ``since``
+        if rec.request_id in self:  # a reused request id: keep arrival order for ``since``
             del self[rec.request_id]
         self[rec.request_id] = rec
         while len(self) > self.max_records:

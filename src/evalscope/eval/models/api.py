@@ -121,7 +121,6 @@ class ApiModel:
             keep_text=True,
             stream=stream,
             timeouts=timeouts,
-            send_request_id=True,
         )
         self.policy = policy or RetryPolicy()
         self.gate = AIMDGate(concurrency)
@@ -129,6 +128,7 @@ class ApiModel:
         self.cache = cache
         self.sent = 0
         self.retries = 0
+        self.reconnects = 0  # requests resent because a kept-alive connection was closed under them
 
     @property
     def model(self) -> str:
@@ -169,7 +169,11 @@ class ApiModel:
 
         async def send(r: Request) -> RequestRecord:
             self.sent += 1
-            return await self.client.send(r)
+            if self.client.is_simulator is None:
+                await self.client.identify()  # request ids go to our simulator only
+            rec = await self.client.send(r)
+            self.reconnects += rec.reconnects
+            return rec
 
         res = await send_with_retry(send, req, self.policy, gate=self.gate, request_id=rid)
         self.retries += res.attempts - 1
