@@ -1,0 +1,69 @@
+"""Survivorship bias: a saturated --duration stage accounts for every arrival of its schedule (issue 11 item 4).
+
+The simulator needs ~0.8 s per request and ``--parallel 4`` caps what is in flight, so capacity (~5 req/s) is
+below the offered 25 req/s: at the deadline requests are still running and arrivals are waiting for a slot.
+Every arrival due before the deadline must be either a record (finished, failed or cancelled) or counted as
+queued, and the requests cut off must be in goodput's denominator.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evalscope.perf.runner import run_perf
+from evalscope.perf.schedule import arrival_offsets_ns
+from evalscope.sim import SimConfig, SimProcess
+
+pytestmark = [pytest.mark.integration]
+
+RATE, DURATION, SEED = 25.0, 2.0, 7
+
+
+def _arrivals_before_deadline() -> int:
+    n = 0
+    for off in arrival_offsets_ns(RATE, 1.0, SEED):  # stage 0 uses seed + 0
+        if off >= DURATION * 1e9:
+            return n
+        n += 1
+    raise AssertionError("unreachable")
+
+
+def _check(st: dict[str, Any]) -> None:
+    r = st["requests"]
+    inc = st["incomplete_at_deadline"]
+    assert r["failed"] == 0
+    assert inc["in_flight"] >= 1, inc
+    assert inc["in_flight"] == r["cancelled"]  # nothing else cancelled them
+    assert inc["queued"] >= 1, inc
+    assert r["incomplete_at_deadline"] == inc["in_flight"] + inc["queued"]
+    # every arrival of the schedule is accounted for
+    assert r["sent"] + inc["queued"] == _arrivals_before_deadline()
+    lb = inc["latency_from_schedule_lower_bound"]
+    assert lb["count"] == inc["requests"]
+    assert 0 <= lb["min"] and lb["max"] <= DURATION * 1000 + 1
+    g = st["goodput"]
+    assert g["denominator"] == r["succeeded"] + r["failed"] + r["incomplete_at_deadline"]
+    assert g["ratio"] == pytest.approx(g["good"] / g["denominator"])
+    assert g["ratio"] < r["succeeded"] / (r["succeeded"] + r["failed"])
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_saturated_duration_stage_counts_incomplete(tmp_path: Path, workers: int) -> None:
+    with SimProcess(SimConfig(ttft_ms=700, itl_ms=20, output_tokens=4)) as sim:
+        summary = run_perf(
+            url=sim.url,
+            rate=RATE,
+            parallel=[4],
+            duration=DURATION,
+            goodput={"e2e": 5000},
+            outputs_dir=str(tmp_path),
+            live=False,
+            seed=SEED,
+            workers=workers,
+        )
+    assert summary["status"] == "completed"
+    _check(summary["stages"][0])
