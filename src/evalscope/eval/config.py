@@ -169,6 +169,12 @@ class EvalConfig(BaseModel):
     drain_timeout_s: float = Field(
         30.0, ge=0, description="After Ctrl-C / SIGTERM, wait this long for requests in flight (s)."
     )
+    max_error_rate: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Exit 4 (reports still written) when a benchmark's errored share of samples exceeds this.",
+    )
 
     # outputs
     work_dir: Path = Field(Path("./outputs"), description="Run directories are created below this.")
