@@ -1,4 +1,4 @@
-"""Retry policy for eval and arena (never used for measured perf requests: E1).
+"""Retry policy for eval (never used for measured perf requests: E1).
 
 Only transient failures are retried (E2): connect errors, read / total timeouts, a stream that ended early,
 HTTP 408 / 409 / 429 / 5xx (also as an error object inside the stream). Each retry sleeps an exponential

@@ -260,6 +260,17 @@ class EvalRunner:
                     f"benchmark {name!r} runs model-generated code",
                     "pass --allow-code-execution to run it in the sandbox",
                 )
+        judged = [name for name, cls in classes if getattr(cls, "uses_judge", False)]
+        if cfg.judge_model and not judged:
+            raise ConfigError(
+                f"--judge-model: none of the benchmarks {', '.join(cfg.datasets)} is judge-scored, "
+                "so the judge would never be called",
+                "remove --judge-model / --judge-api-url / --judge-api-key (these benchmarks are scored by rule)",
+            )
+        if judged and not cfg.judge_model:
+            raise ConfigError(
+                f"benchmark {judged[0]!r} is scored by a judge model", "pass --judge-model (and --judge-api-url)"
+            )
         root = cfg.dataset_root()
         for name, cls in classes:
             bench = cls(root, cfg.benchmark_args(name))
