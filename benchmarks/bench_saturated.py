@@ -26,7 +26,9 @@ from typing import Any
 from evalscope.sim import SimConfig, SimProcess
 
 
-def perf_figures(rate: float, parallel: int, duration: float, itl_ms: float, ttft_ms: float) -> dict[str, Any]:
+def perf_figures(
+    rate: float, parallel: int, duration: float, itl_ms: float, ttft_ms: float
+) -> dict[str, Any]:
     from evalscope.perf.runner import run_perf
 
     sim_cfg = SimConfig(

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.integration.test_eval_runner_faults import _cfg, _journal
 
 from evalscope.engine import retry as retry_mod
 from evalscope.eval.runner import arun_eval
-from tests.integration.test_eval_runner_faults import _cfg, _journal
 
 pytestmark = pytest.mark.integration
 
@@ -118,9 +118,8 @@ def test_killed_session_wall_time_is_estimated_from_its_journal() -> None:
 
 @pytest.mark.timeout(120)
 def test_cli_exits_4_over_max_error_rate_and_writes_reports(tmp_path: Path) -> None:
-    from evalscope.sim import SimProcess
-
     import evalscope
+    from evalscope.sim import SimProcess
 
     env = {**os.environ, "PYTHONPATH": str(Path(evalscope.__file__).parents[1])}  # the tree under test
     with SimProcess(_sim_cfg(policy="choice", script_rules=[], error_rate=0.3)) as sim:
@@ -138,6 +137,10 @@ def test_cli_exits_4_over_max_error_rate_and_writes_reports(tmp_path: Path) -> N
         rep = json.loads(next((tmp_path / "o" / "a" / "reports").glob("*/arc.json")).read_text())
         assert rep["errored"] > 0 and rep["score_all"] < rep["score"]
         r = subprocess.run(
-            [*base, "--run-name", "b", "--max-error-rate", "1"], capture_output=True, text=True, env=env, timeout=100
+            [*base, "--run-name", "b", "--max-error-rate", "1"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=100,
         )
         assert r.returncode == 0, r.stderr

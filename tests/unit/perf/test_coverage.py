@@ -5,12 +5,12 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from tests.unit.perf.test_aggregate import ok_record
 
 from evalscope.engine.records import ErrorInfo, RequestRecord
 from evalscope.perf.aggregate import Aggregator
 from evalscope.perf.coverage import count_queued, past_deadline, up_to
 from evalscope.perf.summary import stage_summary
-from tests.unit.perf.test_aggregate import ok_record
 
 MS = 1_000_000
 
