@@ -79,7 +79,14 @@ def test_accuracy_against_simulator_truth(tmp_path: Path) -> None:
     summary, manifest, records = load(tmp_path)
     assert manifest["status"] == "completed"
     st = summary["stages"][0]
-    assert st["requests"] == {"sent": 640, "succeeded": 640, "failed": 0, "cancelled": 0, "error_rate": 0.0}
+    assert st["requests"] == {
+        "sent": 640,
+        "succeeded": 640,
+        "failed": 0,
+        "cancelled": 0,
+        "error_rate": 0.0,
+        "incomplete_at_deadline": 0,
+    }
     assert len(records) == 640 and len(truth) == 640
     t_ttft = statistics.mean((t["first_token_ns"] - t["arrival_ns"]) / 1e6 for t in truth)
     t_e2e = statistics.mean((t["end_ns"] - t["arrival_ns"]) / 1e6 for t in truth)
