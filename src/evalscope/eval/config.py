@@ -306,7 +306,8 @@ class EvalConfig(BaseModel):
             return self.dataset_dir
         if self.dataset_hub == "local":
             return None
-        return DEFAULT_DATASET_CACHE
+        cache = os.environ.get("EVALSCOPE_CACHE")
+        return Path(cache) / "datasets" if cache else DEFAULT_DATASET_CACHE
 
     def benchmark_args(self, name: str) -> dict[str, Any]:
         args = dict(self.dataset_args.get(name, {}))

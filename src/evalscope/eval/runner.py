@@ -188,7 +188,8 @@ def _request_id(bench: str, sample_id: str, repeat: int) -> str:
 
 
 def _check_data_available(cfg: EvalConfig, name: str, bench: Benchmark) -> None:
-    """Without --dataset-dir, data must already be in the hub cache: downloads need a network."""
+    """Without --dataset-dir, the benchmark's files come from --dataset-hub into the cache (eval/hub.py):
+    used from there when a complete copy is cached, else downloaded (not when offline)."""
     if cfg.dataset_dir is not None or cfg.dataset_hub == "local":
         return
     if bench.args.get("local_path") or bench.args.get("dataset_path"):
@@ -197,13 +198,9 @@ def _check_data_available(cfg: EvalConfig, name: str, bench: Benchmark) -> None:
     sub = bench.data_subdir
     if not sub or root is None:
         return
-    if not (root / sub).exists():
-        raise DatasetError(
-            f"benchmark {name!r}: no local copy of its data and it cannot be fetched from {cfg.dataset_hub} "
-            "(no network access)",
-            f"pass --dataset-dir DIR with the files laid out as DIR/{sub}/... "
-            "(like ../shared/datasets, which works as it is), or --dataset-hub local",
-        )
+    from evalscope.eval.hub import ensure_dataset
+
+    ensure_dataset(name, sub, cfg.dataset_hub, root)
 
 
 # ------------------------------------------------------------------------------------------- runner
