@@ -146,7 +146,11 @@ class EvalConfig(BaseModel):
         default_factory=dict, description='Per-benchmark settings, e.g. {"mmlu": {"few_shot_num": 5}}.'
     )
     dataset_dir: Path | None = Field(None, description="Local copies laid out like ../shared/datasets.")
-    dataset_hub: DatasetHub = Field("huggingface", description="Where data comes from without --dataset-dir.")
+    dataset_hub: DatasetHub = Field(
+        "huggingface",
+        description="Without --dataset-dir: download the original files from this hub into the cache "
+        "(extra 'hub'; offline, the cache only); local: no download.",
+    )
     limit: int | None = Field(
         None, ge=1, description="Evaluate at most N samples per benchmark (round-robin across its subsets)."
     )
