@@ -85,10 +85,10 @@ def _handler(state: FakeHub) -> type[http.server.BaseHTTPRequestHandler]:
             if body:
                 self.wfile.write(data)
 
-        def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
+        def do_HEAD(self) -> None:
             self._serve(False)
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self._serve(True)
 
     return H
@@ -224,6 +224,6 @@ def test_benchmark_without_hub_source_is_one_clear_line(fake_hub: FakeHub, tmp_p
 
 def test_missing_repo_file_is_not_retried(fake_hub: FakeHub, tmp_path: Path) -> None:
     pytest.importorskip("huggingface_hub")
-    with pytest.raises(DatasetError, match="has no file 'test.jsonl'"):
+    with pytest.raises(DatasetError, match=r"has no file 'test\.jsonl'"):
         hub.ensure_dataset("math_500", "math500", "huggingface", tmp_path / "cache" / "datasets")
     assert len([r for r in fake_hub.requests if r.startswith("HEAD")]) <= 2
