@@ -268,7 +268,15 @@ def print_table(model: str, reports: dict[str, dict[str, Any]], out: TextIO) -> 
                 )
         for cat in rep.get("categories") or []:
             table.add_row(
-                f"  [{cat['name']}]", "", _fmt(cat.get("score")), "", "", str(cat.get("num_samples")), "", "", ""
+                f"  [{cat['name']}]",
+                "",
+                _fmt(cat.get("score")),
+                "",
+                "",
+                str(cat.get("num_samples")),
+                "",
+                "",
+                "",
             )
     console = Console(file=out, width=120, force_terminal=False, color_system=None)
     console.print(table)

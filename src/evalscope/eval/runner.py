@@ -236,7 +236,8 @@ class EvalRunner:
         self.started = time.time()
         self._t0 = time.perf_counter()
         self._session_entries: list[dict[str, Any]] = []
-        self._past_entries: list[dict[str, Any]] = []  # requests of earlier sessions (--resume), from journals
+        # requests of earlier sessions (--resume), read back from the journals
+        self._past_entries: list[dict[str, Any]] = []
         self._stopping = False
         self._lock_fh: IO[str] | None = None
         self.judge: ApiModel | None = None
@@ -266,7 +267,8 @@ class EvalRunner:
             )
         if judged and not cfg.judge_model:
             raise ConfigError(
-                f"benchmark {judged[0]!r} is scored by a judge model", "pass --judge-model (and --judge-api-url)"
+                f"benchmark {judged[0]!r} is scored by a judge model",
+                "pass --judge-model (and --judge-api-url)",
             )
         root = cfg.dataset_root()
         for name, cls in classes:

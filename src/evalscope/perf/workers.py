@@ -590,7 +590,8 @@ class WorkerCore:
                     waiter.cancel()
             if not all_done.done():
                 all_done.cancel()
-        await asyncio.sleep(0)  # requests created in the last dispatch step start, so a cancel leaves a record
+        # let requests created in the last dispatch step start, so that cancelling them leaves a record
+        await asyncio.sleep(0)
         rest = set(st.in_flight)
         st.cut_at_deadline = bool(rest) and past_deadline(st.deadline_ns, self._abort)
         for t in rest:
