@@ -13,12 +13,23 @@ one token, for which TPOT is undefined.
 
 eval: the simulator answers ``choice`` replies and fails a share of requests with HTTP 500; with
 ``max_attempts=1`` those samples stay errored.
+
+Measured 2026-12-04 on the shared 2-CPU machine (loaded by other jobs), defaults (rate 40/s, parallel 16,
+duration 4 s, TTFT 1000 ms, ITL 50 ms, SLOs ttft:2000 tpot:100; eval: ARC --limit 60, error rate 0.2):
+
+| figure | before (6b287ef) | after |
+|---|---|---|
+| perf: requests the summary accounts for | 63 sent (47 ok, 16 cancelled) | 64 sent + 87 never sent = 151 offered |
+| perf: incomplete at the deadline | not reported | 103 (16 in flight, 87 waiting for a slot), latency from schedule ≥ p50 1407 / max 2528 ms |
+| perf: goodput ratio | 95.7 % (45 / 47 finished) | 23.2 % (35 / 151) |
+| perf: one-token replies (TPOT undefined) | counted as meeting the TPOT SLO | 13, not met |
+| eval: accuracy | 20.4 % over 54 answered, errors dropped | 20.4 % answered, 18.3 % all (6 errored = wrong) |
+| eval: exit code with 10 % errored samples | 0 | 4 (--max-error-rate 0.05) |
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import tempfile
 from typing import Any
@@ -72,39 +83,33 @@ def perf_figures(
 
 
 def eval_figures(error_rate: float, limit: int, dataset_dir: str) -> dict[str, Any]:
-    from evalscope.eval.runner import run_eval
+    """``evalscope eval`` (the CLI, for its exit code) on ARC against a simulator failing ``error_rate``."""
+    import os
+    import pathlib
+    import subprocess
+    import sys
 
-    code: Any = 0
-    with SimProcess(SimConfig(ttft_ms=1, itl_ms=0, policy="choice", error_rate=error_rate, seed=3)) as sim:
-        with tempfile.TemporaryDirectory() as work:
-            try:
-                res = run_eval(
-                    {
-                        "datasets": ["arc"],
-                        "dataset_dir": dataset_dir,
-                        "limit": limit,
-                        "api_url": f"{sim.url}/v1",
-                        "model": "sim-model",
-                        "max_attempts": 1,
-                        "work_dir": work,
-                        "quiet": True,
-                    },
-                    out=io.StringIO(),
-                )
-                rep = res.report("arc")
-            except Exception as exc:  # the new code raises when the error rate exceeds --max-error-rate
-                code = getattr(exc, "exit_code", type(exc).__name__)
-                import pathlib
+    import evalscope
 
-                reps = list(pathlib.Path(work).glob("*/reports/*/arc.json"))
-                rep = json.loads(reps[0].read_text()) if reps else {}
+    env = {**os.environ, "PYTHONPATH": str(pathlib.Path(evalscope.__file__).parents[1])}
+    sim_cfg = SimConfig(ttft_ms=1, itl_ms=0, policy="choice", error_rate=error_rate, seed=3)
+    with SimProcess(sim_cfg) as sim, tempfile.TemporaryDirectory() as work:
+        cmd = [
+            sys.executable, "-m", "evalscope", "eval", "--datasets", "arc", "--limit", str(limit),
+            "--dataset-dir", dataset_dir, "--api-url", f"{sim.url}/v1", "--model", "sim-model",
+            "--max-attempts", "1", "--work-dir", work, "--run-name", "r",
+        ]  # fmt: skip
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+        reps = list(pathlib.Path(work).glob("r/reports/*/arc.json"))
+        rep = json.loads(reps[0].read_text()) if reps else {}
     return {
         "num_samples_scored": rep.get("num_samples"),
         "errored": rep.get("errored"),
         "score_answered": rep.get("score"),
         "score_all_errors_wrong": rep.get("score_all", "n/a"),
         "error_rate": rep.get("error_rate", "n/a"),
-        "exit_code": code,
+        "exit_code": r.returncode,
+        "last_stderr_line": (r.stderr.strip().splitlines() or [""])[-1][:200],
     }
 
 
