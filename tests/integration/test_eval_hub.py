@@ -227,3 +227,11 @@ def test_missing_repo_file_is_not_retried(fake_hub: FakeHub, tmp_path: Path) -> 
     with pytest.raises(DatasetError, match=r"has no file 'test\.jsonl'"):
         hub.ensure_dataset("math_500", "math500", "huggingface", tmp_path / "cache" / "datasets")
     assert len([r for r in fake_hub.requests if r.startswith("HEAD")]) <= 2
+
+
+def test_copy_placed_by_hand_is_used_and_never_overwritten(fake_hub: FakeHub, tmp_path: Path) -> None:
+    root = tmp_path / "cache" / "datasets"
+    (root / "math500").mkdir(parents=True)
+    (root / "math500" / "test.jsonl").write_bytes((DATA / "math500" / "test.jsonl").read_bytes())
+    assert hub.ensure_dataset("math_500", "math500", "huggingface", root) == root / "math500"
+    assert fake_hub.requests == [] and not (root / "math500" / hub.MARKER).exists()

@@ -133,6 +133,8 @@ def ensure_dataset(benchmark: str, data_subdir: str, hub: str, root: Path) -> Pa
         )
     if _complete(target, src):
         return target
+    if target.is_dir() and not (target / MARKER).exists():
+        return target  # placed there by hand: used as it is, never overwritten
     if offline():
         raise DatasetError(
             f"benchmark {benchmark!r}: offline ({'/'.join(k for k in OFFLINE_ENV if os.environ.get(k))}) and "
