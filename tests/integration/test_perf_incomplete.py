@@ -64,3 +64,29 @@ def test_saturated_duration_stage_counts_incomplete(tmp_path: Path, workers: int
         )
     assert summary["status"] == "completed"
     _check(summary["stages"][0])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+@pytest.mark.filterwarnings("ignore")  # Ray's own modules warn
+def test_saturated_duration_stage_counts_incomplete_with_ray(tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        with SimProcess(SimConfig(ttft_ms=700, itl_ms=20, output_tokens=4)) as sim:
+            summary = run_perf(
+                url=sim.url,
+                rate=RATE,
+                parallel=[4],
+                duration=DURATION,
+                goodput={"e2e": 5000},
+                outputs_dir=str(tmp_path),
+                live=False,
+                seed=SEED,
+                ray="local",
+            )
+    finally:
+        ray.shutdown()
+    assert summary["status"] == "completed"
+    assert summary["stages"][0]["client"]["backend"] == "ray"
+    _check(summary["stages"][0])
