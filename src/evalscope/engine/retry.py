@@ -4,7 +4,7 @@ Only transient failures are retried (E2): connect errors, read / total timeouts,
 HTTP 408 / 409 / 429 / 5xx (also as an error object inside the stream). Each retry sleeps an exponential
 back-off with full jitter, or the server's ``Retry-After`` when it gave one (capped). A sample stops after
 ``max_attempts`` attempts or when its deadline passes; the last record is returned and the caller marks the
-sample errored (never scored as wrong).
+sample errored (never silently wrong: excluded from the report's `score`, counted wrong in `score_all`).
 
 Tests set :data:`BACKOFF_SCALE` to 0 (or pass ``base_delay_s=0``) to make every back-off instant.
 """
