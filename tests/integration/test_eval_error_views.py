@@ -117,7 +117,7 @@ def test_killed_session_wall_time_is_estimated_from_its_journal() -> None:
 
 
 @pytest.mark.timeout(120)
-def test_cli_exits_4_over_max_error_rate_and_writes_reports(tmp_path: Path) -> None:
+def test_cli_exits_4_over_max_error_rate_and_writes_reports(tmp_path: Path, shared_datasets: Path) -> None:
     import evalscope
     from evalscope.sim import SimProcess
 
@@ -125,11 +125,9 @@ def test_cli_exits_4_over_max_error_rate_and_writes_reports(tmp_path: Path) -> N
     with SimProcess(_sim_cfg(policy="choice", script_rules=[], error_rate=0.3)) as sim:
         base = [
             sys.executable, "-m", "evalscope", "eval", "--datasets", "arc", "--limit", "30",
-            "--dataset-dir", "/work/shared/datasets", "--api-url", f"{sim.url}/v1", "--model", "m",
+            "--dataset-dir", str(shared_datasets), "--api-url", f"{sim.url}/v1", "--model", "m",
             "--max-attempts", "1", "--no-test-connection", "--work-dir", str(tmp_path / "o"),
         ]  # fmt: skip
-        if not Path("/work/shared/datasets/arc").exists():
-            pytest.skip("no ARC data")
         r = subprocess.run([*base, "--run-name", "a"], capture_output=True, text=True, env=env, timeout=100)
         assert r.returncode == 4, r.stderr
         assert "--max-error-rate 0.05" in r.stderr and "arc " in r.stderr
