@@ -223,16 +223,19 @@ def test_offline_without_cache_names_dataset_cache_and_dataset_dir(
 
 def test_benchmark_without_hub_source_is_one_clear_line(fake_hub: FakeHub, tmp_path: Path) -> None:
     with pytest.raises(DatasetError) as exc:
-        _prepare("huggingface", tmp_path, "gsm8k")
+        _prepare("huggingface", tmp_path, "bbh")
     line = exc.value.one_line()
-    assert "'gsm8k'" in line and "--dataset-dir" in line and "parquet" in line
+    assert "'bbh'" in line and "--dataset-dir" in line and "datasets/bbh" in line
     assert fake_hub.requests == []
 
 
 def test_missing_repo_file_is_not_retried(fake_hub: FakeHub, tmp_path: Path) -> None:
     pytest.importorskip("huggingface_hub")
-    with pytest.raises(DatasetError, match=r"has no file 'test\.jsonl'"):
+    with pytest.raises(
+        DatasetError, match=r"'math_500': huggingface dataset .* has no file 'test\.jsonl'"
+    ) as e:
         hub.ensure_dataset("math_500", "math500", "huggingface", tmp_path / "cache" / "datasets")
+    assert "--dataset-dir" in e.value.one_line() and "cache" in e.value.one_line()
     assert len([r for r in fake_hub.requests if r.startswith("HEAD")]) <= 2
 
 
@@ -242,3 +245,92 @@ def test_copy_placed_by_hand_is_used_and_never_overwritten(fake_hub: FakeHub, tm
     (root / "math500" / "test.jsonl").write_bytes((DATA / "math500" / "test.jsonl").read_bytes())
     assert hub.ensure_dataset("math_500", "math500", "huggingface", root) == root / "math500"
     assert fake_hub.requests == [] and not (root / "math500" / hub.MARKER).exists()
+
+
+def _parquet(rows: list[dict[str, object]]) -> bytes:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows), buf)
+    return buf.getvalue()
+
+
+def _jsonl(path: Path) -> list[dict[str, object]]:
+    import gzip
+    import json
+
+    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    return [json.loads(x) for x in raw.decode().splitlines() if x.strip()]
+
+
+def _hf_arc(row: dict) -> dict:  # type: ignore[type-arg]
+    """The Hugging Face ai2_arc row layout: choices as {text: [..], label: [..]}."""
+    q = row["question"]
+    return {
+        "id": row["id"],
+        "question": q["stem"],
+        "choices": {"text": [c["text"] for c in q["choices"]], "label": [c["label"] for c in q["choices"]]},
+        "answerKey": row["answerKey"],
+    }
+
+
+def _serve_parquet_copies(fake: FakeHub) -> None:
+    """Parquet files in the Hugging Face layouts of gsm8k, ai2_arc, openai_humaneval and mbpp (full)."""
+    src = hub.HUB_SOURCES
+    for split in ("test", "train"):
+        rows = _jsonl(DATA / "gsm8k" / f"{split}.jsonl")
+        fake.files[(src["gsm8k"]["huggingface"].repo, f"main/{split}-00000-of-00001.parquet")] = _parquet(
+            rows
+        )
+    for sub in ("ARC-Easy", "ARC-Challenge"):
+        for split in ("Test", "Train"):
+            rows = [_hf_arc(r) for r in _jsonl(DATA / "arc" / sub / f"{sub}-{split}.jsonl")]
+            path = f"{sub}/{split.lower()}-00000-of-00001.parquet"
+            fake.files[(src["arc"]["huggingface"].repo, path)] = _parquet(rows)
+    rows = _jsonl(DATA / "humaneval" / "HumanEval.jsonl.gz")
+    fake.files[(src["humaneval"]["huggingface"].repo, "openai_humaneval/test-00000-of-00001.parquet")] = (
+        _parquet(rows)
+    )
+    mbpp = _jsonl(DATA / "mbpp" / "mbpp.jsonl")
+    parts = {"prompt": (1, 10), "test": (11, 510), "validation": (511, 600), "train": (601, 974)}
+    for split, (lo, hi) in parts.items():
+        rows = [r for r in mbpp if lo <= int(r["task_id"]) <= hi]  # type: ignore[call-overload]
+        fake.files[(src["mbpp"]["huggingface"].repo, f"full/{split}-00000-of-00001.parquet")] = _parquet(rows)
+
+
+@pytest.mark.parametrize(
+    ("dataset", "args"),
+    [
+        ("gsm8k", {"few_shot_num": 4}),
+        ("arc", {"few_shot_num": 2}),
+        ("humaneval", {}),
+        ("mbpp", {}),
+    ],
+)
+def test_parquet_copies_are_written_back_in_the_original_format(
+    fake_hub: FakeHub, tmp_path: Path, dataset: str, args: dict[str, object]
+) -> None:
+    """The samples from a hub parquet copy equal the samples from the original files."""
+    pytest.importorskip("huggingface_hub")
+    _serve_parquet_copies(fake_hub)
+    cfg = {"allow_code_execution": True} if dataset in ("humaneval", "mbpp") else {}
+    hub_cfg = build_config(
+        {"datasets": [dataset], "dataset_args": {dataset: args}, "work_dir": str(tmp_path / "o"), **cfg}
+    )
+    local_cfg = build_config(
+        {
+            "datasets": [dataset],
+            "dataset_args": {dataset: args},
+            "dataset_dir": str(DATA),
+            "work_dir": str(tmp_path / "o"),
+            **cfg,
+        }
+    )
+    from_hub, from_files = EvalRunner(hub_cfg), EvalRunner(local_cfg)
+    from_hub.prepare()
+    from_files.prepare()
+    a, b = from_hub.tasks[0].samples, from_files.tasks[0].samples
+    assert len(a) == len(b) > 0
+    assert [(s.id, s.messages, s.gold, s.subset) for s in a] == [
+        (s.id, s.messages, s.gold, s.subset) for s in b
+    ]

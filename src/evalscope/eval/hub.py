@@ -2,7 +2,8 @@
 
 Benchmarks read their original files laid out like ``../shared/datasets`` (``<root>/<data_subdir>/...``). A hub
 source names a dataset repository and the files in it that hold exactly those files (plain files, or a zip of
-the original release, unpacked). They are downloaded with the hub's own client (``huggingface_hub`` /
+the original release, unpacked), or parquet copies whose rows hold the original fields (written back in the
+original format, see :func:`_convert`). They are downloaded with the hub's own client (``huggingface_hub`` /
 ``modelscope``, the ``hub`` extra, imported only here and only when a download is needed) into the client's
 cache below ``<cache>/hub/``, checked (sha256 against a pinned value, else against the hub's own LFS etag when
 it is a sha256), retried, and copied into ``<cache>/datasets/<data_subdir>/``. A marker file written last
@@ -48,6 +49,9 @@ class HubFile:
     dest: str  # relative destination; for an archive, the directory it is unpacked into ("" = the subdir)
     sha256: str | None = None  # pinned content hash, when known
     unzip: bool = False  # a zip of the original release: unpacked (one top-level folder is stripped)
+    #: a parquet conversion of the original rows: name of the converter that writes the original file format
+    #: (several parquet files may append to one ``dest``)
+    convert: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,9 +65,47 @@ _MATH500 = (HubFile("test.jsonl", "test.jsonl"),)
 _CEVAL = (HubFile("ceval-exam.zip", "", unzip=True),)
 _CMMLU = (HubFile("cmmlu_v1_0_1.zip", "", unzip=True),)
 
-#: benchmark -> hub -> source. Only repositories that carry the benchmark's *original* files are listed; the
-#: hubs' copies of the other benchmarks are parquet conversions, which the loaders do not read.
+
+def _pq(path: str, dest: str, convert: str) -> HubFile:
+    return HubFile(path, dest, convert=convert)
+
+
+_ARC = tuple(
+    _pq(f"{sub}/{split.lower()}-00000-of-00001.parquet", f"{sub}/{sub}-{split}.jsonl", "arc")
+    for sub in ("ARC-Easy", "ARC-Challenge")
+    for split in ("Test", "Train")
+)
+
+#: benchmark -> hub -> source. Repositories that carry the benchmark's original files are used as they are;
+#: for GSM8K, ARC, HumanEval and MBPP the Hugging Face copies are parquet conversions whose rows hold the
+#: original fields, and they are written back in the original format (``convert``). The other benchmarks have
+#: no hub copy in a form the loaders read.
 HUB_SOURCES: dict[str, dict[str, HubSource]] = {
+    "gsm8k": {
+        "huggingface": HubSource(
+            "openai/gsm8k",
+            "main",
+            tuple(_pq(f"main/{s}-00000-of-00001.parquet", f"{s}.jsonl", "jsonl") for s in ("test", "train")),
+        ),
+    },
+    "arc": {"huggingface": HubSource("allenai/ai2_arc", "main", _ARC)},
+    "humaneval": {
+        "huggingface": HubSource(
+            "openai/openai_humaneval",
+            "main",
+            (_pq("openai_humaneval/test-00000-of-00001.parquet", "HumanEval.jsonl.gz", "jsonl_gz"),),
+        ),
+    },
+    "mbpp": {
+        "huggingface": HubSource(
+            "google-research-datasets/mbpp",
+            "main",
+            tuple(
+                _pq(f"full/{s}-00000-of-00001.parquet", "mbpp.jsonl", "jsonl")
+                for s in ("prompt", "test", "validation", "train")  # together: task ids 1-974
+            ),
+        ),
+    },
     "math_500": {
         "huggingface": HubSource("HuggingFaceH4/MATH-500", "main", _MATH500),
         "modelscope": HubSource("AI-ModelScope/MATH-500", "master", _MATH500),
@@ -126,10 +168,11 @@ def ensure_dataset(benchmark: str, data_subdir: str, hub: str, root: Path) -> Pa
     if src is None:
         if target.is_dir():
             return target  # placed there by hand (the cache has the same layout as --dataset-dir)
+        other = [h for h in sources if h != hub]
         raise DatasetError(
-            f"benchmark {benchmark!r}: no {hub} dataset repository holds its original files (hub copies of it "
-            f"are parquet conversions, which evalscope does not read); nothing at {target}",
-            fix,
+            f"benchmark {benchmark!r}: evalscope knows no {hub} dataset repository with its original files or a "
+            f"parquet copy it can convert back; nothing at {target}",
+            fix + (f", or --dataset-hub {other[0]}" if other else ""),
         )
     if _complete(target, src):
         return target
@@ -167,7 +210,9 @@ def _with_retries(
         try:
             result: tuple[Path, str | None] = call(attempt > 0)
             return result
-        except (ConfigError, _NotFound):
+        except _NotFound as exc:
+            raise DatasetError(f"benchmark {benchmark!r}: {exc.message} (cache {target})", fix) from None
+        except ConfigError:
             raise
         except Exception as exc:  # noqa: BLE001 - the clients raise many types (HTTP, OS, their own)
             last = exc
@@ -205,6 +250,9 @@ def _install(target: Path, src: HubSource, downloaded: dict[str, Path], commit: 
             dest = tmp / f.dest if f.dest else tmp
             if f.unzip:
                 _unzip(path, dest)
+            elif f.convert is not None:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                _convert(path, dest, f.convert)
             else:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, dest)
@@ -237,6 +285,54 @@ def _unzip(archive: Path, dest: Path) -> None:
             out.parent.mkdir(parents=True, exist_ok=True)
             with z.open(n) as r, out.open("wb") as w:
                 shutil.copyfileobj(r, w)
+
+
+# ---- parquet conversions back to the original file formats ---------------------------------------------
+
+
+def _parquet_rows(path: Path) -> list[dict[str, Any]]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ConfigError(
+            "this benchmark's hub copy is parquet, which needs pyarrow, which is not installed",
+            'pip install "evalscope[hub]", or pass --dataset-dir',
+        ) from None
+    rows: list[dict[str, Any]] = pq.read_table(path).to_pylist()
+    return rows
+
+
+def _arc_row(r: dict[str, Any]) -> dict[str, Any]:
+    """HF ``{id, question, choices: {text: [..], label: [..]}, answerKey}`` -> the AI2 release's line."""
+    ch = r["choices"]
+    choices = [{"text": t, "label": lab} for t, lab in zip(ch["text"], ch["label"], strict=True)]
+    return {
+        "id": r["id"],
+        "question": {"stem": r["question"], "choices": choices},
+        "answerKey": r["answerKey"],
+    }
+
+
+def _convert(src: Path, dest: Path, how: str) -> None:
+    """Append ``src``'s rows to ``dest`` in the original format (one JSON object per line; gzip for .gz)."""
+    import gzip
+
+    rows = _parquet_rows(src)
+    if how == "arc":
+        rows = [_arc_row(r) for r in rows]
+    elif how not in ("jsonl", "jsonl_gz"):
+        raise ValueError(f"unknown converter {how!r}")
+    import json
+
+    # ASCII-escaped like the original files: a raw U+2028 inside a string would split a line for readers
+    # that split on every line boundary
+    data = "".join(json.dumps(r) + "\n" for r in rows).encode("ascii")
+    if how == "jsonl_gz":
+        with gzip.open(dest, "ab") as g:
+            g.write(data)
+    else:
+        with dest.open("ab") as w:
+            w.write(data)
 
 
 # ---- the two clients ---------------------------------------------------------------------------------------
