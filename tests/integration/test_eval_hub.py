@@ -334,3 +334,23 @@ def test_parquet_copies_are_written_back_in_the_original_format(
     assert [(s.id, s.messages, s.gold, s.subset) for s in a] == [
         (s.id, s.messages, s.gold, s.subset) for s in b
     ]
+
+
+@pytest.mark.parametrize(
+    ("hub_name", "module"), [("huggingface", "huggingface_hub"), ("modelscope", "modelscope")]
+)
+def test_missing_client_library_is_one_line_naming_the_extra(
+    fake_hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hub_name: str, module: str
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
+    if hub_name == "modelscope":
+        monkeypatch.setitem(sys.modules, "modelscope.hub.file_download", None)
+    from evalscope.errors import ConfigError
+
+    with pytest.raises(ConfigError) as exc:
+        hub.ensure_dataset("math_500", "math500", hub_name, tmp_path / "cache" / "datasets")
+    line = exc.value.one_line()
+    assert "evalscope[hub]" in line and "--dataset-dir" in line and "'math_500'" in line
+    assert fake_hub.requests == []

@@ -212,8 +212,11 @@ def _with_retries(
             return result
         except _NotFound as exc:
             raise DatasetError(f"benchmark {benchmark!r}: {exc.message} (cache {target})", fix) from None
-        except ConfigError:
-            raise
+        except ConfigError as exc:  # the client library is missing
+            raise ConfigError(
+                f"benchmark {benchmark!r}: {exc.message}, to download {hub} dataset {src.repo!r} into {target}",
+                f"{exc.hint}; or {fix}",
+            ) from None
         except Exception as exc:  # noqa: BLE001 - the clients raise many types (HTTP, OS, their own)
             last = exc
             if attempt + 1 < ATTEMPTS:
