@@ -93,7 +93,14 @@ def test_accuracy_against_simulator_truth(tmp_path: Path, machine_load: Any) -> 
     summary, manifest, records = load(tmp_path)
     assert manifest["status"] == "completed"
     st = summary["stages"][0]
-    assert st["requests"] == {"sent": 640, "succeeded": 640, "failed": 0, "cancelled": 0, "error_rate": 0.0}
+    assert st["requests"] == {
+        "sent": 640,
+        "succeeded": 640,
+        "failed": 0,
+        "cancelled": 0,
+        "error_rate": 0.0,
+        "incomplete_at_deadline": 0,
+    }
     assert len(records) == 640 and len(truth) == 640
     assert all(t["kernel_arrival_ns"] is not None for t in truth), "simulator gave no kernel receive stamps"
     t_ttft = statistics.mean((t["first_token_ns"] - t["arrival_ns"]) / 1e6 for t in truth)

@@ -64,7 +64,7 @@ class LazyGroup(click.Group):
 def cli() -> None:
     """evalscope: measure LLM inference services (load with `perf`, accuracy with `eval`).
 
-    Exit codes: 0 ok, 1 internal error, 2 usage/config, 3 endpoint/auth, 4 aborted by error threshold,
+    Exit codes: 0 ok, 1 internal error, 2 usage/config, 3 endpoint/auth, 4 error threshold exceeded,
     5 --strict check failed, 130 interrupted.
     """
 

@@ -105,6 +105,60 @@ def server_performance(ok: list[dict[str, Any]]) -> dict[str, Any] | None:
     return out or None
 
 
+def perf_fields(entry: dict[str, Any]) -> dict[str, Any]:
+    """What :func:`performance` needs from one journal line (one request of an earlier session)."""
+    err = entry.get("error") or {}
+    usage = entry.get("usage") or {}
+    return {
+        "latency_s": entry.get("latency_s"),
+        "ttft_s": entry.get("ttft_s"),
+        "completion_tokens": usage.get("completion_tokens"),
+        "prompt_tokens": usage.get("prompt_tokens"),
+        "cached_tokens": usage.get("cached_tokens"),
+        "reasoning_tokens": usage.get("reasoning_tokens"),
+        # the request succeeded unless the error came from the endpoint (a scorer error is not one)
+        "ok": not err or err.get("kind") == "scoring",
+        "time": entry.get("time"),
+    }
+
+
+def cumulative_performance(entries: list[dict[str, Any]], sessions: list[dict[str, Any]]) -> dict[str, Any]:
+    """Endpoint performance over every session of a run (``entries``: non-cached requests of all sessions).
+
+    Rates use the summed wall time of the sessions. A session that ended without writing its counters (killed)
+    gets the span from its start to its last journaled request, marked ``wall_time_estimated``.
+    """
+    starts = [float(s.get("started") or 0.0) for s in sessions]
+    wall = 0.0
+    sent = retries = reconnects = cuts = hits = 0
+    rows: list[dict[str, Any]] = []
+    for i, s in enumerate(sessions):
+        row: dict[str, Any] = {"resumed": bool(s.get("resumed")), "eval_batch_size": s.get("eval_batch_size")}
+        lo, hi = starts[i], starts[i + 1] if i + 1 < len(starts) else math.inf
+        mine = [e for e in entries if e.get("time") is not None and lo <= float(e["time"]) < hi]
+        row["requests"] = len(mine)
+        if s.get("wall_time_s") is not None:
+            row["wall_time_s"] = float(s["wall_time_s"])
+            sent += int(s.get("requests_sent") or 0)
+        else:
+            row["wall_time_s"] = max((float(e["time"]) for e in mine), default=lo) - lo
+            row["wall_time_estimated"] = True
+            sent += len(mine)  # at least one HTTP request each; its retries are unknown
+        wall += row["wall_time_s"]
+        retries += int(s.get("retries") or 0)
+        reconnects += int(s.get("reconnects") or 0)
+        cuts += int(s.get("concurrency_cuts") or 0)
+        hits += int(s.get("cache_hits") or 0)
+        rows.append(row)
+    perf = performance(entries, wall)
+    perf.update(
+        requests_sent=sent, retries=retries, reconnects=reconnects, concurrency_cuts=cuts, sessions=rows
+    )
+    if any("cache_hits" in s for s in sessions):
+        perf["cache_hits"] = hits
+    return perf
+
+
 def build_report(
     name: str,
     bench: Benchmark,
@@ -115,10 +169,21 @@ def build_report(
     model: str,
     endpoint: str,
     perf: dict[str, Any],
+    errored_as_wrong: list[tuple[Sample, int, ScoreResult, dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
-    """The report dict for one benchmark from its scored (sample, repeat, result, journal entry) tuples."""
+    """The report dict for one benchmark from its scored (sample, repeat, result, journal entry) tuples.
+
+    ``score`` is over the answered (scored) samples; ``score_all`` is over every sample, the errored ones
+    (``errored_as_wrong``, scored 0) counted as wrong, so a flaky endpoint cannot raise a score by failing.
+    """
     agg = bench.aggregate([(s, r, res) for s, r, res, _e in triples]) if triples else {}
     n = len(triples)
+    wrong = errored_as_wrong or []
+    if wrong:
+        everything = [(s, r, res) for s, r, res, _e in triples] + [(s, r, res) for s, r, res, _e in wrong]
+        score_all = bench.aggregate(everything).get("score")
+    else:
+        score_all = agg.get("score", 0.0) if n else None
     unparsed = sum(1 for *_x, res, _e in triples if not res.parsed)
     truncated = sum(1 for *_x, e in triples if e.get("finish_reason") == "length")
     statuses = Counter(res.status for *_x, res, _e in triples)
@@ -137,6 +202,7 @@ def build_report(
         "model": model,
         "metric": agg.get("metric", getattr(bench, "metric", "accuracy")),
         "score": agg.get("score", 0.0) if n else None,
+        "score_all": score_all,
         "stderr": agg.get("stderr"),
         "num_samples": n,
         "num_unique_samples": samples_total,
@@ -148,6 +214,7 @@ def build_report(
         "truncated": truncated,
         "truncated_rate": truncated / n if n else 0.0,
         "errored": len(errored),
+        "error_rate": len(errored) / (n + len(errored)) if n + len(errored) else 0.0,
         "errors": dict(sorted(err_kinds.items())),
         "statuses": dict(sorted(statuses.items())),
         "prompt_version": fingerprint.get("version"),
@@ -215,6 +282,7 @@ def print_table(model: str, reports: dict[str, dict[str, Any]], out: TextIO) -> 
         ("benchmark / subset", "left"),
         ("metric", "left"),
         ("score %", "right"),
+        ("all %", "right"),
         ("± stderr", "right"),
         ("n", "right"),
         ("unparsed %", "right"),
@@ -227,6 +295,7 @@ def print_table(model: str, reports: dict[str, dict[str, Any]], out: TextIO) -> 
             f"[bold]{name}[/bold]",
             str(rep.get("metric")),
             _fmt(rep.get("score")),
+            _fmt(rep.get("score_all")),
             _fmt(rep.get("stderr")),
             str(rep.get("num_samples")),
             _fmt(rep.get("unparsed_rate")),
@@ -241,6 +310,7 @@ def print_table(model: str, reports: dict[str, dict[str, Any]], out: TextIO) -> 
                     "",
                     _fmt(sub.get("score")),
                     "",
+                    "",
                     str(sub.get("num_samples")),
                     "",
                     "",
@@ -248,7 +318,15 @@ def print_table(model: str, reports: dict[str, dict[str, Any]], out: TextIO) -> 
                 )
         for cat in rep.get("categories") or []:
             table.add_row(
-                f"  [{cat['name']}]", "", _fmt(cat.get("score")), "", str(cat.get("num_samples")), "", "", ""
+                f"  [{cat['name']}]",
+                "",
+                _fmt(cat.get("score")),
+                "",
+                "",
+                str(cat.get("num_samples")),
+                "",
+                "",
+                "",
             )
     console = Console(file=out, width=120, force_terminal=False, color_system=None)
     console.print(table)

@@ -42,6 +42,7 @@ from evalscope.eval.config import EvalConfig, load_task_config, scrub_secrets
 from evalscope.eval.journal import DONE, ERRORED, JournalWriter, latest_entries, read_journal
 from evalscope.eval.models.api import ApiModel, Generation
 from evalscope.eval.models.builtin import BUILTIN_ENDPOINT, BUILTIN_MODEL, start_builtin_sim
+from evalscope.eval.report import perf_fields
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ class EvalResult:
     sent: int = 0
     skipped: int = 0
     errored: int = 0
+    #: Benchmarks whose error rate exceeded --max-error-rate: the CLI exits 4 (see docs/eval.md).
+    over_error_rate: list[str] = field(default_factory=list)
 
     def report(self, benchmark: str) -> dict[str, Any]:
         for by_bench in self.reports.values():
@@ -197,7 +200,8 @@ def _request_id(bench: str, sample_id: str, repeat: int) -> str:
 
 
 def _check_data_available(cfg: EvalConfig, name: str, bench: Benchmark) -> None:
-    """Without --dataset-dir, data must already be in the hub cache: downloads need a network."""
+    """Without --dataset-dir, the benchmark's files come from --dataset-hub into the cache (eval/hub.py):
+    used from there when a complete copy is cached, else downloaded (not when offline)."""
     if cfg.dataset_dir is not None or cfg.dataset_hub == "local":
         return
     if bench.args.get("local_path") or bench.args.get("dataset_path"):
@@ -206,13 +210,9 @@ def _check_data_available(cfg: EvalConfig, name: str, bench: Benchmark) -> None:
     sub = bench.data_subdir
     if not sub or root is None:
         return
-    if not (root / sub).exists():
-        raise DatasetError(
-            f"benchmark {name!r}: no local copy of its data and it cannot be fetched from {cfg.dataset_hub} "
-            "(no network access)",
-            f"pass --dataset-dir DIR with the files laid out as DIR/{sub}/... "
-            "(like ../shared/datasets, which works as it is), or --dataset-hub local",
-        )
+    from evalscope.eval.hub import ensure_dataset
+
+    ensure_dataset(name, sub, cfg.dataset_hub, root)
 
 
 # ------------------------------------------------------------------------------------------- runner
@@ -251,6 +251,8 @@ class EvalRunner:
         self.started = time.time()
         self._t0 = time.perf_counter()
         self._session_entries: list[dict[str, Any]] = []
+        # requests of earlier sessions (--resume), read back from the journals
+        self._past_entries: list[dict[str, Any]] = []
         self._stopping = False
         self._lock_fh: IO[str] | None = None
         self.judge: ApiModel | None = None
@@ -271,6 +273,18 @@ class EvalRunner:
                     f"benchmark {name!r} runs model-generated code",
                     "pass --allow-code-execution to run it in the sandbox",
                 )
+        judged = [name for name, cls in classes if getattr(cls, "uses_judge", False)]
+        if cfg.judge_model and not judged:
+            raise ConfigError(
+                f"--judge-model: none of the benchmarks {', '.join(cfg.datasets)} is judge-scored, "
+                "so the judge would never be called",
+                "remove --judge-model / --judge-api-url / --judge-api-key (these benchmarks are scored by rule)",
+            )
+        if judged and not cfg.judge_model:
+            raise ConfigError(
+                f"benchmark {judged[0]!r} is scored by a judge model",
+                "pass --judge-model (and --judge-api-url)",
+            )
         root = cfg.dataset_root()
         for name, cls in classes:
             bench = cls(root, cfg.benchmark_args(name))
@@ -375,6 +389,7 @@ class EvalRunner:
         for t in self.tasks:
             path = self.run_dir / "journal" / f"{t.name}.jsonl"
             entries, _ = read_journal(path)
+            self._past_entries.extend(perf_fields(e) for e in entries if not e.get("cached"))
             t.done = {k: _light(e) for k, e in latest_entries(entries).items()}
             del entries
             t.writer = JournalWriter(path).open()
@@ -564,6 +579,7 @@ class EvalRunner:
                     "completion_tokens": gen.completion_tokens,
                     "ok": gen.ok,
                     **server_fields(gen),
+                    "time": entry["time"],
                 }
             )
 
@@ -690,21 +706,29 @@ class EvalRunner:
                 write_html_safely(self.run_dir)
 
     def finish(self, model: ApiModel, wall_s: float) -> EvalResult:
-        from evalscope.eval.report import build_report, performance, print_table, write_report
+        from evalscope.eval.report import build_report, cumulative_performance, print_table, write_report
 
         assert self.run_dir is not None
         result = EvalResult(run_dir=self.run_dir, sent=model.sent)
-        perf = performance(self._session_entries, wall_s)
-        perf["requests_sent"] = model.sent
-        perf["retries"] = model.retries
-        perf["reconnects"] = model.reconnects
-        perf["concurrency_cuts"] = model.gate.cuts
+        # This session's counters go into the manifest; the report's performance covers every session of the
+        # run (a resumed run used to overwrite it with the last session's, "0 requests" when nothing was left).
+        session: dict[str, Any] = self.manifest.setdefault("sessions", [{"started": self.started}])[-1]
+        session.update(
+            wall_time_s=wall_s,
+            requests_sent=model.sent,
+            retries=model.retries,
+            reconnects=model.reconnects,
+            concurrency_cuts=model.gate.cuts,
+            eval_batch_size=self.cfg.eval_batch_size,
+        )
         if self.cache is not None:
-            perf["cache_hits"] = self.cache.hits
+            session["cache_hits"] = self.cache.hits
+        perf = cumulative_performance(self._past_entries + self._session_entries, self.manifest["sessions"])
         by_bench: dict[str, dict[str, Any]] = {}
         for t in self.tasks:
             triples: list[tuple[Sample, int, ScoreResult, dict[str, Any]]] = []
             errored: list[dict[str, Any]] = []
+            as_wrong: list[tuple[Sample, int, ScoreResult, dict[str, Any]]] = []  # errored, scored 0
             for s in t.samples:
                 for r in range(self.cfg.repeats):
                     e = t.done.get((s.id, r))
@@ -721,6 +745,7 @@ class EvalRunner:
                         triples.append((s, r, sr, e))
                     else:
                         errored.append(e)
+                        as_wrong.append((s, r, ScoreResult(value=0.0, parsed=False, status="errored"), e))
             rep = build_report(
                 t.name,
                 t.bench,
@@ -731,15 +756,21 @@ class EvalRunner:
                 self.model_name,
                 self.endpoint_id,
                 perf,
+                errored_as_wrong=as_wrong,
             )
             write_report(self.run_dir, self.model_name, t.name, rep)
             by_bench[t.name] = rep
             result.errored += len(errored)
+            if rep["error_rate"] > self.cfg.max_error_rate:
+                result.over_error_rate.append(
+                    f"{t.name} {rep['errored']}/{rep['num_samples'] + rep['errored']} ({rep['error_rate']:.1%})"
+                )
         result.reports[self.model_name] = by_bench
         self.manifest["reports"] = {
             name: str(Path("reports") / _safe_name(self.model_name) / f"{name}.json") for name in by_bench
         }
         self.manifest["performance"] = perf
+        self.manifest["error_rate_exceeded"] = list(result.over_error_rate)
         if not self.cfg.quiet:
             print_table(self.model_name, by_bench, self.out)
             self.out.flush()
@@ -752,8 +783,8 @@ class EvalRunner:
             top = ", ".join(f"{k} x{v}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])[:5])
             print(
                 scrub(
-                    f"Warning: {result.errored} sample(s) errored ({top}); they are excluded from the scores. "
-                    f"Retry them with --resume {self.run_dir}"
+                    f"Warning: {result.errored} sample(s) errored ({top}); 'score' is over answered samples, "
+                    f"'all' counts them as wrong. Retry them with --resume {self.run_dir}"
                 ),
                 file=self.err,
                 flush=True,

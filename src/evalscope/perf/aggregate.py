@@ -16,6 +16,7 @@ import numpy as np
 from hdrh.histogram import HdrHistogram
 
 from evalscope.engine.records import RequestRecord
+from evalscope.perf.coverage import Coverage
 from evalscope.perf.metrics import LATENCY_METRICS, icl_raw, itl_spread, scalar_default, scalar_vllm
 from evalscope.perf.servernums import ServerNumbers
 
@@ -262,6 +263,7 @@ class Aggregator:
         self.errors_other = 0
         self.timeline: list[list[int]] = []  # per second: completed, failed, output tokens, in flight
         self._scalar = scalar_vllm if profile == "vllm" else scalar_default
+        self.coverage = Coverage()  # incomplete at the deadline, undefined SLO criteria (perf/coverage.py)
         self._itl = icl_raw if profile == "vllm" else itl_spread
 
     # ---- feeding ---------------------------------------------------------------------------------------
@@ -330,8 +332,8 @@ class Aggregator:
             if itl_m.count > itl_before_n:
                 itl_mean = (itl_m.sum_ns - itl_before_sum) / (itl_m.count - itl_before_n)
             values = {"ttft": s.ttft, "ttfo": s.ttfo, "tpot": s.tpot, "e2e": s.e2e, "itl": itl_mean}
-            # A metric that is undefined for this request (e.g. TPOT with one token) does not fail its SLO.
-            if all(values[k] is None or values[k] <= lim for k, lim in self.slos_ns.items()):  # type: ignore[operator]
+            # A metric undefined for this request (e.g. TPOT with one token) is not met (docs/metrics.md).
+            if self.coverage.slo_good(values, self.slos_ns):
                 self.good += 1
 
     def _note_quirks(self, rec: RequestRecord, s: Any) -> None:
@@ -462,6 +464,7 @@ class Aggregator:
             else:
                 self.errors_other += g["count"]
         self.errors_other += other.errors_other
+        self.coverage.merge(other.coverage)
         offset = (other.t0_ns - self.t0_ns) // 1_000_000_000
         for i, row in enumerate(other.timeline):
             mine_row = self._second(self.t0_ns + (i + offset) * 1_000_000_000)
@@ -502,6 +505,7 @@ class Aggregator:
             "server": self.server.to_state(),
             "errors": [dict(g) for g in self.errors.values()],
             "timeline": [list(r) for r in self.timeline],
+            "coverage": self.coverage.to_state(),
         }
 
     @classmethod
@@ -516,6 +520,7 @@ class Aggregator:
         agg.server = ServerNumbers.from_state(d.get("server"))
         agg.errors = {g["key"]: dict(g) for g in d.get("errors") or []}
         agg.timeline = [list(r) for r in d.get("timeline") or []]
+        agg.coverage = Coverage.from_state(d.get("coverage"))
         return agg
 
     # ---- reading ----------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from evalscope.engine.session import Timeouts, base_url, normalize_url, run
 from evalscope.errors import EndpointError, EvalscopeError
 from evalscope.perf.aggregate import Aggregator, Metric
 from evalscope.perf.config import PerfConfig, make_config
+from evalscope.perf.coverage import count_queued, past_deadline, up_to
 from evalscope.perf.datasets import DATASETS, PerfDataset, Prompt
 from evalscope.perf.fidelity import CpuMeter, LoopLagMonitor, MachineMeter, verdict
 from evalscope.perf.schedule import SLOT_DEADLINE, SLOT_WAITED, acquire_slot, arrival_offsets_ns, sleep_until
@@ -90,6 +91,7 @@ class StageState:
         self.cap_waits = 0
         self.reconnects = 0
         self.warmup = False
+        self.cut_at_deadline = False  # requests cancelled now are incomplete at the deadline (coverage.py)
 
 
 class PerfRun:
@@ -516,6 +518,8 @@ class PerfRun:
             slot = await acquire_slot(sem, deadline)
             if slot == SLOT_DEADLINE:
                 st.cap_waits += 1
+                if arrivals is not None and deadline is not None:
+                    count_queued(st.agg.coverage, due, arrivals, t0, deadline, up_to(number, st.dispatched))
                 break
             if slot == SLOT_WAITED:
                 st.cap_waits += 1
@@ -589,6 +593,8 @@ class PerfRun:
             st.reconnects += rec.reconnects
         agg = st.agg
         agg.add(rec)
+        if st.cut_at_deadline and rec.status == "cancelled" and st.deadline_ns is not None:
+            agg.coverage.add_in_flight(rec.scheduled_ns, st.deadline_ns)
         if rec.text is not None and rec.status == "ok" and rec.token_source == "usage":
             agg.add_token_check(
                 (rec.completion_tokens or 0) - (rec.reasoning_tokens or 0), self.tokenizer.count(rec.text)
@@ -634,7 +640,10 @@ class PerfRun:
                     waiter.cancel()
             if not all_done.done():
                 all_done.cancel()  # cancels the wait, not the requests
+        # let requests created in the last dispatch step start, so that cancelling them leaves a record
+        await asyncio.sleep(0)
         rest = set(st.in_flight)
+        st.cut_at_deadline = bool(rest) and past_deadline(st.deadline_ns, self.status == "aborted")
         for t in rest:
             t.cancel()
         if rest:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from evalscope.perf.aggregate import Aggregator
+from evalscope.perf.coverage import add_to_summary as add_coverage
 from evalscope.perf.metrics import LATENCY_METRICS
 from evalscope.perf.min_window import apply_min_window
 
@@ -69,6 +70,7 @@ def stage_summary(
     else:
         out["goodput"] = None
     out["server_quirks"] = agg.quirks()
+    add_coverage(out, agg, percentiles)
     out["token_source"] = agg.token_source()
     out["token_sources"] = dict(agg.token_sources)
     out["token_disagreement"] = agg.token_disagreement()

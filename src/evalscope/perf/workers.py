@@ -52,6 +52,7 @@ from evalscope.engine.session import Timeouts
 from evalscope.errors import EvalscopeError
 from evalscope.perf.aggregate import Aggregator, Metric
 from evalscope.perf.config import PerfConfig
+from evalscope.perf.coverage import count_queued, past_deadline
 from evalscope.perf.fidelity import CpuMeter, LoopLagMonitor, MachineMeter, verdict
 from evalscope.perf.runner import MIN_COMPLETED_FOR_RATE, PerfRun, Reporter, StageState
 from evalscope.perf.schedule import SLOT_DEADLINE, SLOT_WAITED, acquire_slot, arrival_offsets_ns, sleep_until
@@ -191,6 +192,7 @@ class _WorkerStage:
         "agg",
         "cap",
         "cap_waits",
+        "cut_at_deadline",
         "deadline_ns",
         "dispatched",
         "first_sched_ns",
@@ -226,6 +228,7 @@ class _WorkerStage:
         self.dispatched = 0
         self.cap_waits = 0
         self.reconnects = 0
+        self.cut_at_deadline = False
         self.warmup_done = [0, 0, 0]  # ok, failed, cancelled (warm-up has no aggregator)
         self.first_sent_ns: int | None = None
         self.last_sent_ns: int | None = None
@@ -489,6 +492,9 @@ class WorkerCore:
             slot = await acquire_slot(sem, deadline)
             if slot == SLOT_DEADLINE:
                 st.cap_waits += 1
+                if arrivals is not None and deadline is not None and st.agg is not None:
+                    more = lambda: src.claim(number) is not None  # noqa: E731
+                    count_queued(st.agg.coverage, due, arrivals, t0, deadline, more)
                 break
             if slot == SLOT_WAITED:
                 st.cap_waits += 1
@@ -555,6 +561,8 @@ class WorkerCore:
         if rec.reconnects:
             st.reconnects += rec.reconnects
         agg.add(rec)
+        if st.cut_at_deadline and rec.status == "cancelled" and st.deadline_ns is not None:
+            agg.coverage.add_in_flight(rec.scheduled_ns, st.deadline_ns)
         if rec.text is not None and rec.status == "ok" and rec.token_source == "usage":
             agg.add_token_check(
                 (rec.completion_tokens or 0) - (rec.reasoning_tokens or 0), self._tokenizer.count(rec.text)
@@ -588,7 +596,10 @@ class WorkerCore:
                     waiter.cancel()
             if not all_done.done():
                 all_done.cancel()
+        # let requests created in the last dispatch step start, so that cancelling them leaves a record
+        await asyncio.sleep(0)
         rest = set(st.in_flight)
+        st.cut_at_deadline = bool(rest) and past_deadline(st.deadline_ns, self._abort)
         for t in rest:
             t.cancel()
         if rest:
