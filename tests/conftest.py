@@ -59,3 +59,25 @@ class MachineLoad:
 @pytest.fixture
 def machine_load() -> MachineLoad:
     return MachineLoad()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _kernel_rx_timestamps_on() -> object:
+    """Keep the kernel's receive timestamping switched on for the whole session.
+
+    Linux turns packet timestamping on only while some socket asks for it, and switches it on and off lazily
+    (deferred work). Each simulator enables it on its own listener when it starts; in a suite that starts and
+    stops many simulators, the first requests after a start can arrive before the switch takes effect and go
+    unstamped. One socket that asks for stamps for the whole session keeps the switch on.
+    """
+    import socket
+    import time
+
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_TIMESTAMPNS", 35), 1)
+        time.sleep(0.05)  # let the deferred switch take effect
+    except OSError:
+        pass
+    yield s
+    s.close()
