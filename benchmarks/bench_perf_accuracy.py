@@ -8,7 +8,9 @@ summary means, and output throughput versus tokens served over the server-side w
 The TTFT / E2E difference is decomposed: ``pre_handler`` is client send -> the simulator's handler start (its
 ``arrival`` stamp: connection set-up, the server's own queueing of a burst of requests), and
 ``*_delivery`` is server send -> client receive of the first and last token events, i.e. the client's own
-timing error (both processes read the same CLOCK_MONOTONIC).
+timing error (both processes read the same CLOCK_MONOTONIC). ``pre_handler`` splits further with the
+simulator's kernel receive stamp: ``client_send_side`` (kernel receive - client sent: the client's error) and
+``sim_read_late`` (the simulator's loop stamp - kernel receive: server time any client sees).
 
 Run: ``python benchmarks/bench_perf_accuracy.py [--parallel 64 --number 640]``. Prints a table, then one JSON line.
 """
@@ -38,7 +40,8 @@ def main() -> None:
     args = ap.parse_args()
     cfg = SimConfig(ttft_ms=args.ttft_ms, itl_ms=args.itl_ms, output_tokens=args.tokens)
     with tempfile.TemporaryDirectory(prefix="bench-acc-") as out:
-        with SimProcess(cfg, cpus={0} if args.pin else None) as sim:
+        # asyncio loop: the simulator then stamps the kernel's receive time of each request (send side)
+        with SimProcess(cfg, cpus={0} if args.pin else None, loop="asyncio") as sim:
             if args.pin:
                 import os
 
@@ -60,6 +63,8 @@ def main() -> None:
     # decomposition: time before the simulator's handler started (its arrival stamp), and the client's own
     # receive error for the first token and the last token event (same monotonic clock in both processes)
     pre_handler: list[float] = []
+    send_side: list[float] = []  # kernel receive - client sent: the client's own send-side delay
+    sim_read_late: list[float] = []  # simulator loop stamp - kernel receive: the simulator's lateness
     first_delivery: list[float] = []
     last_delivery: list[float] = []
     for r in recs:
@@ -75,6 +80,9 @@ def main() -> None:
         t_tpot = (t["chunk_ns"][-1] - t["first_token_ns"]) / (t["completion_tokens"] - 1)
         err["tpot"].append((c_tpot - t_tpot) / 1e6)
         pre_handler.append((t["arrival_ns"] - r["sent_ns"]) / 1e6)
+        if t.get("kernel_arrival_ns") is not None:
+            send_side.append((t["kernel_arrival_ns"] - r["sent_ns"]) / 1e6)
+            sim_read_late.append((t["arrival_ns"] - t["kernel_arrival_ns"]) / 1e6)
         first_delivery.append((r["first_token_ns"] - t["first_token_ns"]) / 1e6)
         last_delivery.append((r["last_token_ns"] - t["chunk_ns"][-1]) / 1e6)
     tv = list(truth.values())
@@ -111,11 +119,15 @@ def main() -> None:
         )
     decomp = {
         "pre_handler_ms": pre_handler,
+        "client_send_side_ms": send_side,
+        "sim_read_late_ms": sim_read_late,
         "first_token_delivery_ms": first_delivery,
         "last_token_delivery_ms": last_delivery,
     }
     extra = {}
     for k, vals in decomp.items():
+        if not vals:
+            continue
         a = np.array(vals)
         extra[f"{k}_mean"] = round(float(a.mean()), 3)
         extra[f"{k}_p50"] = round(float(np.percentile(a, 50)), 3)

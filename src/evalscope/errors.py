@@ -54,7 +54,8 @@ class EndpointError(EvalscopeError):
 
 
 class AbortedError(EvalscopeError):
-    """The run stopped early because the error threshold was crossed (exit 4)."""
+    """The error threshold was crossed (exit 4): perf stopped early; eval finished with too many errored
+    samples (its reports are written)."""
 
     exit_code = EXIT_ABORTED
 

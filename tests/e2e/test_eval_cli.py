@@ -180,7 +180,8 @@ def test_malformed_dataset_exit_2_with_line(tmp_path: Path) -> None:
 
 def test_missing_data_names_dataset_dir_and_layout(tmp_path: Path) -> None:
     res = _run(
-        ["--datasets", "gsm8k", "--work-dir", str(tmp_path / "o")], {"EVALSCOPE_CACHE": str(tmp_path / "c")}
+        ["--datasets", "gsm8k", "--work-dir", str(tmp_path / "o")],
+        {"EVALSCOPE_CACHE": str(tmp_path / "c"), "EVALSCOPE_OFFLINE": "1"},  # no download: the cache only
     )
     assert res.returncode == 2
     line = _one_error_line(res)

@@ -48,16 +48,28 @@ def load(outputs: Path) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, 
     return summary, manifest, records
 
 
+#: Foreign CPU load above which the 2 ms claims are not checked (the skip names the measured figure).
+BUSY_LIMIT = 0.25
+#: The simulator's own schedule lateness (p99 of chunk sent - due) above which its truth is too coarse.
+SIM_LATE_LIMIT_US = 500.0
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_accuracy_against_simulator_truth(tmp_path: Path) -> None:
-    """TTFT 200 ms, ITL 20 ms, 100 tokens, 64 parallel, 640 requests: means within 2 ms of the truth."""
+def test_accuracy_against_simulator_truth(tmp_path: Path, machine_load: Any) -> None:
+    """TTFT 200 ms, ITL 20 ms, 100 tokens, 64 parallel, 640 requests: means within 2 ms of the truth.
+
+    The truth starts at the simulator's kernel receive stamp of each request (SO_TIMESTAMPNS: when the bytes
+    reached its TCP stack), not at the client's own ``sent_ns``: the client's send-side delay is part of its
+    error and is not subtracted. Only the simulator's own lateness in reading the request (its loop stamp
+    minus the kernel stamp) is server time that any client would see.
+    """
     cfg = SimConfig(ttft_ms=200, itl_ms=20, output_tokens=100)
     # As in benchmarks/bench_perf_accuracy.py: simulator and client on separate CPUs when there are two, so the
     # figures describe the client, not two processes taking turns on one core.
     allowed = sorted(os.sched_getaffinity(0))
     sim_cpus, cli_cpus = ({allowed[0]}, set(allowed[1:])) if len(allowed) >= 2 else (None, None)
-    with SimProcess(cfg, cpus=sim_cpus) as sim:
+    with SimProcess(cfg, cpus=sim_cpus, loop="asyncio") as sim:
         r = run_cli(
             [
                 "--url",
@@ -76,11 +88,21 @@ def test_accuracy_against_simulator_truth(tmp_path: Path) -> None:
         )
         assert r.returncode == 0, r.stderr
         truth = [t for t in sim.fetch_truth() if t["request_id"].isdigit()]
+        sim_lag_p99_us = sim.fetch_stats()["lag"]["p99_us"]
+    busy, busy_note = machine_load.foreign_share()
     summary, manifest, records = load(tmp_path)
     assert manifest["status"] == "completed"
     st = summary["stages"][0]
-    assert st["requests"] == {"sent": 640, "succeeded": 640, "failed": 0, "cancelled": 0, "error_rate": 0.0}
+    assert st["requests"] == {
+        "sent": 640,
+        "succeeded": 640,
+        "failed": 0,
+        "cancelled": 0,
+        "error_rate": 0.0,
+        "incomplete_at_deadline": 0,
+    }
     assert len(records) == 640 and len(truth) == 640
+    assert all(t["kernel_arrival_ns"] is not None for t in truth), "simulator gave no kernel receive stamps"
     t_ttft = statistics.mean((t["first_token_ns"] - t["arrival_ns"]) / 1e6 for t in truth)
     t_e2e = statistics.mean((t["end_ns"] - t["arrival_ns"]) / 1e6 for t in truth)
     t_tpot = statistics.mean(
@@ -89,9 +111,10 @@ def test_accuracy_against_simulator_truth(tmp_path: Path) -> None:
     tokens = sum(t["completion_tokens"] for t in truth)
     window_s = (max(t["end_ns"] for t in truth) - min(t["arrival_ns"] for t in truth)) / 1e9
     by_id = {t["request_id"]: t for t in truth}
-    # Decomposition (both processes read the same CLOCK_MONOTONIC): time before the simulator's handler
-    # started (connect, the server's own queueing of a burst), and the client's receive error per token event.
-    pre = statistics.mean((by_id[str(r["id"])]["arrival_ns"] - r["sent_ns"]) / 1e6 for r in records)
+    # Decomposition on one CLOCK_MONOTONIC: the client's send side (kernel receive - client sent), the
+    # simulator's lateness reading the request (its loop stamp - kernel stamp), and the client's receive error.
+    send = statistics.mean((by_id[str(r["id"])]["kernel_arrival_ns"] - r["sent_ns"]) / 1e6 for r in records)
+    sim_late = statistics.mean((t["arrival_ns"] - t["kernel_arrival_ns"]) / 1e6 for t in truth)
     first_err = statistics.mean(
         (r["first_token_ns"] - by_id[str(r["id"])]["first_token_ns"]) / 1e6 for r in records
     )
@@ -101,23 +124,34 @@ def test_accuracy_against_simulator_truth(tmp_path: Path) -> None:
     report = (
         f"ttft {st['ttft']['mean']:.3f} vs {t_ttft:.3f}; tpot {st['tpot']['mean']:.3f} vs {t_tpot:.3f}; "
         f"e2e {st['e2e_latency']['mean']:.3f} vs {t_e2e:.3f}; out tok/s {st['throughput']['output_tokens_per_s']:.1f}"
-        f" vs {tokens / window_s:.1f}; before server handler {pre:.3f} ms; client receive error first "
-        f"{first_err:.3f} ms, last {last_err:.3f} ms; client {st['client']}"
+        f" vs {tokens / window_s:.1f}; client send side {send:.3f} ms; simulator read lateness {sim_late:.3f} ms;"
+        f" client receive error first {first_err:.3f} ms, last {last_err:.3f} ms; simulator chunk lag p99"
+        f" {sim_lag_p99_us} µs; {busy_note}; client {st['client']}"
     )
     print(report)
     # Exact counts and token throughput hold whatever the machine's load.
     assert abs(st["throughput"]["output_tokens_per_s"] / (tokens / window_s) - 1) < 0.02, report
-    if not st["client"]["trustworthy"]:
-        # The client measured its own saturation (a loaded CI machine): the 2 ms claims only hold when the
-        # client says it can be trusted, which is exactly what the fidelity verdict is for.
-        pytest.skip(f"client not trustworthy on this machine: {st['client']['reason']} ({report})")
-    assert abs(st["tpot"]["mean"] - t_tpot) < 2.0, report
-    # The client's own timing error: receive time of the first and last token events vs the server's send.
-    assert 0 <= first_err < 2.0 and 0 <= last_err < 2.0, report
-    # The simulator stamps "arrival" when its handler starts; what a client sees also includes the time the
-    # server took to accept and parse a burst of requests. Within 2 ms of the truth once that is counted:
-    assert abs(st["ttft"]["mean"] - t_ttft - pre) < 2.0, report
-    assert abs(st["e2e_latency"]["mean"] - t_e2e - pre) < 2.0, report
+    # One clock: the kernel receives after the client stamped, the client receives after the server sent.
+    assert send >= 0 and sim_late >= 0 and first_err >= 0 and last_err >= 0, report
+
+    def claims() -> None:
+        # The 2 ms budget of a TTFT holds the send side and the first event's receive error: 1 ms each.
+        assert send < 1.0, report
+        assert abs(st["tpot"]["mean"] - t_tpot) < 2.0, report
+        assert first_err < 2.0 and last_err < 2.0, report
+        assert abs(st["ttft"]["mean"] - t_ttft - sim_late) < 2.0, report
+        assert abs(st["e2e_latency"]["mean"] - t_e2e - sim_late) < 2.0, report
+
+    # When the tool says its numbers can be trusted, they must be within the claim, whatever the load.
+    if st["client"]["trustworthy"]:
+        claims()
+    # Whether the claims are checked at all is decided by figures measured outside the tool: the machine's
+    # other load, and the simulator's own lateness against its schedule (its truth).
+    if busy > BUSY_LIMIT:
+        pytest.skip(f"machine busy: {busy_note} (> {BUSY_LIMIT:.0%}); {report}")
+    if sim_lag_p99_us is not None and sim_lag_p99_us > SIM_LATE_LIMIT_US:
+        pytest.skip(f"simulator late on its own schedule: chunk lag p99 {sim_lag_p99_us} µs; {report}")
+    claims()
     assert st["token_source"] == "usage"
 
 

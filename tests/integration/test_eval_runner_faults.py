@@ -361,6 +361,7 @@ class ToyJudged(ToyMCQ):
     """Scores by asking the judge model (handed to the benchmark as ``self.judge``)."""
 
     name = "toy_judged_runner"
+    uses_judge = True
 
     async def ascore(self, sample: Sample, output: str) -> ScoreResult:
         judge = self.judge  # type: ignore[attr-defined]

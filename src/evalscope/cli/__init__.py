@@ -32,6 +32,8 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "Measure accuracy on standard benchmarks against an endpoint.",
     ),
     "sim": ("evalscope.cli.sim", "sim", "Run the built-in OpenAI-compatible simulator server."),
+    "report": ("evalscope.cli.report", "report", "Regenerate a run's report (html, md, csv, json)."),
+    "app": ("evalscope.cli.app", "app", "Browse, follow and compare runs in a local web app."),
 }
 
 
@@ -62,7 +64,7 @@ class LazyGroup(click.Group):
 def cli() -> None:
     """evalscope: measure LLM inference services (load with `perf`, accuracy with `eval`).
 
-    Exit codes: 0 ok, 1 internal error, 2 usage/config, 3 endpoint/auth, 4 aborted by error threshold,
+    Exit codes: 0 ok, 1 internal error, 2 usage/config, 3 endpoint/auth, 4 error threshold exceeded,
     5 --strict check failed, 130 interrupted.
     """
 
@@ -76,7 +78,9 @@ def run_cli_command(func: Any, *args: Any, debug: bool = False, **kwargs: Any) -
     except EvalscopeError as exc:
         if debug:
             raise
-        click.echo(f"Error: {exc.one_line()}", err=True)
+        from evalscope.engine.redact import scrub
+
+        click.echo(f"Error: {scrub(exc.one_line())}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)

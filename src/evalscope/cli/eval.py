@@ -24,7 +24,8 @@ Examples:
   evalscope eval --resume outputs/20260101_120000 --api-url http://127.0.0.1:8000/v1
 
 Exit codes: 0 ok, 1 internal error, 2 invalid option / dataset / refused resume, 3 endpoint unreachable
-or rejected the key / model, 130 interrupted.
+or rejected the key / model, 4 a benchmark's errored samples exceeded --max-error-rate (reports are
+written), 130 interrupted.
 """
 
 
@@ -79,6 +80,7 @@ def _eval_options(f: Any) -> Any:
         click.option("--read-timeout", "read_timeout_s", type=float, help=_h("read_timeout_s")),
         click.option("--connect-timeout", "connect_timeout_s", type=float, help=_h("connect_timeout_s")),
         click.option("--drain-timeout", "drain_timeout_s", type=float, help=_h("drain_timeout_s")),
+        click.option("--max-error-rate", type=float, help=_h("max_error_rate")),
         click.option(
             "--no-stream", "stream", flag_value=False, default=None, help="Ask for whole responses."
         ),
@@ -90,6 +92,7 @@ def _eval_options(f: Any) -> Any:
             help="Skip the endpoint check.",
         ),
         click.option("--quiet", is_flag=True, default=None, help=_h("quiet")),
+        click.option("--no-html", "html", flag_value=False, default=None, help=_h("html", " --no-html: don't.")),
         click.option("--debug", is_flag=True, default=False, help=_h("debug")),
         click.option("--eval-type", hidden=True, help="Accepted for compatibility; ignored."),
         click.argument("more_datasets", nargs=-1),
@@ -143,7 +146,7 @@ def _main(kw: dict[str, Any]) -> None:
 
     cfg = options_to_config(kw)
     try:
-        run_eval(cfg)
+        result = run_eval(cfg)
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:
@@ -158,6 +161,14 @@ def _main(kw: dict[str, Any]) -> None:
             err=True,
         )
         sys.exit(1)
+    if result.over_error_rate:
+        from evalscope.errors import AbortedError
+
+        raise AbortedError(
+            f"errored samples exceeded --max-error-rate {cfg.max_error_rate:g}: "
+            + ", ".join(result.over_error_rate),
+            f"reports are written; retry the errored samples with --resume {result.run_dir}",
+        )
 
 
 @click.command("eval", help=_HELP, context_settings={"help_option_names": ["-h", "--help"]})

@@ -34,6 +34,8 @@ def _field_meta() -> list[tuple[str, dict[str, Any], str, Any]]:
 
 _FIELDS = _field_meta()
 _MULTI_OPTS: set[str] = {str(e["cli"]) for _, e, _, _ in _FIELDS if e["kind"] in _LIST_KINDS}
+#: Options whose every argument is one item (never split on spaces).
+_ITEM_OPTS = frozenset({"--headers"})
 
 
 def _fmt_default(default: Any) -> str:
@@ -63,7 +65,13 @@ class PerfCommand(click.Command):
                 ):
                     vals.append(args[i])
                     i += 1
-                out.append(" ".join(vals) if vals else "")
+                if a in _ITEM_OPTS and len(vals) > 1:
+                    # one header per argument: a value may contain spaces ("Authorization=Bearer sk-...")
+                    out.append(vals[0])
+                    for v in vals[1:]:
+                        out += [a, v]
+                else:
+                    out.append(" ".join(vals) if vals else "")
         return super().parse_args(ctx, out)
 
 
@@ -147,7 +155,7 @@ def _main(config_file: str | None, given: dict[str, Any]) -> None:
     if cfg.strict:
         problems = []
         for s in summary["stages"]:
-            if not s["client"]["trustworthy"]:
+            if s["client"]["trustworthy"] is False:  # None: too short to judge, not a failure
                 problems.append(f"stage {s['stage'] + 1}: client not trustworthy ({s['client']['reason']})")
             g = s.get("goodput")
             if g and (g["ratio"] is None or g["ratio"] < cfg.goodput_min_ratio):

@@ -66,9 +66,14 @@ def selftest(
             f"selftest: simulator TTFT {ttft_ms:g} ms, ITL {itl_ms:g} ms, {output_tokens} tokens; levels {list(cfg.parallel)}"
         )
         res = run_selftest(cfg)
-        t = Table(title="client-added latency (received - simulator sent), ms")
+        t = Table(
+            title="client-added latency, ms: send = simulator kernel received - client sent; "
+            "TTFT/event = client received - simulator sent"
+        )
         for col in (
             "parallel",
+            "send p50",
+            "send p99",
             "TTFT p50",
             "TTFT p99",
             "event p50",
@@ -81,6 +86,8 @@ def selftest(
         for lv in res["levels"]:
             t.add_row(
                 str(lv["parallel"]),
+                f"{lv['send_side_ms']['p50']:.3f}",
+                f"{lv['send_side_ms']['p99']:.3f}",
                 f"{lv['added_ttft_ms']['p50']:.3f}",
                 f"{lv['added_ttft_ms']['p99']:.3f}",
                 f"{lv['added_event_ms']['p50']:.3f}",
@@ -92,7 +99,7 @@ def selftest(
         console.print(t)
         mh = res["max_honest_parallel"]
         console.print(
-            f"largest load measured honestly (added p99 <= {res['honest_p99_limit_ms']:g} ms): "
+            f"largest load measured honestly (added p99 <= {res['honest_p99_limit_ms']:g} ms on each side): "
             + (f"{mh} parallel" if mh else "none of the levels tried")
             + ("" if res["pinned"] else " (not pinned: simulator and client share CPUs)")
         )

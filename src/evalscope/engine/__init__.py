@@ -1,4 +1,4 @@
-"""The async request engine shared by perf, eval and arena."""
+"""The async request engine shared by perf and eval."""
 
 from evalscope.engine.client import Client
 from evalscope.engine.records import ERROR_KINDS, ErrorInfo, Request, RequestRecord

@@ -26,10 +26,17 @@ from evalscope.engine.protocols.base import (
     StreamState,
 )
 from evalscope.engine.protocols.base import get_protocol as _get_protocol
-from evalscope.engine.records import ErrorInfo, Request, RequestRecord
-from evalscope.engine.redact import register_secret, scrub
-from evalscope.engine.session import Timeouts, make_session, normalize_url
+from evalscope.engine.records import SIM_ID_HEADER, SIM_MARK_HEADER, ErrorInfo, Request, RequestRecord
+from evalscope.engine.redact import redact_url, register_secret, register_url_secrets, scrub
+from evalscope.engine.session import (
+    Timeouts,
+    connection_reused,
+    make_session,
+    normalize_url,
+    reset_connection_reused,
+)
 from evalscope.engine.sse import SSEDecoder, SSEError
+from evalscope.engine.usage import check_usage, limit_of
 
 _clock = time.perf_counter_ns
 
@@ -43,6 +50,30 @@ def _retry_after(value: str | None) -> float | None:
         return None  # an HTTP date: rare from inference servers; treated as "no hint"
 
 
+#: How many times one request may be resent because its kept-alive connection was closed before any reply
+#: byte. The resend goes on a fresh connection, whose failures are never resent, so 1 is enough.
+MAX_RECONNECTS = 1
+
+
+def _lost_before_reply(exc: BaseException, rec: RequestRecord) -> bool:
+    """True when the server closed a REUSED connection before any byte of the reply: never processed.
+
+    A kept-alive connection can be closed by the server (idle reaping, keep-alive limits) just as a request is
+    written on it; the request then fails with "Server disconnected" or "Can not write request body" although
+    the server never saw it. Anything else (a fresh connection, a partial reply, a status line) is not this case.
+    """
+    if rec.http_status is not None or rec.first_byte_ns is not None or rec.reconnects >= MAX_RECONNECTS:
+        return False
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        if not isinstance(exc.message, str):  # aiohttp passes the partly parsed reply when bytes had arrived
+            return False
+    elif isinstance(exc, aiohttp.ClientConnectorError) or not isinstance(
+        exc, aiohttp.ClientOSError | aiohttp.ClientConnectionResetError
+    ):
+        return False
+    return connection_reused()
+
+
 class Client:
     """One endpoint + protocol + credentials, sharing one aiohttp session across all requests.
 
@@ -52,7 +83,14 @@ class Client:
         api: protocol name (``openai``, ``openai-completions``, ``openai-embeddings``, plugins) or instance.
         api_key: sent as ``Authorization: Bearer``; registered for redaction, never stored in records.
         keep_text: keep generated text / reasoning / tool calls in records (eval does, perf does not).
-        send_request_id: send ``X-Request-Id: <request_id>`` (the simulator keys its truth by it).
+        send_request_id: send the request id in ``X-Evalscope-Request-Id`` (the simulator keys its truth by it):
+            None (default) only once the server has identified itself as the simulator (see :meth:`identify`),
+            True always, False never. Real servers get no request-id header.
+
+    A request whose kept-alive connection the server closed before any byte of the reply is resent once on a
+    fresh connection and counted in ``RequestRecord.reconnects``, not as a failure (see :func:`_lost_before_reply`).
+    That needs to know whether a connection was reused, which the client's own session tells (``make_session``);
+    with a ``session`` passed in that was made otherwise, nothing is ever resent.
     """
 
     def __init__(
@@ -66,17 +104,20 @@ class Client:
         stream: bool = True,
         keep_text: bool = False,
         continuous_usage: bool = False,
-        send_request_id: bool = False,
+        send_request_id: bool | None = None,
         session: aiohttp.ClientSession | None = None,
         worker: int = 0,
     ) -> None:
         self.protocol: Protocol = api if isinstance(api, Protocol) else _get_protocol(api, continuous_usage)
         self.url = normalize_url(url, self.protocol.default_path)
+        register_url_secrets(self.url)
         self.model = model
         self.stream = stream and self.protocol.supports_stream
         self.keep_text = keep_text
         self.timeouts = timeouts or Timeouts()
         self.send_request_id = send_request_id
+        self._identifying: asyncio.Future[bool] | None = None
+        self._fresh_session: aiohttp.ClientSession | None = None
         self.worker = worker
         self._headers: dict[str, str] = {"Content-Type": "application/json"}
         if self.stream:
@@ -89,8 +130,28 @@ class Client:
         if api_key:
             register_secret(api_key)
             self._headers["Authorization"] = f"Bearer {api_key}"
+        self.url = self._take_userinfo(self.url)
         self._session = session
         self._own_session = session is None
+
+    def _take_userinfo(self, url: str) -> str:
+        """Move ``user:key@`` out of the URL into a Basic ``Authorization`` header (unless one is set).
+
+        aiohttp refuses a URL with credentials next to an Authorization header (ValueError on every request),
+        and a URL without them cannot leak them into a message.
+        """
+        from urllib.parse import unquote, urlsplit, urlunsplit
+
+        parts = urlsplit(url)
+        if "@" not in parts.netloc:
+            return url
+        userinfo, _, hostport = parts.netloc.rpartition("@")
+        if not any(k.lower() == "authorization" for k in self._headers):
+            user, _, password = userinfo.partition(":")
+            basic = aiohttp.BasicAuth(unquote(user), unquote(password)).encode()
+            register_secret(basic.split(" ", 1)[-1])
+            self._headers["Authorization"] = basic
+        return urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment))
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -116,6 +177,55 @@ class Client:
         if self._session is not None and self._own_session:
             await self._session.close()
             self._session = None
+        if self._fresh_session is not None:
+            await self._fresh_session.close()
+            self._fresh_session = None
+
+    @property
+    def is_simulator(self) -> bool | None:
+        """Whether request ids are sent: the server identified itself as our simulator, or ids were forced on
+        or off (None: not known yet)."""
+        return self.send_request_id
+
+    def note_server(self, headers: Mapping[str, str]) -> None:
+        """Learn from a response's headers whether the server is our simulator (first answer wins)."""
+        if self.send_request_id is None:
+            self.send_request_id = SIM_MARK_HEADER in headers
+
+    async def identify(self, timeout_s: float = 5.0) -> bool:
+        """Whether the server is the evalscope simulator: one ``GET /v1/models`` unless already known.
+
+        Concurrent callers share the one probe; a failed probe means "not the simulator" (no ids are sent).
+        """
+        if self.send_request_id is not None:
+            return self.send_request_id
+        if self._identifying is None:
+            self._identifying = asyncio.ensure_future(self._probe_identity(timeout_s))
+        return await asyncio.shield(self._identifying)
+
+    async def _probe_identity(self, timeout_s: float) -> bool:
+        from evalscope.engine.session import base_url
+
+        headers = {k: v for k, v in self._headers.items() if k.lower() != "content-type"}
+        try:
+            async with self.session.get(
+                base_url(self.url) + "/v1/models",
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
+            ) as resp:
+                self.note_server(resp.headers)
+                await resp.read()
+        except (aiohttp.ClientError, TimeoutError):
+            pass
+        if self.send_request_id is None:
+            self.send_request_id = False
+        return self.send_request_id
+
+    def _fresh(self) -> aiohttp.ClientSession:
+        """A session whose every request opens (and then closes) its own connection: the resend path."""
+        if self._fresh_session is None:
+            self._fresh_session = make_session(self.timeouts, fresh=True)
+        return self._fresh_session
 
     async def prewarm(self, n: int, timeout_s: float = 10.0) -> int:
         """Open up to ``n`` keep-alive connections (concurrent cheap GETs) before a measured stage.
@@ -134,6 +244,7 @@ class Client:
         async def one() -> bool:
             try:
                 async with self.session.get(url, headers=headers, timeout=timeout) as resp:
+                    self.note_server(resp.headers)
                     await resp.read()
                     return True
             except (aiohttp.ClientError, TimeoutError):
@@ -146,23 +257,39 @@ class Client:
         self, req: Request, on_cancel: Callable[[RequestRecord], None] | None = None
     ) -> RequestRecord:
         """Send ``req``; return its record. ``on_cancel`` receives the record if the task is cancelled."""
+        return await self._send(req, on_cancel, self.session, 0, 0)
+
+    async def _send(
+        self,
+        req: Request,
+        on_cancel: Callable[[RequestRecord], None] | None,
+        session: aiohttp.ClientSession,
+        scheduled_ns: int,
+        reconnects: int,
+    ) -> RequestRecord:
         proto = self.protocol
         body = orjson.dumps(proto.build_body(req, self.model, self.stream))
         headers = self._headers
         if self.send_request_id:
-            headers = {**headers, "X-Request-Id": str(req.request_id)}
+            headers = {**headers, SIM_ID_HEADER: str(req.request_id)}
         st = StreamState(self.keep_text)
+        reset_connection_reused()
         sent = _clock()
         rec = RequestRecord(
             request_id=req.request_id,
             status="error",
-            scheduled_ns=req.scheduled_ns or sent,
+            scheduled_ns=scheduled_ns or req.scheduled_ns or sent,
             sent_ns=sent,
             worker=self.worker,
+            reconnects=reconnects,
         )
         try:
-            async with self.session.post(self.url, data=body, headers=headers) as resp:
+            async with _Post(self, session, body, headers) as resp:
                 rec.http_status = resp.status
+                if resp.status in _REDIRECTS:
+                    rec.end_ns = _clock()
+                    rec.error = _redirect_error(resp, self.url)
+                    return rec
                 if resp.status >= 300:
                     raw = await resp.content.read(64 * 1024)
                     rec.end_ns = _clock()
@@ -174,11 +301,25 @@ class Client:
                     )
                     return rec
                 ctype = resp.headers.get("Content-Type", "")
-                if "text/event-stream" in ctype:
-                    await self._read_stream(resp, rec, st)
+                sniffed: _Prefixed | bytes | None = None
+                if "text/event-stream" not in ctype and self.stream and "json" not in ctype:
+                    sniffed = await _sniff(resp.content)
+                if "text/event-stream" in ctype or isinstance(sniffed, _Prefixed):
+                    prefixed = sniffed if isinstance(sniffed, _Prefixed) else None
+                    if prefixed is not None:
+                        rec.sse_content_type = ctype or "(none)"  # valid SSE under another label
+                    await self._read_stream(resp, rec, st, prefixed)
+                    if st.done and rec.n_events == 0 and st.finish_reason is None and st.error is None:
+                        st.error = ErrorInfo(
+                            "empty_stream",
+                            "the stream ended ([DONE]) without any token or finish_reason",
+                            rec.http_status,
+                        )
                 else:
-                    raw = await resp.read()
+                    raw = (sniffed or b"") + await resp.read()
                     now = _clock()
+                    if self.stream:
+                        rec.ttft_measured = False  # a stream was asked for, a whole body came back
                     rec.first_byte_ns = now
                     flags = proto.parse_response(_json_obj(raw), st)
                     if flags & EV_CHOICE:
@@ -211,6 +352,8 @@ class Client:
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             rec.error = ErrorInfo("connect", scrub(str(exc))[:1024], None, type(exc).__name__)
         except aiohttp.ServerDisconnectedError as exc:
+            if _lost_before_reply(exc, rec):
+                return await self._send(req, on_cancel, self._fresh(), rec.scheduled_ns, rec.reconnects + 1)
             kind = "connect" if rec.http_status is None else "incomplete_stream"
             rec.error = ErrorInfo(
                 kind, scrub(str(exc) or "server disconnected")[:1024], rec.http_status, type(exc).__name__
@@ -228,6 +371,8 @@ class Client:
                 type(exc).__name__,
             )
         except aiohttp.ClientError as exc:
+            if _lost_before_reply(exc, rec):
+                return await self._send(req, on_cancel, self._fresh(), rec.scheduled_ns, rec.reconnects + 1)
             kind = "connect" if rec.http_status is None else "incomplete_stream"
             rec.error = ErrorInfo(kind, scrub(str(exc))[:1024], rec.http_status, type(exc).__name__)
         except Exception as exc:  # noqa: BLE001 - failures are data: anything else is a client-side error record
@@ -248,14 +393,20 @@ class Client:
                 rec.status = "ok"
         return rec
 
-    async def _read_stream(self, resp: aiohttp.ClientResponse, rec: RequestRecord, st: StreamState) -> None:
+    async def _read_stream(
+        self,
+        resp: aiohttp.ClientResponse,
+        rec: RequestRecord,
+        st: StreamState,
+        sniffed: _Prefixed | None = None,
+    ) -> None:
         """The per-read loop: one clock reading per read, shared by the events the read completed."""
         dec = SSEDecoder()
         parse = self.protocol.parse_event
         event_ns = rec.event_ns
         event_tokens = rec.event_tokens
         track_tokens = self.protocol.continuous_usage
-        content = resp.content
+        content: Any = resp.content if sniffed is None else sniffed
         n = 0
         while True:
             chunk = await content.readany()
@@ -299,13 +450,14 @@ class Client:
             rec.last_token_ns = rec.event_ns[-1]
         usage = st.usage
         if usage:
-            rec.prompt_tokens = usage.get("prompt_tokens")
-            rec.completion_tokens = usage.get("completion_tokens")
-            details = usage.get("completion_tokens_details") or {}
-            rec.reasoning_tokens = details.get("reasoning_tokens")
-            pdetails = usage.get("prompt_tokens_details") or {}
-            rec.cached_tokens = pdetails.get("cached_tokens")
-            rec.token_source = "usage"
+            # Server usage is network input: validated once, on the final usage (see engine/usage.py).
+            chk = check_usage(usage, rec.n_events, req.prompt_tokens, limit_of(req.max_tokens, req.params))
+            rec.prompt_tokens = chk.prompt_tokens
+            rec.completion_tokens = chk.completion_tokens
+            rec.reasoning_tokens = chk.reasoning_tokens
+            rec.cached_tokens = chk.cached_tokens
+            rec.token_source = "usage" if chk.completion_from_usage else "events"
+            rec.usage_rejected = chk.rejected
         else:
             rec.prompt_tokens = req.prompt_tokens
             rec.completion_tokens = rec.n_events
@@ -313,6 +465,7 @@ class Client:
         if rec.event_tokens and not any(rec.event_tokens):
             del rec.event_tokens[:]
         rec.finish_reason = st.finish_reason
+        rec.timings = st.timings
         if st.keep_text:
             rec.text = "".join(st.text_parts)
             if st.reasoning_parts:
@@ -321,7 +474,7 @@ class Client:
                 rec.tool_calls = [st.tool_calls[i] for i in sorted(st.tool_calls)]
 
 
-async def _drain_tail(content: aiohttp.StreamReader) -> None:
+async def _drain_tail(content: Any) -> None:
     """Read what follows ``[DONE]`` (normally just the chunked-encoding terminator).
 
     aiohttp closes a connection whose body was not read to the end, so without this about a third of the
@@ -339,6 +492,129 @@ async def _drain_tail(content: aiohttp.StreamReader) -> None:
                 left -= len(chunk)
     except (TimeoutError, aiohttp.ClientError):
         pass
+
+
+#: A POST answered with 301/302/303 would be re-sent as a body-less GET: never followed. 307/308 keep the
+#: method and body and are followed (same scheme, at most ``MAX_REDIRECTS`` hops).
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 3
+_AUTH_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "cookie", "proxy-authorization"})
+
+
+def _location(resp: aiohttp.ClientResponse, url: str) -> str | None:
+    from urllib.parse import urljoin
+
+    loc = resp.headers.get("Location")
+    return urljoin(url, loc) if loc else None
+
+
+def _redirect_error(resp: aiohttp.ClientResponse, url: str) -> ErrorInfo:
+    """A redirect that was not followed: the error names the (redacted) target and what to do."""
+    loc = _location(resp, url)
+    where = redact_url(loc) if loc else "(no Location header)"
+    if resp.status in (307, 308):
+        why = f"more than {MAX_REDIRECTS} redirects, or one to another scheme or no Location"
+    else:
+        why = "a POST is never re-sent as a body-less GET"
+    return ErrorInfo(
+        "redirect",
+        f"HTTP {resp.status} redirect to {where} not followed ({why}); point --url at the final URL",
+        resp.status,
+    )
+
+
+class _Post:
+    """``session.post`` without aiohttp's redirect handling: 307/308 are re-posted with the body.
+
+    aiohttp (like browsers) turns a POST answered with 301/302/303 into a GET without a body, which a
+    server may then answer 200: a request that never ran would be counted as a success. Here nothing but
+    307/308 is followed, only to the same scheme, for at most :data:`MAX_REDIRECTS` hops, and credentials
+    are not sent to another host. The caller sees the final response (a redirect it must report, if any).
+    """
+
+    __slots__ = ("_body", "_client", "_headers", "_resp", "_session")
+
+    def __init__(
+        self, client: Client, session: aiohttp.ClientSession, body: bytes, headers: dict[str, str]
+    ) -> None:
+        self._client = client
+        self._session = session
+        self._body = body
+        self._headers = headers
+        self._resp: aiohttp.ClientResponse | None = None
+
+    async def __aenter__(self) -> aiohttp.ClientResponse:
+        from urllib.parse import urlsplit
+
+        session = self._session
+        url = self._client.url
+        headers = self._headers
+        resp = await session.post(url, data=self._body, headers=headers, allow_redirects=False)
+        hops = 0
+        while resp.status in (307, 308) and hops < MAX_REDIRECTS:
+            nxt = _location(resp, url)
+            if nxt is None:
+                break
+            old, new = urlsplit(url), urlsplit(nxt)
+            if new.scheme != old.scheme:
+                break
+            if new.netloc != old.netloc:
+                headers = {k: v for k, v in headers.items() if k.lower() not in _AUTH_HEADERS}
+            resp.release()
+            url = nxt
+            hops += 1
+            resp = await session.post(url, data=self._body, headers=headers, allow_redirects=False)
+        self._resp = resp
+        return resp
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._resp is not None:
+            await self._resp.__aexit__(et, e, tb)
+
+
+class _Prefixed:
+    """A response body whose first bytes were already read (to sniff SSE under another Content-Type)."""
+
+    __slots__ = ("_content", "_first")
+
+    def __init__(self, first: bytes, content: aiohttp.StreamReader) -> None:
+        self._first: bytes | None = first
+        self._content = content
+
+    async def readany(self) -> bytes:
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
+        return await self._content.readany()
+
+    def at_eof(self) -> bool:
+        return self._first is None and self._content.at_eof()
+
+
+_SSE_STARTS = (b"data:", b":", b"event:", b"id:", b"retry:")
+
+
+async def _sniff(content: aiohttp.StreamReader) -> _Prefixed | bytes:
+    """Read the first bytes of a body that was not labelled ``text/event-stream`` although a stream was asked
+    for: SSE (``data:``, a comment, ``event:``...) gives a :class:`_Prefixed` reader to stream from; anything
+    else gives the bytes read so far, to be parsed as a whole body."""
+    head = b""
+    while len(head) < 64:
+        chunk = await content.readany()
+        if not chunk:
+            break
+        head += chunk
+        probe = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+        if probe and not any(p.startswith(probe) for p in _SSE_STARTS):
+            break  # cannot be SSE any more
+        if probe.startswith(_SSE_STARTS):
+            break
+    probe = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if probe.startswith(_SSE_STARTS):
+        return _Prefixed(head, content)
+    return head
 
 
 def _json_obj(raw: bytes) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import orjson
 
 from evalscope.engine.client import Client
 from evalscope.engine.records import Request
-from evalscope.engine.redact import scrub
+from evalscope.engine.redact import redact_url, scrub
 from evalscope.engine.session import base_url
 from evalscope.errors import EndpointError
 
@@ -30,6 +30,7 @@ class PreflightResult:
 
 
 def _describe_connect_error(exc: BaseException, url: str) -> EndpointError:
+    url = redact_url(url) or ""
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return EndpointError(f"cannot resolve the host of {url}", "check the host name in --url")
     if isinstance(exc, aiohttp.ClientConnectorError):
@@ -55,6 +56,7 @@ async def preflight(client: Client, check_model: bool = True) -> PreflightResult
     session = client.session
     try:
         async with session.get(f"{root}/v1/models", headers=auth_headers, timeout=_PREFLIGHT_TIMEOUT) as resp:
+            client.note_server(resp.headers)
             if resp.status in (401, 403):
                 raise EndpointError(
                     f"the endpoint rejected the API key (HTTP {resp.status})",
@@ -92,7 +94,7 @@ async def preflight(client: Client, check_model: bool = True) -> PreflightResult
     err = rec.error
     assert err is not None
     if err.kind in ("connect", "dns"):
-        raise EndpointError(f"cannot reach {client.url}: {err.message[:200]}", "check --url")
+        raise EndpointError(f"cannot reach {redact_url(client.url)}: {err.message[:200]}", "check --url")
     if err.kind == "http_status":
         status = err.http_status
         if status in (401, 403):
@@ -110,7 +112,7 @@ async def preflight(client: Client, check_model: bool = True) -> PreflightResult
                     f"model {client.model!r} is not served ({err.message[:200]})", served + "pass --model"
                 )
             raise EndpointError(
-                f"{client.url} answered 404 (wrong path)",
+                f"{redact_url(client.url)} answered 404 (wrong path)",
                 f"for --api {client.protocol.name} use a URL ending in {client.protocol.default_path}",
             )
         if status in (400, 422):

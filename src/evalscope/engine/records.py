@@ -21,9 +21,19 @@ ERROR_KINDS: tuple[str, ...] = (
     "incomplete_stream",  # the body ended without [DONE] / finish_reason, or the connection dropped mid-stream
     "malformed_stream",  # an event that is not valid JSON / not the protocol's shape
     "server_error_event",  # the server sent an error object inside the stream
+    "empty_stream",  # the stream ended ([DONE]) without any token or finish_reason
+    "redirect",  # a 301/302/303 answer to the POST (never followed), or a 307/308 that could not be followed
     "cancelled",  # cut off by an interrupt or the end of a duration (not an error for statistics)
     "client",  # anything else raised on the client side
 )
+
+#: Header that carries our request id to the built-in simulator, which keys its truth by it. It is sent only
+#: to a server that identified itself as the simulator (:data:`SIM_MARK_HEADER`): real servers get no
+#: request-id header from us (llama-cpp-python answers 400 to a non-UUID ``X-Request-Id``; vLLM adopts
+#: ``X-Request-Id`` as its own id, so small integers from two runs would collide).
+SIM_ID_HEADER = "X-Evalscope-Request-Id"
+#: Response header by which the simulator identifies itself (on ``/v1/models``).
+SIM_MARK_HEADER = "X-Evalscope-Sim"
 
 
 @dataclass(slots=True)
@@ -83,6 +93,9 @@ class RequestRecord:
     ``first_choice_ns`` is the first event with non-empty ``choices`` (vLLM's TTFT definition).
     ``event_ns`` holds the time of every token-bearing stream event (first is ``first_token_ns``), and
     ``event_tokens`` the tokens each carried where the server said (continuous usage stats), else empty.
+    ``reasoning_tokens`` / ``cached_tokens`` come from the server's usage details, ``timings`` from
+    llama.cpp's ``timings`` object (``prompt_n``, ``prompt_ms``, ``predicted_n``, ``predicted_ms``,
+    ``draft_n``, ``draft_n_accepted``); each is ``None`` when the server did not send it.
     """
 
     request_id: int | str
@@ -101,6 +114,7 @@ class RequestRecord:
     completion_tokens: int | None = None
     reasoning_tokens: int | None = None
     cached_tokens: int | None = None
+    timings: dict[str, float] | None = None
     token_source: str | None = None
     finish_reason: str | None = None
     event_ns: array[int] = field(default_factory=lambda: array("q"))
@@ -110,16 +124,27 @@ class RequestRecord:
     tool_calls: list[dict[str, Any]] | None = None
     error: ErrorInfo | None = None
     worker: int = 0
+    #: why the server's usage was not believed (engine/usage.py); the counted tokens were used instead
+    usage_rejected: str | None = None
+    #: False when a stream was asked for but a whole body came back: TTFT / ITL / TPOT were not measured
+    ttft_measured: bool = True
+    #: the Content-Type of a stream accepted as SSE although not labelled text/event-stream
+    sse_content_type: str | None = None
+    reconnects: int = 0  # resent on a fresh connection: the kept-alive one was closed before any reply byte
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
 
     def ttft_ns(self) -> int | None:
-        return None if self.first_token_ns is None else self.first_token_ns - self.sent_ns
+        if self.first_token_ns is None or not self.ttft_measured:
+            return None
+        return self.first_token_ns - self.sent_ns
 
     def ttfo_ns(self) -> int | None:
-        return None if self.first_content_ns is None else self.first_content_ns - self.sent_ns
+        if self.first_content_ns is None or not self.ttft_measured:
+            return None
+        return self.first_content_ns - self.sent_ns
 
     def e2e_ns(self) -> int | None:
         return None if self.end_ns is None else self.end_ns - self.sent_ns
@@ -130,6 +155,8 @@ class RequestRecord:
     def tpot_ns(self) -> float | None:
         """(last_token - first_token) / (N - 1) for N > 1 completion tokens."""
         n = self.completion_tokens
+        if not self.ttft_measured:
+            return None
         if n is None or n <= 1 or self.first_token_ns is None or self.last_token_ns is None:
             return None
         return (self.last_token_ns - self.first_token_ns) / (n - 1)
@@ -154,6 +181,7 @@ class RequestRecord:
             "completion_tokens": self.completion_tokens,
             "reasoning_tokens": self.reasoning_tokens,
             "cached_tokens": self.cached_tokens,
+            "timings": self.timings,
             "token_source": self.token_source,
             "finish_reason": self.finish_reason,
             "event_offsets_ns": [t - sent for t in self.event_ns],
@@ -163,6 +191,10 @@ class RequestRecord:
             "tool_calls": self.tool_calls,
             "error": None if self.error is None else self.error.to_dict(),
             "worker": self.worker,
+            "usage_rejected": self.usage_rejected,
+            "ttft_measured": self.ttft_measured,
+            "sse_content_type": self.sse_content_type,
+            "reconnects": self.reconnects,
         }
 
     @classmethod
@@ -186,6 +218,7 @@ class RequestRecord:
             completion_tokens=d.get("completion_tokens"),
             reasoning_tokens=d.get("reasoning_tokens"),
             cached_tokens=d.get("cached_tokens"),
+            timings=d.get("timings"),
             token_source=d.get("token_source"),
             finish_reason=d.get("finish_reason"),
             event_ns=array("q", (sent + o for o in d.get("event_offsets_ns") or ())),
@@ -195,4 +228,8 @@ class RequestRecord:
             tool_calls=d.get("tool_calls"),
             error=None if err is None else ErrorInfo.from_dict(err),
             worker=d.get("worker", 0),
+            usage_rejected=d.get("usage_rejected"),
+            ttft_measured=d.get("ttft_measured", True),
+            sse_content_type=d.get("sse_content_type"),
+            reconnects=d.get("reconnects", 0),
         )

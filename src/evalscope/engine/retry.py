@@ -1,10 +1,10 @@
-"""Retry policy for eval and arena (never used for measured perf requests: E1).
+"""Retry policy for eval (never used for measured perf requests: E1).
 
 Only transient failures are retried (E2): connect errors, read / total timeouts, a stream that ended early,
 HTTP 408 / 409 / 429 / 5xx (also as an error object inside the stream). Each retry sleeps an exponential
 back-off with full jitter, or the server's ``Retry-After`` when it gave one (capped). A sample stops after
 ``max_attempts`` attempts or when its deadline passes; the last record is returned and the caller marks the
-sample errored (never scored as wrong).
+sample errored (never silently wrong: excluded from the report's `score`, counted wrong in `score_all`).
 
 Tests set :data:`BACKOFF_SCALE` to 0 (or pass ``base_delay_s=0``) to make every back-off instant.
 """

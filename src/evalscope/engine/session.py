@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -31,11 +32,66 @@ class Timeouts:
     total_s: float | None = None
 
 
+if TYPE_CHECKING:
+    from aiohttp.client_reqrep import ClientRequest
+    from aiohttp.connector import Connection
+    from aiohttp.tracing import Trace
+
+#: Set by :class:`TrackingConnector` in the task that asked for a connection: did it come from the keep-alive
+#: pool (True) or was it just opened (False)? A context variable, because the connector runs inside the
+#: caller's task, and the answer is needed after aiohttp has already released the failed connection.
+_CONN_REUSED: ContextVar[bool] = ContextVar("evalscope_conn_reused", default=False)
+_USED_MARK = "_evalscope_used"  # attribute set on a connection's protocol once it carried a request
+
+
+def connection_reused() -> bool:
+    """Whether the last connection handed to the current task was a kept-alive one (see ``TrackingConnector``)."""
+    return _CONN_REUSED.get()
+
+
+def reset_connection_reused() -> None:
+    """Forget the answer of an earlier request in the current task."""
+    _CONN_REUSED.set(False)
+
+
+class TrackingConnector(aiohttp.TCPConnector):
+    """A TCPConnector that records, per task, whether the connection it hands out is a reused one.
+
+    A server may close a kept-alive connection (idle reaping, keep-alive limits) just as we send on it; such a
+    request was never received and may be resent. A failure on a fresh connection may not: it tells about the
+    server. aiohttp does not say which case a failure was, so the connector marks each connection's protocol
+    the first time it is handed out (an attribute: cheaper than a weak set, nothing to clean up).
+    """
+
+    async def connect(
+        self,
+        req: ClientRequest,
+        traces: list[Trace],
+        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 - aiohttp's signature
+    ) -> Connection:
+        conn = await super().connect(req, traces, timeout)
+        proto = conn.protocol
+        if proto is not None:
+            if getattr(proto, _USED_MARK, False):
+                _CONN_REUSED.set(True)
+            else:
+                setattr(proto, _USED_MARK, True)
+                _CONN_REUSED.set(False)
+        return conn
+
+
 def make_session(
-    timeouts: Timeouts, limit: int = 0, read_bufsize: int = 4 * 1024 * 1024
+    timeouts: Timeouts, limit: int = 0, read_bufsize: int = 4 * 1024 * 1024, fresh: bool = False
 ) -> aiohttp.ClientSession:
-    """A ClientSession for many concurrent streams; the caller closes it."""
-    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=60)
+    """A ClientSession for many concurrent streams; the caller closes it.
+
+    ``fresh``: every request on a new connection, closed after it (the resend path of :class:`Client`).
+    """
+    connector = (
+        TrackingConnector(limit=limit, limit_per_host=0, ttl_dns_cache=300, force_close=True)
+        if fresh
+        else TrackingConnector(limit=limit, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=60)
+    )
     timeout = aiohttp.ClientTimeout(
         total=timeouts.total_s, sock_connect=timeouts.connect_s, sock_read=timeouts.read_s, connect=None
     )
@@ -59,8 +115,11 @@ def normalize_url(url: str, default_path: str) -> str:
         url = "http://" + url
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
+        from evalscope.engine.redact import redact_url
+
         raise ConfigError(
-            f"--url {url!r} is not an http(s) URL", "pass e.g. http://127.0.0.1:8000/v1/chat/completions"
+            f"--url {redact_url(url)!r} is not an http(s) URL",
+            "pass e.g. http://127.0.0.1:8000/v1/chat/completions",
         )
     path = parts.path.rstrip("/")
     if not path.endswith(_KNOWN_SUFFIXES):

@@ -146,7 +146,11 @@ class EvalConfig(BaseModel):
         default_factory=dict, description='Per-benchmark settings, e.g. {"mmlu": {"few_shot_num": 5}}.'
     )
     dataset_dir: Path | None = Field(None, description="Local copies laid out like ../shared/datasets.")
-    dataset_hub: DatasetHub = Field("huggingface", description="Where data comes from without --dataset-dir.")
+    dataset_hub: DatasetHub = Field(
+        "huggingface",
+        description="Without --dataset-dir: download the original files from this hub into the cache "
+        "(extra 'hub'; offline, the cache only); local: no download.",
+    )
     limit: int | None = Field(
         None, ge=1, description="Evaluate at most N samples per benchmark (round-robin across its subsets)."
     )
@@ -169,6 +173,12 @@ class EvalConfig(BaseModel):
     drain_timeout_s: float = Field(
         30.0, ge=0, description="After Ctrl-C / SIGTERM, wait this long for requests in flight (s)."
     )
+    max_error_rate: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Exit 4 (reports still written) when a benchmark's errored share of samples exceeds this.",
+    )
 
     # outputs
     work_dir: Path = Field(Path("./outputs"), description="Run directories are created below this.")
@@ -177,13 +187,18 @@ class EvalConfig(BaseModel):
     resume: Path | None = Field(None, description="Resume the run in this directory.")
     force: bool = Field(False, description="Resume even when the configuration fingerprint differs.")
 
-    # judge
-    judge_model: str | None = Field(None, description="Judge model for judge-scored benchmarks.")
-    judge_api_url: str | None = Field(None, description="Judge endpoint.")
+    # judge: refused unless a selected benchmark is judge-scored (uses_judge; none of the built-in ones is)
+    judge_model: str | None = Field(
+        None,
+        description="Judge model for judge-scored benchmarks (plugins with uses_judge; no built-in one is: "
+        "refused otherwise).",
+    )
+    judge_api_url: str | None = Field(None, description="Judge endpoint (default: --api-url).")
     judge_api_key: SecretStr | None = Field(None, description="Judge API key (default: the main key).")
 
     debug: bool = Field(False, description="Show tracebacks.")
     quiet: bool = Field(False, description="No console table / progress.")
+    html: bool = Field(True, description="Write report.html (self-contained, offline) into the run directory.")
 
     @field_validator("generation_config", mode="before")
     @classmethod
@@ -252,8 +267,8 @@ class EvalConfig(BaseModel):
     def _cross(self) -> EvalConfig:
         if self.use_cache is not None and self.resume is not None:
             raise ValueError("--use-cache and --resume are mutually exclusive")
-        if self.judge_api_url and not self.judge_model:
-            raise ValueError("--judge-api-url needs --judge-model")
+        if (self.judge_api_url or self.judge_api_key) and not self.judge_model:
+            raise ValueError("--judge-api-url / --judge-api-key need --judge-model")
         if self.api_key is not None and self.api_key_file is not None:
             raise ValueError("give either --api-key or --api-key-file, not both")
         for name in self.dataset_args:
@@ -296,7 +311,8 @@ class EvalConfig(BaseModel):
             return self.dataset_dir
         if self.dataset_hub == "local":
             return None
-        return DEFAULT_DATASET_CACHE
+        cache = os.environ.get("EVALSCOPE_CACHE")
+        return Path(cache) / "datasets" if cache else DEFAULT_DATASET_CACHE
 
     def benchmark_args(self, name: str) -> dict[str, Any]:
         args = dict(self.dataset_args.get(name, {}))
@@ -310,6 +326,10 @@ class EvalConfig(BaseModel):
         for key in ("api_key", "judge_api_key"):
             if d.get(key) is not None:
                 d[key] = "***"
+        from evalscope.engine.redact import redact_url
+
+        for key in ("api_url", "judge_api_url"):
+            d[key] = redact_url(d.get(key))
         result: dict[str, Any] = scrub_secrets(d)
         return result
 
@@ -364,13 +384,31 @@ ALIASES: dict[str, str] = {
     "datasets_args": "dataset_args",
     "batch_size": "eval_batch_size",
     "n": "repeats",
-    "judge_strategy": "",
 }
+
+#: Seed-era ``judge_strategy`` values that mean "no LLM judge unless a benchmark needs one": what happens here,
+#: since no benchmark needs one. Others ask for LLM judging, which does not exist yet, and are refused.
+_JUDGE_STRATEGY_RULE = ("auto", "rule", None)
 
 
 def normalize_task_dict(d: dict[str, Any]) -> dict[str, Any]:
     """Map seed-era keys onto EvalConfig fields; drop keys that no longer mean anything (``eval_type``)."""
     out: dict[str, Any] = {}
+    if "judge_strategy" in d:
+        d = dict(d)
+        strategy = d.pop("judge_strategy")
+        if strategy not in _JUDGE_STRATEGY_RULE:
+            raise ConfigError(
+                f"judge_strategy {strategy!r} is not supported: evalscope has no LLM-judge strategies",
+                "remove judge_strategy; a judge-scored benchmark uses --judge-model / judge_model",
+            )
+        import sys
+
+        print(
+            f"Warning: judge_strategy {strategy!r} ignored: the built-in benchmarks are scored by rule, "
+            "and a judge-scored benchmark always uses judge_model",
+            file=sys.stderr,
+        )
     for k, v in d.items():
         target = ALIASES.get(k, k)
         if target == "":

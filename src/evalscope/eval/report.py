@@ -69,7 +69,94 @@ def performance(entries: list[dict[str, Any]], wall_s: float) -> dict[str, Any]:
         "output_tokens_per_s": toks / wall_s if wall_s > 0 else None,
         "request_tokens_per_s_mean": math.fsum(per_req) / len(per_req) if per_req else None,
         "requests_per_s": len(entries) / wall_s if wall_s > 0 else None,
+        "server": server_performance(ok),
     }
+
+
+def server_performance(ok: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """What the server reported about the successful requests (None when it reported nothing): prefix-cache
+    hit rate, reasoning tokens, llama.cpp decode / prefill speed and speculative acceptance."""
+    out: dict[str, Any] = {}
+    cached = [e for e in ok if isinstance(e.get("cached_tokens"), int)]
+    if cached:
+        c = sum(int(e["cached_tokens"]) for e in cached)
+        p = sum(max(int(e.get("prompt_tokens") or 0), int(e["cached_tokens"])) for e in cached)
+        out["prefix_cache"] = {"requests": len(cached), "cached_tokens": c, "hit_rate": c / p if p else None}
+    reasoning = [int(e["reasoning_tokens"]) for e in ok if isinstance(e.get("reasoning_tokens"), int)]
+    if reasoning:
+        out["reasoning_tokens"] = {"requests": len(reasoning), "total": sum(reasoning)}
+    tims = [e["timings"] for e in ok if isinstance(e.get("timings"), dict)]
+    if tims:
+
+        def rate(n: str, ms: str) -> float | None:
+            t_ms = sum(float(t.get(ms, 0)) for t in tims)
+            return 1000.0 * sum(float(t.get(n, 0)) for t in tims) / t_ms if t_ms > 0 else None
+
+        out["timings"] = {
+            "requests": len(tims),
+            "prompt_tokens_per_s": rate("prompt_n", "prompt_ms"),
+            "predicted_tokens_per_s": rate("predicted_n", "predicted_ms"),
+        }
+        drafts = sum(float(t.get("draft_n", 0)) for t in tims)
+        if drafts:
+            out["timings"]["draft_acceptance_rate"] = (
+                sum(float(t.get("draft_n_accepted", 0)) for t in tims) / drafts
+            )
+    return out or None
+
+
+def perf_fields(entry: dict[str, Any]) -> dict[str, Any]:
+    """What :func:`performance` needs from one journal line (one request of an earlier session)."""
+    err = entry.get("error") or {}
+    usage = entry.get("usage") or {}
+    return {
+        "latency_s": entry.get("latency_s"),
+        "ttft_s": entry.get("ttft_s"),
+        "completion_tokens": usage.get("completion_tokens"),
+        "prompt_tokens": usage.get("prompt_tokens"),
+        "cached_tokens": usage.get("cached_tokens"),
+        "reasoning_tokens": usage.get("reasoning_tokens"),
+        # the request succeeded unless the error came from the endpoint (a scorer error is not one)
+        "ok": not err or err.get("kind") == "scoring",
+        "time": entry.get("time"),
+    }
+
+
+def cumulative_performance(entries: list[dict[str, Any]], sessions: list[dict[str, Any]]) -> dict[str, Any]:
+    """Endpoint performance over every session of a run (``entries``: non-cached requests of all sessions).
+
+    Rates use the summed wall time of the sessions. A session that ended without writing its counters (killed)
+    gets the span from its start to its last journaled request, marked ``wall_time_estimated``.
+    """
+    starts = [float(s.get("started") or 0.0) for s in sessions]
+    wall = 0.0
+    sent = retries = reconnects = cuts = hits = 0
+    rows: list[dict[str, Any]] = []
+    for i, s in enumerate(sessions):
+        row: dict[str, Any] = {"resumed": bool(s.get("resumed")), "eval_batch_size": s.get("eval_batch_size")}
+        lo, hi = starts[i], starts[i + 1] if i + 1 < len(starts) else math.inf
+        mine = [e for e in entries if e.get("time") is not None and lo <= float(e["time"]) < hi]
+        row["requests"] = len(mine)
+        if s.get("wall_time_s") is not None:
+            row["wall_time_s"] = float(s["wall_time_s"])
+            sent += int(s.get("requests_sent") or 0)
+        else:
+            row["wall_time_s"] = max((float(e["time"]) for e in mine), default=lo) - lo
+            row["wall_time_estimated"] = True
+            sent += len(mine)  # at least one HTTP request each; its retries are unknown
+        wall += row["wall_time_s"]
+        retries += int(s.get("retries") or 0)
+        reconnects += int(s.get("reconnects") or 0)
+        cuts += int(s.get("concurrency_cuts") or 0)
+        hits += int(s.get("cache_hits") or 0)
+        rows.append(row)
+    perf = performance(entries, wall)
+    perf.update(
+        requests_sent=sent, retries=retries, reconnects=reconnects, concurrency_cuts=cuts, sessions=rows
+    )
+    if any("cache_hits" in s for s in sessions):
+        perf["cache_hits"] = hits
+    return perf
 
 
 def build_report(
@@ -82,10 +169,21 @@ def build_report(
     model: str,
     endpoint: str,
     perf: dict[str, Any],
+    errored_as_wrong: list[tuple[Sample, int, ScoreResult, dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
-    """The report dict for one benchmark from its scored (sample, repeat, result, journal entry) tuples."""
+    """The report dict for one benchmark from its scored (sample, repeat, result, journal entry) tuples.
+
+    ``score`` is over the answered (scored) samples; ``score_all`` is over every sample, the errored ones
+    (``errored_as_wrong``, scored 0) counted as wrong, so a flaky endpoint cannot raise a score by failing.
+    """
     agg = bench.aggregate([(s, r, res) for s, r, res, _e in triples]) if triples else {}
     n = len(triples)
+    wrong = errored_as_wrong or []
+    if wrong:
+        everything = [(s, r, res) for s, r, res, _e in triples] + [(s, r, res) for s, r, res, _e in wrong]
+        score_all = bench.aggregate(everything).get("score")
+    else:
+        score_all = agg.get("score", 0.0) if n else None
     unparsed = sum(1 for *_x, res, _e in triples if not res.parsed)
     truncated = sum(1 for *_x, e in triples if e.get("finish_reason") == "length")
     statuses = Counter(res.status for *_x, res, _e in triples)
@@ -104,6 +202,7 @@ def build_report(
         "model": model,
         "metric": agg.get("metric", getattr(bench, "metric", "accuracy")),
         "score": agg.get("score", 0.0) if n else None,
+        "score_all": score_all,
         "stderr": agg.get("stderr"),
         "num_samples": n,
         "num_unique_samples": samples_total,
@@ -115,6 +214,7 @@ def build_report(
         "truncated": truncated,
         "truncated_rate": truncated / n if n else 0.0,
         "errored": len(errored),
+        "error_rate": len(errored) / (n + len(errored)) if n + len(errored) else 0.0,
         "errors": dict(sorted(err_kinds.items())),
         "statuses": dict(sorted(statuses.items())),
         "prompt_version": fingerprint.get("version"),
@@ -145,9 +245,19 @@ def comparable(report: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in report.items() if k not in VOLATILE_KEYS}
 
 
+def model_dir_name(model: str) -> str:
+    """The report folder of ``model``: a local path (``/models/hf-tiny``, ``./m``, ``~/m``, or an existing
+    directory, as ``transformers serve`` and vLLM want it) is named after its last component; a hub id
+    (``org/name``) keeps its organisation (``org_name``). Anything but letters, digits and ``-_.=`` becomes
+    ``_``."""
+    name = model
+    if model.startswith(("/", "./", "../", "~", "\\")) or os.path.isabs(model) or os.path.isdir(model):
+        name = os.path.basename(os.path.normpath(os.path.expanduser(model))) or model
+    return "".join(c if c.isalnum() or c in "-_.=" else "_" for c in name) or "model"
+
+
 def write_report(run_dir: Path, model: str, name: str, report: dict[str, Any]) -> Path:
-    safe = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in model) or "model"
-    d = run_dir / "reports" / safe
+    d = run_dir / "reports" / model_dir_name(model)
     d.mkdir(parents=True, exist_ok=True)
     path = d / f"{name}.json"
     tmp = path.with_name(path.name + ".tmp")
@@ -172,6 +282,7 @@ def print_table(model: str, reports: dict[str, dict[str, Any]], out: TextIO) -> 
         ("benchmark / subset", "left"),
         ("metric", "left"),
         ("score %", "right"),
+        ("all %", "right"),
         ("± stderr", "right"),
         ("n", "right"),
         ("unparsed %", "right"),
@@ -184,6 +295,7 @@ def print_table(model: str, reports: dict[str, dict[str, Any]], out: TextIO) -> 
             f"[bold]{name}[/bold]",
             str(rep.get("metric")),
             _fmt(rep.get("score")),
+            _fmt(rep.get("score_all")),
             _fmt(rep.get("stderr")),
             str(rep.get("num_samples")),
             _fmt(rep.get("unparsed_rate")),
@@ -198,6 +310,7 @@ def print_table(model: str, reports: dict[str, dict[str, Any]], out: TextIO) -> 
                     "",
                     _fmt(sub.get("score")),
                     "",
+                    "",
                     str(sub.get("num_samples")),
                     "",
                     "",
@@ -205,7 +318,15 @@ def print_table(model: str, reports: dict[str, dict[str, Any]], out: TextIO) -> 
                 )
         for cat in rep.get("categories") or []:
             table.add_row(
-                f"  [{cat['name']}]", "", _fmt(cat.get("score")), "", str(cat.get("num_samples")), "", "", ""
+                f"  [{cat['name']}]",
+                "",
+                _fmt(cat.get("score")),
+                "",
+                "",
+                str(cat.get("num_samples")),
+                "",
+                "",
+                "",
             )
     console = Console(file=out, width=120, force_terminal=False, color_system=None)
     console.print(table)
@@ -222,5 +343,21 @@ def print_table(model: str, reports: dict[str, dict[str, Any]], out: TextIO) -> 
     console.print(
         f"endpoint during the eval: {perf.get('requests', 0)} requests, TTFT "
         f"{'-' if ttft is None else f'{ttft * 1000:.0f} ms'}, latency {'-' if lat is None else f'{lat:.2f} s'}, "
-        f"{'-' if tps is None else f'{tps:.0f}'} output tok/s"
+        f"{'-' if tps is None else f'{tps:.0f}'} output tok/s{_server_note(perf.get('server'))}"
     )
+
+
+def _server_note(server: dict[str, Any] | None) -> str:
+    """``; prefix cache hit 35%, decode 550 tok/s (server)`` when the server reported such numbers."""
+    if not server:
+        return ""
+    parts = []
+    hit = (server.get("prefix_cache") or {}).get("hit_rate")
+    if hit is not None:
+        parts.append(f"prefix cache hit {100 * hit:.0f}%")
+    t = server.get("timings") or {}
+    if t.get("predicted_tokens_per_s") is not None:
+        parts.append(f"server decode {t['predicted_tokens_per_s']:.0f} tok/s")
+    if t.get("draft_acceptance_rate") is not None:
+        parts.append(f"draft acceptance {100 * t['draft_acceptance_rate']:.0f}%")
+    return "; " + ", ".join(parts) if parts else ""

@@ -26,13 +26,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import IO, Any, ClassVar, TextIO
 from urllib.parse import quote
 
 import orjson
 
 from evalscope import __version__
-from evalscope.engine.redact import register_secret, scrub
+from evalscope.engine.redact import redact_url, register_secret, register_url_secrets, scrub
 from evalscope.engine.retry import RetryPolicy
 from evalscope.engine.session import Timeouts, normalize_url
 from evalscope.errors import ConfigError, DatasetError, EndpointError, EvalscopeError
@@ -42,6 +42,7 @@ from evalscope.eval.config import EvalConfig, load_task_config, scrub_secrets
 from evalscope.eval.journal import DONE, ERRORED, JournalWriter, latest_entries, read_journal
 from evalscope.eval.models.api import ApiModel, Generation
 from evalscope.eval.models.builtin import BUILTIN_ENDPOINT, BUILTIN_MODEL, start_builtin_sim
+from evalscope.eval.report import perf_fields
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ class EvalResult:
     sent: int = 0
     skipped: int = 0
     errored: int = 0
+    #: Benchmarks whose error rate exceeded --max-error-rate: the CLI exits 4 (see docs/eval.md).
+    over_error_rate: list[str] = field(default_factory=list)
 
     def report(self, benchmark: str) -> dict[str, Any]:
         for by_bench in self.reports.values():
@@ -150,8 +153,20 @@ def _atomic_write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
+def server_fields(gen: Any) -> dict[str, Any]:
+    """The server-reported numbers of one generation, for the endpoint performance block."""
+    return {
+        "prompt_tokens": gen.prompt_tokens,
+        "cached_tokens": gen.cached_tokens,
+        "reasoning_tokens": gen.reasoning_tokens,
+        "timings": gen.timings,
+    }
+
+
 def _safe_name(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_.=" else "_" for c in name) or "model"
+    from evalscope.eval.report import model_dir_name
+
+    return model_dir_name(name)
 
 
 def _new_run_dir(work_dir: Path, run_name: str | None) -> Path:
@@ -185,7 +200,8 @@ def _request_id(bench: str, sample_id: str, repeat: int) -> str:
 
 
 def _check_data_available(cfg: EvalConfig, name: str, bench: Benchmark) -> None:
-    """Without --dataset-dir, data must already be in the hub cache: downloads need a network."""
+    """Without --dataset-dir, the benchmark's files come from --dataset-hub into the cache (eval/hub.py):
+    used from there when a complete copy is cached, else downloaded (not when offline)."""
     if cfg.dataset_dir is not None or cfg.dataset_hub == "local":
         return
     if bench.args.get("local_path") or bench.args.get("dataset_path"):
@@ -194,13 +210,9 @@ def _check_data_available(cfg: EvalConfig, name: str, bench: Benchmark) -> None:
     sub = bench.data_subdir
     if not sub or root is None:
         return
-    if not (root / sub).exists():
-        raise DatasetError(
-            f"benchmark {name!r}: no local copy of its data and it cannot be fetched from {cfg.dataset_hub} "
-            "(no network access)",
-            f"pass --dataset-dir DIR with the files laid out as DIR/{sub}/... "
-            "(like ../shared/datasets, which works as it is), or --dataset-hub local",
-        )
+    from evalscope.eval.hub import ensure_dataset
+
+    ensure_dataset(name, sub, cfg.dataset_hub, root)
 
 
 # ------------------------------------------------------------------------------------------- runner
@@ -217,11 +229,14 @@ class EvalRunner:
         self.tasks: list[_Task] = []
         self.run_dir: Path | None = None
         self.model_name = cfg.model or (BUILTIN_MODEL if cfg.api_url is None else "")
+        register_url_secrets(cfg.api_url)
+        register_url_secrets(cfg.judge_api_url)
         try:
+            # The endpoint's identity (fingerprints, cache keys, reports): never the credentials in its URL.
             self.endpoint_id = (
                 BUILTIN_ENDPOINT
                 if cfg.api_url is None
-                else normalize_url(cfg.api_url, "/v1/chat/completions")
+                else redact_url(normalize_url(cfg.api_url, "/v1/chat/completions")) or ""
             )
         except ConfigError as exc:
             exc.message = exc.message.replace("--url", "--api-url")
@@ -236,6 +251,8 @@ class EvalRunner:
         self.started = time.time()
         self._t0 = time.perf_counter()
         self._session_entries: list[dict[str, Any]] = []
+        # requests of earlier sessions (--resume), read back from the journals
+        self._past_entries: list[dict[str, Any]] = []
         self._stopping = False
         self._lock_fh: IO[str] | None = None
         self.judge: ApiModel | None = None
@@ -256,6 +273,18 @@ class EvalRunner:
                     f"benchmark {name!r} runs model-generated code",
                     "pass --allow-code-execution to run it in the sandbox",
                 )
+        judged = [name for name, cls in classes if getattr(cls, "uses_judge", False)]
+        if cfg.judge_model and not judged:
+            raise ConfigError(
+                f"--judge-model: none of the benchmarks {', '.join(cfg.datasets)} is judge-scored, "
+                "so the judge would never be called",
+                "remove --judge-model / --judge-api-url / --judge-api-key (these benchmarks are scored by rule)",
+            )
+        if judged and not cfg.judge_model:
+            raise ConfigError(
+                f"benchmark {judged[0]!r} is scored by a judge model",
+                "pass --judge-model (and --judge-api-url)",
+            )
         root = cfg.dataset_root()
         for name, cls in classes:
             bench = cls(root, cfg.benchmark_args(name))
@@ -289,7 +318,7 @@ class EvalRunner:
                 "subsets": list(bench.subset_list),
             }
             if cfg.judge_model:
-                fp["judge"] = {"model": cfg.judge_model, "endpoint": cfg.judge_api_url or self.endpoint_id}
+                fp["judge"] = {"model": cfg.judge_model, "endpoint": redact_url(cfg.judge_api_url) or self.endpoint_id}
             self.tasks.append(_Task(name, bench, samples, fp, gen))
             if not cls.needs_code_execution:
                 # Warm lazy imports (sympy...) now: doing it on the first answer would stall the event loop
@@ -360,6 +389,7 @@ class EvalRunner:
         for t in self.tasks:
             path = self.run_dir / "journal" / f"{t.name}.jsonl"
             entries, _ = read_journal(path)
+            self._past_entries.extend(perf_fields(e) for e in entries if not e.get("cached"))
             t.done = {k: _light(e) for k, e in latest_entries(entries).items()}
             del entries
             t.writer = JournalWriter(path).open()
@@ -473,8 +503,26 @@ class EvalRunner:
                     t.pending += 1
                     yield t, s, r
 
+    _QUIRK_WARNINGS: ClassVar[dict[str, str]] = {
+        "usage_rejected": "the server's token usage was not plausible (strings, negative, huge or more than "
+        "max_tokens): counted tokens are used instead",
+        "not_streamed": "the server did not stream (a whole JSON body came back): TTFT is not measured",
+        "sse_mislabelled": "the server labelled its stream as something other than text/event-stream: "
+        "accepted because it parsed as SSE",
+    }
+
+    def _warn_quirks(self, quirks: tuple[str, ...]) -> None:
+        """One warning line per kind of server quirk, once per run."""
+        warned: set[str] = self.__dict__.setdefault("_warned_quirks", set())
+        for q in quirks:
+            if q not in warned:
+                warned.add(q)
+                self.say("Warning: " + self._QUIRK_WARNINGS.get(q, q))
+
     async def _one(self, model: ApiModel, t: _Task, s: Sample, rep: int) -> None:
         gen: Generation = await model.generate(s.messages, t.generation, _request_id(t.name, s.id, rep), rep)
+        if gen.quirks:
+            self._warn_quirks(gen.quirks)
         entry: dict[str, Any] = {
             "benchmark": t.name,
             "sample_id": s.id,
@@ -492,6 +540,7 @@ class EvalRunner:
                 "prompt_tokens": gen.prompt_tokens,
                 "completion_tokens": gen.completion_tokens,
                 "reasoning_tokens": gen.reasoning_tokens,
+                "cached_tokens": gen.cached_tokens,
             },
             "attempts": gen.attempts,
             "cached": gen.cached,
@@ -529,6 +578,8 @@ class EvalRunner:
                     "ttft_s": gen.ttft_s,
                     "completion_tokens": gen.completion_tokens,
                     "ok": gen.ok,
+                    **server_fields(gen),
+                    "time": entry["time"],
                 }
             )
 
@@ -649,22 +700,35 @@ class EvalRunner:
             self.manifest["elapsed_s"] = time.perf_counter() - self._t0
             self.write_manifest()
             self._unlock()
+            if self.cfg.html:
+                from evalscope.report import write_html_safely
+
+                write_html_safely(self.run_dir)
 
     def finish(self, model: ApiModel, wall_s: float) -> EvalResult:
-        from evalscope.eval.report import build_report, performance, print_table, write_report
+        from evalscope.eval.report import build_report, cumulative_performance, print_table, write_report
 
         assert self.run_dir is not None
         result = EvalResult(run_dir=self.run_dir, sent=model.sent)
-        perf = performance(self._session_entries, wall_s)
-        perf["requests_sent"] = model.sent
-        perf["retries"] = model.retries
-        perf["concurrency_cuts"] = model.gate.cuts
+        # This session's counters go into the manifest; the report's performance covers every session of the
+        # run (a resumed run used to overwrite it with the last session's, "0 requests" when nothing was left).
+        session: dict[str, Any] = self.manifest.setdefault("sessions", [{"started": self.started}])[-1]
+        session.update(
+            wall_time_s=wall_s,
+            requests_sent=model.sent,
+            retries=model.retries,
+            reconnects=model.reconnects,
+            concurrency_cuts=model.gate.cuts,
+            eval_batch_size=self.cfg.eval_batch_size,
+        )
         if self.cache is not None:
-            perf["cache_hits"] = self.cache.hits
+            session["cache_hits"] = self.cache.hits
+        perf = cumulative_performance(self._past_entries + self._session_entries, self.manifest["sessions"])
         by_bench: dict[str, dict[str, Any]] = {}
         for t in self.tasks:
             triples: list[tuple[Sample, int, ScoreResult, dict[str, Any]]] = []
             errored: list[dict[str, Any]] = []
+            as_wrong: list[tuple[Sample, int, ScoreResult, dict[str, Any]]] = []  # errored, scored 0
             for s in t.samples:
                 for r in range(self.cfg.repeats):
                     e = t.done.get((s.id, r))
@@ -681,6 +745,7 @@ class EvalRunner:
                         triples.append((s, r, sr, e))
                     else:
                         errored.append(e)
+                        as_wrong.append((s, r, ScoreResult(value=0.0, parsed=False, status="errored"), e))
             rep = build_report(
                 t.name,
                 t.bench,
@@ -691,15 +756,21 @@ class EvalRunner:
                 self.model_name,
                 self.endpoint_id,
                 perf,
+                errored_as_wrong=as_wrong,
             )
             write_report(self.run_dir, self.model_name, t.name, rep)
             by_bench[t.name] = rep
             result.errored += len(errored)
+            if rep["error_rate"] > self.cfg.max_error_rate:
+                result.over_error_rate.append(
+                    f"{t.name} {rep['errored']}/{rep['num_samples'] + rep['errored']} ({rep['error_rate']:.1%})"
+                )
         result.reports[self.model_name] = by_bench
         self.manifest["reports"] = {
             name: str(Path("reports") / _safe_name(self.model_name) / f"{name}.json") for name in by_bench
         }
         self.manifest["performance"] = perf
+        self.manifest["error_rate_exceeded"] = list(result.over_error_rate)
         if not self.cfg.quiet:
             print_table(self.model_name, by_bench, self.out)
             self.out.flush()
@@ -712,8 +783,8 @@ class EvalRunner:
             top = ", ".join(f"{k} x{v}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])[:5])
             print(
                 scrub(
-                    f"Warning: {result.errored} sample(s) errored ({top}); they are excluded from the scores. "
-                    f"Retry them with --resume {self.run_dir}"
+                    f"Warning: {result.errored} sample(s) errored ({top}); 'score' is over answered samples, "
+                    f"'all' counts them as wrong. Retry them with --resume {self.run_dir}"
                 ),
                 file=self.err,
                 flush=True,

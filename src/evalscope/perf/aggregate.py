@@ -16,7 +16,9 @@ import numpy as np
 from hdrh.histogram import HdrHistogram
 
 from evalscope.engine.records import RequestRecord
+from evalscope.perf.coverage import Coverage
 from evalscope.perf.metrics import LATENCY_METRICS, icl_raw, itl_spread, scalar_default, scalar_vllm
+from evalscope.perf.servernums import ServerNumbers
 
 LOWEST_US = 1
 HIGHEST_US = 3_600_000_000  # one hour
@@ -246,16 +248,22 @@ class Aggregator:
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.token_sources: dict[str, int] = {}
+        self.server = ServerNumbers()  # cached / reasoning tokens, llama.cpp timings, tokens per event
         # server usage vs client tokenizer, over successes whose text was kept (--save-responses)
         self.check_requests = 0
         self.check_usage_tokens = 0
         self.check_tokenizer_tokens = 0
+        # server quirks over successes: usage not believed, whole body for a stream, SSE under another type
+        self.usage_rejected = 0
+        self.not_streamed = 0
+        self.sse_mislabelled = 0
         self.first_sent_ns: int | None = None
         self.last_end_ns: int | None = None
         self.errors: dict[str, dict[str, Any]] = {}
         self.errors_other = 0
         self.timeline: list[list[int]] = []  # per second: completed, failed, output tokens, in flight
         self._scalar = scalar_vllm if profile == "vllm" else scalar_default
+        self.coverage = Coverage()  # incomplete at the deadline, undefined SLO criteria (perf/coverage.py)
         self._itl = icl_raw if profile == "vllm" else itl_spread
 
     # ---- feeding ---------------------------------------------------------------------------------------
@@ -294,8 +302,11 @@ class Aggregator:
         self.prompt_tokens += rec.prompt_tokens or 0
         src = rec.token_source or "unknown"
         self.token_sources[src] = self.token_sources.get(src, 0) + 1
+        self.server.add(rec)
         m = self.metrics
         s = self._scalar(rec)
+        if rec.usage_rejected is not None or rec.sse_content_type is not None or not rec.ttft_measured:
+            self._note_quirks(rec, s)
         if s.ttft is not None:
             m["ttft"].record(s.ttft)
         if s.ttfo is not None:
@@ -309,7 +320,9 @@ class Aggregator:
             m["latency_from_schedule"].record(s.from_schedule)
         itl_m = m["itl"]
         itl_before_sum, itl_before_n = itl_m.sum_ns, itl_m.count
-        if len(rec.event_ns) >= _VECTOR_MIN_EVENTS:
+        if not rec.ttft_measured:
+            pass  # a whole body: no per-token timing was observed
+        elif len(rec.event_ns) >= _VECTOR_MIN_EVENTS:
             self._gaps_vectorised(rec)
         else:
             self._itl(rec, itl_m.record)
@@ -319,9 +332,27 @@ class Aggregator:
             if itl_m.count > itl_before_n:
                 itl_mean = (itl_m.sum_ns - itl_before_sum) / (itl_m.count - itl_before_n)
             values = {"ttft": s.ttft, "ttfo": s.ttfo, "tpot": s.tpot, "e2e": s.e2e, "itl": itl_mean}
-            # A metric that is undefined for this request (e.g. TPOT with one token) does not fail its SLO.
-            if all(values[k] is None or values[k] <= lim for k, lim in self.slos_ns.items()):  # type: ignore[operator]
+            # A metric undefined for this request (e.g. TPOT with one token) is not met (docs/metrics.md).
+            if self.coverage.slo_good(values, self.slos_ns):
                 self.good += 1
+
+    def _note_quirks(self, rec: RequestRecord, s: Any) -> None:
+        """Count a success's server quirks; a whole body (no stream) has no TTFT / TTFO / TPOT to record."""
+        if rec.usage_rejected is not None:
+            self.usage_rejected += 1
+        if rec.sse_content_type is not None:
+            self.sse_mislabelled += 1
+        if not rec.ttft_measured:
+            self.not_streamed += 1
+            s.ttft = s.ttfo = s.tpot = None
+
+    def quirks(self) -> dict[str, int]:
+        """How many successes had each server quirk (the summary's ``server_quirks``)."""
+        return {
+            "usage_rejected": self.usage_rejected,
+            "not_streamed": self.not_streamed,
+            "sse_mislabelled": self.sse_mislabelled,
+        }
 
     def _gaps_vectorised(self, rec: RequestRecord) -> None:
         """ITL and ICL of a long stream with numpy; same definitions as :mod:`evalscope.perf.metrics`."""
@@ -374,7 +405,7 @@ class Aggregator:
 
     def token_disagreement(self) -> dict[str, Any] | None:
         """Server usage vs client tokenizer over the checked requests (None when nothing was checked)."""
-        if not self.check_requests:
+        if not self.check_requests and not self.usage_rejected:
             return None
         u, t = self.check_usage_tokens, self.check_tokenizer_tokens
         return {
@@ -382,6 +413,8 @@ class Aggregator:
             "usage_tokens": u,
             "tokenizer_tokens": t,
             "relative_difference": ((t - u) / u) if u else None,
+            # successes whose server usage was not believed (engine/usage.py): counted tokens were used
+            "usage_rejected": self.usage_rejected,
         }
 
     def sample_in_flight(self, now_ns: int, in_flight: int) -> None:
@@ -404,10 +437,14 @@ class Aggregator:
             "good",
             "prompt_tokens",
             "completion_tokens",
+            "usage_rejected",
+            "not_streamed",
+            "sse_mislabelled",
         ):
             setattr(self, attr, getattr(self, attr) + getattr(other, attr))
         for k, v in other.token_sources.items():
             self.token_sources[k] = self.token_sources.get(k, 0) + v
+        self.server.merge(other.server)
         if other.first_sent_ns is not None:
             self.first_sent_ns = (
                 other.first_sent_ns
@@ -427,6 +464,7 @@ class Aggregator:
             else:
                 self.errors_other += g["count"]
         self.errors_other += other.errors_other
+        self.coverage.merge(other.coverage)
         offset = (other.t0_ns - self.t0_ns) // 1_000_000_000
         for i, row in enumerate(other.timeline):
             mine_row = self._second(self.t0_ns + (i + offset) * 1_000_000_000)
@@ -458,11 +496,16 @@ class Aggregator:
                     "check_requests",
                     "check_usage_tokens",
                     "check_tokenizer_tokens",
+                    "usage_rejected",
+                    "not_streamed",
+                    "sse_mislabelled",
                 )
             },
             "token_sources": dict(self.token_sources),
+            "server": self.server.to_state(),
             "errors": [dict(g) for g in self.errors.values()],
             "timeline": [list(r) for r in self.timeline],
+            "coverage": self.coverage.to_state(),
         }
 
     @classmethod
@@ -474,8 +517,10 @@ class Aggregator:
         for k, v in d["counters"].items():
             setattr(agg, k, v)
         agg.token_sources = dict(d.get("token_sources") or {})
+        agg.server = ServerNumbers.from_state(d.get("server"))
         agg.errors = {g["key"]: dict(g) for g in d.get("errors") or []}
         agg.timeline = [list(r) for r in d.get("timeline") or []]
+        agg.coverage = Coverage.from_state(d.get("coverage"))
         return agg
 
     # ---- reading ----------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -82,7 +83,7 @@ class PerfConfig(BaseModel):
     )
     headers: dict[str, str] = Field(
         default_factory=dict,
-        description="Extra HTTP headers, k=v (repeatable or space-separated).",
+        description="Extra HTTP headers, one per argument: K=V or 'K: V' (the value may contain spaces).",
         json_schema_extra=_cli("--headers", kind="map", group="target", metavar="K=V"),
     )
     connect_timeout: float = Field(
@@ -279,6 +280,12 @@ class PerfConfig(BaseModel):
         description="Metric definitions: default (METRICS.md) or vllm (vLLM serving benchmark).",
         json_schema_extra=_cli("--metric-profile", group="output"),
     )
+    server_metrics: str | None = Field(
+        None,
+        description="Scrape this Prometheus /metrics URL every second (vLLM, llama.cpp, SGLang gauges: running, "
+        "waiting, KV-cache usage) into server_metrics.jsonl; min/mean/max per stage in the summary.",
+        json_schema_extra=_cli("--server-metrics", group="output", metavar="URL"),
+    )
     outputs_dir: Path = Field(
         Path("outputs"),
         description="Where run directories are created.",
@@ -311,6 +318,11 @@ class PerfConfig(BaseModel):
         False,
         description="Exit 5 when the client was not trustworthy or the goodput SLOs were not met.",
         json_schema_extra=_cli("--strict", kind="flag", group="output"),
+    )
+    html: bool = Field(
+        True,
+        description="Write report.html (self-contained, offline) into the run directory at the end.",
+        json_schema_extra=_cli("--html/--no-html", kind="flag", group="output"),
     )
     live: bool = Field(
         True,
@@ -380,18 +392,7 @@ class PerfConfig(BaseModel):
     @field_validator("headers", mode="before")
     @classmethod
     def _headers(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            v = [v]
-        if isinstance(v, list | tuple):
-            out: dict[str, str] = {}
-            for item in v:
-                for part in str(item).split():
-                    k, sep, val = part.partition("=")
-                    if not sep or not k:
-                        raise ValueError(f"{part!r} is not K=V")
-                    out[k] = val
-            return out
-        return v
+        return parse_headers(v)
 
     @field_validator("goodput", mode="before")
     @classmethod
@@ -430,6 +431,15 @@ class PerfConfig(BaseModel):
             if not isinstance(v, dict):
                 raise ValueError("must be a JSON object")
         return v
+
+    @field_validator("server_metrics")
+    @classmethod
+    def _server_metrics(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        from evalscope.perf.servermetrics import metrics_url
+
+        return metrics_url(v)
 
     @field_validator("api")
     @classmethod
@@ -527,13 +537,54 @@ class PerfConfig(BaseModel):
 
     def public_dict(self) -> dict[str, Any]:
         """JSON-ready config with the key removed (redaction of other secrets happens on save)."""
-        from evalscope.engine.redact import is_secret_key
+        from evalscope.engine.redact import is_secret_key, redact_url
 
         d = self.model_dump(mode="json")
+        d["url"] = redact_url(self.url)
         d["api_key"] = "***" if self.api_key is not None else None
         # any header whose name looks like a credential (Authorization, X-Api-Key, X-Auth-Token...) is masked
         d["headers"] = {k: ("***" if is_secret_key(k) else v) for k, v in self.headers.items()}
         return d
+
+
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP token (RFC 9110)
+
+
+def parse_headers(v: Any) -> Any:
+    """``K=V`` or ``K: V`` items (one header each, the value may hold spaces) -> a dict of headers.
+
+    A value is never echoed in an error (it is often a credential): messages name the header only. Values
+    of credential-like headers are registered with the scrubber at once.
+    """
+    if isinstance(v, str):
+        v = [v]
+    if isinstance(v, dict):
+        v = [f"{k}={val}" for k, val in v.items()]
+    if not isinstance(v, list | tuple):
+        return v
+    from evalscope.engine.redact import is_secret_key, register_secret
+
+    out: dict[str, str] = {}
+    for i, item in enumerate(v):
+        text = str(item).strip()
+        if not text:
+            continue
+        eq, colon = text.find("="), text.find(":")
+        cut = eq if colon < 0 or (0 <= eq < colon) else colon
+        name = text[:cut].strip() if cut > 0 else ""
+        value = text[cut + 1 :].strip() if cut > 0 else ""
+        if not name:
+            raise ValueError(f"header #{i + 1} is not K=V or 'K: V' (value not shown)")
+        if not _HEADER_NAME.match(name):
+            shown = name[:64] if name.isprintable() else name[:64].encode("unicode_escape").decode()
+            raise ValueError(f"header name {shown!r} is not a valid HTTP header name (value not shown)")
+        if "\r" in value or "\n" in value or "\0" in value:
+            raise ValueError(f"header {name!r}: the value contains a line break or NUL (value not shown)")
+        if is_secret_key(name) or name.lower() in ("x-api-key", "api-key", "cookie", "proxy-authorization"):
+            register_secret(value)
+            register_secret(value.split(" ", 1)[-1])
+        out[name] = value
+    return out
 
 
 def option_name(field: str) -> str:
@@ -562,6 +613,8 @@ def _format_validation_error(exc: ValidationError, given: Mapping[str, Any]) -> 
     value = given.get(field, err.get("input"))
     if field == "api_key":
         value = "***"
+    if field == "headers":  # header values are often credentials: the message names the header only
+        return f"{option_name(field)}: {msg}"
     allowed = msg
     if err.get("type") == "literal_error":
         allowed = msg.replace("Input should be", "allowed:")

@@ -92,10 +92,12 @@ class ConsoleReporter(Reporter):
             self._live = None
         r = summary["requests"]
         rate = "" if summary["rate"] is None else f" rate {summary['rate']:g}/s"
+        late = r.get("incomplete_at_deadline") or 0
         self.console.print(
             f"stage {summary['stage'] + 1}/{self._n_stages}: parallel {summary['parallel']}{rate}: "
             f"{r['succeeded']} ok, {r['failed']} failed, {r['cancelled']} cancelled "
-            f"in {summary['duration_s']:.1f} s"
+            + (f"({late} incomplete at the deadline) " if late else "")
+            + f"in {summary['duration_s']:.1f} s"
         )
 
     def message(self, text: str) -> None:
@@ -148,7 +150,9 @@ class ConsoleReporter(Reporter):
             c.print("No stage completed.")
             return
         t = Table(title="Throughput", title_justify="left", box=None, pad_edge=False)
-        for col in ("stage", "par", "rate", "ok", "failed", "cancel", "req/s", "out tok/s", "tot tok/s"):
+        late = any(s["requests"].get("incomplete_at_deadline") for s in stages)
+        cols = ("stage", "par", "rate", "ok", "failed", "cancel", "req/s", "out tok/s", "tot tok/s")
+        for col in cols[:6] + (("incompl",) if late else ()) + cols[6:]:
             t.add_column(col, justify="right")
         for s in stages:
             r = s["requests"]
@@ -160,11 +164,14 @@ class ConsoleReporter(Reporter):
                 str(r["succeeded"]),
                 str(r["failed"]),
                 str(r["cancelled"]),
+                *((str(r.get("incomplete_at_deadline") or 0),) if late else ()),
                 _num(th["requests_per_s"], 2),
                 _num(th["output_tokens_per_s"], 1),
                 _num(th["total_tokens_per_s"], 1),
             )
         c.print(t)
+        if late:
+            _print_incomplete(c, stages)
         if len(stages) == 1:
             s = stages[0]
             lt = Table(title="Latency (ms)", title_justify="left", box=None, pad_edge=False)
@@ -213,6 +220,7 @@ class ConsoleReporter(Reporter):
                     _ms(_stat(s, "queue_time", "p99")),
                 )
             c.print(lt)
+        _server_table(c, stages)
         for s in stages:
             g = s.get("goodput")
             if g:
@@ -221,7 +229,7 @@ class ConsoleReporter(Reporter):
                 c.print(
                     f"goodput (stage {s['stage'] + 1}, {slos} ms): {g['good']} good, "
                     f"{_num(g['requests_per_s'], 2)} req/s, "
-                    f"{'-' if ratio is None else f'{100 * ratio:.1f}%'} of completed"
+                    f"{'-' if ratio is None else f'{100 * ratio:.1f}%'} of {_goodput_of(g)}"
                 )
         errs = [(s["stage"], e) for s in stages for e in s["errors"]]
         if errs:
@@ -246,12 +254,109 @@ class ConsoleReporter(Reporter):
             rate = ""
             if cl.get("achieved_rate") is not None:
                 rate = f", achieved {cl['achieved_rate']:.2f}/s of {cl['target_rate']:g}/s"
-            verdict = "trustworthy" if cl["trustworthy"] else f"NOT trustworthy: {cl['reason']}"
+            verdict = (
+                "trustworthy"
+                if cl["trustworthy"]
+                else cl["reason"]
+                if cl["trustworthy"] is None
+                else f"NOT trustworthy: {cl['reason']}"
+            )
             c.print(
                 f"client (stage {s['stage'] + 1}): loop lag p99 {_ms(lag['p99'])} ms, "
                 f"CPU {cl['cpu_percent']:.0f}%{rate}; {verdict}"
             )
+            if cl.get("reconnects"):
+                # requests resent on a fresh connection: the server had closed the kept-alive one unanswered
+                c.print(f"client (stage {s['stage'] + 1}): {cl['reconnects']} reconnects (not failures)")
         c.print(
             f"token counts from {stages[0]['token_source']}; prompts counted by {summary['token_counting']}"
         )
         c.print(f"status {summary['status']}; results in {summary['run_dir']}")
+
+
+def _server_table(c: Console, stages: list[dict[str, Any]]) -> None:
+    """Numbers the server reported (prefix cache, reasoning, llama.cpp timings, speculative decoding) and the
+    server's own /metrics gauges: one row per stage, a column only when some stage has it."""
+    cols: list[tuple[str, Any]] = []
+
+    def has(path: tuple[str, ...]) -> bool:
+        for s in stages:
+            v: Any = s.get("server")
+            for k in path:
+                v = v.get(k) if isinstance(v, dict) else None
+            if v is not None:
+                return True
+        return False
+
+    def get(s: dict[str, Any], *path: str) -> Any:
+        v: Any = s.get("server")
+        for k in path:
+            v = v.get(k) if isinstance(v, dict) else None
+        return v
+
+    def pct(v: Any) -> str:
+        return "-" if v is None else f"{100 * v:.1f}%"
+
+    if has(("prefix_cache", "hit_rate")):
+        cols.append(("cache hit", lambda s: pct(get(s, "prefix_cache", "hit_rate"))))
+    if has(("reasoning", "mean")):
+        cols.append(("reason tok", lambda s: _num(get(s, "reasoning", "mean"), 1)))
+    if has(("timings", "prompt_tokens_per_s")):
+        cols.append(("prefill tok/s", lambda s: _num(get(s, "timings", "prompt_tokens_per_s"), 1)))
+    if has(("timings", "predicted_tokens_per_s")):
+        cols.append(("decode tok/s", lambda s: _num(get(s, "timings", "predicted_tokens_per_s"), 1)))
+    if has(("speculative", "acceptance_rate")):
+        cols.append(("draft accept", lambda s: pct(get(s, "speculative", "acceptance_rate"))))
+    # tokens per event is 1.0 on most servers: a column only when some stage saw several per event
+    if any((get(s, "decoded_tokens_per_iter", "mean") or 0) > 1.01 for s in stages):
+        cols.append(("tok/iter", lambda s: _num(get(s, "decoded_tokens_per_iter", "mean"), 2)))
+    if cols:
+        t = Table(title="Server-reported", title_justify="left", box=None, pad_edge=False)
+        t.add_column("stage", justify="right")
+        for name, _f in cols:
+            t.add_column(name, justify="right")
+        for s in stages:
+            t.add_row(str(s["stage"] + 1), *(f(s) for _n, f in cols))
+        c.print(t)
+    for s in stages:
+        sm = s.get("server_metrics")
+        if not sm:
+            continue
+        parts = [
+            f"{name} {_num(v['min'], 2)}/{_num(v['mean'], 2)}/{_num(v['max'], 2)}"
+            for name, v in sorted((sm.get("series") or {}).items())
+        ]
+        fails = f", {sm['failures']} failed scrapes" if sm.get("failures") else ""
+        c.print(
+            f"server metrics (stage {s['stage'] + 1}, min/mean/max over {sm.get('scrapes', 0)} scrapes{fails}): "
+            + ("; ".join(parts) if parts else "none of the tracked gauges")
+        )
+
+
+def _goodput_of(g: dict[str, Any]) -> str:
+    """What goodput's ratio is over: finished requests plus those incomplete at the deadline."""
+    n = g.get("denominator")
+    text = "completed" if n is None else f"{n} requests"
+    late = g.get("incomplete_at_deadline") or 0
+    if late:
+        text += f" (incl. {late} incomplete at the deadline, counted as not good)"
+    undef = g.get("slo_undefined") or {}
+    if undef:
+        text += "; undefined, so not met: " + ", ".join(f"{k} x{v}" for k, v in sorted(undef.items()))
+    return text
+
+
+def _print_incomplete(c: Console, stages: list[dict[str, Any]]) -> None:
+    """Requests cut off by the end of a --duration stage: not in the latency table, lower bounds here."""
+    for s in stages:
+        inc = s.get("incomplete_at_deadline") or {}
+        n = inc.get("requests") or 0
+        if not n:
+            continue
+        lb = inc.get("latency_from_schedule_lower_bound") or {}
+        queued = f", {inc['queued']} never sent (no free slot)" if inc.get("queued") else ""
+        c.print(
+            f"incomplete at the deadline (stage {s['stage'] + 1}): {n} requests ({inc.get('in_flight', 0)} "
+            f"still running{queued}), not in the latency table; their latency from schedule is at least "
+            f"p50 {_ms(lb.get('p50'))} / max {_ms(lb.get('max'))} ms"
+        )

@@ -30,14 +30,16 @@ import orjson
 from evalscope import __version__
 from evalscope.engine.client import Client, yield_then
 from evalscope.engine.records import Request, RequestRecord
-from evalscope.engine.redact import register_secret
+from evalscope.engine.redact import redact_url, register_secret, register_url_secrets
 from evalscope.engine.session import Timeouts, base_url, normalize_url, run
 from evalscope.errors import EndpointError, EvalscopeError
 from evalscope.perf.aggregate import Aggregator, Metric
 from evalscope.perf.config import PerfConfig, make_config
+from evalscope.perf.coverage import count_queued, past_deadline, up_to
 from evalscope.perf.datasets import DATASETS, PerfDataset, Prompt
-from evalscope.perf.fidelity import CpuMeter, LoopLagMonitor, verdict
+from evalscope.perf.fidelity import CpuMeter, LoopLagMonitor, MachineMeter, verdict
 from evalscope.perf.schedule import SLOT_DEADLINE, SLOT_WAITED, acquire_slot, arrival_offsets_ns, sleep_until
+from evalscope.perf.servermetrics import ServerMetricsScraper
 from evalscope.perf.storage import RecordWriter, make_run_dir, safe_json, write_json_atomic
 from evalscope.perf.summary import SCHEMA, stage_summary
 from evalscope.perf.tokenizer import Tokenizer, get_tokenizer
@@ -87,7 +89,9 @@ class StageState:
         self.first_sent_ns: int | None = None
         self.last_sent_ns: int | None = None
         self.cap_waits = 0
+        self.reconnects = 0
         self.warmup = False
+        self.cut_at_deadline = False  # requests cancelled now are incomplete at the deadline (coverage.py)
 
 
 class PerfRun:
@@ -130,6 +134,7 @@ class PerfRun:
         self.served_models: list[str] = []
         self.final_summary: dict[str, Any] | None = None
         self.workers_note: str | None = None  # how --workers auto chose the in-process path
+        self.scraper: ServerMetricsScraper | None = None  # --server-metrics
 
     # ---- lifecycle ---------------------------------------------------------------------------------------
 
@@ -145,7 +150,6 @@ class PerfRun:
             stream=cfg.stream,
             keep_text=cfg.save_responses,
             continuous_usage=cfg.continuous_usage,
-            send_request_id=True,
         )
         async with client:
             if cfg.test_connection:
@@ -155,8 +159,10 @@ class PerfRun:
                 self.served_models = pf.served_models
             elif not client.model:
                 client.model = await _first_served_model(client)
+            await client.identify()  # request ids go to our simulator only (usually known from preflight)
             self.model = client.model
             self._open_run_dir()
+            self.start_scraper()
             self.reporter.header(self._header_info())
             if self.workers_note:
                 self.reporter.message(f"workers  in-process: {self.workers_note}")
@@ -184,6 +190,7 @@ class PerfRun:
                 raise
             finally:
                 await monitor.stop()
+                await self.stop_scraper()
                 self._remove_signals()
                 self._finalize()
         return self.final_summary if self.final_summary is not None else safe_json(self.summary())
@@ -191,7 +198,7 @@ class PerfRun:
     def _header_info(self) -> dict[str, Any]:
         cfg = self.cfg
         return {
-            "url": self.url,
+            "url": redact_url(self.url),
             "model": self.model,
             "api": cfg.api,
             "simulator": self.simulator,
@@ -214,7 +221,7 @@ class PerfRun:
             "command": "perf",
             "status": "running",
             "config": safe_json(cfg.public_dict()),
-            "target": {"url": self.url, "model": self.model, "api": cfg.api, "simulator": self.simulator},
+            "target": {"url": redact_url(self.url), "model": self.model, "api": cfg.api, "simulator": self.simulator},
             "versions": _versions(),
             "pid": os.getpid(),
             "started_at": _iso(self.started_wall),
@@ -225,6 +232,19 @@ class PerfRun:
         }
         write_json_atomic(self.run_dir / "manifest.json", self._manifest)
 
+    def start_scraper(self) -> None:
+        """Start scraping ``--server-metrics`` on this loop (the coordinator's, with worker processes)."""
+        if self.cfg.server_metrics and self.run_dir is not None:
+            self.scraper = ServerMetricsScraper(
+                self.cfg.server_metrics, self.run_dir / "server_metrics.jsonl", self.started_ns
+            )
+            self._manifest.setdefault("files", {})["server_metrics"] = "server_metrics.jsonl"
+            self.scraper.start()
+
+    async def stop_scraper(self) -> None:
+        if self.scraper is not None:
+            await self.scraper.stop()
+
     def _finalize(self) -> None:
         if self.writer is not None:
             self.writer.close()
@@ -233,6 +253,10 @@ class PerfRun:
         self.final_summary = safe_json(self.summary())
         write_json_atomic(self.run_dir / "summary.json", self.final_summary)
         self._write_manifest()
+        if self.cfg.html:
+            from evalscope.report import write_html_safely
+
+            write_html_safely(self.run_dir)
 
     def _write_manifest(self) -> None:
         if self.run_dir is None:
@@ -243,13 +267,15 @@ class PerfRun:
         m["elapsed_s"] = (_clock() - self.started_ns) / 1e9
         m["stop_reason"] = self.stop_reason
         m["target"]["model"] = self.model
-        m["trustworthy"] = (
-            all(s["client"]["trustworthy"] for s in self.stage_summaries) if self.stage_summaries else None
-        )
+        from evalscope.perf.min_window import overall_trust
+
+        m["trustworthy"] = overall_trust(self.stage_summaries)
         m["records_written"] = self.writer.written if self.writer is not None else 0
         write_json_atomic(self.run_dir / "manifest.json", safe_json(m))
 
     def summary(self) -> dict[str, Any]:
+        from evalscope.perf.min_window import overall_trust
+
         cfg = self.cfg
         return {
             "schema": SCHEMA,
@@ -259,16 +285,33 @@ class PerfRun:
             "stop_reason": self.stop_reason,
             "started_at": _iso(self.started_wall),
             "elapsed_s": (_clock() - self.started_ns) / 1e9,
-            "target": {"url": self.url, "model": self.model, "api": cfg.api, "simulator": self.simulator},
+            "target": {"url": redact_url(self.url), "model": self.model, "api": cfg.api, "simulator": self.simulator},
             "dataset": {"name": cfg.dataset, **self.dataset.describe()},
             "token_counting": self.tokenizer.name,
             "metric_profile": cfg.metric_profile,
             "stream": cfg.stream,
-            "trustworthy": all(s["client"]["trustworthy"] for s in self.stage_summaries)
-            if self.stage_summaries
-            else None,
+            "trustworthy": overall_trust(self.stage_summaries),
             "stages": self.stage_summaries,
         }
+
+    _warned: frozenset[str] = frozenset()
+
+    def warn_quirks(self, summary: dict[str, Any]) -> None:
+        """One warning line per kind of server quirk, once per run (the counts are in the summary)."""
+        quirks = summary.get("server_quirks") or {}
+        texts = {
+            "usage_rejected": "the server's token usage was not plausible (strings, negative, huge or more "
+            "than max_tokens) for {n} requests: counted tokens used instead (token_disagreement)",
+            "not_streamed": "the server did not stream ({n} requests got a whole JSON body): TTFT, ITL and "
+            "TPOT are not measured for them; E2E latency and tokens are",
+            "sse_mislabelled": "the server labelled its stream as something other than text/event-stream "
+            "({n} requests): accepted because it parsed as SSE",
+        }
+        for kind, text in texts.items():
+            n = quirks.get(kind) or 0
+            if n and kind not in self._warned:
+                self._warned = self._warned | {kind}
+                self.reporter.message("Warning: " + text.format(n=n))
 
     # ---- signals -----------------------------------------------------------------------------------------
 
@@ -329,6 +372,24 @@ class PerfRun:
         if self._dispatcher is not None and not self._dispatcher.done():
             self._dispatcher.cancel()
 
+    def _records_offset(self) -> int:
+        from evalscope.perf.sendside import records_offset
+
+        if self.writer is None:
+            return 0
+        self.writer.flush()
+        return records_offset(self.writer.path)
+
+    async def _check_send_side(self, client_block: dict[str, Any], index: int, offset: int, n: int) -> None:
+        """Against our simulator on this machine: its arrival stamps minus our sent stamps (fidelity)."""
+        from evalscope.perf.fidelity import apply_send_side
+        from evalscope.perf.sendside import measure
+
+        if self.writer is None or n == 0:
+            return
+        self.writer.flush()
+        apply_send_side(client_block, await measure(self.url, self.writer.path, offset, index, n))
+
     # ---- monitoring --------------------------------------------------------------------------------------
 
     def _lag_sink(self) -> Metric | None:
@@ -357,6 +418,7 @@ class PerfRun:
         cap = parallel if warmup else cfg.concurrency_cap(parallel)
         if not warmup:
             await client.prewarm(cfg.prewarm_count(parallel))
+        rec_offset = self._records_offset()
         t0 = _clock()
         agg = Aggregator(t0, cfg.metric_profile, cfg.goodput)
         st = StageState(index, parallel, cap, number, agg)
@@ -366,7 +428,10 @@ class PerfRun:
             st.deadline_ns = t0 + int(cfg.duration * 1e9)
         self.stage = st
         cpu = CpuMeter()
+        machine = MachineMeter()
         if not warmup:
+            if self.scraper is not None:
+                self.scraper.begin_stage(index)
             self.reporter.stage_start(self, index, parallel, number)
         sem = asyncio.Semaphore(cap)
         self._dispatcher = asyncio.get_running_loop().create_task(
@@ -393,12 +458,22 @@ class PerfRun:
             if st.last_sched_ns and st.first_sched_ns is not None and st.last_sched_ns > st.first_sched_ns:
                 scheduled = (st.dispatched - 1) * 1e9 / (st.last_sched_ns - st.first_sched_ns)
         client_block = verdict(
-            agg.loop_lag, agg.dispatch_lag, cpu_pct, rate, scheduled, achieved, st.cap_waits > 0
+            agg.loop_lag,
+            agg.dispatch_lag,
+            cpu_pct,
+            rate,
+            scheduled,
+            achieved,
+            st.cap_waits > 0,
+            wait_percent=cpu.wait_percent(),
+            machine_busy_percent=machine.busy_percent(),
         )
         client_block["cpu_seconds"] = cpu.cpu_seconds()
         client_block["cap_waits"] = st.cap_waits
+        client_block["reconnects"] = st.reconnects
         client_block["workers"] = 1
         client_block["backend"] = "in-process"
+        await self._check_send_side(client_block, index, rec_offset, st.dispatched)
         summary = stage_summary(
             agg,
             stage=index,
@@ -410,7 +485,10 @@ class PerfRun:
             dispatch_start_ns=dispatch_start,
             percentiles=tuple(cfg.percentiles),
         )
+        if self.scraper is not None:
+            summary["server_metrics"] = self.scraper.end_stage()
         self.stage_summaries.append(summary)
+        self.warn_quirks(summary)
         self.reporter.stage_end(self, summary)
         self.stage = None
 
@@ -440,6 +518,8 @@ class PerfRun:
             slot = await acquire_slot(sem, deadline)
             if slot == SLOT_DEADLINE:
                 st.cap_waits += 1
+                if arrivals is not None and deadline is not None:
+                    count_queued(st.agg.coverage, due, arrivals, t0, deadline, up_to(number, st.dispatched))
                 break
             if slot == SLOT_WAITED:
                 st.cap_waits += 1
@@ -509,8 +589,12 @@ class PerfRun:
             self.writer.add(d)
         if st.warmup:
             return
+        if rec.reconnects:
+            st.reconnects += rec.reconnects
         agg = st.agg
         agg.add(rec)
+        if st.cut_at_deadline and rec.status == "cancelled" and st.deadline_ns is not None:
+            agg.coverage.add_in_flight(rec.scheduled_ns, st.deadline_ns)
         if rec.text is not None and rec.status == "ok" and rec.token_source == "usage":
             agg.add_token_check(
                 (rec.completion_tokens or 0) - (rec.reasoning_tokens or 0), self.tokenizer.count(rec.text)
@@ -556,7 +640,10 @@ class PerfRun:
                     waiter.cancel()
             if not all_done.done():
                 all_done.cancel()  # cancels the wait, not the requests
+        # let requests created in the last dispatch step start, so that cancelling them leaves a record
+        await asyncio.sleep(0)
         rest = set(st.in_flight)
+        st.cut_at_deadline = bool(rest) and past_deadline(st.deadline_ns, self.status == "aborted")
         for t in rest:
             t.cancel()
         if rest:
@@ -610,6 +697,7 @@ def prepare(cfg: PerfConfig) -> tuple[Tokenizer, PerfDataset, str | None, str | 
     """Everything checked before any network I/O: tokenizer, dataset, URL, API key."""
     tokenizer = get_tokenizer(cfg.tokenizer_path)
     dataset = DATASETS.get(cfg.dataset)(cfg, tokenizer)
+    register_url_secrets(cfg.url)
     url = None
     if cfg.url is not None:
         from evalscope.engine.protocols.base import PROTOCOLS

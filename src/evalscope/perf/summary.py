@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from evalscope.perf.aggregate import Aggregator
+from evalscope.perf.coverage import add_to_summary as add_coverage
 from evalscope.perf.metrics import LATENCY_METRICS
+from evalscope.perf.min_window import apply_min_window
 
 SCHEMA = "evalscope.perf.summary/1"
 
@@ -67,11 +69,15 @@ def stage_summary(
         }
     else:
         out["goodput"] = None
+    out["server_quirks"] = agg.quirks()
+    add_coverage(out, agg, percentiles)
     out["token_source"] = agg.token_source()
     out["token_sources"] = dict(agg.token_sources)
     out["token_disagreement"] = agg.token_disagreement()
+    out["server"] = agg.server.summary()
     out["errors"] = agg.error_table()
-    out["client"] = client
+    # after every client check: a stage too short to judge gets no verdict (perf/min_window.py)
+    out["client"] = apply_min_window(client, window_s, agg.loop_lag.count) if client else client
     out["timeline"] = [
         {"t": i, "completed": r[0], "failed": r[1], "output_tokens": r[2], "in_flight": r[3]}
         for i, r in enumerate(agg.timeline)

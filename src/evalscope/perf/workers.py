@@ -52,7 +52,8 @@ from evalscope.engine.session import Timeouts
 from evalscope.errors import EvalscopeError
 from evalscope.perf.aggregate import Aggregator, Metric
 from evalscope.perf.config import PerfConfig
-from evalscope.perf.fidelity import CpuMeter, LoopLagMonitor, verdict
+from evalscope.perf.coverage import count_queued, past_deadline
+from evalscope.perf.fidelity import CpuMeter, LoopLagMonitor, MachineMeter, verdict
 from evalscope.perf.runner import MIN_COMPLETED_FOR_RATE, PerfRun, Reporter, StageState
 from evalscope.perf.schedule import SLOT_DEADLINE, SLOT_WAITED, acquire_slot, arrival_offsets_ns, sleep_until
 from evalscope.perf.storage import encode_record
@@ -191,6 +192,7 @@ class _WorkerStage:
         "agg",
         "cap",
         "cap_waits",
+        "cut_at_deadline",
         "deadline_ns",
         "dispatched",
         "first_sched_ns",
@@ -203,6 +205,7 @@ class _WorkerStage:
         "number",
         "prompt_base",
         "rate",
+        "reconnects",
         "t0_ns",
         "warmup",
         "warmup_done",
@@ -224,6 +227,8 @@ class _WorkerStage:
         self.in_flight: set[asyncio.Task[None]] = set()
         self.dispatched = 0
         self.cap_waits = 0
+        self.reconnects = 0
+        self.cut_at_deadline = False
         self.warmup_done = [0, 0, 0]  # ok, failed, cancelled (warm-up has no aggregator)
         self.first_sent_ns: int | None = None
         self.last_sent_ns: int | None = None
@@ -308,7 +313,7 @@ class WorkerCore:
             stream=cfg.stream,
             keep_text=cfg.save_responses,
             continuous_usage=cfg.continuous_usage,
-            send_request_id=True,
+            send_request_id=self.setup.get("simulator"),  # the coordinator's answer: no probe per worker
             worker=self.worker,
         )
         await self.client.__aenter__()
@@ -425,8 +430,10 @@ class WorkerCore:
             "warmup": st.warmup,
             "dispatched": st.dispatched,
             "cap_waits": st.cap_waits,
+            "reconnects": st.reconnects,
             "cpu_percent": cpu.percent(),
             "cpu_seconds": cpu.cpu_seconds(),
+            "wait_percent": cpu.wait_percent(),
             "first_sent_ns": _shift(st.first_sent_ns, self.offset_ns),
             "last_sent_ns": _shift(st.last_sent_ns, self.offset_ns),
             "first_sched_ns": _shift(st.first_sched_ns, self.offset_ns),
@@ -485,6 +492,9 @@ class WorkerCore:
             slot = await acquire_slot(sem, deadline)
             if slot == SLOT_DEADLINE:
                 st.cap_waits += 1
+                if arrivals is not None and deadline is not None and st.agg is not None:
+                    more = lambda: src.claim(number) is not None  # noqa: E731
+                    count_queued(st.agg.coverage, due, arrivals, t0, deadline, more)
                 break
             if slot == SLOT_WAITED:
                 st.cap_waits += 1
@@ -548,7 +558,11 @@ class WorkerCore:
         if agg is None:
             st.warmup_done[0 if rec.status == "ok" else 1 if rec.status == "error" else 2] += 1
             return
+        if rec.reconnects:
+            st.reconnects += rec.reconnects
         agg.add(rec)
+        if st.cut_at_deadline and rec.status == "cancelled" and st.deadline_ns is not None:
+            agg.coverage.add_in_flight(rec.scheduled_ns, st.deadline_ns)
         if rec.text is not None and rec.status == "ok" and rec.token_source == "usage":
             agg.add_token_check(
                 (rec.completion_tokens or 0) - (rec.reasoning_tokens or 0), self._tokenizer.count(rec.text)
@@ -582,7 +596,10 @@ class WorkerCore:
                     waiter.cancel()
             if not all_done.done():
                 all_done.cancel()
+        # let requests created in the last dispatch step start, so that cancelling them leaves a record
+        await asyncio.sleep(0)
         rest = set(st.in_flight)
+        st.cut_at_deadline = bool(rest) and past_deadline(st.deadline_ns, self._abort)
         for t in rest:
             t.cancel()
         if rest:
@@ -891,7 +908,6 @@ class WorkerRun(PerfRun):
             headers=cfg.headers,
             timeouts=Timeouts(cfg.connect_timeout, cfg.read_timeout, cfg.total_timeout),
             stream=cfg.stream,
-            send_request_id=True,
         )
         from evalscope.perf.runner import _first_served_model
 
@@ -904,11 +920,13 @@ class WorkerRun(PerfRun):
             elif not client.model:
                 client.model = await _first_served_model(client)
             self.model = client.model
+            simulator = await client.identify()
         setup = {
             "cfg": cfg,
             "url": self.url,
             "model": self.model,
             "api_key": self.api_key,
+            "simulator": simulator,
             "coord_boot_id": boot_id(),
             "coord_now_ns": _clock(),
         }
@@ -916,6 +934,7 @@ class WorkerRun(PerfRun):
             await self.pool.start([{**setup, "worker": k} for k in range(self.pool.n)], self._on_message)
             self._kill_on_exit.extend(self.pool.local_pids)
             self._open_run_dir()
+            self.start_scraper()
             self.reporter.header(self._header_info())
             self.reporter.message(f"workers  {self.pool.backend}: {self.how}")
             self._install_signals()
@@ -940,6 +959,7 @@ class WorkerRun(PerfRun):
                 raise
             finally:
                 ticker.cancel()
+                await self.stop_scraper()
                 self._remove_signals()
         finally:
             try:
@@ -1082,9 +1102,13 @@ class WorkerRun(PerfRun):
         self._progress = {}
         self._active = active
         if not warmup:
+            if self.scraper is not None:
+                self.scraper.begin_stage(index)
             self.reporter.stage_start(self, index, parallel, number)
         cpu = CpuMeter()
+        machine = MachineMeter()
         self.pool.reset_counter()
+        rec_offset = self._records_offset()
         id_base = 0 if warmup else self._next_id
         for k in range(active):
             spec = {
@@ -1139,8 +1163,17 @@ class WorkerRun(PerfRun):
             if first_sched is not None and last_sched is not None and last_sched > first_sched:
                 scheduled = (dispatched - 1) * 1e9 / (last_sched - first_sched)
         worker_cpu = [round(float(d["cpu_percent"]), 1) for d in done]
+        waits = [float(d["wait_percent"]) for d in done if d.get("wait_percent") is not None]
         client_block = verdict(
-            agg.loop_lag, agg.dispatch_lag, max(worker_cpu), rate, scheduled, achieved, cap_waits > 0
+            agg.loop_lag,
+            agg.dispatch_lag,
+            max(worker_cpu),
+            rate,
+            scheduled,
+            achieved,
+            cap_waits > 0,
+            wait_percent=max(waits) if waits else None,
+            machine_busy_percent=machine.busy_percent(),
         )
         client_block["cpu_percent"] = round(sum(worker_cpu), 1)  # summed over workers
         client_block["cpu_percent_max_worker"] = max(worker_cpu)
@@ -1148,9 +1181,12 @@ class WorkerRun(PerfRun):
         client_block["coordinator_cpu_percent"] = round(cpu.percent(), 1)
         client_block["cpu_seconds"] = sum(float(d["cpu_seconds"]) for d in done)
         client_block["cap_waits"] = cap_waits
+        client_block["reconnects"] = sum(int(d.get("reconnects", 0)) for d in done)
         client_block["workers"] = active
         client_block["backend"] = self.pool.backend
         client_block["worker_requests"] = [int(d["dispatched"]) for d in done]
+        if self.pool.backend != "ray":  # Ray actors elsewhere stamp on an estimated clock
+            await self._check_send_side(client_block, index, rec_offset, dispatched)
         summary = stage_summary(
             agg,
             stage=index,
@@ -1162,8 +1198,11 @@ class WorkerRun(PerfRun):
             dispatch_start_ns=t0,
             percentiles=tuple(cfg.percentiles),
         )
+        if self.scraper is not None:
+            summary["server_metrics"] = self.scraper.end_stage()
         self.stage_summaries.append(summary)
         self.stage = None
+        self.warn_quirks(summary)
         self.reporter.stage_end(self, summary)
 
 

@@ -13,6 +13,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 Policy = Literal["random", "echo", "choice", "scripted"]
 OutputDist = Literal["fixed", "uniform", "normal"]
+UsageFault = Literal["string", "text", "negative", "huge", "float", "junk"]
+ReplyQuirk = Literal[
+    "empty_stream",
+    "json_for_stream",
+    "text_plain",
+    "redirect_301",
+    "redirect_302",
+    "redirect_303",
+    "redirect_307",
+    "redirect_308",
+]
 
 #: Fault kinds in the order one uniform draw walks their rates (the order is part of the seeded behaviour).
 FAULT_KINDS: tuple[str, ...] = (
@@ -87,6 +98,37 @@ class SimConfig(BaseModel):
         default=32768, ge=1, description="Reported by /tokenize; longer prompts get 400."
     )
 
+    # what real servers send differently (server-side numbers, stream endings)
+    stream_usage: bool = Field(
+        default=True,
+        description="Send usage in streams when asked (off: never, like llama-cpp-python's server).",
+    )
+    send_done: bool = Field(
+        default=True,
+        description="End streams with 'data: [DONE]' (off: end after the finish_reason chunk, like "
+        "transformers serve).",
+    )
+    prefix_cache: bool = Field(
+        default=False,
+        description="Report usage.prompt_tokens_details.cached_tokens from a block prefix cache over the "
+        "prompts seen.",
+    )
+    prefix_block: int = Field(default=16, ge=1, description="Tokens per prefix-cache block.")
+    timings: bool = Field(
+        default=False,
+        description="Add llama.cpp's timings object (prompt/predicted n, ms, per second) to the last event.",
+    )
+    draft_acceptance: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="With timings: simulate speculative decoding (draft_n, draft_n_accepted) at this "
+        "acceptance rate; each chunk is one decode step (use --tokens-per-chunk > 1).",
+    )
+    kv_cache_tokens: int = Field(
+        default=262144, ge=1, description="KV-cache capacity (tokens) behind /metrics' cache usage gauge."
+    )
+
     # replies
     policy: Policy = Field(
         default="random", description="How reply text is made: random, echo, choice, scripted."
@@ -113,6 +155,17 @@ class SimConfig(BaseModel):
         default=0.0, ge=0, le=1, description="End the body cleanly mid-stream, no finish_reason, no [DONE]."
     )
     error_event_rate: float = Field(default=0.0, ge=0, le=1, description="Send an error object mid-stream.")
+    usage_fault: UsageFault | None = Field(
+        default=None,
+        description="Send bad usage in every reply: counts as numeric strings ('8'), as text ('many'), "
+        "negative, huge (1e12), non-integer floats, or junk (not an object).",
+    )
+    reply_quirk: ReplyQuirk | None = Field(
+        default=None,
+        description="Answer every generation oddly: empty_stream ([DONE] only), json_for_stream (a whole "
+        "body when a stream was asked for), text_plain (SSE labelled text/plain), redirect_30x (the POST is "
+        "redirected to /sim/redirected/...; a GET there answers 200).",
+    )
     stall_max_s: float = Field(
         default=300.0, gt=0, description="A stalled request is aborted after this long."
     )
@@ -126,6 +179,45 @@ class SimConfig(BaseModel):
     )
     emit_timestamps: bool = Field(
         default=False, description="Add sim_ns (perf_counter_ns at send) to each chunk."
+    )
+
+    # connections (real servers' habits; all off by default, see sim/conns.py)
+    keepalive_max_requests: int | None = Field(
+        default=None,
+        ge=1,
+        description="Requests served per kept-alive connection; the last reply says 'Connection: close'.",
+    )
+    idle_timeout_ms: float | None = Field(
+        default=None, ge=0, description="Close a kept-alive connection idle this long (ms): idle reaping."
+    )
+    fin_delay_ms: float = Field(
+        default=0.0,
+        ge=0,
+        description="The client sees an unannounced server close (idle reaping, silent_close_rate) only "
+        "after this long (ms); a request it sends meanwhile is lost unanswered (the race with the FIN).",
+    )
+    close_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Fraction of replies sent with 'Connection: close'."
+    )
+    silent_close_rate: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Fraction of replies after which the server closes the connection without saying so "
+        "(seen from llama-server after streams); the client sees it fin_delay_ms later.",
+    )
+    max_workers: int | None = Field(
+        default=None,
+        ge=1,
+        description="Serving workers; each owns a connection until it closes, others wait unread.",
+    )
+    worker_queue: int | None = Field(
+        default=None,
+        ge=0,
+        description="Connections that may wait for a worker; more are accepted and closed at once.",
+    )
+    uuid_request_ids: bool = Field(
+        default=False, description="Answer 400 with an empty body to a non-UUID X-Request-Id."
     )
 
     # truth
@@ -148,6 +240,12 @@ class SimConfig(BaseModel):
         total = sum(self.fault_rates().values())
         if total > 1.0 + 1e-9:
             raise ValueError(f"fault rates add up to {total:.3f}; they are exclusive and must sum to <= 1")
+        return self
+
+    @model_validator(mode="after")
+    def _queue_needs_workers(self) -> SimConfig:
+        if self.worker_queue is not None and self.max_workers is None:
+            raise ValueError("worker_queue bounds the wait for a worker: set max_workers too")
         return self
 
     def fault_rates(self) -> dict[str, float]:

@@ -34,12 +34,18 @@ async def serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    async with SimServer(cfg, host=host, port=port) as sim:
-        if port_file:
-            write_port_file(port_file, sim.port)
-        if on_ready is not None:
-            on_ready(sim.url)
-        await stop.wait()
+    from evalscope.sim.process import adopt_lifeline
+
+    after = adopt_lifeline(loop, stop.set)  # started by SimProcess: die with the parent
+    try:
+        async with SimServer(cfg, host=host, port=port) as sim:
+            if port_file:
+                write_port_file(port_file, sim.port)
+            if on_ready is not None:
+                on_ready(sim.url)
+            await stop.wait()
+    finally:
+        after()
 
 
 def run(

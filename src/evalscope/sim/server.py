@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import math
 import random
 import socket
+import struct
 import time
 from array import array
 from collections.abc import Awaitable, Callable
@@ -24,8 +26,11 @@ import orjson
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from evalscope.engine.records import SIM_ID_HEADER, SIM_MARK_HEADER
+from evalscope.sim import conns as _conns
 from evalscope.sim.config import SimConfig
 from evalscope.sim.policies import ReplyMaker, prompt_seed, reasoning_tokens
+from evalscope.sim.serverside import PrefixCache, metrics_text, timings_json
 from evalscope.sim.ticker import Ticker
 from evalscope.sim.tokens import (
     count_message_tokens,
@@ -156,10 +161,44 @@ class _Stream:
         return b'"usage":{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d' % (p, c, p + c)
 
     def _final_usage(self) -> bytes:
+        fault = self.server.cfg.usage_fault
+        if fault is not None:
+            from evalscope.sim.quirks import bad_usage
+
+            return b'"usage":' + orjson.dumps(bad_usage(fault, self.rec.prompt_tokens, self.sent_tokens))
         usage = self._usage()
         if self.rec.reasoning_tokens:
             usage += b',"completion_tokens_details":{"reasoning_tokens":%d}' % self.rec.reasoning_tokens
+        if self.rec.cached_tokens is not None:
+            usage += b',"prompt_tokens_details":{"cached_tokens":%d}' % self.rec.cached_tokens
         return usage + b"}"
+
+    def _timings(self) -> bytes:
+        """``,"timings":{...}`` for the last event when the simulator imitates llama.cpp, else nothing."""
+        cfg = self.server.cfg
+        if not cfg.timings:
+            return b""
+        rec = self.rec
+        now = perf_counter_ns()
+        first = rec.first_token_ns if rec.first_token_ns is not None else now
+        cached = rec.cached_tokens or 0
+        return b',"timings":' + timings_json(
+            rec.prompt_tokens - cached,
+            first - rec.arrival_ns,
+            self.sent_tokens,
+            now - first,
+            len(self.chunks),
+            cfg.draft_acceptance,
+        )
+
+    def _tail(self) -> bytes:
+        """What follows the last chunk: the usage chunk (with timings) when asked, then ``[DONE]``."""
+        tail = b""
+        if self.include_usage:
+            tail = _frame(b'%b"choices":[],%b%b}\n\n' % (self.base, self._final_usage(), self._timings()))
+        if self.server.cfg.send_done:
+            tail += _frame(_DONE)
+        return tail
 
     def fire(self, due_ns: int) -> int | None:
         """Send chunk ``i`` (and the tail or the fault after it); return the next deadline."""
@@ -190,6 +229,8 @@ class _Stream:
         extra = b""
         if self.continuous:
             extra = b"," + self._usage() + b"}"
+        if last and not self.include_usage:
+            extra += self._timings()  # no usage chunk follows: llama.cpp puts timings on its last event
         server = self.server
         t = perf_counter_ns()
         if server.emit_timestamps:
@@ -208,10 +249,7 @@ class _Stream:
         if self.fault is not None and self.i == self.fault_at:
             return self._strike(due_ns)
         if last:
-            tail = b""
-            if self.include_usage:
-                tail = _frame(b'%b"choices":[],%b}\n\n' % (self.base, self._final_usage()))
-            tr.write(tail + _frame(_DONE))
+            tr.write(self._tail())
             self._end("ok", eof=True)
             return None
         return self._next_due(due_ns)
@@ -261,10 +299,7 @@ class _Stream:
 
     def fire_tail(self) -> None:
         """Write the usage chunk and [DONE] (used when a malformed event followed the last chunk)."""
-        tail = b""
-        if self.include_usage:
-            tail = _frame(b'%b"choices":[],%b}\n\n' % (self.base, self._final_usage()))
-        self.transport.write(tail + _frame(_DONE))
+        self.transport.write(self._tail())
         self._end("ok", eof=True)
 
     def _end(self, outcome: str, *, eof: bool) -> None:
@@ -280,6 +315,49 @@ class _Stream:
 _REQUEST_LINE_STARTS = (b"POST", b"GET ", b"PUT ", b"HEAD", b"DELE", b"PATC", b"OPTI")
 
 
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux value; absent from some Python builds
+_TS_ANC = socket.CMSG_SPACE(16) if hasattr(socket, "CMSG_SPACE") else 0
+
+
+class _KernelStampSocket(socket.socket):
+    """An accepted TCP socket whose reads also fetch the kernel's receive time of the data (SO_TIMESTAMPNS).
+
+    asyncio's selector transport reads with ``sock.recv``; this override reads with ``recvmsg`` instead, so the
+    simulator learns when the request's bytes reached this machine's TCP stack, independently of when its own
+    event loop got round to reading them. That stamp is what bounds a client's send-side delay: "client sent"
+    to "kernel received" is the client's own time (plus a loopback hop), whatever the simulator was doing.
+    The kernel stamps CLOCK_REALTIME; it is moved onto ``perf_counter_ns`` (CLOCK_MONOTONIC) with an offset
+    read right after the data, bracketed by two monotonic reads (error: half the bracket, kept per read).
+    uvloop reads the file descriptor itself, so there the stamp stays unknown (None).
+    """
+
+    kernel_ns: int | None = None
+    kernel_err_ns: int = 0
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        data, anc, _flags, _addr = self.recvmsg(bufsize, _TS_ANC, flags)
+        for level, kind, raw in anc:
+            if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(raw) >= 16:
+                m0 = perf_counter_ns()
+                rt = time.clock_gettime_ns(time.CLOCK_REALTIME)
+                m1 = perf_counter_ns()
+                sec, nsec = struct.unpack_from("qq", raw)
+                self.kernel_ns = sec * 1_000_000_000 + nsec - rt + (m0 + m1) // 2
+                self.kernel_err_ns = (m1 - m0 + 1) // 2
+        return data
+
+
+def _kernel_stamping(conn: socket.socket) -> socket.socket:
+    """``conn`` as a :class:`_KernelStampSocket` with receive timestamps on (unchanged if that fails)."""
+    if not _TS_ANC or conn.family not in (socket.AF_INET, socket.AF_INET6):
+        return conn
+    try:
+        conn.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+    except OSError:
+        return conn
+    return _KernelStampSocket(conn.family, conn.type, conn.proto, fileno=conn.detach())
+
+
 class _StampingHandler(RequestHandler):
     """aiohttp's connection protocol, plus the time the first bytes of each request arrived.
 
@@ -290,11 +368,27 @@ class _StampingHandler(RequestHandler):
     """
 
     sim_arrival_ns: int | None = None
+    sim_kernel_ns: int | None = None  # the kernel's receive time of that read (asyncio loop only)
+    _ksock: _KernelStampSocket | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        sock = transport.get_extra_info("socket")
+        sock = getattr(sock, "_sock", sock)  # asyncio hands out a TransportSocket wrapper
+        if isinstance(sock, _KernelStampSocket):
+            self._ksock = sock
+        super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
         if data[:4] in _REQUEST_LINE_STARTS:
             self.sim_arrival_ns = perf_counter_ns()
+            ks = self._ksock
+            if ks is not None:
+                self.sim_kernel_ns, ks.kernel_ns = ks.kernel_ns, None
         super().data_received(data)
+
+
+class _ConnHandler(_conns.ConnMixin, _StampingHandler):
+    """The connection protocol when a connection behaviour is on (keep-alive limits, reaping, workers)."""
 
 
 class SimServer:
@@ -318,6 +412,7 @@ class SimServer:
         self._rng = random.Random(self.cfg.seed)
         self._seq = 0
         self._maker = ReplyMaker(self.cfg)
+        self._prefix = PrefixCache(self.cfg.prefix_block) if self.cfg.prefix_cache else None
         self._models = list(self.cfg.models)
         self._auth = f"Bearer {self.cfg.api_key}" if self.cfg.api_key else None
         self._active: dict[int, _Stream] = {}
@@ -327,6 +422,7 @@ class SimServer:
         self._listener: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._accepting: set[asyncio.Task[Any]] = set()
+        self._conns: _conns.ConnPolicy | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -338,16 +434,21 @@ class SimServer:
 
     def build_app(self) -> web.Application:
         """The aiohttp application with every route (no middleware: it would cost on every request)."""
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        middlewares = [_conns.uuid_request_ids] if self.cfg.uuid_request_ids else []
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=middlewares)
+        if self._conns is not None:
+            app.on_response_prepare.append(self._on_prepare)
         r = app.router
         r.add_post("/v1/chat/completions", self._chat)
         r.add_post("/v1/completions", self._completions)
         r.add_post("/v1/embeddings", self._embeddings)
         r.add_get("/v1/models", self._list_models)
         r.add_get("/health", self._health)
+        r.add_get("/metrics", self._metrics)
         r.add_post("/tokenize", self._tokenize)
         r.add_get("/sim/truth", self._get_truth)
         r.add_get("/sim/stats", self._get_stats)
+        r.add_route("*", "/sim/redirected/{tail:.*}", self._redirected)
         r.add_route("*", "/{tail:.*}", self._not_found)
         return app
 
@@ -362,6 +463,8 @@ class SimServer:
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._ticker = Ticker(loop, self.cfg.spin_us)
+        if _conns.wanted(self.cfg):
+            self._conns = _conns.ConnPolicy(self.cfg, loop)
         self._runner = web.AppRunner(self.build_app(), access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
@@ -372,6 +475,11 @@ class SimServer:
             sock.bind(addr)
             sock.listen(4096)
             sock.setblocking(False)
+            if _TS_ANC and isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop):
+                # On the listener, so that accepted sockets inherit it: a request that arrives before the
+                # accept is stamped too (the kernel only stamps while some socket asked for stamps).
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
         except OSError:
             sock.close()
             raise
@@ -387,8 +495,16 @@ class SimServer:
         server = runner.server
         kwargs = getattr(server, "_kwargs", {})
 
+        policy = self._conns
+
         def factory() -> RequestHandler:
+            if policy is not None:
+                h = _ConnHandler(server, loop=loop, **kwargs)
+                h.sim_conns = policy
+                return h
             return _StampingHandler(server, loop=loop, **kwargs)
+
+        selector_loop = isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop)
 
         for _ in range(4096):
             try:
@@ -401,6 +517,8 @@ class SimServer:
             conn.setblocking(False)
             if conn.family in (socket.AF_INET, socket.AF_INET6):
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if selector_loop:
+                conn = _kernel_stamping(conn)
             task = loop.create_task(loop.connect_accepted_socket(factory, conn))
             self._accepting.add(task)
             task.add_done_callback(self._accepted)
@@ -442,7 +560,14 @@ class SimServer:
 
     def stats(self) -> dict[str, Any]:
         """Counters: requests, statuses, faults by kind, tokens served, chunk send lag."""
-        return self._stats.snapshot(len(self._active), len(self.truth))
+        snap = self._stats.snapshot(len(self._active), len(self.truth))
+        if self._conns is not None:
+            snap["connections"] = self._conns.snapshot()
+        return snap
+
+    async def _on_prepare(self, request: web.Request, resp: web.StreamResponse) -> None:
+        if self._conns is not None:
+            self._conns.on_prepare(request, resp)
 
     def reset_stats(self) -> None:
         """Zero the counters (truth is kept)."""
@@ -483,7 +608,8 @@ class SimServer:
 
     def _new_record(self, request: web.Request, endpoint: str, arrival: int) -> TruthRecord:
         self._seq += 1
-        rid = request.headers.get("X-Request-Id") or f"sim-{self._seq}"
+        h = request.headers
+        rid = h.get(SIM_ID_HEADER) or h.get("X-Request-Id") or f"sim-{self._seq}"
         rec = TruthRecord(
             request_id=rid, seq=self._seq, endpoint=endpoint, model="", stream=False, arrival_ns=arrival
         )
@@ -512,9 +638,13 @@ class SimServer:
         now = perf_counter_ns()
         proto = request.protocol
         stamp = getattr(proto, "sim_arrival_ns", None)
+        kstamp = getattr(proto, "sim_kernel_ns", None)
         if stamp is not None:
             proto.sim_arrival_ns = None  # type: ignore[union-attr,attr-defined]
+            proto.sim_kernel_ns = None  # type: ignore[union-attr,attr-defined]
         rec = self._new_record(request, endpoint, stamp if stamp is not None and stamp <= now else now)
+        if kstamp is not None and stamp is not None:
+            rec.kernel_arrival_ns = kstamp
         try:
             return await inner(request, rec)
         except ConnectionError:
@@ -615,6 +745,8 @@ class SimServer:
                 return self._reject(rec, 400, "`prompt` is required.", "BadRequestError")
             rec.prompt_tokens = count_prompt_tokens(body["prompt"])
             prompt = prompt_text(body["prompt"])
+        if self._prefix is not None:
+            rec.cached_tokens = self._cached_tokens(body, chat)
         self._stats.prompt_tokens += rec.prompt_tokens
         if rec.prompt_tokens > self.cfg.max_model_len:
             return self._reject(
@@ -666,7 +798,12 @@ class SimServer:
         first_due = arrival + round(ttft_ns)
         created = int(time.time())
 
-        if not rec.stream:
+        quirk = self.cfg.reply_quirk
+        if quirk is not None and not request.path.startswith("/sim/redirected/"):
+            quirky = await self._quirk(request, rec, quirk)
+            if quirky is not None:
+                return quirky
+        if not rec.stream or quirk == "json_for_stream":
             return await self._whole(
                 request, rec, chat, content, reasoning, finish, fault, first_due, itl_ns, created
             )
@@ -674,6 +811,8 @@ class SimServer:
         opts = body.get("stream_options") or {}
         include_usage = bool(opts.get("include_usage")) if isinstance(opts, dict) else False
         continuous = bool(opts.get("continuous_usage_stats")) if isinstance(opts, dict) else False
+        if not cfg.stream_usage:
+            include_usage = continuous = False
         k = cfg.tokens_per_chunk
         chunks: list[tuple[bool, str, int]] = [
             (True, "".join(reasoning[j : j + k]), len(reasoning[j : j + k]))
@@ -691,9 +830,10 @@ class SimServer:
             created,
             orjson.dumps(rec.model),
         )
+        ctype = "text/plain; charset=utf-8" if quirk == "text_plain" else "text/event-stream"
         resp = web.StreamResponse(
             status=200,
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", **headers},
+            headers={"Content-Type": ctype, "Cache-Control": "no-cache", **headers},
         )
         resp.enable_chunked_encoding()
         await resp.prepare(request)
@@ -741,6 +881,39 @@ class SimServer:
             except ConnectionError:
                 pass
         return resp
+
+    async def _quirk(self, request: web.Request, rec: TruthRecord, quirk: str) -> web.StreamResponse | None:
+        """``--reply-quirk`` answers that replace the generation (None: generate, maybe oddly labelled)."""
+        if quirk.startswith("redirect_"):
+            rec.status = int(quirk.rpartition("_")[2])
+            rec.outcome = quirk
+            return web.Response(
+                status=rec.status,
+                headers={"Location": "/sim/redirected" + request.path_qs, "x-request-id": rec.request_id},
+            )
+        if quirk == "empty_stream" and rec.stream:
+            rec.outcome = quirk
+            return web.Response(body=_DONE, content_type="text/event-stream")
+        return None
+
+    async def _redirected(self, request: web.Request) -> web.StreamResponse:
+        """Where ``--reply-quirk redirect_*`` points: a POST is served as usual; a GET (what a POST becomes
+        when a client follows 301/302/303) is answered 200 with a completion-shaped body, as a naive server
+        or a cache might, so that a client which follows it silently counts a request that never ran."""
+        tail = request.path[len("/sim/redirected") :]
+        if request.method == "POST":
+            endpoint = "chat" if tail.endswith("/chat/completions") else "completions"
+            return await self._serve(request, endpoint, self._generate)
+        body = {
+            "id": "redirected",
+            "object": "chat.completion",
+            "model": self._models[0],
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": "moved"}, "finish_reason": "stop"}
+            ],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
+        return web.json_response(body)
 
     async def _wait_until(self, due_ns: int) -> None:
         """Sleep until ``due_ns`` through the shared ticker (no per-request timer)."""
@@ -803,7 +976,13 @@ class SimServer:
         }
         if reasoning:
             usage["completion_tokens_details"] = {"reasoning_tokens": len(reasoning)}
+        if rec.cached_tokens is not None:
+            usage["prompt_tokens_details"] = {"cached_tokens": rec.cached_tokens}
         text = "".join(content)
+        if self.cfg.usage_fault is not None:
+            from evalscope.sim.quirks import bad_usage
+
+            usage = bad_usage(self.cfg.usage_fault, rec.prompt_tokens, ntok)
         choice: dict[str, Any]
         if chat:
             message: dict[str, Any] = {"role": "assistant", "content": text}
@@ -820,6 +999,18 @@ class SimServer:
             "choices": [choice],
             "usage": usage,
         }
+        if self.cfg.timings:
+            prompt_ns = first_due - rec.arrival_ns
+            payload["timings"] = orjson.loads(
+                timings_json(
+                    rec.prompt_tokens - (rec.cached_tokens or 0),
+                    prompt_ns,
+                    ntok,
+                    max(0, perf_counter_ns() - first_due),
+                    max(1, -(-ntok // self.cfg.tokens_per_chunk)),
+                    self.cfg.draft_acceptance,
+                )
+            )
         raw = orjson.dumps(payload)
         if fault == "malformed":
             rec.fault = fault
@@ -896,8 +1087,9 @@ class SimServer:
         return [v / norm for v in vec]
 
     async def _list_models(self, request: web.Request) -> web.StreamResponse:
+        mark = {SIM_MARK_HEADER: "1"}  # lets our client know it may send request ids (to us only)
         if self._auth is not None and request.headers.get("Authorization") != self._auth:
-            return _error(401, "Invalid or missing API key.", "AuthenticationError")
+            return _error(401, "Invalid or missing API key.", "AuthenticationError", mark)
         data = [
             {
                 "id": m,
@@ -909,11 +1101,43 @@ class SimServer:
             for m in self._models
         ]
         return web.Response(
-            body=orjson.dumps({"object": "list", "data": data}), content_type="application/json"
+            body=orjson.dumps({"object": "list", "data": data}), content_type="application/json", headers=mark
         )
 
     async def _health(self, request: web.Request) -> web.StreamResponse:
         return web.Response(status=200)
+
+    def _cached_tokens(self, body: dict[str, Any], chat: bool) -> int:
+        """Prompt tokens served from the prefix cache (``prefix_cache``), then remember this prompt."""
+        assert self._prefix is not None
+        if chat:
+            ids = token_ids(messages_text(body.get("messages") or []))
+        else:
+            p = body.get("prompt")
+            ids = (
+                list(p)
+                if isinstance(p, list) and all(isinstance(x, int) for x in p)
+                else token_ids(prompt_text(p))
+            )
+        return self._prefix.lookup_insert(ids)
+
+    async def _metrics(self, request: web.Request) -> web.StreamResponse:
+        """Prometheus text exposition with vLLM's gauge names: running requests (streams and non-stream
+        requests being generated), waiting (always 0: the simulator has no queue) and KV-cache usage (the
+        prompt and generated tokens of running streams over ``kv_cache_tokens``)."""
+        streams = list(self._active.values())
+        kv = sum(st.rec.prompt_tokens + st.sent_tokens for st in streams) / self.cfg.kv_cache_tokens
+        st = self._stats
+        text = metrics_text(
+            self._models,
+            len(streams) + len(self._pending),
+            0,
+            min(1.0, kv),
+            st.prompt_tokens,
+            st.completion_tokens,
+            st.requests,
+        )
+        return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
     async def _tokenize(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -939,9 +1163,24 @@ class SimServer:
         since = request.query.get("since")
         try:
             recs = self.truth.since(int(since)) if since else list(self.truth.values())
+            last = int(request.query.get("last", "0"))
         except ValueError:
-            return _error(400, "`since` must be an integer sequence number.", "BadRequestError")
-        payload = orjson.dumps([r.to_dict() for r in recs])
+            return _error(400, "`since` and `last` must be integers.", "BadRequestError")
+        if last > 0:
+            recs = recs[-last:]
+        if request.query.get("view") == "arrival":  # small: what a client needs to check its send side
+            payload = orjson.dumps(
+                [
+                    {
+                        "request_id": r.request_id,
+                        "arrival_ns": r.arrival_ns,
+                        "kernel_arrival_ns": r.kernel_arrival_ns,
+                    }
+                    for r in recs
+                ]
+            )
+        else:
+            payload = orjson.dumps([r.to_dict() for r in recs])
         if request.query.get("clear") in ("1", "true", "yes"):
             self.truth.clear()
         return web.Response(body=payload, content_type="application/json")

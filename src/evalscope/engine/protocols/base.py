@@ -35,6 +35,7 @@ class StreamState:
         "keep_text",
         "reasoning_parts",
         "text_parts",
+        "timings",
         "tool_calls",
         "usage",
         "usage_completion",
@@ -46,6 +47,7 @@ class StreamState:
         self.reasoning_parts: list[str] = []
         self.tool_calls: dict[int, dict[str, Any]] = {}
         self.usage: dict[str, Any] | None = None
+        self.timings: dict[str, float] | None = None  # llama.cpp's timings, read with the final usage
         self.usage_completion = 0  # running completion_tokens from continuous usage stats
         self.event_tokens = 0  # tokens the last event carried, when continuous usage says so, else 0
         self.finish_reason: str | None = None

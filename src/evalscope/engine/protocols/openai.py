@@ -48,12 +48,42 @@ def _error_event(obj: dict[str, Any], st: StreamState) -> None:
 
 def _take_usage(obj: dict[str, Any], st: StreamState) -> None:
     usage = obj.get("usage")
+    if usage and not isinstance(usage, dict):
+        st.usage = usage  # not an object: kept so that check_usage rejects it and counts the disagreement
+        return
     if isinstance(usage, dict):
         ct = usage.get("completion_tokens")
         if isinstance(ct, int):
             st.event_tokens = ct - st.usage_completion
             st.usage_completion = ct
         st.usage = usage
+        if "timings" in obj:
+            _take_timings(obj["timings"], st)
+
+
+#: llama.cpp ``timings`` fields kept (rates are derived from the counts and times, not stored).
+TIMINGS_FIELDS: tuple[str, ...] = (
+    "prompt_n",
+    "prompt_ms",
+    "predicted_n",
+    "predicted_ms",
+    "draft_n",
+    "draft_n_accepted",
+)
+
+
+def _take_timings(timings: Any, st: StreamState) -> None:
+    """Keep llama.cpp's server-side ``timings`` (read only on the event carrying the usage, or the whole
+    response): finite, non-negative numbers only; anything else in the object is ignored."""
+    if not isinstance(timings, dict):
+        return
+    out: dict[str, float] = {}
+    for key in TIMINGS_FIELDS:
+        v = timings.get(key)
+        if isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v < 1e15:
+            out[key] = v
+    # llama.cpp sends prompt_n = -1 style sentinels when a phase did not run; those were dropped above
+    st.timings = out or None
 
 
 def _stream_body(body: dict[str, Any], stream: bool, continuous: bool) -> None:

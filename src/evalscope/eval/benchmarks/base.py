@@ -56,6 +56,8 @@ class Benchmark(ABC):
     #: Where the files live below ``--dataset-dir`` (laid out like ../shared/datasets).
     data_subdir: ClassVar[str] = ""
     needs_code_execution: ClassVar[bool] = False
+    #: Scored by a judge model (``self.judge``, from --judge-model); none of the built-in benchmarks is.
+    uses_judge: ClassVar[bool] = False
     #: Generation defaults merged under the user's --generation-config.
     default_generation: ClassVar[dict[str, Any]] = {}
 

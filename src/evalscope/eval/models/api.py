@@ -13,6 +13,7 @@ from typing import Any
 
 from evalscope.engine.client import Client
 from evalscope.engine.records import ErrorInfo, Request, RequestRecord
+from evalscope.engine.redact import redact_url
 from evalscope.engine.retry import AIMDGate, RetryPolicy, send_with_retry
 from evalscope.engine.session import Timeouts
 from evalscope.eval.cache import ResponseCache, cache_key
@@ -44,6 +45,8 @@ class Generation:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     reasoning_tokens: int | None = None
+    cached_tokens: int | None = None  # prompt tokens the server served from its prefix cache
+    timings: dict[str, float] | None = None  # llama.cpp's server-side timings
     latency_s: float | None = None
     ttft_s: float | None = None
     attempts: int = 0
@@ -51,6 +54,8 @@ class Generation:
     error: ErrorInfo | None = None
     gave_up: str | None = None
     retried_errors: list[str] = field(default_factory=list)
+    #: server quirks seen on this answer (``usage_rejected``, ``not_streamed``, ``sse_mislabelled``)
+    quirks: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -70,10 +75,26 @@ def _from_record(rec: RequestRecord) -> Generation:
         prompt_tokens=rec.prompt_tokens,
         completion_tokens=rec.completion_tokens,
         reasoning_tokens=rec.reasoning_tokens,
+        cached_tokens=rec.cached_tokens,
+        timings=rec.timings,
         latency_s=latency,
         ttft_s=None if ttft_ns is None else ttft_ns / 1e9,
         error=rec.error if not rec.ok else None,
+        quirks=_quirks(rec),
     )
+
+
+def _quirks(rec: RequestRecord) -> tuple[str, ...]:
+    if rec.usage_rejected is None and rec.ttft_measured and rec.sse_content_type is None:
+        return ()
+    out = []
+    if rec.usage_rejected is not None:
+        out.append("usage_rejected")
+    if not rec.ttft_measured:
+        out.append("not_streamed")
+    if rec.sse_content_type is not None:
+        out.append("sse_mislabelled")
+    return tuple(out)
 
 
 class ApiModel:
@@ -100,14 +121,14 @@ class ApiModel:
             keep_text=True,
             stream=stream,
             timeouts=timeouts,
-            send_request_id=True,
         )
         self.policy = policy or RetryPolicy()
         self.gate = AIMDGate(concurrency)
-        self.endpoint_id = endpoint_id or self.client.url
+        self.endpoint_id = endpoint_id or redact_url(self.client.url) or ""
         self.cache = cache
         self.sent = 0
         self.retries = 0
+        self.reconnects = 0  # requests resent because a kept-alive connection was closed under them
 
     @property
     def model(self) -> str:
@@ -148,7 +169,11 @@ class ApiModel:
 
         async def send(r: Request) -> RequestRecord:
             self.sent += 1
-            return await self.client.send(r)
+            if self.client.is_simulator is None:
+                await self.client.identify()  # request ids go to our simulator only
+            rec = await self.client.send(r)
+            self.reconnects += rec.reconnects
+            return rec
 
         res = await send_with_retry(send, req, self.policy, gate=self.gate, request_id=rid)
         self.retries += res.attempts - 1
