@@ -426,6 +426,8 @@ class Server:
                 statuses[m.group(1)] = statuses.get(m.group(1), 0) + 1
             out["http"] = statuses
             out["completed"] = statuses.get("200")
+            if self.name == "llama-cpp-python":  # a stream it cut short (interrupt_requests) logs this
+                out["interrupted"] = text.count("Disconnected from client")
         after = self.scrape()
         for k, v in after.items():
             out[k.split(":", 1)[1]] = v - before.get(k, 0.0)
@@ -482,6 +484,10 @@ def make_servers(found: dict[str, Any], parallel_slots: int = 8) -> dict[str, Se
                 threads,
                 "--chat_format",
                 "chatml",
+                # Its default (True) ends the running stream with [DONE] after one chunk whenever another
+                # request waits for the model lock: concurrent streams come back empty. Queue them instead.
+                "--interrupt_requests",
+                "False",
             ],
             model=name,
         )
@@ -871,6 +877,8 @@ def _served(s: dict[str, Any]) -> str:
     parts = [f"{s.get('completed')}"]
     if "http" in s and set(s["http"]) - {"200"}:
         parts.append(str(s["http"]))
+    if s.get("interrupted"):
+        parts.append(f"({s['interrupted']} cut short)")
     if "request_success_total" in s:
         parts.append(f"metrics {int(s['request_success_total'])}")
     return " ".join(parts)

@@ -30,6 +30,9 @@ def test_servers_bind_loopback_and_want_their_model_names() -> None:
     # transformers serve wants the path it loads as the model name
     assert servers["transformers"].model == FOUND["hf_model"]
     assert "--parallel" in servers["llama-server"].argv
+    # llama-cpp-python must queue concurrent requests, not cut the running stream short
+    lcp = servers["llama-cpp-python"].argv
+    assert lcp[lcp.index("--interrupt_requests") + 1] == "False"
     # only what was built is offered
     assert set(rig.make_servers({k: v for k, v in FOUND.items() if k != "vllm_python"})) == set(
         rig.SERVERS
@@ -48,6 +51,18 @@ def test_served_since_reads_uvicorn_access_log(tmp_path: Path) -> None:
     got = srv.served_since(off, {})
     assert got["http"] == {"200": 3, "400": 1}
     assert got["completed"] == 3
+
+
+def test_served_since_counts_llama_cpp_python_interruptions(tmp_path: Path) -> None:
+    srv = rig.Server("llama-cpp-python", [], model="m")
+    srv.log_path = tmp_path / "s.log"
+    srv.log_path.write_text(
+        'INFO:     127.0.0.1:6 - "POST /v1/chat/completions HTTP/1.1" 200 OK\n' * 2
+        + "disconnected\nDisconnected from client (via refresh/close) Address(host='127.0.0.1', port=6)\n"
+    )
+    got = srv.served_since(0, {})
+    assert got["completed"] == 2 and got["interrupted"] == 1
+    assert rig._served(got) == "2 (1 cut short)"
 
 
 def test_served_since_reads_llama_server_timings(tmp_path: Path) -> None:
