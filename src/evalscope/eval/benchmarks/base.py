@@ -12,9 +12,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from evalscope.registry import Registry
+
+if TYPE_CHECKING:
+    from evalscope.eval.models.base import Model
 
 
 @dataclass(slots=True)
@@ -56,7 +59,7 @@ class Benchmark(ABC):
     #: Where the files live below ``--dataset-dir`` (laid out like ../shared/datasets).
     data_subdir: ClassVar[str] = ""
     needs_code_execution: ClassVar[bool] = False
-    #: Scored by a judge model (``self.judge``, from --judge-model); none of the built-in benchmarks is.
+    #: Scored by a judge model (from --judge-model, passed to :meth:`ajudge`); none of the built-in benchmarks is.
     uses_judge: ClassVar[bool] = False
     #: Generation defaults merged under the user's --generation-config.
     default_generation: ClassVar[dict[str, Any]] = {}
@@ -79,6 +82,10 @@ class Benchmark(ABC):
     async def ascore(self, sample: Sample, output: str) -> ScoreResult:
         """Async scoring hook; code benchmarks override it to run programs in the sandbox."""
         return self.score(sample, output)
+
+    async def ajudge(self, sample: Sample, output: str, judge: Model) -> ScoreResult:
+        """Scoring by a judge model, for benchmarks with ``uses_judge``: the runner passes the judge in."""
+        raise NotImplementedError(f"{type(self).__name__} sets uses_judge but does not implement ajudge")
 
     def reference_output(self, sample: Sample, style: int = 0) -> str:
         """A correct reply to ``sample`` in one of several real-model styles (for tests and the simulator)."""
