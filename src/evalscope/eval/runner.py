@@ -334,6 +334,9 @@ class EvalRunner:
                 "few_shot": bench.few_shot_num,
                 "subsets": list(bench.subset_list),
             }
+            parts = bench.parts()
+            if parts:
+                fp["parts"] = parts  # loader / prompt / scorer name@version
             if self.judge is not None:
                 fp["judge"] = {"model": self.judge.name, "endpoint": self.judge.endpoint_id}
             elif cfg.judge_model:
@@ -373,7 +376,10 @@ class EvalRunner:
                 prev = old_fps.get(t.name)
                 if prev is None:
                     continue
-                diffs += [f"{t.name}.{d}" for d in fingerprint_diff(prev, t.fingerprint)]
+                cur = t.fingerprint
+                if "parts" not in prev:  # recorded before benchmarks declared their parts: not a difference
+                    cur = {k: v for k, v in cur.items() if k != "parts"}
+                diffs += [f"{t.name}.{d}" for d in fingerprint_diff(prev, cur)]
             if diffs and not cfg.force:
                 raise ConfigError(
                     "--resume refused: the configuration differs from the earlier run: "
