@@ -11,7 +11,17 @@ from typing import Any
 
 import pytest
 
-from evalscope.eval.benchmarks.base import BENCHMARKS, Benchmark, Sample, ScoreResult
+from evalscope.errors import ConfigError
+from evalscope.eval.benchmarks.base import (
+    BENCHMARKS,
+    Benchmark,
+    Loader,
+    PromptTemplate,
+    Record,
+    Sample,
+    Scorer,
+    ScoreResult,
+)
 from evalscope.eval.config import build_config
 from evalscope.eval.models.api import ApiModel
 from evalscope.eval.models.base import Capabilities, Generation, Model, ModelStats
@@ -121,3 +131,61 @@ async def test_judge_is_passed_explicitly(tmp_path: Path) -> None:
     assert res.reports["main"]["toy_protocol_judged"]["score"] == pytest.approx(0.5)
     fp = json.loads((res.run_dir / "manifest.json").read_text())["fingerprints"]["toy_protocol_judged"]
     assert fp["judge"] == {"model": "judge", "endpoint": "in-process"}
+
+
+class _Loader(Loader):
+    name = "toy-parts-loader"
+
+    def load(self, bench: Benchmark) -> list[Record]:
+        return [Record(f"p{i}", f"q {i}", "A") for i in range(4)]
+
+
+class _Prompt(PromptTemplate):
+    name = "toy-parts-prompt"
+
+    def render(self, record: Record, bench: Benchmark) -> Sample:
+        return Sample(record.id, [{"role": "user", "content": record.question}], record.gold)
+
+
+class _Exact(Scorer):
+    name = "toy-exact"
+
+    def score(self, sample: Sample, output: str) -> ScoreResult:
+        return ScoreResult(1.0 if output == sample.gold else 0.0, output)
+
+
+class _Parts(Benchmark):
+    name = "toy_protocol_parts"
+    loader = _Loader()
+    prompt = _Prompt()
+    scorer = _Exact()
+
+
+if _Parts.name not in BENCHMARKS:
+    BENCHMARKS.add(_Parts.name, _Parts)
+
+
+async def test_part_versions_guard_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = {"datasets": ["toy_protocol_parts"], "work_dir": str(tmp_path), "quiet": True}
+    first = await EvalRunner(build_config(cfg), out=io.StringIO(), model=_Echo("m")).run()
+    mpath = first.run_dir / "manifest.json"
+    manifest = json.loads(mpath.read_text())
+    fp = manifest["fingerprints"]["toy_protocol_parts"]
+    assert fp["parts"] == {
+        "loader": "toy-parts-loader@1",
+        "prompt": "toy-parts-prompt@1",
+        "scorer": "toy-exact@1",
+    }
+    # a run recorded before benchmarks declared parts resumes without a difference
+    del fp["parts"]
+    mpath.write_text(json.dumps(manifest))
+    again = await EvalRunner(
+        build_config({**cfg, "resume": str(first.run_dir)}), out=io.StringIO(), model=_Echo("m")
+    ).run()
+    assert again.sent == 0
+    # a part whose version changed is a difference
+    monkeypatch.setattr(_Exact, "version", "2")
+    with pytest.raises(ConfigError, match=r"parts.*toy-exact@2"):
+        await EvalRunner(
+            build_config({**cfg, "resume": str(first.run_dir)}), out=io.StringIO(), model=_Echo("m")
+        ).run()

@@ -432,3 +432,29 @@ class MultipleChoiceBenchmark(BaseBenchmark):
         wrong = others[style % len(others)]
         distract = [str(sample.gold), *[c for c in others if c != wrong]]
         return render_letter(wrong, distract, style, self.chinese())
+
+
+def mcq_record(
+    record_id: str,
+    question: str,
+    options: Sequence[str],
+    gold: str,
+    *,
+    subset: str = "default",
+    category: str | None = None,
+    shots: Iterable[tuple[str, Sequence[str], str, str | None]] = (),
+    preamble: str | None = None,
+    meta: dict[str, Any] | None = None,
+) -> Record:
+    """What an MCQ loader reads for one item (rendered by :class:`McqPrompt`); ``shots`` as in :func:`mcq_prompt`."""
+    return Record(
+        record_id,
+        question,
+        gold,
+        subset=subset,
+        category=category,
+        choices=list(options),
+        shots=list(shots),
+        meta=dict(meta or {}),
+        preamble=preamble,
+    )
