@@ -53,6 +53,11 @@ RULES: list[tuple[str, tuple[str, ...], str]] = [
     ("evalscope.perf.report", RUNNERS, "reports consume data, never the running objects"),
     ("evalscope.eval.report", RUNNERS, "reports consume data, never the running objects"),
     (
+        "evalscope.eval",
+        ("evalscope.perf", "evalscope.cli"),
+        "eval is a front end; the CLI imports it, not back",
+    ),
+    (
         "evalscope.eval.models",
         ("evalscope.eval.runner", "evalscope.eval.benchmarks", "evalscope.cli"),
         "models know no runner",
