@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from evalscope.errors import DatasetError, UnknownNameError
-from evalscope.eval.benchmarks.base import Benchmark, PromptTemplate, Record, Sample, Scorer, ScoreResult
+from evalscope.eval.benchmarks.base import (
+    Benchmark,
+    JudgeScorer,
+    PromptTemplate,
+    Record,
+    Sample,
+    Scorer,
+    ScoreResult,
+)
 from evalscope.eval.scoring.extract import extract_choice_detailed
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -412,8 +420,8 @@ class MultipleChoiceBenchmark(BaseBenchmark):
     """Base for single-answer MCQ benchmarks: gold is a letter, ``meta['letters']`` the valid letters."""
 
     zh: ClassVar[bool] = False
-    prompt = McqPrompt()
-    scorer = ChoiceScorer()
+    prompt: ClassVar[PromptTemplate | None] = McqPrompt()
+    scorer: ClassVar[Scorer | JudgeScorer | None] = ChoiceScorer()
 
     def chinese(self) -> bool:
         """Whether prompts and reference outputs use ``答案：`` (class default ``zh``)."""

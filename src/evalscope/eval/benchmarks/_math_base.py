@@ -7,7 +7,15 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from evalscope.eval.benchmarks._common import BaseBenchmark, user
-from evalscope.eval.benchmarks.base import Benchmark, PromptTemplate, Record, Sample, Scorer, ScoreResult
+from evalscope.eval.benchmarks.base import (
+    Benchmark,
+    JudgeScorer,
+    PromptTemplate,
+    Record,
+    Sample,
+    Scorer,
+    ScoreResult,
+)
 from evalscope.eval.scoring.extract import extract_math_answer
 from evalscope.eval.scoring.math_equiv import math_equiv, parse_number
 
@@ -113,8 +121,8 @@ class MathBenchmark(BaseBenchmark):
     """Gold is the reference answer string; score = ``math_equiv(extract_math_answer(output), gold)``."""
 
     metric: ClassVar[str] = "accuracy"
-    prompt = MathPrompt()
-    scorer = MathScorer()
+    prompt: ClassVar[PromptTemplate | None] = MathPrompt()
+    scorer: ClassVar[Scorer | JudgeScorer | None] = MathScorer()
 
     def reference_output(self, sample: Sample, style: int = 0) -> str:
         gold = str(sample.gold)
