@@ -631,8 +631,12 @@ class EvalRunner:
             self.say("progress: " + ", ".join(parts))
 
     async def dispatch(self, model: Model) -> None:
-        """At most ``eval_batch_size`` sample tasks alive; requests produced lazily (M2)."""
+        """At most ``eval_batch_size`` sample tasks alive (fewer if the model takes fewer at once); requests
+        produced lazily (M2)."""
         limit = self.cfg.eval_batch_size
+        cap = model.capabilities.max_in_flight
+        if cap is not None:
+            limit = max(1, min(limit, cap))
         slots = asyncio.Semaphore(limit)
         progress = asyncio.create_task(self._progress()) if not self.cfg.quiet else None
         try:

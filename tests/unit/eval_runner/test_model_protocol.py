@@ -4,6 +4,7 @@ passed in explicitly reaches ``ajudge``."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from pathlib import Path
@@ -39,6 +40,8 @@ class _Echo:
         self.started = 0
         self.closed = 0
         self.calls: list[str] = []
+        self.in_flight = 0
+        self.max_seen = 0
 
     @property
     def name(self) -> str:
@@ -55,6 +58,10 @@ class _Echo:
         self, messages: list[dict[str, Any]], params: dict[str, Any], request_id: str, repeat: int = 0
     ) -> Generation:
         self.calls.append(request_id)
+        self.in_flight += 1
+        self.max_seen = max(self.max_seen, self.in_flight)
+        await asyncio.sleep(0.001)
+        self.in_flight -= 1
         text = str(messages[-1]["content"])
         n = int(text.rsplit(" ", 1)[-1]) if text[-1].isdigit() else -1
         return Generation(text="A" if n % 2 == 0 else "B", raw_text="A" if n % 2 == 0 else "B", attempts=1)
@@ -104,6 +111,7 @@ async def test_runner_runs_any_model_and_records_its_stats(tmp_path: Path) -> No
     res = await EvalRunner(cfg, out=io.StringIO(), model=model).run()
     assert model.started == 1 and model.closed == 1
     assert len(model.calls) == 6
+    assert model.max_seen == 1  # capabilities.max_in_flight=1 bounds the runner below eval_batch_size
     rep = res.reports["echo-1"]["toy_protocol"]
     assert rep["score"] == pytest.approx(0.5)
     manifest = json.loads((res.run_dir / "manifest.json").read_text())
