@@ -26,8 +26,6 @@ from evalscope.errors import ConfigError
 
 DatasetHub = Literal["huggingface", "modelscope", "local"]
 
-#: Environment variables read (in this order) when no key is given on the command line.
-API_KEY_ENV = ("EVALSCOPE_API_KEY", "OPENAI_API_KEY")
 #: Default dataset directory when none is given (the hub cache layout is the same as --dataset-dir's).
 DEFAULT_DATASET_CACHE = (
     Path(os.environ.get("EVALSCOPE_CACHE", Path.home() / ".cache" / "evalscope")) / "datasets"
@@ -279,26 +277,12 @@ class EvalConfig(BaseModel):
     # ---------------------------------------------------------------------------------------- helpers
 
     def resolved_api_key(self) -> str | None:
-        """The key from --api-key, --api-key-file, or the environment (in that order)."""
-        if self.api_key is not None:
-            return self.api_key.get_secret_value() or None
-        if self.api_key_file is not None:
-            try:
-                text = self.api_key_file.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise ConfigError(
-                    f"--api-key-file {str(self.api_key_file)!r}: cannot read ({exc.strerror})",
-                    "pass a readable file whose first line is the key",
-                ) from None
-            key = text.strip().splitlines()[0].strip() if text.strip() else ""
-            if not key:
-                raise ConfigError(f"--api-key-file {str(self.api_key_file)!r} is empty", "put the key in it")
-            return key
-        for env in API_KEY_ENV:
-            val = os.environ.get(env)
-            if val:
-                return val
-        return None
+        """The key from --api-key, --api-key-file, or the environment (engine/credentials.py has the rule)."""
+        from evalscope.engine.credentials import resolve_api_key
+
+        return resolve_api_key(
+            None if self.api_key is None else self.api_key.get_secret_value(), self.api_key_file
+        )
 
     def resolved_judge_key(self) -> str | None:
         if self.judge_api_key is not None:

@@ -524,16 +524,12 @@ class PerfConfig(BaseModel):
         return parallel
 
     def resolve_api_key(self) -> str | None:
-        """--api-key, then --api-key-file, then $EVALSCOPE_API_KEY, then $OPENAI_API_KEY."""
-        if self.api_key is not None:
-            return self.api_key.get_secret_value() or None
-        if self.api_key_file is not None:
-            try:
-                text = self.api_key_file.read_text(encoding="utf-8").strip()
-            except (OSError, UnicodeDecodeError) as exc:
-                raise ConfigError(f"--api-key-file: cannot read {str(self.api_key_file)!r}: {exc}") from None
-            return text.splitlines()[0].strip() if text else None
-        return os.environ.get("EVALSCOPE_API_KEY") or os.environ.get("OPENAI_API_KEY") or None
+        """--api-key, then --api-key-file, then the environment (engine/credentials.py has the rule)."""
+        from evalscope.engine.credentials import resolve_api_key
+
+        return resolve_api_key(
+            None if self.api_key is None else self.api_key.get_secret_value(), self.api_key_file
+        )
 
     def public_dict(self) -> dict[str, Any]:
         """JSON-ready config with the key removed (redaction of other secrets happens on save)."""
