@@ -65,7 +65,9 @@ class ContainerBackend:
             "start the docker or podman daemon, or use the default process sandbox",
         )
 
-    async def run(self, program: str, timeout_s: float) -> ExecResult:
+    async def run(self, program: str, timeout_s: float, stdin: bytes | None = None) -> ExecResult:
+        """Run ``program``; with ``stdin`` the program goes on the command line (``python -c``) and ``stdin``
+        is what it reads on fd 0, else the program itself is fed on stdin (``python -``)."""
         if self.engine is None:
             await self.check()
         assert self.engine is not None
@@ -108,8 +110,9 @@ class ContainerBackend:
             "TMPDIR=/tmp",
             self.image,
             "python",
-            "-",
+            *(["-"] if stdin is None else ["-c", program]),
         ]
+        feed = program.encode() if stdin is None else stdin
         t0 = time.monotonic()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
@@ -137,7 +140,7 @@ class ContainerBackend:
         ]
         assert proc.stdin is not None
         with contextlib.suppress(OSError):
-            proc.stdin.write(program.encode())
+            proc.stdin.write(feed)
             await proc.stdin.drain()
             proc.stdin.close()
         waiter = asyncio.create_task(proc.wait())

@@ -350,8 +350,10 @@ async def _execute(
     extra_env: dict[str, str] | None = None,
     site_packages: bool = False,
     tmp_root: str | None = None,
+    stdin: bytes | None = None,
 ) -> ExecResult:
-    """Run one program in one launcher; never raises for the program's behaviour."""
+    """Run one program in one launcher; never raises for the program's behaviour. ``stdin`` (at most one pipe
+    buffer, 64 KiB) is what the program reads on fd 0; without it fd 0 is /dev/null."""
     t0 = time.monotonic()
     exe, prefix = _interpreter()
     workdir = tempfile.mkdtemp(prefix="evalscope-sbx-", dir=tmp_root)
@@ -360,6 +362,15 @@ async def _execute(
     uid_clean = True
     swept = False
     proc: asyncio.subprocess.Process | None = None
+    if stdin is not None and len(stdin) > 65536:
+        raise ValueError("stdin for a sandboxed program is limited to 64 KiB")
+    in_r: int | None = None
+    if stdin is not None:
+        in_r, in_w = os.pipe()
+        try:
+            os.write(in_w, stdin)  # fits the pipe buffer: never blocks
+        finally:
+            os.close(in_w)
     status_r, status_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -403,7 +414,7 @@ async def _execute(
                 "-S",
                 _LAUNCHER,
                 json.dumps(cfg),
-                stdin=asyncio.subprocess.DEVNULL,
+                stdin=asyncio.subprocess.DEVNULL if in_r is None else in_r,
                 # Our own pipes (not asyncio's): Process.wait() then depends on the exit only, never on a
                 # pipe we stopped reading past the cap.
                 stdout=out_w,
@@ -426,6 +437,9 @@ async def _execute(
         finally:
             for fd in (status_w, out_w, err_w):
                 os.close(fd)
+            if in_r is not None:
+                os.close(in_r)
+                in_r = None
         got_pid = asyncio.Event()
         status_task = asyncio.create_task(_read_status(status_r, status_lines, got_pid))
         status_r = -1
@@ -506,6 +520,8 @@ async def _execute(
         for fd in (status_r, out_r, err_r):
             if fd >= 0:
                 os.close(fd)
+        if in_r is not None:
+            os.close(in_r)
         if proc is not None and proc.returncode is None:
             await _kill(proc, status_lines, uid if mode == "root" else None)
             with contextlib.suppress(ProcessLookupError):
@@ -640,15 +656,16 @@ class Sandbox:
             "docker/podman daemon, or accept the risk explicitly with allow_unisolated=True",
         )
 
-    async def run(self, program: str, timeout_s: float = 10.0) -> ExecResult:
-        """Run ``program`` (Python source) and report how it ended; waits for a free slot first."""
+    async def run(self, program: str, timeout_s: float = 10.0, stdin: bytes | None = None) -> ExecResult:
+        """Run ``program`` (Python source) and report how it ended; waits for a free slot first. ``stdin``:
+        bytes the program can read on fd 0 (the code benchmarks pass their per-run nonce this way)."""
         mode = await self.start()
         if self._sem is None:
             assert self.max_parallel is not None
             self._sem = asyncio.Semaphore(self.max_parallel)
         async with self._sem:
             if mode == "container":
-                result: ExecResult = await self._container.run(program, timeout_s)
+                result: ExecResult = await self._container.run(program, timeout_s, stdin)
                 return result
             try:
                 return await _execute(
@@ -659,16 +676,17 @@ class Sandbox:
                     self.extra_env,
                     self.site_packages,
                     self.tmp_root,
+                    stdin,
                 )  # type: ignore[arg-type]
             except (OSError, RuntimeError) as e:
                 return ExecResult(
                     "sandbox_error", None, "", "", 0.0, error=f"{type(e).__name__}: {e}", isolation=mode
                 )
 
-    def run_sync(self, program: str, timeout_s: float = 10.0) -> ExecResult:
+    def run_sync(self, program: str, timeout_s: float = 10.0, stdin: bytes | None = None) -> ExecResult:
         """Synchronous wrapper (not from inside a running event loop)."""
         self._sem = self._start_lock = None  # these belong to one event loop
-        return asyncio.run(self.run(program, timeout_s))
+        return asyncio.run(self.run(program, timeout_s, stdin))
 
 
 def run_program(program: str, timeout_s: float = 10.0, **sandbox_kwargs: Any) -> ExecResult:
