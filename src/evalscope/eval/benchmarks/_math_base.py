@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Sequence
 from typing import ClassVar
@@ -79,6 +80,10 @@ class MathBenchmark(BaseBenchmark):
         pred = extract_math_answer(output)
         ok = pred is not None and math_equiv(pred, str(sample.gold))
         return ScoreResult(value=1.0 if ok else 0.0, extracted=pred, parsed=pred is not None)
+
+    async def ascore(self, sample: Sample, output: str) -> ScoreResult:
+        # Off the event loop: math-verify may take up to its timeout in its worker process.
+        return await asyncio.to_thread(self.score, sample, output)
 
     def reference_output(self, sample: Sample, style: int = 0) -> str:
         gold = str(sample.gold)

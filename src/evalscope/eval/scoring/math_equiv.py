@@ -1,38 +1,35 @@
-"""Equivalence of math answers (GSM8K numbers, MATH expressions).
+"""Equivalence of math answers (GSM8K numbers, MATH expressions), decided by ``math-verify``.
 
-:func:`math_equiv` decides whether an extracted answer equals the gold answer, in this order:
+:func:`math_equiv` first takes two cheap, unambiguous shortcuts, then asks HuggingFace's ``math-verify`` grader:
 
-1. string equality after LaTeX normalisation (:func:`normalize_math`: ``$``, ``\\left``/``\\right``, spacing
-   commands, ``\\dfrac``/``\\tfrac`` -> ``\\frac``, ``\\frac12`` -> ``\\frac{1}{2}``, ``\\sqrt2`` ->
-   ``\\sqrt{2}``, ``^\\circ``, ``\\%``, ``\\text{...}`` unwrapped, a leading ``x =`` dropped, thousands commas
-   removed, whitespace removed);
-2. numbers (:func:`parse_number`: ``1,000``, ``5.0``, ``$18``, ``50%``, ``18 dollars``, ``10\\text{ cm}``)
-   compared exactly when both are integers, else with a relative tolerance of 1e-9;
-3. tuples, intervals and comma lists compared elementwise (brackets must agree, so ``[1,2)`` is not
-   ``(1,2)``; bare comma lists and ``\\{...\\}`` sets ignore order);
-4. symbolic equivalence with sympy: the LaTeX is translated to a small whitelisted expression language
-   (``\\frac``, ``\\sqrt``, ``^``, ``\\pi``, ``\\infty``, trig/log functions, implicit multiplication, ``i``),
-   parsed with ``parse_expr`` and compared numerically (constants) or at fixed random points (expressions with
-   variables). Inputs longer than 300 characters or with huge exponents are refused, and on the main thread a
-   timer aborts sympy after ``timeout`` seconds.
+1. both answers are plain numbers (:func:`parse_number`: ``1,000``, ``5.0``, ``$18``, ``50%``, ``18 dollars``,
+   ``10\\text{ cm}``): compared exactly when both are integers, else with a relative tolerance of 1e-9;
+2. equal strings after LaTeX normalisation (:func:`normalize_math`) are equal;
+3. otherwise (unless an answer is over 400 characters or holds a power such as ``10^{10^{10}}``, which are
+   refused) ``math_verify.verify(parse(gold), parse(pred))``, both wrapped as ``$...$`` so that math-verify's
+   LaTeX and plain-expression extraction both apply. math-verify handles fractions, roots, sets, intervals,
+   tuples, equations (``x = 3``), units and symbolic equality.
+
+math-verify's own timeouts use SIGALRM, which must never run on our event-loop thread. So the grader runs in a
+separate, long-lived process (spawned on first use), where SIGALRM is safe; the caller waits at most
+``timeout`` + 2 s and, past that, kills the process (a fresh one is spawned on the next call) and answers False.
 """
 
 from __future__ import annotations
 
 import cmath
-import math
-import random
+import contextlib
+import multiprocessing
 import re
-import signal
 import threading
-from collections.abc import Callable
-from typing import Any, TypeVar
+from multiprocessing.connection import Connection
+from typing import Any
 
-__all__ = ["math_equiv", "normalize_math", "parse_number", "split_elements"]
+__all__ = ["math_equiv", "math_verify_equiv", "normalize_math", "parse_number", "split_elements"]
 
-T = TypeVar("T")
-
-_MAX_LEN = 300
+_MAX_LEN = 400
+# Powers that no grader should expand: 10^{10^{10}}, 2^{99999}.
+_HUGE_POWER = re.compile(r"\^\s*\{?\s*[-+]?\d{5,}|\^\s*\{[^{}]*\^")
 
 
 # ----------------------------------------------------------------------------------------- normalisation
@@ -199,147 +196,6 @@ def split_elements(s: str) -> tuple[str, str, list[str]] | None:
 # ----------------------------------------------------------------------------------------- sympy
 
 
-class _Timeout(Exception):
-    pass
-
-
-def _with_timeout(fn: Callable[[], T], seconds: float) -> T:
-    """Run ``fn`` with a SIGALRM timer when on the main thread of a Unix process (otherwise unguarded)."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
-        return fn()
-    if signal.getitimer(signal.ITIMER_REAL)[0] > 0:  # someone else owns the timer
-        return fn()
-
-    def _raise(signum: int, frame: Any) -> None:
-        raise _Timeout
-
-    old = signal.signal(signal.SIGALRM, _raise)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        return fn()
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-
-
-_FUNCS = {
-    "sin",
-    "cos",
-    "tan",
-    "cot",
-    "sec",
-    "csc",
-    "arcsin",
-    "arccos",
-    "arctan",
-    "sinh",
-    "cosh",
-    "tanh",
-    "log",
-    "ln",
-    "exp",
-}
-_ALLOWED_NAMES = {"sqrt", "pi", "oo", "I", "E", "binomial", "root", "asin", "acos", "atan", "Abs"} | _FUNCS
-
-
-def _replace_cmd_args(s: str, cmd: str, nargs: int, fmt: Callable[[list[str]], str]) -> str | None:
-    pat = re.compile(r"\\" + cmd + r"(?![a-zA-Z])\s*")
-    while True:
-        m = pat.search(s)
-        if not m:
-            return s
-        i = m.end()
-        args: list[str] = []
-        opt: str | None = None
-        if cmd == "sqrt" and i < len(s) and s[i] == "[":
-            j = s.find("]", i)
-            if j < 0:
-                return None
-            opt = s[i + 1 : j]
-            i = j + 1
-        for _ in range(nargs):
-            while i < len(s) and s[i] == " ":
-                i += 1
-            got = _brace_arg(s, i)
-            if got is None:
-                if i < len(s) and (s[i].isalnum()):
-                    got = (s[i], i + 1)
-                else:
-                    return None
-            args.append(got[0])
-            i = got[1]
-        if opt is not None:
-            args.append(opt)
-        s = s[: m.start()] + fmt(args) + s[i:]
-
-
-_CMD_RULES: tuple[tuple[str, int, Callable[[list[str]], str]], ...] = (
-    ("frac", 2, lambda a: f"(({a[0]})/({a[1]}))"),
-    ("binom", 2, lambda a: f"binomial(({a[0]}),({a[1]}))"),
-    ("sqrt", 1, lambda a: f"(({a[0]})**(1/({a[1]})))" if len(a) == 2 else f"sqrt({a[0]})"),
-)
-
-
-def _latex_to_expr_str(s: str) -> str | None:
-    """Translate normalised LaTeX to a whitelisted sympy expression string; None when out of scope."""
-    if len(s) > _MAX_LEN or "_" in s or "=" in s or "!" in s:
-        return None
-    t = s
-    for cmd, nargs, fmt in _CMD_RULES:
-        got = _replace_cmd_args(t, cmd, nargs, fmt)
-        if got is None:
-            return None
-        t = got
-    t = re.sub(r"\\(?:cdot|times)", "*", t)
-    t = t.replace("\\div", "/").replace("\\pi", " pi ").replace("\\infty", " oo ").replace("π", " pi ")
-    t = re.sub(r"\\(arcsin|arccos|arctan|sinh|cosh|tanh|sin|cos|tan|cot|sec|csc|ln|log|exp)", r" \1 ", t)
-    t = t.replace("^", "**").replace("{", "(").replace("}", ")")
-    if "\\" in t or re.search(r"[^0-9a-zA-Z+\-*/(). ,]", t):
-        return None
-    for name in re.findall(r"[A-Za-z]+", t):
-        if name not in _ALLOWED_NAMES and len(name) > 3:
-            return None
-    # guard against huge powers such as 10**10**10 or 2**99999
-    if re.search(r"\*\*\s*\(?\s*\d{4,}", t) or t.count("**") > 6:
-        return None
-    for m in re.finditer(r"\*\*\s*\(", t):  # no power inside a parenthesised exponent
-        depth, j = 0, m.end() - 1
-        while j < len(t):
-            depth += {"(": 1, ")": -1}.get(t[j], 0)
-            if depth == 0:
-                break
-            j += 1
-        if "**" in t[m.end() : j]:
-            return None
-    return t
-
-
-def _to_sympy(s: str) -> Any:
-    import sympy
-    from sympy.parsing.sympy_parser import (
-        convert_xor,
-        implicit_multiplication_application,
-        parse_expr,
-        standard_transformations,
-    )
-
-    t = _latex_to_expr_str(s)
-    if t is None:
-        return None
-    local = {
-        "i": sympy.I,
-        "e": sympy.E,
-        "pi": sympy.pi,
-        "oo": sympy.oo,
-        "ln": sympy.log,
-        "arcsin": sympy.asin,
-        "arccos": sympy.acos,
-        "arctan": sympy.atan,
-    }
-    trans = (*standard_transformations, implicit_multiplication_application, convert_xor)
-    return parse_expr(t, local_dict=local, transformations=trans, evaluate=True)
-
-
 def _num_close(a: complex, b: complex) -> bool:
     if cmath.isinf(a) or cmath.isinf(b):
         return a == b
@@ -348,77 +204,95 @@ def _num_close(a: complex, b: complex) -> bool:
     return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
 
 
-def _sympy_equal(a: str, b: str, timeout: float) -> bool:
-    import sympy
 
-    def run() -> bool:
-        ea, eb = _to_sympy(a), _to_sympy(b)
-        if ea is None or eb is None:
-            return False
-        if isinstance(ea, tuple) or isinstance(eb, tuple):
-            return False
-        syms = sorted((ea.free_symbols | eb.free_symbols), key=str)
-        if not syms:
-            va, vb = complex(sympy.N(ea, 30)), complex(sympy.N(eb, 30))
-            return _num_close(va, vb)
-        rng = random.Random(1234)
-        for _ in range(4):
-            point = {x: sympy.Float(rng.uniform(0.5, 2.5)) for x in syms}
-            va = complex(sympy.N(ea.subs(point), 30))
-            vb = complex(sympy.N(eb.subs(point), 30))
-            if math.isnan(va.real) or math.isnan(vb.real) or not _num_close(va, vb):
-                return False
-        return True
+# ----------------------------------------------------------------------------------------- math-verify worker
 
-    try:
-        return _with_timeout(run, timeout)
-    except _Timeout:
-        return False
-    except Exception:  # noqa: BLE001 - any parse/eval failure means "not shown equal"
-        return False
+
+def _serve(conn: Connection) -> None:  # pragma: no cover - runs in the worker process
+    """Worker loop: (gold, pred, timeout) in, bool out; EOF on the pipe (the parent is gone) ends it."""
+    import logging
+
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+
+    logging.disable(logging.CRITICAL)  # math-verify logs every parse failure
+    config = [LatexExtractionConfig(), ExprExtractionConfig()]
+    while True:
+        try:
+            gold, pred, timeout = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            t = max(1, int(timeout))
+            g = parse(_dollars(gold), extraction_config=config, parsing_timeout=t)
+            p = parse(_dollars(pred), extraction_config=config, parsing_timeout=t)
+            ok = bool(g) and bool(p) and bool(verify(g, p, timeout_seconds=t))
+        except Exception:  # noqa: BLE001 - any failure of the grader means "not shown equal"
+            ok = False
+        conn.send(ok)
+
+
+def _dollars(s: str) -> str:
+    s = s.strip()
+    if s.startswith("$") or s.startswith("\\(") or s.startswith("\\["):
+        return s
+    return f"${s}$"
+
+
+class _Grader:
+    """One worker process; calls are serialised (a lock), so any thread may call :meth:`equal`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: Any = None
+        self._conn: Connection | None = None
+
+    def _start(self) -> Connection:
+        ctx = multiprocessing.get_context("spawn")  # never fork a process that runs threads and a loop
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_serve, args=(child,), daemon=True, name="evalscope-math-verify")
+        proc.start()
+        child.close()
+        self._proc, self._conn = proc, parent
+        return parent
+
+    def _stop(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(OSError):
+                self._conn.close()
+        if self._proc is not None:
+            with contextlib.suppress(Exception):
+                self._proc.kill()
+                self._proc.join(5)
+        self._proc = self._conn = None
+
+    def equal(self, gold: str, pred: str, timeout: float) -> bool:
+        with self._lock:
+            conn = self._conn if self._conn is not None and self._proc.is_alive() else self._start()
+            try:
+                conn.send((gold, pred, timeout))
+                # The first call also waits for the worker to import sympy and math-verify.
+                if conn.poll(timeout + (2.0 if self._warm else 60.0)):
+                    self._warm = True
+                    return bool(conn.recv())
+            except (EOFError, OSError):
+                pass
+            self._stop()  # hung or dead: a fresh worker next time
+            return False
+
+    _warm = False
+
+
+_GRADER = _Grader()
+
+
+def math_verify_equiv(pred: str, gold: str, *, timeout: float = 3.0) -> bool:
+    """math-verify alone (no shortcuts): ``verify(parse(gold), parse(pred))`` in the worker process."""
+    if len(pred) > _MAX_LEN or len(gold) > _MAX_LEN or _HUGE_POWER.search(pred) or _HUGE_POWER.search(gold):
+        return False  # refused (see _MAX_LEN, _HUGE_POWER): never sent to the grader
+    return _GRADER.equal(gold, pred, timeout)
 
 
 # ----------------------------------------------------------------------------------------- public
-
-
-_WORD = re.compile(r"[A-Za-z]{2,}")
-
-
-def _atom_equiv(a: str, b: str, timeout: float) -> bool:
-    if a == b or a.lower() == b.lower():
-        return True
-    na, nb = parse_number(a), parse_number(b)
-    if na is not None and nb is not None:
-        return _num_close(complex(na), complex(nb))
-    if any(
-        _WORD.fullmatch(x) and x not in ("pi", "oo") for x in (a, b)
-    ):  # words ("no" vs "on") are not products of symbols
-        return False
-    return _sympy_equal(a, b, timeout)
-
-
-def _norm_equiv(a: str, b: str, timeout: float) -> bool:
-    if a == b or a.lower() == b.lower():
-        return True
-    ea, eb = split_elements(a), split_elements(b)
-    if ea is not None or eb is not None:
-        if ea is None or eb is None:
-            return False
-        (oa, ca, xa), (ob, cb, xb) = ea, eb
-        if len(xa) != len(xb) or oa != ob or ca != cb:
-            return False
-        if oa in ("", "{"):  # bare comma lists and sets: order does not matter
-            remaining = list(xb)
-            for x in xa:
-                for k, y in enumerate(remaining):
-                    if _norm_equiv(x, y, timeout):
-                        del remaining[k]
-                        break
-                else:
-                    return False
-            return True
-        return all(_norm_equiv(x, y, timeout) for x, y in zip(xa, xb, strict=True))
-    return _atom_equiv(a, b, timeout)
 
 
 def math_equiv(pred: str | None, gold: str, *, timeout: float = 3.0) -> bool:
@@ -428,11 +302,12 @@ def math_equiv(pred: str | None, gold: str, *, timeout: float = 3.0) -> bool:
     pred, gold = str(pred), str(gold)
     if not pred.strip():
         return False
-    # numbers first, on the lightly normalised strings (units, commas, $ and % allowed)
     np_, ng = parse_number(pred), parse_number(gold)
     if np_ is not None and ng is not None:
         return _num_close(complex(np_), complex(ng))
     a, b = normalize_math(pred), normalize_math(gold)
     if not a:
         return False
-    return _norm_equiv(a, b, timeout)
+    if a == b:
+        return True
+    return math_verify_equiv(pred, gold, timeout=timeout)

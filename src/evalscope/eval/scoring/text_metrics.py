@@ -64,7 +64,7 @@ def _has_cjk(*texts: str) -> bool:
 
 @lru_cache(maxsize=4)
 def _sentence_bleu(tokenizer: str) -> Any:
-    from sacrebleu.metrics import BLEU
+    from sacrebleu.metrics.bleu import BLEU
 
     return BLEU(effective_order=True, tokenize=tokenizer)
 
