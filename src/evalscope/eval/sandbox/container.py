@@ -16,11 +16,15 @@ import time
 import uuid
 
 from evalscope.errors import SandboxUnavailableError
-from evalscope.eval.sandbox.core import ExecResult, SandboxLimits, Status, _read_capped
+from evalscope.eval.sandbox._io import read_capped as _read_capped
+from evalscope.eval.sandbox.types import ExecResult, SandboxLimits, Status
 
 
 class ContainerBackend:
-    """Runs each program in a throw-away container (no network, read-only root, tmpfs /tmp, limits)."""
+    """Runs each program in a throw-away container (no network, read-only root, tmpfs /tmp, limits); a
+    :class:`~evalscope.eval.sandbox.types.Backend`."""
+
+    name = "container"
 
     def __init__(
         self, image: str, limits: SandboxLimits, engines: tuple[str, ...] = ("docker", "podman")

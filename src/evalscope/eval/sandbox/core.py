@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import json
 import math
 import os
@@ -23,60 +24,23 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from evalscope.errors import SandboxUnavailableError
-
-Status = Literal["passed", "failed", "timeout", "oom", "output_limit", "sandbox_error"]
-#: Statuses that count as a failed attempt (the program's fault). ``sandbox_error`` is neither pass nor fail.
-FAILURE_STATUSES: frozenset[str] = frozenset({"failed", "timeout", "oom", "output_limit"})
-Isolation = Literal["root", "userns", "plain"]
+from evalscope.eval.sandbox._io import read_capped as _read_capped
+from evalscope.eval.sandbox.types import (
+    Backend,
+    ExecResult,
+    Isolation,
+    SandboxLimits,
+    Status,
+)
 
 _LAUNCHER = str(Path(__file__).with_name("_launcher.py"))
 _SETUP_FAILED = 121
 _SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 #: The only variables taken from the parent's environment (values are never secrets).
 _ENV_ALLOWLIST = ("TZ",)
-
-
-@dataclass(slots=True)
-class ExecResult:
-    """How one program ended. ``status`` is ``passed`` only for exit code 0 within every limit."""
-
-    status: Status
-    returncode: int | None
-    stdout: str
-    stderr: str
-    duration_s: float
-    #: Output was cut at the cap.
-    truncated: bool = False
-    #: The signal that ended the program, if any (SIGKILL after a timeout, SIGXCPU, SIGXFSZ, ...).
-    signal: int | None = None
-    #: For ``sandbox_error``: what went wrong in the sandbox itself.
-    error: str | None = None
-    isolation: str = ""
-
-    @property
-    def passed(self) -> bool:
-        return self.status == "passed"
-
-    @property
-    def counted(self) -> bool:
-        """False for sandbox errors, which are never scored as pass or fail."""
-        return self.status != "sandbox_error"
-
-
-@dataclass(slots=True)
-class SandboxLimits:
-    """Per-program limits. ``cpu_s`` None means ``ceil(timeout) + 1``."""
-
-    memory_mb: int = 1024
-    cpu_s: int | None = None
-    max_processes: int = 64
-    max_file_mb: int = 16
-    max_output_bytes: int = 1 << 20
-    tmpfs_mb: int = 64
-    max_open_files: int = 256
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -173,6 +137,24 @@ def scrubbed_env(home: str, extra: dict[str, str] | None = None) -> dict[str, st
     return env
 
 
+@functools.cache
+def _seccomp_hex() -> str | None:
+    from evalscope.eval.sandbox.seccomp import build_filter
+
+    prog = build_filter()
+    return prog.hex() if prog is not None else None
+
+
+@functools.cache
+def _launcher_source() -> str:
+    return Path(_LAUNCHER).read_text(encoding="utf-8")
+
+
+def _bwrap_path() -> str | None:
+    """Debian's bubblewrap, when installed (``apt-get install bubblewrap``)."""
+    return shutil.which("bwrap", path=_SAFE_PATH)
+
+
 def _userns_possible() -> tuple[bool, str]:
     try:
         if int(Path("/proc/sys/user/max_user_namespaces").read_text()) == 0:
@@ -209,8 +191,8 @@ except OSError as e:
     res["connect"] = type(e).__name__
 try:
     res["ifaces"] = [n for _, n in socket.if_nameindex()]
-except OSError as e:
-    res["ifaces"] = ["?" + type(e).__name__]
+except OSError:  # netlink sockets refused by the seccomp filter: nothing to see either
+    res["ifaces"] = []
 try:
     with open(MARKER, "w") as f:
         f.write("escaped")
@@ -261,7 +243,7 @@ async def probe_isolation(mode: Isolation, limits: SandboxLimits | None = None) 
                 ok, why = False, f"the probe sees network interfaces {info['ifaces']}"
             elif _exists(marker):
                 ok, why = False, "the probe wrote into a directory outside its work directory"
-            elif mode == "root" and info["uid"] == 0:
+            elif mode in ("root", "bwrap") and os.geteuid() == 0 and info["uid"] == 0:
                 ok, why = False, "the probe ran as root"
     except (OSError, ValueError, KeyError) as e:
         ok, why = False, f"probe failed: {type(e).__name__}: {e}"
@@ -300,29 +282,6 @@ def _classify(
     return "failed", rc, sig
 
 
-async def _read_capped(fd: int, cap: int, buf: bytearray, on_overflow: asyncio.Event) -> None:
-    """Read pipe ``fd`` into ``buf`` up to ``cap`` bytes; past the cap set ``on_overflow`` and stop reading
-    (closing our end, so the writer gets EPIPE). Always closes the pipe."""
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=1 << 16)
-    transport, _ = await loop.connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
-    )
-    try:
-        while True:
-            chunk = await reader.read(65536)
-            if not chunk:
-                return
-            room = cap - len(buf)
-            if room > 0:
-                buf += chunk[:room]
-            if len(chunk) > room:
-                on_overflow.set()
-                return
-    finally:
-        transport.close()
-
-
 async def _read_status(fd: int, lines: list[str], got_pid: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
@@ -357,8 +316,9 @@ async def _execute(
     t0 = time.monotonic()
     exe, prefix = _interpreter()
     workdir = tempfile.mkdtemp(prefix="evalscope-sbx-", dir=tmp_root)
-    uid = _acquire_uid() if mode == "root" else os.getuid()
-    gid = uid if mode == "root" else os.getgid()
+    per_uid = mode == "root" or (mode == "bwrap" and os.geteuid() == 0)
+    uid = _acquire_uid() if per_uid else os.getuid()
+    gid = uid if per_uid else os.getgid()
     uid_clean = True
     swept = False
     proc: asyncio.subprocess.Process | None = None
@@ -396,6 +356,7 @@ async def _execute(
             "python_args": ["-S", "-B"] if not site_packages else ["-s", "-B"],
             "env": scrubbed_env(home, extra_env),
             "tmpfs_kb": limits.tmpfs_mb * 1024,
+            "seccomp": _seccomp_hex() if mode != "plain" else None,
             "limits": {
                 "cpu_s": cpu,
                 "as_bytes": limits.memory_mb * 1024 * 1024,
@@ -406,6 +367,9 @@ async def _execute(
                 "nproc": limits.max_processes,
             },
         }
+        if mode == "bwrap":
+            cfg["bwrap"] = _bwrap_path()
+            cfg["launcher_source"] = _launcher_source()
         launcher_env = {"PATH": _SAFE_PATH, "LANG": "C.UTF-8"}
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -461,7 +425,7 @@ async def _execute(
                 over_cap = True
             else:
                 timed_out = True
-            await _kill(proc, status_lines, uid if mode == "root" else None)
+            await _kill(proc, status_lines, uid if per_uid else None)
         overflow_wait.cancel()
         await waiter
         # Output still buffered in the pipes is read up to the cap; a grandchild holding the pipes open (plain
@@ -477,7 +441,7 @@ async def _execute(
         duration = time.monotonic() - t0
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)  # plain mode: anything left in the group
-        if mode == "root":
+        if per_uid:
             uid_clean = await _sweep_uid(uid)
             swept = True
         setup_errors = [s[2:] for s in status_lines if s.startswith("E ")]
@@ -492,6 +456,34 @@ async def _execute(
                 stderr,
                 duration,
                 error=setup_errors[0],
+                isolation=mode,
+            )
+        if mode == "bwrap":
+            # bwrap's exit code is the program's, or 128 + the signal that ended it; a bwrap that failed to set
+            # up never reported the program's pid.
+            started = any("child-pid" in s for s in status_lines)
+            if not started and not (timed_out or over_cap):
+                return ExecResult(
+                    "sandbox_error",
+                    proc.returncode,
+                    stdout,
+                    stderr,
+                    duration,
+                    error=f"bwrap did not start the program: {stderr.strip()[-300:]}",
+                    isolation=mode,
+                )
+            rc = proc.returncode
+            if rc is not None and rc > 128:
+                rc = -(rc - 128)
+            status, rc, sig = _classify(rc, None, stderr, timed_out, over_cap)
+            return ExecResult(
+                status,
+                rc,
+                stdout,
+                stderr,
+                duration,
+                truncated=over_cap or overflow.is_set(),
+                signal=sig,
                 isolation=mode,
             )
         if mode != "plain" and not wait_lines and not (timed_out or over_cap):
@@ -523,17 +515,17 @@ async def _execute(
         if in_r is not None:
             os.close(in_r)
         if proc is not None and proc.returncode is None:
-            await _kill(proc, status_lines, uid if mode == "root" else None)
+            await _kill(proc, status_lines, uid if per_uid else None)
             with contextlib.suppress(ProcessLookupError):
                 await proc.wait()
         if status_task is not None and not status_task.done():
             status_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await status_task
-        if mode == "root" and not swept:  # cancelled or failed half-way: still leave nothing behind
+        if per_uid and not swept:  # cancelled or failed half-way: still leave nothing behind
             uid_clean = await _sweep_uid(uid)
         shutil.rmtree(workdir, ignore_errors=True)
-        if mode == "root":
+        if per_uid:
             _release_uid(uid, uid_clean)
 
 
@@ -567,12 +559,55 @@ async def _kill(proc: asyncio.subprocess.Process, status_lines: list[str], uid: 
 
 
 # ---------------------------------------------------------------------------------------------------------------
+class ProcessBackend:
+    """Our launcher in one isolation mode (namespaces as ``root`` or ``userns``, ``bwrap``, or ``plain``): a
+    :class:`~evalscope.eval.sandbox.types.Backend`."""
+
+    def __init__(
+        self,
+        mode: Isolation,
+        limits: SandboxLimits,
+        extra_env: dict[str, str] | None = None,
+        site_packages: bool = False,
+        tmp_root: str | None = None,
+    ) -> None:
+        self.name: str = mode
+        self.mode = mode
+        self.limits = limits
+        self.extra_env = extra_env
+        self.site_packages = site_packages
+        self.tmp_root = tmp_root
+
+    async def check(self) -> None:
+        ok, why = await probe_isolation(self.mode, self.limits)
+        if not ok:
+            raise SandboxUnavailableError(f"{self.mode}: {why}")
+
+    async def run(self, program: str, timeout_s: float, stdin: bytes | None = None) -> ExecResult:
+        try:
+            return await _execute(
+                program,
+                timeout_s,
+                self.mode,
+                self.limits,
+                self.extra_env,
+                self.site_packages,
+                self.tmp_root,
+                stdin,
+            )
+        except (OSError, RuntimeError) as e:
+            return ExecResult(
+                "sandbox_error", None, "", "", 0.0, error=f"{type(e).__name__}: {e}", isolation=self.mode
+            )
+
+
 @dataclass
 class Sandbox:
     """Runs programs with bounded parallelism.
 
-    ``isolation``: ``"auto"`` (namespaces as root, else a user namespace; refuses when neither works),
-    ``"root"``, ``"userns"``, ``"container"`` (docker/podman, only when a daemon answers) or ``"none"``.
+    ``isolation``: ``"auto"`` (bubblewrap when installed, else our namespaces launcher as root or in a user
+    namespace; refuses when nothing works), ``"bwrap"``, ``"namespaces"`` (``root`` or ``userns``), ``"root"``,
+    ``"userns"``, ``"container"`` (docker/podman, only when a daemon answers) or ``"none"``.
     ``allow_unisolated=True`` is the explicit opt-in to run without isolation when none is available; it is
     never used silently.
     """
@@ -591,7 +626,7 @@ class Sandbox:
     _why: str = field(default="", init=False)
     _sem: asyncio.Semaphore | None = field(default=None, init=False)
     _start_lock: asyncio.Lock | None = field(default=None, init=False)
-    _container: Any = field(default=None, init=False)
+    _backend: Backend | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         if self.max_parallel is None:
@@ -601,7 +636,8 @@ class Sandbox:
 
     @property
     def mode(self) -> str | None:
-        """The isolation in use after :meth:`start` (``root`` / ``userns`` / ``container`` / ``plain``)."""
+        """The isolation in use after :meth:`start` (``bwrap`` / ``root`` / ``userns`` / ``container`` /
+        ``plain``)."""
         return self._mode
 
     async def start(self) -> str:
@@ -616,6 +652,9 @@ class Sandbox:
                 return self._mode
             return await self._choose()
 
+    def _process_backend(self, mode: Isolation) -> ProcessBackend:
+        return ProcessBackend(mode, self.limits, self.extra_env, self.site_packages, self.tmp_root)
+
     async def _choose(self) -> str:
         reasons: list[str] = []
         want = self.isolation
@@ -624,16 +663,23 @@ class Sandbox:
 
             backend = ContainerBackend(self.container_image, self.limits)
             await backend.check()
-            self._container = backend
+            self._backend = backend
             self._mode = "container"
             return self._mode
         candidates: list[Isolation] = []
-        if want in ("auto", "root"):
+        if want in ("auto", "bwrap"):
+            if sys.platform != "linux" or _bwrap_path() is None:
+                reasons.append("bwrap: not installed (apt-get install bubblewrap)")
+            elif os.geteuid() != 0 and not _userns_possible()[0]:
+                reasons.append(f"bwrap: {_userns_possible()[1]}")
+            else:
+                candidates.append("bwrap")
+        if want in ("auto", "root", "namespaces"):
             if os.geteuid() == 0 and sys.platform == "linux":
                 candidates.append("root")
             elif want == "root":
                 reasons.append("root isolation needs root")
-        if want in ("auto", "userns") and os.geteuid() != 0:
+        if want in ("auto", "userns", "namespaces") and os.geteuid() != 0:
             possible, why = _userns_possible()
             if possible:
                 candidates.append("userns")
@@ -642,10 +688,12 @@ class Sandbox:
         for cand in candidates:
             ok, why = await probe_isolation(cand, self.limits)
             if ok:
+                self._backend = self._process_backend(cand)
                 self._mode = cand
                 return cand
             reasons.append(f"{cand}: {why}")
         if want == "none" or self.allow_unisolated:
+            self._backend = self._process_backend("plain")
             self._mode = "plain"
             self._why = "; ".join(reasons)
             return self._mode
@@ -663,25 +711,9 @@ class Sandbox:
         if self._sem is None:
             assert self.max_parallel is not None
             self._sem = asyncio.Semaphore(self.max_parallel)
+        assert self._backend is not None, mode
         async with self._sem:
-            if mode == "container":
-                result: ExecResult = await self._container.run(program, timeout_s, stdin)
-                return result
-            try:
-                return await _execute(
-                    program,
-                    timeout_s,
-                    mode,  # type: ignore[arg-type]
-                    self.limits,
-                    self.extra_env,
-                    self.site_packages,
-                    self.tmp_root,
-                    stdin,
-                )  # type: ignore[arg-type]
-            except (OSError, RuntimeError) as e:
-                return ExecResult(
-                    "sandbox_error", None, "", "", 0.0, error=f"{type(e).__name__}: {e}", isolation=mode
-                )
+            return await self._backend.run(program, timeout_s, stdin)
 
     def run_sync(self, program: str, timeout_s: float = 10.0, stdin: bytes | None = None) -> ExecResult:
         """Synchronous wrapper (not from inside a running event loop)."""
