@@ -529,6 +529,36 @@ async def _execute(
             _release_uid(uid, uid_clean)
 
 
+def _bwrap_child(status_lines: list[str]) -> int | None:
+    """The pid of bwrap's child from ``--json-status-fd`` (``{ "child-pid": N }``), if it is still ours: a
+    process in a nested PID namespace."""
+    for line in status_lines:
+        if "child-pid" in line:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                pid = int(json.loads(line)["child-pid"])
+                try:
+                    with open(f"/proc/{pid}/status", "rb") as f:
+                        nspid = next((ln for ln in f if ln.startswith(b"NSpid:")), b"")
+                except OSError:
+                    return None
+                return pid if len(nspid.split()) > 2 else None
+    return None
+
+
+async def _gone(pid: int, deadline_s: float) -> None:
+    """Wait until ``pid`` has exited (a zombie counts as exited)."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            return
+        if stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] in (b"Z", b"X"):
+            return
+        await asyncio.sleep(0.01)
+
+
 def _ppid_of(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
@@ -543,6 +573,12 @@ async def _kill(proc: asyncio.subprocess.Process, status_lines: list[str], uid: 
     """Kill the program: first the init of its PID namespace (the kernel then kills the rest, and the launcher
     reaps init and exits), then, if the launcher is still there after a grace period, its whole process group."""
     child = next((int(s[2:]) for s in status_lines if s.startswith("P ")), None)
+    bwrap_child = _bwrap_child(status_lines)
+    if bwrap_child is not None:
+        # bwrap's child is PID 1 of the sandbox's PID namespace: killing it kills the namespace.
+        with contextlib.suppress(OSError):
+            os.kill(bwrap_child, signal.SIGKILL)
+        await _gone(bwrap_child, 3.0)
     if child is not None and _ppid_of(child) == proc.pid:
         with contextlib.suppress(OSError):
             os.kill(child, signal.SIGKILL)
