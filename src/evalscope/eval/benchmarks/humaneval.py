@@ -4,7 +4,8 @@ sandbox; pass@k with the unbiased estimator.
 Running model-generated code is off unless ``allow_code_execution`` is set (``--allow-code-execution``); the
 benchmark refuses to construct otherwise. Dataset args: ``timeout`` (seconds per program, default 10),
 ``allow_unisolated`` (run without namespaces when they are unavailable), ``sandbox_parallel`` (default: CPUs),
-``memory_mb``, ``isolation`` (``auto`` / ``root`` / ``userns`` / ``container`` / ``none``), ``k_list``.
+``memory_mb``, ``isolation`` (``auto`` / ``bwrap`` / ``namespaces`` / ``root`` / ``userns`` / ``container`` /
+``none``), ``k_list``. A sample passes only with the harness's proof that its tests ran to the end (docs/sandbox.md).
 
 This module also holds :class:`CodeBenchmark`, the base shared with MBPP, and :func:`build_sandbox`.
 """

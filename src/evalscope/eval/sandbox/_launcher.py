@@ -62,6 +62,7 @@ MS_PRIVATE = 1 << 18
 PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_SECCOMP = 22
+PR_SET_CHILD_SUBREAPER = 36
 SECCOMP_MODE_FILTER = 2
 SETUP_FAILED = 121
 
@@ -378,9 +379,37 @@ def _run_bwrap(cfg: dict[str, Any], status_fd: int) -> NoReturn:
         os.write(w, prog)  # a few hundred bytes: fits the pipe buffer
         os.close(w)
         os.set_inheritable(seccomp_fd, True)
-    os.set_inheritable(status_fd, True)
     argv = _bwrap_argv(cfg, seccomp_fd, status_fd)
-    os.execve(argv[0], argv, cfg["env"])
+    # bwrap's own processes can outlive it for a moment; as their subreaper we reap them, so that nothing is left
+    # to the machine's init (which may never reap) when we exit.
+    _check(_libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl(CHILD_SUBREAPER)")
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PDEATHSIG)")
+            os.set_inheritable(status_fd, True)
+            os.execve(argv[0], argv, cfg["env"])
+        except BaseException as e:  # noqa: BLE001 - a forked child must report anything and exit
+            _report(status_fd, f"E exec bwrap: {type(e).__name__}: {e}")
+        os._exit(SETUP_FAILED)
+    os.close(status_fd)
+    if seccomp_fd >= 0:
+        os.close(seccomp_fd)
+    status: int | None = None
+    while True:
+        try:
+            p, st = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        if p == pid:
+            status = st
+    if status is None:
+        os._exit(SETUP_FAILED)
+    if os.WIFSIGNALED(status):
+        os._exit(128 + os.WTERMSIG(status))
+    os._exit(os.WEXITSTATUS(status))
 
 
 def _bwrap_inner(cfg: dict[str, Any]) -> NoReturn:

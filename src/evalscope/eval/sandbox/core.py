@@ -547,16 +547,19 @@ def _bwrap_child(status_lines: list[str]) -> int | None:
 
 async def _gone(pid: int, deadline_s: float) -> None:
     """Wait until ``pid`` has exited (a zombie counts as exited)."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            return
-        if stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] in (b"Z", b"X"):
+    for _ in range(max(1, int(deadline_s / 0.01))):
+        if not _running(pid):
             return
         await asyncio.sleep(0.01)
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] not in (b"Z", b"X")
 
 
 def _ppid_of(pid: int) -> int | None:
@@ -579,6 +582,9 @@ async def _kill(proc: asyncio.subprocess.Process, status_lines: list[str], uid: 
         with contextlib.suppress(OSError):
             os.kill(bwrap_child, signal.SIGKILL)
         await _gone(bwrap_child, 3.0)
+        # bwrap then exits and our launcher reaps what is left and exits: give it that moment.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(proc.wait()), 2.0)
     if child is not None and _ppid_of(child) == proc.pid:
         with contextlib.suppress(OSError):
             os.kill(child, signal.SIGKILL)
