@@ -339,7 +339,7 @@ def _init(cfg: dict[str, Any], workdir: str, err_w: int, alive_r: int, res_w: in
 _WRITABLE = ("/var/tmp", "/run/lock", "/run/shm", "/dev/mqueue")
 
 
-def _bwrap_argv(cfg: dict[str, Any], seccomp_fd: int, status_fd: int) -> list[str]:
+def _bwrap_argv(cfg: dict[str, Any], seccomp_fd: int, status_fd: int, program_fd: int = -1) -> list[str]:
     """bwrap command line: every namespace, no new user namespaces inside, read-only /, fresh /proc and /dev,
     an empty read-only /tmp holding the size-limited work directory, other writable places emptied."""
     argv = [cfg["bwrap"], "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent"]
@@ -353,6 +353,25 @@ def _bwrap_argv(cfg: dict[str, Any], seccomp_fd: int, status_fd: int) -> list[st
     argv += ["--chdir", "/tmp/work", "--json-status-fd", str(status_fd)]
     if seccomp_fd >= 0:
         argv += ["--seccomp", str(seccomp_fd)]
+    if program_fd >= 0 and cfg.get("prlimit"):
+        # Fast path: bwrap copies the program in, util-linux's prlimit sets the limits, then the program runs.
+        lim = cfg["limits"]
+        nproc = lim["nproc"] + (_tasks_of_uid(os.getuid()) if os.getuid() != 0 else 0)
+        argv += ["--perms", "0600", "--file", str(program_fd), "/tmp/work/" + cfg["script_name"], "--"]
+        argv += [
+            cfg["prlimit"],
+            f"--cpu={lim['cpu_s']}:{lim['cpu_s'] + 1}",
+            f"--as={lim['as_bytes']}",
+            f"--fsize={lim['fsize_bytes']}",
+            "--core=0",
+            f"--nofile={lim['nofile']}",
+            f"--nproc={nproc}",
+            "--",
+            cfg["python"],
+            *cfg["python_args"],
+            cfg["script_name"],
+        ]
+        return argv
     inner = {k: cfg[k] for k in ("script_name", "python", "python_args", "env", "limits")}
     inner.update(mode="bwrap-inner", program=cfg["program_bytes"].decode("utf-8", "surrogateescape"))
     argv += ["--", cfg["python"], "-I", "-S", "-c", cfg["launcher_source"], json.dumps(inner)]
@@ -379,7 +398,12 @@ def _run_bwrap(cfg: dict[str, Any], status_fd: int) -> NoReturn:
         os.write(w, prog)  # a few hundred bytes: fits the pipe buffer
         os.close(w)
         os.set_inheritable(seccomp_fd, True)
-    argv = _bwrap_argv(cfg, seccomp_fd, status_fd)
+    program_fd = -1
+    if cfg.get("prlimit"):
+        program_fd = os.memfd_create("evalscope-program", 0)  # inheritable: no MFD_CLOEXEC
+        os.write(program_fd, cfg["program_bytes"])
+        os.lseek(program_fd, 0, os.SEEK_SET)
+    argv = _bwrap_argv(cfg, seccomp_fd, status_fd, program_fd)
     # bwrap's own processes can outlive it for a moment; as their subreaper we reap them, so that nothing is left
     # to the machine's init (which may never reap) when we exit.
     _check(_libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl(CHILD_SUBREAPER)")
@@ -393,8 +417,9 @@ def _run_bwrap(cfg: dict[str, Any], status_fd: int) -> NoReturn:
             _report(status_fd, f"E exec bwrap: {type(e).__name__}: {e}")
         os._exit(SETUP_FAILED)
     os.close(status_fd)
-    if seccomp_fd >= 0:
-        os.close(seccomp_fd)
+    for fd in (seccomp_fd, program_fd):
+        if fd >= 0:
+            os.close(fd)
     status: int | None = None
     while True:
         try:

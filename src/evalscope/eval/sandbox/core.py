@@ -370,6 +370,7 @@ async def _execute(
         if mode == "bwrap":
             cfg["bwrap"] = _bwrap_path()
             cfg["launcher_source"] = _launcher_source()
+            cfg["prlimit"] = shutil.which("prlimit", path=_SAFE_PATH)  # without it: our launcher inside bwrap
         launcher_env = {"PATH": _SAFE_PATH, "LANG": "C.UTF-8"}
         try:
             proc = await asyncio.create_subprocess_exec(
