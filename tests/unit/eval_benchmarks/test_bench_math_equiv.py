@@ -179,7 +179,7 @@ def test_a_hung_grader_is_killed_and_replaced(monkeypatch: pytest.MonkeyPatch) -
 
     assert me.math_verify_equiv("\\frac{1}{2}", "0.5")  # warm worker
     proc = me._GRADER._proc
-    assert proc is not None and proc.is_alive()
+    assert proc is not None and proc.poll() is None
     import os
     import signal
 
@@ -187,6 +187,5 @@ def test_a_hung_grader_is_killed_and_replaced(monkeypatch: pytest.MonkeyPatch) -
     t0 = time.monotonic()
     assert not me.math_verify_equiv("\\frac{1}{3}", "1/3", timeout=1)
     assert time.monotonic() - t0 < 10
-    proc.join(5)
-    assert not proc.is_alive()
+    assert proc.poll() is not None
     assert me.math_verify_equiv("\\frac{1}{3}", "1/3")  # a fresh worker answers

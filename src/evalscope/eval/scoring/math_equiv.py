@@ -6,7 +6,7 @@
    ``10\\text{ cm}``): compared exactly when both are integers, else with a relative tolerance of 1e-9;
 2. equal strings after LaTeX normalisation (:func:`normalize_math`) are equal;
 3. otherwise (unless an answer is over 400 characters or holds a power such as ``10^{10^{10}}``, which are
-   refused) ``math_verify.verify(parse(gold), parse(pred))``, both wrapped as ``$...$`` so that math-verify's
+   refused) ``math_verify.verify(parse(gold), parse(pred))`` on the normalised strings, both wrapped as ``$...$`` so that math-verify's
    LaTeX and plain-expression extraction both apply. math-verify handles fractions, roots, sets, intervals,
    tuples, equations (``x = 3``), units and symbolic equality.
 
@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import cmath
 import contextlib
-import multiprocessing
+import json
 import re
+import select
+import subprocess
+import sys
 import threading
-from multiprocessing.connection import Connection
-from typing import Any
 
 __all__ = ["math_equiv", "math_verify_equiv", "normalize_math", "parse_number", "split_elements"]
 
@@ -208,27 +209,28 @@ def _num_close(a: complex, b: complex) -> bool:
 # ----------------------------------------------------------------------------------------- math-verify worker
 
 
-def _serve(conn: Connection) -> None:  # pragma: no cover - runs in the worker process
-    """Worker loop: (gold, pred, timeout) in, bool out; EOF on the pipe (the parent is gone) ends it."""
+def _serve_stdio() -> None:  # pragma: no cover - runs in the worker process
+    """Worker loop: JSON ``[gold, pred, timeout]`` lines in, ``1``/``0`` lines out; EOF ends it."""
+    import json
     import logging
 
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
     logging.disable(logging.CRITICAL)  # math-verify logs every parse failure
     config = [LatexExtractionConfig(), ExprExtractionConfig()]
-    while True:
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    for line in sys.stdin:
         try:
-            gold, pred, timeout = conn.recv()
-        except (EOFError, OSError):
-            return
-        try:
+            gold, pred, timeout = json.loads(line)
             t = max(1, int(timeout))
             g = parse(_dollars(gold), extraction_config=config, parsing_timeout=t)
             p = parse(_dollars(pred), extraction_config=config, parsing_timeout=t)
             ok = bool(g) and bool(p) and bool(verify(g, p, timeout_seconds=t))
         except Exception:  # noqa: BLE001 - any failure of the grader means "not shown equal"
             ok = False
-        conn.send(ok)
+        sys.stdout.write("1\n" if ok else "0\n")
+        sys.stdout.flush()
 
 
 def _dollars(s: str) -> str:
@@ -238,51 +240,74 @@ def _dollars(s: str) -> str:
     return f"${s}$"
 
 
+_WORKER_CMD = "from evalscope.eval.scoring.math_equiv import _serve_stdio; _serve_stdio()"
+
+
 class _Grader:
-    """One worker process; calls are serialised (a lock), so any thread may call :meth:`equal`."""
+    """One worker process (``python -c``, so nothing depends on how our own process was started); calls are
+    serialised (a lock), so any thread may call :meth:`equal`."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._proc: Any = None
-        self._conn: Connection | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
 
-    def _start(self) -> Connection:
-        ctx = multiprocessing.get_context("spawn")  # never fork a process that runs threads and a loop
-        parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_serve, args=(child,), daemon=True, name="evalscope-math-verify")
-        proc.start()
-        child.close()
-        self._proc, self._conn = proc, parent
-        return parent
+    def _start(self, wait_s: float) -> subprocess.Popen[bytes] | None:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _WORKER_CMD],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self._proc = proc
+        if self._readline(wait_s) != b"ready":  # importing sympy and math-verify
+            self._stop()
+            return None
+        return proc
+
+    def _readline(self, wait_s: float) -> bytes | None:
+        assert self._proc is not None and self._proc.stdout is not None
+        out = self._proc.stdout
+        if not select.select([out], [], [], wait_s)[0]:
+            return None
+        line = out.readline()
+        return line.strip() if line else None
 
     def _stop(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(OSError):
-                self._conn.close()
         if self._proc is not None:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(OSError):
                 self._proc.kill()
-                self._proc.join(5)
-        self._proc = self._conn = None
+            with contextlib.suppress(Exception):
+                self._proc.wait(5)
+            for f in (self._proc.stdin, self._proc.stdout):
+                if f is not None:
+                    with contextlib.suppress(OSError):
+                        f.close()
+        self._proc = None
 
     def equal(self, gold: str, pred: str, timeout: float) -> bool:
         with self._lock:
-            conn = self._conn if self._conn is not None and self._proc.is_alive() else self._start()
+            proc = self._proc if self._proc is not None and self._proc.poll() is None else None
+            if proc is None:
+                self._stop()
+                proc = self._start(60.0)
+                if proc is None:
+                    return False
             try:
-                conn.send((gold, pred, timeout))
-                # The first call also waits for the worker to import sympy and math-verify.
-                if conn.poll(timeout + (2.0 if self._warm else 60.0)):
-                    self._warm = True
-                    return bool(conn.recv())
-            except (EOFError, OSError):
-                pass
-            self._stop()  # hung or dead: a fresh worker next time
-            return False
-
-    _warm = False
+                assert proc.stdin is not None
+                proc.stdin.write(json.dumps([gold, pred, timeout]).encode() + b"\n")
+                proc.stdin.flush()
+                answer = self._readline(timeout + 2.0)
+            except (OSError, ValueError):
+                answer = None
+            if answer is None:
+                self._stop()  # hung or dead: a fresh worker next time
+                return False
+            return answer == b"1"
 
 
 _GRADER = _Grader()
+_WORD = re.compile(r"[A-Za-z]{2,}")
 
 
 def math_verify_equiv(pred: str, gold: str, *, timeout: float = 3.0) -> bool:
@@ -308,6 +333,10 @@ def math_equiv(pred: str | None, gold: str, *, timeout: float = 3.0) -> bool:
     a, b = normalize_math(pred), normalize_math(gold)
     if not a:
         return False
-    if a == b:
+    if a == b or a.lower() == b.lower():
         return True
-    return math_verify_equiv(pred, gold, timeout=timeout)
+    if any(_WORD.fullmatch(x) and x not in ("pi", "oo") for x in (a, b)):
+        return False  # words ("no" vs "on") are not products of symbols
+    # math-verify sees our normalised forms: it misreads some raw spellings (``\\frac \\pi4 + 2`` and
+    # ``\\frac \\pi4 + 2 + 1`` parse alike), not the normalised ones.
+    return math_verify_equiv(a, b, timeout=timeout)
