@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -123,6 +124,10 @@ class MathBenchmark(BaseBenchmark):
     metric: ClassVar[str] = "accuracy"
     prompt: ClassVar[PromptTemplate | None] = MathPrompt()
     scorer: ClassVar[Scorer | JudgeScorer | None] = MathScorer()
+
+    async def ascore(self, sample: Sample, output: str) -> ScoreResult:
+        # Off the event loop: math-verify may take up to its timeout in its worker process.
+        return await asyncio.to_thread(self.score, sample, output)
 
     def reference_output(self, sample: Sample, style: int = 0) -> str:
         gold = str(sample.gold)
