@@ -27,8 +27,6 @@ KNOWN_CYCLES: list[frozenset[str]] = [
     # perf/coverage imports aggregate's Metric inside a function; aggregate imports coverage (h12perf: metrics
     # as classes)
     frozenset({"evalscope.perf.aggregate", "evalscope.perf.coverage"}),
-    # sandbox: container imports core's private helpers, core picks the backend by mode string (sandbox helper)
-    frozenset({"evalscope.eval.sandbox.core", "evalscope.eval.sandbox.container"}),
 ]
 
 #: Layering: (modules matching ``source`` prefix) may not import (modules matching any ``forbidden`` prefix).
