@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from evalscope.cli import run_cli_command
+from evalscope.cli.eval_compat import apply_compat_options, compat_options
 
 _HELP = """Measure a served model's accuracy on standard benchmarks.
 
@@ -91,7 +92,7 @@ def _eval_options(f: Any) -> Any:
         ),
         click.option("--quiet", is_flag=True, default=None, help=_h("quiet")),
         click.option("--debug", is_flag=True, default=False, help=_h("debug")),
-        click.option("--eval-type", hidden=True, help="Accepted for compatibility; ignored."),
+        *compat_options(),
         click.argument("more_datasets", nargs=-1),
     ]
     for opt in reversed(opts):
@@ -123,7 +124,7 @@ def options_to_config(kw: dict[str, Any]) -> Any:
 
     data: dict[str, Any] = {}
     more = list(kw.pop("more_datasets", ()) or ())
-    kw.pop("eval_type", None)
+    apply_compat_options(kw)
     datasets = list(kw.pop("datasets", ()) or ()) + more
     if datasets:
         data["datasets"] = datasets
