@@ -20,7 +20,7 @@ _HELP = """Measure a served model's accuracy on standard benchmarks.
 
 \b
 Examples:
-  evalscope eval --model qwen --api-url http://127.0.0.1:8000/v1 --datasets gsm8k arc --limit 100
+  evalscope eval --api-url http://127.0.0.1:8000/v1 --datasets gsm8k arc --dataset-dir ../shared/datasets
   evalscope eval --datasets arc --dataset-dir ../shared/datasets --limit 10    # built-in simulator
   evalscope eval --resume outputs/20260101_120000 --api-url http://127.0.0.1:8000/v1
 

@@ -405,13 +405,15 @@ class PerfConfig(BaseModel):
         if isinstance(v, str):
             v = v.replace(",", " ").split()
         if isinstance(v, list | tuple):
+            # one string may hold several pairs ("ttft:500 tpot:50", as the docs write it)
+            v = [p for item in v for p in str(item).replace(",", " ").split()]
             out: dict[str, Any] = {}
             for item in v:
                 k, sep, val = str(item).partition(":")
                 if not sep:
                     k, sep, val = str(item).partition("=")
                 if not sep:
-                    raise ValueError(f"{item!r} is not METRIC:MS")
+                    raise ValueError(f"{item!r} is not METRIC:MS (e.g. --goodput ttft:500 tpot:50)")
                 out[k.strip().lower()] = val
             v = out
         if isinstance(v, dict):
@@ -422,7 +424,10 @@ class PerfConfig(BaseModel):
                     if float(val) <= 0:
                         raise ValueError
                 except (TypeError, ValueError):
-                    raise ValueError(f"{k}:{val} needs a positive number of milliseconds") from None
+                    raise ValueError(
+                        f"{k}:{val} needs a positive number of milliseconds (syntax: METRIC:MS ..., "
+                        "e.g. --goodput ttft:500 tpot:50)"
+                    ) from None
         return v
 
     @field_validator("extra_args", mode="before")
