@@ -288,6 +288,8 @@ def normalize_seed_task(d: Mapping[str, Any], err: Any = None) -> dict[str, Any]
     if map_eval_type(out.pop("eval_type", None)) == "simulator":
         out["simulator"] = True
     check_judge_strategy(out.pop("judge_strategy", None))
+    if isinstance(out.get("dataset_hub"), str):
+        out["dataset_hub"] = out["dataset_hub"].lower()  # the seed wrote 'ModelScope'
     if "timeout" in out:
         value = out.pop("timeout")
         if value is not None:

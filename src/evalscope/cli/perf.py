@@ -8,6 +8,7 @@ config file's values are overridden by the command line and not by defaults.
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any
 
@@ -33,7 +34,10 @@ def _field_meta() -> list[tuple[str, dict[str, Any], str, Any]]:
 
 
 _FIELDS = _field_meta()
-_MULTI_OPTS: set[str] = {str(e["cli"]) for _, e, _, _ in _FIELDS if e["kind"] in _LIST_KINDS}
+#: Upstream's short spellings (field -> short option).
+_SHORT: dict[str, str] = {"number": "-n"}
+_MULTI_OPTS: set[str] = {str(e["cli"]) for _, e, _, _ in _FIELDS if e["kind"] in _LIST_KINDS} | {"-n"}
+_NUMBER_RE = re.compile(r"-\d+(\.\d+)?")
 
 
 def _fmt_default(default: Any) -> str:
@@ -58,12 +62,16 @@ class PerfCommand(click.Command):
             i += 1
             if a in _MULTI_OPTS:
                 vals: list[str] = []
-                while i < len(args) and not (
-                    args[i].startswith("--") or (args[i].startswith("-") and len(args[i]) == 2)
+                while i < len(args) and (
+                    _NUMBER_RE.fullmatch(args[i])  # "--number -1" is a (bad) value, not an option
+                    or not (args[i].startswith("--") or (args[i].startswith("-") and len(args[i]) == 2))
                 ):
                     vals.append(args[i])
                     i += 1
-                out.append(" ".join(vals) if vals else "")
+                # one option per value, so values may hold spaces (--stop "<|im_end|>" "###")
+                out.append(vals[0] if vals else "")
+                for v in vals[1:]:
+                    out += [a, v]
         return super().parse_args(ctx, out)
 
 
@@ -80,7 +88,8 @@ def _build(func: Any) -> Any:
                 opt, name, is_flag=False, flag_value="local", default=None, help=help_text, metavar=metavar
             )(func)
         elif kind in _LIST_KINDS:
-            func = click.option(opt, name, multiple=True, type=str, help=help_text, metavar=metavar)(func)
+            short = [_SHORT[name]] if name in _SHORT else []
+            func = click.option(opt, *short, name, multiple=True, type=str, help=help_text, metavar=metavar)(func)
         else:
             func = click.option(opt, name, type=str, default=None, help=help_text, metavar=metavar)(func)
     func = click.option(
@@ -138,6 +147,10 @@ def _main(config_file: str | None, given: dict[str, Any]) -> None:
     reporter = ConsoleReporter(console, live=cfg.live)
     summary = run_perf(cfg, reporter=reporter)
     reporter.final(summary)
+    if cfg.wandb_api_key is not None or cfg.swanlab_api_key is not None:
+        from evalscope.perf.upstream import log_to_trackers
+
+        log_to_trackers(cfg, summary)
     status = summary["status"]
     if status == "interrupted":
         click.echo(f"Interrupted: partial results in {summary['run_dir']}", err=True)
