@@ -142,7 +142,7 @@ PERF_OPTIONS: dict[str, tuple[str, str, str]] = {
     "--stream / --no-stream": ("--stream / --no-stream", "same", "streaming is the default"),
     "--temperature": ("--temperature", "same", ""),
     "--top-p": ("--top-p", "same", ""),
-    "--top-k": ("--extra-args '{\"top_k\": K}'", "mapped", "extra body field"),
+    "--top-k": ("--top-k", "same", "extra body field (vLLM / SGLang)"),
     "--extra-args": ("--extra-args", "same", "JSON merged into the body"),
     "--sleep-interval": ("--sleep-interval", "same", ""),
     "--attn-implementation": ("-", "refused", "weights are not loaded here"),

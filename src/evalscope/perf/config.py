@@ -289,6 +289,9 @@ class PerfConfig(BaseModel):
         description="repetition_penalty sent in the body (vLLM / SGLang extension).",
         json_schema_extra=_cli("--repetition-penalty", group="requests"),
     )
+    top_k: int | None = Field(
+        None, description="top_k sent in the body (vLLM / SGLang extension).", json_schema_extra=_cli("--top-k", group="requests")
+    )
     n_choices: int | None = Field(
         None, ge=1, description="Choices per request (body field n).", json_schema_extra=_cli("--n-choices", group="requests")
     )

@@ -65,7 +65,7 @@ def body_fields(cfg: PerfConfig) -> dict[str, Any]:
         out["stop"] = list(cfg.stop)
     if cfg.stop_token_ids:
         out["stop_token_ids"] = list(cfg.stop_token_ids)
-    for name in ("frequency_penalty", "presence_penalty", "repetition_penalty"):
+    for name in ("frequency_penalty", "presence_penalty", "repetition_penalty", "top_k"):
         value = getattr(cfg, name)
         if value is not None:
             out[name] = value
