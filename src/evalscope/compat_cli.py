@@ -110,7 +110,7 @@ PERF_OPTIONS: dict[str, tuple[str, str, str]] = {
     "--parallel": ("--parallel", "same", "several values run stages"),
     "-n / --number": ("-n / --number", "same", "paired with --parallel"),
     "--rate": ("--rate", "same", "-1: closed loop"),
-    "--log-every-n-query": ("--log-every-n-query", "mapped", "progress line every N requests without --live"),
+    "--log-every-n-query": ("--log-every-n-query", "ignored", "accepted; the live view (or --no-live's table) reports"),
     "--debug": ("--debug", "same", "tracebacks"),
     "--wandb-api-key": ("--wandb-api-key", "same", "needs `pip install wandb`, else refused with the hint"),
     "--swanlab-api-key": (
@@ -125,7 +125,11 @@ PERF_OPTIONS: dict[str, tuple[str, str, str]] = {
     "--min-prompt-length": ("--min-prompt-length", "same", ""),
     "--prefix-length": ("--prefix-length", "same", ""),
     "--prompt": ("--prompt", "same", "one fixed prompt (text, or @file)"),
-    "--query-template": ("--query-template", "same", "JSON body template with %m and %p placeholders"),
+    "--query-template": (
+        "--query-template",
+        "mapped",
+        "JSON body template: its fields other than model/messages/prompt/stream are sent; %p must be whole",
+    ),
     "--dataset": ("--dataset", "same", "random, openqa, longalpaca, line_by_line, speed_benchmark, ..."),
     "--dataset-path": ("--dataset-path", "same", ""),
     "--tokenizer-path": ("--tokenizer-path", "same", ""),

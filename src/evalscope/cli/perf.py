@@ -143,6 +143,8 @@ def _main(config_file: str | None, given: dict[str, Any]) -> None:
     data: dict[str, Any] = load_config_file(config_file) if config_file else {}
     data.update(given)
     cfg = make_config(data)
+    if cfg.log_every_n_query is not None:
+        click.echo("Note: --log-every-n-query is accepted and ignored: the live view (or --no-live's table) reports.", err=True)
     console = Console(highlight=False)
     reporter = ConsoleReporter(console, live=cfg.live)
     summary = run_perf(cfg, reporter=reporter)
