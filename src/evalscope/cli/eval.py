@@ -15,6 +15,7 @@ import click
 
 from evalscope.cli import run_cli_command
 from evalscope.cli.eval_compat import apply_compat_options, compat_options
+from evalscope.cli.suggest import StrictSuggestCommand
 
 _HELP = """Measure a served model's accuracy on standard benchmarks.
 
@@ -161,7 +162,7 @@ def _main(kw: dict[str, Any]) -> None:
         sys.exit(1)
 
 
-@click.command("eval", help=_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.command("eval", cls=StrictSuggestCommand, help=_HELP, context_settings={"help_option_names": ["-h", "--help"]})
 @_eval_options
 def eval_cmd(**kw: Any) -> None:
     debug = bool(kw.get("debug"))

@@ -15,6 +15,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from evalscope.cli.suggest import StrictSuggestCommand
 from evalscope.perf.config import PerfConfig
 
 _LIST_KINDS = ("list", "map")
@@ -50,7 +51,7 @@ def _fmt_default(default: Any) -> str:
     return f" [default: {default}]"
 
 
-class PerfCommand(click.Command):
+class PerfCommand(StrictSuggestCommand):
     """Accepts ``--parallel 1 4 16`` (several values after one list option), as the original EvalScope did."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:

@@ -110,8 +110,9 @@ async def preflight(client: Client, check_model: bool = True) -> PreflightResult
                     f"model {client.model!r} is not served ({err.message[:200]})", served + "pass --model"
                 )
             raise EndpointError(
-                f"{client.url} answered 404 (wrong path)",
-                f"for --api {client.protocol.name} use a URL ending in {client.protocol.default_path}",
+                f"{client.url} answered 404 (wrong path){url_derivation(client)}",
+                f"for --api {client.protocol.name} use a URL ending in {client.protocol.default_path}, "
+                f"or a .../v1 base",
             )
         if status in (400, 422):
             raise EndpointError(
@@ -130,3 +131,17 @@ async def preflight(client: Client, check_model: bool = True) -> PreflightResult
         f"the test request failed: {err.kind}: {err.message[:200]}",
         "use --no-test-connection to skip this check",
     )
+
+
+def url_derivation(client: Client) -> str:
+    """How the URL that was tried is derived from --url, when a path was appended to what the user gave."""
+    from urllib.parse import urlsplit
+
+    suffix = client.protocol.default_path
+    url = str(client.url)
+    if not url.endswith(suffix):
+        return ""
+    given = url[: -len(suffix)]
+    if urlsplit(given).path.strip("/") == "":
+        return ""
+    return f"; derived from --url {given} + {suffix} (a URL not ending in an endpoint path gets it appended)"
