@@ -161,20 +161,30 @@ DATASET_ARGS_REFUSED: dict[str, str] = {
 }
 
 
-def known_dataset_args(bench: str) -> tuple[str, ...]:
-    """All keys ``--dataset-args`` accepts for ``bench``."""
-    return (*DATASET_ARGS_COMMON, *DATASET_ARGS_EXTRA.get(bench, ()))
+def known_dataset_args(bench: str, cls: type | None = None) -> tuple[str, ...]:
+    """All keys ``--dataset-args`` accepts for ``bench`` (a benchmark class may add ``dataset_arg_keys``)."""
+    own = tuple(getattr(cls, "dataset_arg_keys", ()) or ())
+    return (*DATASET_ARGS_COMMON, *DATASET_ARGS_EXTRA.get(bench, ()), *own)
 
 
-def check_dataset_args(bench: str, args: Mapping[str, Any]) -> dict[str, Any]:
+def check_dataset_args(bench: str, args: Mapping[str, Any], cls: type | None = None) -> dict[str, Any]:
     """Validate one benchmark's ``--dataset-args``; return them with upstream names translated.
 
     An unknown key is an error with a did-you-mean (a typo such as ``few_shot_nm`` must not silently run the
-    default); ``dataset_id`` of ``general_mcq`` / ``general_qa`` is a local folder, as ``local_path``.
+    default); ``dataset_id`` of ``general_mcq`` / ``general_qa`` is a local folder, as ``local_path``. A
+    plugin benchmark that does not declare ``dataset_arg_keys`` gets its keys unchecked (we cannot know them).
     """
-    known = known_dataset_args(bench)
+    known = known_dataset_args(bench, cls)
+    checked = (
+        cls is None
+        or cls.__module__.startswith("evalscope.eval.benchmarks")
+        or hasattr(cls, "dataset_arg_keys")
+    )
     out: dict[str, Any] = {}
     for key, value in args.items():
+        if not checked and key not in DATASET_ARGS_COMMON:
+            out[key] = value
+            continue
         if key in DATASET_ARGS_REFUSED:
             raise ConfigError(
                 f"--dataset-args {bench}.{key} is not supported: {DATASET_ARGS_REFUSED[key]}",

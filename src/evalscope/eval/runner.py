@@ -272,7 +272,7 @@ class EvalRunner:
                 )
         root = cfg.dataset_root()
         for name, cls in classes:
-            bench_args = check_dataset_args(name, cfg.benchmark_args(name))
+            bench_args = check_dataset_args(name, cfg.benchmark_args(name), cls)
             bench = cls(root, bench_args)
             _check_data_available(cfg, name, bench)
             samples = bench.load()
