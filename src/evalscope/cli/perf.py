@@ -35,10 +35,7 @@ def _field_meta() -> list[tuple[str, dict[str, Any], str, Any]]:
 
 
 _FIELDS = _field_meta()
-#: Upstream's short spellings (field -> short option).
-_SHORT: dict[str, str] = {"number": "-n"}
-_MULTI_OPTS: set[str] = {str(e["cli"]) for _, e, _, _ in _FIELDS if e["kind"] in _LIST_KINDS} | {"-n"}
-_NUMBER_RE = re.compile(r"-\d+(\.\d+)?")
+_MULTI_OPTS: set[str] = {str(e["cli"]) for _, e, _, _ in _FIELDS if e["kind"] in _LIST_KINDS}
 
 
 def _fmt_default(default: Any) -> str:
@@ -55,6 +52,7 @@ class PerfCommand(StrictSuggestCommand):
     """Accepts ``--parallel 1 4 16`` (several values after one list option), as the original EvalScope did."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        args = upstream_argv(args)
         out: list[str] = []
         i = 0
         while i < len(args):
@@ -63,17 +61,45 @@ class PerfCommand(StrictSuggestCommand):
             i += 1
             if a in _MULTI_OPTS:
                 vals: list[str] = []
-                while i < len(args) and (
-                    _NUMBER_RE.fullmatch(args[i])  # "--number -1" is a (bad) value, not an option
-                    or not (args[i].startswith("--") or (args[i].startswith("-") and len(args[i]) == 2))
+                while i < len(args) and not (
+                    args[i].startswith("--") or (args[i].startswith("-") and len(args[i]) == 2)
                 ):
                     vals.append(args[i])
                     i += 1
-                # one option per value, so values may hold spaces (--stop "<|im_end|>" "###")
-                out.append(vals[0] if vals else "")
-                for v in vals[1:]:
-                    out += [a, v]
+                out.append(" ".join(vals) if vals else "")
         return super().parse_args(ctx, out)
+
+
+#: Upstream's short spellings (field -> short option).
+_SHORT: dict[str, str] = {"number": "-n"}
+#: List options whose every argument is one item (a stop word may contain spaces).
+_EACH_VALUE_OPTS = frozenset({"--stop", "--stop-token-ids"})
+_NUMBER_RE = re.compile(r"-\d+(\.\d+)?")
+
+
+def upstream_argv(args: list[str]) -> list[str]:
+    """Upstream spellings -> ours before parsing: ``-n`` is ``--number``; ``--stop a b`` is ``--stop a --stop b``
+    (so a value keeps its spaces); negative numbers after a list option are (bad) values, not option names."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        a = "--number" if args[i] == "-n" else args[i]
+        i += 1
+        if a not in _MULTI_OPTS:
+            out.append(a)
+            continue
+        vals: list[str] = []
+        while i < len(args) and (not args[i].startswith("-") or _NUMBER_RE.fullmatch(args[i])):
+            vals.append(args[i])
+            i += 1
+        if a in _EACH_VALUE_OPTS:
+            for v in vals or [""]:
+                out += [a, v]
+        elif any(_NUMBER_RE.fullmatch(v) for v in vals):
+            out.append(f"{a}={' '.join(vals)}")  # click would take "-1" for an option name
+        else:
+            out += [a, *vals]
+    return out
 
 
 def _build(func: Any) -> Any:

@@ -19,7 +19,6 @@ import importlib
 import logging
 import os
 import pkgutil
-import shutil
 import signal
 import sys
 import time
@@ -33,7 +32,6 @@ from urllib.parse import quote
 import orjson
 
 from evalscope import __version__
-from evalscope.compat import apply_prompt_template, check_dataset_args
 from evalscope.engine.redact import register_secret, scrub
 from evalscope.engine.retry import RetryPolicy
 from evalscope.engine.session import Timeouts, normalize_url
@@ -271,6 +269,8 @@ class EvalRunner:
                     "pass --allow-code-execution to run it in the sandbox",
                 )
         root = cfg.dataset_root()
+        from evalscope.compat import apply_prompt_template, check_dataset_args
+
         for name, cls in classes:
             bench_args = check_dataset_args(name, cfg.benchmark_args(name), cls)
             bench = cls(root, bench_args)
@@ -616,19 +616,29 @@ class EvalRunner:
                 pass
         return installed
 
+    def _dry_run(self) -> EvalResult:
+        """--dry-run: options validated and data loaded; report what would be sent, create nothing."""
+        for t in self.tasks:
+            self.say(
+                f"Dry run: {t.name}: {len(t.samples)} samples x {self.cfg.repeats} repeats, "
+                f"generation {_jsonable(t.generation)}"
+            )
+        target = "the built-in simulator" if self.cfg.api_url is None else self.endpoint_id
+        self.say(f"Dry run: nothing sent to {target}; no run directory created.")
+        return EvalResult(run_dir=self.cfg.work_dir)
+
     async def run(self) -> EvalResult:
         self.prepare()
         if self.cfg.dry_run:
             return self._dry_run()
-        self.open_run_dir()
-        assert self.run_dir is not None
-        self.say(f"Run directory: {self.run_dir}")
         status = "failed"
-        connected = False
         installed = self._install_signals()
         try:
             model = await self.connect()
-            connected = True
+            # only after the endpoint check: an unreachable endpoint leaves no (failed) run directory behind
+            self.open_run_dir()
+            assert self.run_dir is not None
+            self.say(f"Run directory: {self.run_dir}")
             self.manifest["fingerprints"].update({t.name: t.fingerprint for t in self.tasks})
             self.manifest["endpoint"] = self.endpoint_id
             self.manifest["model"] = self.model_name
@@ -673,20 +683,6 @@ class EvalRunner:
             self.manifest["elapsed_s"] = time.perf_counter() - self._t0
             self.write_manifest()
             self._unlock()
-            if not connected and self.cfg.resume is None and self.run_dir is not None:
-                # the endpoint check failed: nothing ran, so leave no half-made run directory behind
-                shutil.rmtree(self.run_dir, ignore_errors=True)
-
-    def _dry_run(self) -> EvalResult:
-        """--dry-run: options validated and data loaded; report what would be sent, create nothing."""
-        for t in self.tasks:
-            self.say(
-                f"Dry run: {t.name}: {len(t.samples)} samples x {self.cfg.repeats} repeats, "
-                f"generation {_jsonable(t.generation)}"
-            )
-        target = "the built-in simulator" if self.cfg.api_url is None else self.endpoint_id
-        self.say(f"Dry run: nothing sent to {target}; no run directory created.")
-        return EvalResult(run_dir=self.cfg.work_dir)
 
     def finish(self, model: ApiModel, wall_s: float) -> EvalResult:
         from evalscope.eval.report import build_report, performance, print_table, write_report

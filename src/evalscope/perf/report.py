@@ -188,6 +188,8 @@ class ConsoleReporter(Reporter):
                     *(_ms(m.get(k)) for k in ("mean", "p50", "p90", "p99", "p999", "max")),
                 )
             c.print(lt)
+            from evalscope.perf.legend import latency_legend
+
             legend = latency_legend(s)
             if legend:
                 c.print(legend, style="dim")
@@ -318,19 +320,3 @@ def _server_table(c: Console, stages: list[dict[str, Any]]) -> None:
             f"server metrics (stage {s['stage'] + 1}, min/mean/max over {sm.get('scrapes', 0)} scrapes{fails}): "
             + ("; ".join(parts) if parts else "none of the tracked gauges")
         )
-
-
-#: One-line definitions of the latency rows' names (docs/metrics.md has the full ones).
-LATENCY_LEGEND: dict[str, str] = {
-    "ttft": "ttft: time to first token",
-    "ttfo": "ttfo: time to first output text (after any reasoning)",
-    "tpot": "tpot: time per output token after the first",
-    "itl": "itl: inter-token latency",
-    "icl": "icl: gaps between chunks",
-    "latency_from_schedule": "from_schedule: end minus the scheduled send time",
-}
-
-
-def latency_legend(stage: dict[str, Any]) -> str:
-    """The legend line for the latency rows present in ``stage``."""
-    return "; ".join(text for key, text in LATENCY_LEGEND.items() if stage.get(key))
