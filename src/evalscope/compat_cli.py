@@ -93,8 +93,8 @@ def check_judge_strategy(value: str | None) -> None:
     if value is None or value == "rule":
         return
     raise ConfigError(
-        f"--judge-strategy {value} is not supported: LLM judges are not available yet",
-        "omit it (rule-based scoring is what every benchmark uses), or pass --judge-strategy rule",
+        f"judge_strategy {value!r} is not supported: evalscope has no LLM-judge strategies",
+        "remove judge_strategy (--judge-strategy); the built-in benchmarks are scored by rule",
     )
 
 
