@@ -59,3 +59,10 @@ def test_tracker_logs_and_key_is_a_secret(monkeypatch: pytest.MonkeyPatch) -> No
     assert calls[0] == ("login", "wandb-canary-0123456789")
     assert "wandb-canary-0123456789" not in str(calls[1][1])
     assert ("log", 0) in calls and calls[-1][0] == "finish"
+
+
+def test_model_without_url_is_refused_not_simulated() -> None:
+    with pytest.raises(ConfigError, match="needs --url"):
+        make_config({"model": "Qwen/Qwen2.5-0.5B-Instruct"})
+    assert make_config({"model": "sim-model"}).url is None
+    assert make_config({"model": "qwen", "url": "http://h:1/v1"}).model == "qwen"

@@ -112,6 +112,12 @@ def apply_upstream_options(cfg: PerfConfig) -> PerfConfig:
         from evalscope.engine.redact import register_secret
 
         register_secret(key.get_secret_value())
+    if cfg.url is None and cfg.model and cfg.model != "sim-model":
+        # never label a simulator run with a model that did not answer (upstream's --url had a default)
+        raise ValueError(
+            f"--model {cfg.model} needs --url: without it the built-in simulator answers, and it serves "
+            "'sim-model' only (pass --url http://HOST:PORT/v1 of the server that serves the model)"
+        )
     return cfg
 
 
