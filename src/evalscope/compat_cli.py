@@ -101,7 +101,7 @@ def check_judge_strategy(value: str | None) -> None:
 #: perf options: upstream flag -> (ours, status, note). "same" rows are the options spelled identically.
 PERF_OPTIONS: dict[str, tuple[str, str, str]] = {
     "--url": ("--url", "same", "a /v1 base or bare host also works; omitted: the built-in simulator"),
-    "--model": ("--model", "same", ""),
+    "--model": ("--model", "same", "without --url refused (the simulator serves sim-model only)"),
     "--api": ("--api", "mapped", "see the --api values below"),
     "--api-key": ("--api-key", "same", "also $EVALSCOPE_API_KEY / $OPENAI_API_KEY / --api-key-file"),
     "--headers": ("--headers", "same", "K=V, space-separated"),
