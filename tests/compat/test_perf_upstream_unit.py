@@ -66,3 +66,8 @@ def test_model_without_url_is_refused_not_simulated() -> None:
         make_config({"model": "Qwen/Qwen2.5-0.5B-Instruct"})
     assert make_config({"model": "sim-model"}).url is None
     assert make_config({"model": "qwen", "url": "http://h:1/v1"}).model == "qwen"
+
+
+def test_openqa_without_a_file_names_where_upstream_got_it() -> None:
+    with pytest.raises(ConfigError, match="HC3-Chinese"):
+        make_config({"dataset": "openqa"})
