@@ -7,7 +7,8 @@ texts reproduced in docs/cli.md. The adaptation is an allow-list, nothing else i
 * URLs of real servers (``--url``, ``--api-url``, ``--server-metrics``) -> the simulator's host:port, path kept;
 * data folders (``../shared/datasets``, ``/data/benchmarks``) -> the real data folder found here;
 * ``outputs/<run>`` (or an example timestamp) -> the newest eval run directory an earlier documented command
-  created against an endpoint (``--api-url``);
+  created against an endpoint (``--api-url``); an example ``outputs/<stamp>_perf`` -> the newest perf run;
+  ``RUN`` -> the newest perf run;
 * counts and times bounded: ``--number`` <= 6, ``--parallel`` <= 4, ``--duration`` <= 2, ``--rate`` <= 20,
   ``--limit`` <= 4 (added to eval commands without one), ``--max-tokens`` <= 32, ``--eval-batch-size`` <= 8,
   perf gets ``--sleep-interval 0 --no-live``; selftest levels <= 4 with ``--number 8 --output-tokens 8``.
@@ -28,6 +29,8 @@ DATA_ALIASES = ("../shared/datasets", "/data/benchmarks")
 
 #: substring of a documented command -> why it is not run here
 SKIPPED: dict[str, str] = {
+    "evalscope app": "a long-running web server (its own tests start and stop it)",
+    "evalscope sim": "a long-running server (this test starts one itself)",
     "--ray": "needs the optional Ray extra and a cluster",
     "--tokenizer-path": "downloads a Hugging Face tokenizer (no network in CI)",
     "--wandb-api-key": "needs a wandb account",
@@ -131,8 +134,12 @@ def adapt(cmd: DocCommand, sim_hostport: str, data_dir: Path | None, cwd: Path) 
         for alias in DATA_ALIASES:
             if data_dir is not None and t == alias:
                 t = str(data_dir)
-        if re.fullmatch(r"outputs/(<run>|\d{8}_\d{6})", t):
+        if re.fullmatch(r"outputs/\d{8}_\d{6}_perf", t):
+            t = str(newest_run(cwd, "summary.json"))
+        elif re.fullmatch(r"outputs/(<run>|\d{8}_\d{6})", t):
             t = str(newest_service_run(cwd))
+        elif t == "RUN":
+            t = str(newest_run(cwd, "summary.json"))  # "stages.csv": a perf run
         if t.startswith("-"):
             opt = t
         elif opt in CAPS and not (sub == "selftest" and opt == "--number"):
@@ -161,6 +168,13 @@ def newest_service_run(cwd: Path) -> Path:
         if m.is_file() and str(json.loads(m.read_text()).get("endpoint", "")).startswith("http"):
             runs.append(d)
     assert runs, "outputs/<run>: no earlier eval run against an endpoint"
+    return max(runs, key=lambda p: p.stat().st_mtime)
+
+
+def newest_run(cwd: Path, marker: str) -> Path:
+    """The newest run directory below ``cwd/outputs`` (holding ``marker``, e.g. a perf run's summary.json)."""
+    runs = [d for d in (cwd / "outputs").glob("*") if d.is_dir() and (not marker or (d / marker).is_file())]
+    assert runs, f"no earlier run directory with {marker or 'anything'} below outputs/"
     return max(runs, key=lambda p: p.stat().st_mtime)
 
 
