@@ -84,13 +84,23 @@ def map_eval_type(value: str | None) -> str | None:
     return kind  # "service" without --api-url: check_eval_target decides (a --model needs an endpoint)
 
 
-#: Judge strategies upstream knows; only ``rule`` describes what happens here.
+#: Judge strategies upstream knows. ``rule`` is what happens here; ``auto`` means "an LLM judge only where a
+#: benchmark needs one", and no built-in benchmark does, so it is rule scoring too. The LLM ones are refused.
 JUDGE_STRATEGIES = ("rule", "auto", "llm", "llm_recall")
 
 
 def check_judge_strategy(value: str | None) -> None:
-    """``rule`` is a no-op that means what it says; the LLM strategies need a judge, which does not exist yet."""
+    """Accept the strategies that mean rule scoring here (``auto`` with a notice); refuse the LLM ones."""
     if value is None or value == "rule":
+        return
+    if value == "auto":
+        import sys
+
+        print(
+            f"Warning: judge_strategy {value!r} ignored: the built-in benchmarks are scored by rule, "
+            "and a judge-scored benchmark always uses judge_model",
+            file=sys.stderr,
+        )
         return
     raise ConfigError(
         f"judge_strategy {value!r} is not supported: evalscope has no LLM-judge strategies",

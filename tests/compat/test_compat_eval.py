@@ -261,3 +261,5 @@ def test_judge_strategy_rule_is_accepted_llm_refused(tmp_path: Path, mcq_dir: Pa
     assert CliRunner().invoke(eval_cmd, [*base, "--judge-strategy", "rule"]).exit_code == 0
     res = CliRunner().invoke(eval_cmd, [*base, "--judge-strategy", "llm"])
     assert res.exit_code == 2 and "not supported" in res.output
+    res = CliRunner().invoke(eval_cmd, [*base, "--judge-strategy", "auto"])
+    assert res.exit_code == 0 and "judge_strategy 'auto' ignored" in res.output

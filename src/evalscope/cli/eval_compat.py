@@ -43,7 +43,7 @@ def compat_options() -> list[Any]:
         click.option(
             "--judge-strategy",
             type=click.Choice(JUDGE_STRATEGIES),
-            help="rule (what is done: rule-based scoring); llm / auto / llm_recall are refused (no judge yet).",
+            help="rule / auto: rule-based scoring (what every built-in benchmark does); llm / llm_recall are refused.",
         ),
         click.option("--template-type", hidden=True),
         click.option("--chat-template", hidden=True),
