@@ -137,6 +137,10 @@ class EvalConfig(BaseModel):
     api: Literal["openai", "openai-completions"] = Field("openai", description="Request protocol.")
     stream: bool = Field(True, description="Stream responses (TTFT is measured only when streaming).")
     preflight: bool = Field(True, description="Check the endpoint (reachability, key, model) before the run.")
+    simulator: bool = Field(
+        False, description="Score the built-in simulator (also --api-url sim); the default without --model."
+    )
+    dry_run: bool = Field(False, description="Validate the options and load the data; send no request.")
 
     # what to evaluate
     datasets: list[str] = Field(..., min_length=1, description="Benchmark names (e.g. gsm8k arc mmlu).")
@@ -198,10 +202,20 @@ class EvalConfig(BaseModel):
     quiet: bool = Field(False, description="No console table / progress.")
     html: bool = Field(True, description="Write report.html (self-contained, offline) into the run directory.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _sim_alias(cls, data: Any) -> Any:
+        """``--api-url sim`` is the explicit way to ask for the built-in simulator."""
+        if isinstance(data, dict) and str(data.get("api_url") or "").strip().lower() in ("sim", "simulator"):
+            data = {**data, "api_url": None, "simulator": True}
+        return data
+
     @field_validator("generation_config", mode="before")
     @classmethod
     def _gen(cls, v: Any) -> dict[str, Any]:
-        out = parse_generation_config(v)
+        from evalscope.compat import translate_generation_config
+
+        out = translate_generation_config(parse_generation_config(v))
         for k, val in out.items():
             if k in _GEN_INTS and val is not None and (not isinstance(val, int) or isinstance(val, bool)):
                 raise ValueError(f"{k}={val!r} must be an integer")
@@ -272,6 +286,11 @@ class EvalConfig(BaseModel):
         for name in self.dataset_args:
             if name not in self.datasets:
                 raise ValueError(f"--dataset-args names {name!r}, which is not in --datasets")
+        if self.simulator and self.api_url is not None:
+            raise ValueError("--simulator and --api-url are mutually exclusive")
+        from evalscope.compat import check_eval_target
+
+        check_eval_target(self.model, self.api_url, self.simulator)
         return self
 
     # ---------------------------------------------------------------------------------------- helpers
@@ -377,6 +396,9 @@ _JUDGE_STRATEGY_RULE = ("auto", "rule", None)
 
 def normalize_task_dict(d: dict[str, Any]) -> dict[str, Any]:
     """Map seed-era keys onto EvalConfig fields; drop keys that no longer mean anything (``eval_type``)."""
+    from evalscope.compat import normalize_seed_task
+
+    d = normalize_seed_task(d)
     out: dict[str, Any] = {}
     if "judge_strategy" in d:
         d = dict(d)
@@ -400,13 +422,7 @@ def normalize_task_dict(d: dict[str, Any]) -> dict[str, Any]:
         if k == "batch_size" and "eval_batch_size" in d:
             continue
         out[target] = v
-    if isinstance(out.get("generation_config"), dict):
-        gen = dict(out["generation_config"])
-        if "max_new_tokens" in gen and "max_tokens" not in gen:
-            gen["max_tokens"] = gen.pop("max_new_tokens")
-        gen.pop("do_sample", None)
-        out["generation_config"] = gen
-    return out
+    return out  # generation_config names are translated by EvalConfig itself (evalscope.compat)
 
 
 def load_task_config(task_cfg: Any) -> EvalConfig:

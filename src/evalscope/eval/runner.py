@@ -303,10 +303,16 @@ class EvalRunner:
                 "pass --judge-model (and --judge-api-url)",
             )
         root = cfg.dataset_root()
+        from evalscope.compat import apply_prompt_template, check_dataset_args
+
         for name, cls in classes:
-            bench = cls(root, cfg.benchmark_args(name))
+            bench_args = check_dataset_args(name, cfg.benchmark_args(name), cls)
+            bench = cls(root, bench_args)
             _check_data_available(cfg, name, bench)
             samples = bench.load()
+            if "prompt_template" in bench_args or "system_prompt" in bench_args:
+                for s in samples:
+                    s.messages = apply_prompt_template(s.messages, bench_args)
             if not samples:
                 raise DatasetError(
                     f"benchmark {name!r} loaded no samples", "check --dataset-args subset_list"
@@ -689,15 +695,29 @@ class EvalRunner:
                 pass
         return installed
 
+    def _dry_run(self) -> EvalResult:
+        """--dry-run: options validated and data loaded; report what would be sent, create nothing."""
+        for t in self.tasks:
+            self.say(
+                f"Dry run: {t.name}: {len(t.samples)} samples x {self.cfg.repeats} repeats, "
+                f"generation {_jsonable(t.generation)}"
+            )
+        target = "the built-in simulator" if self.cfg.api_url is None else self.endpoint_id
+        self.say(f"Dry run: nothing sent to {target}; no run directory created.")
+        return EvalResult(run_dir=self.cfg.work_dir)
+
     async def run(self) -> EvalResult:
         self.prepare()
-        self.open_run_dir()
-        assert self.run_dir is not None
-        self.say(f"Run directory: {self.run_dir}")
+        if self.cfg.dry_run:
+            return self._dry_run()
         status = "failed"
         installed = self._install_signals()
         try:
             model = await self.connect()
+            # only after the endpoint check: an unreachable endpoint leaves no (failed) run directory behind
+            self.open_run_dir()
+            assert self.run_dir is not None
+            self.say(f"Run directory: {self.run_dir}")
             self.manifest["fingerprints"].update({t.name: t.fingerprint for t in self.tasks})
             self.manifest["endpoint"] = self.endpoint_id
             self.manifest["model"] = self.model_name
