@@ -2,7 +2,9 @@
 
 Each program runs the whole isolation path (launcher, namespaces, tmpfs work dir, per-run uid, rlimits, output
 capture, leak sweep). Run: ``python benchmarks/bench_sandbox.py [N]`` (default 200 programs; as root or with
-unprivileged user namespaces; ``--allow-unisolated`` to measure the unisolated path instead).
+unprivileged user namespaces; ``--allow-unisolated`` to measure the unisolated path instead;
+``--isolation=MODE`` to pick the launcher, e.g. ``bwrap`` or ``namespaces``; ``--harness`` to run the
+humaneval-like program the way the code benchmarks do: under the completion-proof harness, nonce on stdin).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import statistics
 import sys
 import time
+from typing import Any
 
 from evalscope.eval.sandbox import Sandbox
 
@@ -35,9 +38,24 @@ def pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
-async def measure(sb: Sandbox, program: str, n: int) -> dict[str, float]:
+async def measure(sb: Sandbox, program: str, n: int, harness: bool = False) -> dict[str, float]:
     t0 = time.perf_counter()
-    results = await asyncio.gather(*(sb.run(program, 30.0) for _ in range(n)))
+    if harness:
+        from evalscope.eval.scoring.code import check_proof, guarded_program, new_nonce
+
+        cand, _, tests = program.partition("assert ")
+        wrapped = guarded_program(cand, "assert " + tests)
+
+        async def one() -> Any:
+            nonce = new_nonce()
+            r = await sb.run(wrapped, 30.0, stdin=(nonce + "\n").encode())
+            if not check_proof(r.stdout, nonce)[0]:
+                r.status = "failed"
+            return r
+
+        results = await asyncio.gather(*(one() for _ in range(n)))
+    else:
+        results = await asyncio.gather(*(sb.run(program, 30.0) for _ in range(n)))
     wall = time.perf_counter() - t0
     bad = [r for r in results if r.status != "passed"]
     if bad:
@@ -56,15 +74,17 @@ async def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     n = int(args[0]) if args else 200
     unisolated = "--allow-unisolated" in sys.argv
+    harness = "--harness" in sys.argv
+    iso = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--isolation=")), "auto")
     cpus = os.cpu_count() or 1
-    full = Sandbox(allow_unisolated=unisolated)
+    full = Sandbox(allow_unisolated=unisolated, isolation=iso)
     mode = await full.start()
     await full.run(SMALL, 30.0)  # warm-up (page cache)
     rows = {
         f"small x{n} (parallel {cpus})": await measure(full, SMALL, n),
-        f"humaneval-like x{n} (parallel {cpus})": await measure(full, HUMANEVAL_LIKE, n),
+        f"humaneval-like x{n} (parallel {cpus})": await measure(full, HUMANEVAL_LIKE, n, harness),
         "small x30 (parallel 1)": await measure(
-            Sandbox(max_parallel=1, allow_unisolated=unisolated), SMALL, 30
+            Sandbox(max_parallel=1, allow_unisolated=unisolated, isolation=iso), SMALL, 30
         ),
     }
     print(f"isolation: {mode}, cpus: {cpus}")
@@ -79,6 +99,8 @@ async def main() -> None:
         json.dumps(
             {
                 "bench": "sandbox",
+                "harness": harness,
+                "humaneval_like_programs_per_s": round(rows[f"humaneval-like x{n} (parallel {cpus})"]["programs_per_s"], 2),
                 "isolation": mode,
                 "cpus": cpus,
                 "programs": n,

@@ -31,7 +31,7 @@ def render() -> str:
         cmd = cli.get_command(ctx, name)
         assert cmd is not None
         sub = click.Context(
-            cmd, info_name=f"evalscope {name}", parent=ctx, terminal_width=100, max_content_width=100
+            cmd, info_name=name, parent=ctx, terminal_width=100, max_content_width=100
         )
         parts.append(f"\n## `evalscope {name}`\n\n```text\n{cmd.get_help(sub)}\n```\n")
     return "".join(parts)

@@ -122,7 +122,7 @@ def test_sigkill_then_resume_sends_nothing_twice_and_matches_uninterrupted(tmp_p
         models=["kill-model"],
         truth_max=1_000_000,
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
     with SimProcess(sim_cfg) as sim:
         # 1. interrupted run
         work = tmp_path / "work"
@@ -199,7 +199,7 @@ def test_resume_refuses_a_different_configuration(tmp_path: Path) -> None:
     from evalscope.sim import SimConfig, SimProcess
 
     data_root = _write_synthetic_gsm8k(tmp_path / "data", 20)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
     with SimProcess(SimConfig(policy="choice", ttft_ms=1, itl_ms=0, models=["kill-model"])) as sim:
         work = tmp_path / "w"
         first = subprocess.run(

@@ -13,6 +13,7 @@ import pytest
 from evalscope.engine import retry as retry_mod
 from evalscope.eval.benchmarks.base import BENCHMARKS, Benchmark, Sample, ScoreResult
 from evalscope.eval.config import build_config
+from evalscope.eval.models.base import Model
 from evalscope.eval.runner import arun_eval
 
 pytestmark = pytest.mark.integration
@@ -358,13 +359,12 @@ async def test_run_directory_in_use_is_refused(tmp_path: Path) -> None:
 
 
 class ToyJudged(ToyMCQ):
-    """Scores by asking the judge model (handed to the benchmark as ``self.judge``)."""
+    """Scores by asking the judge model (passed to ``ajudge`` by the runner)."""
 
     name = "toy_judged_runner"
     uses_judge = True
 
-    async def ascore(self, sample: Sample, output: str) -> ScoreResult:
-        judge = self.judge  # type: ignore[attr-defined]
+    async def ajudge(self, sample: Sample, output: str, judge: Model) -> ScoreResult:
         verdict = await judge.generate(
             [{"role": "user", "content": f"Is this right? {output}"}], {}, f"judge/{sample.id}"
         )

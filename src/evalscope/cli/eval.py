@@ -14,12 +14,14 @@ from typing import Any
 import click
 
 from evalscope.cli import run_cli_command
+from evalscope.cli.eval_compat import apply_compat_options, compat_options
+from evalscope.cli.suggest import StrictSuggestCommand
 
 _HELP = """Measure a served model's accuracy on standard benchmarks.
 
 \b
 Examples:
-  evalscope eval --model qwen --api-url http://127.0.0.1:8000/v1 --datasets gsm8k arc --limit 100
+  evalscope eval --api-url http://127.0.0.1:8000/v1 --datasets gsm8k arc --dataset-dir ../shared/datasets
   evalscope eval --datasets arc --dataset-dir ../shared/datasets --limit 10    # built-in simulator
   evalscope eval --resume outputs/20260101_120000 --api-url http://127.0.0.1:8000/v1
 
@@ -94,7 +96,7 @@ def _eval_options(f: Any) -> Any:
         click.option("--quiet", is_flag=True, default=None, help=_h("quiet")),
         click.option("--no-html", "html", flag_value=False, default=None, help=_h("html", " --no-html: don't.")),
         click.option("--debug", is_flag=True, default=False, help=_h("debug")),
-        click.option("--eval-type", hidden=True, help="Accepted for compatibility; ignored."),
+        *compat_options(),
         click.argument("more_datasets", nargs=-1),
     ]
     for opt in reversed(opts):
@@ -126,7 +128,7 @@ def options_to_config(kw: dict[str, Any]) -> Any:
 
     data: dict[str, Any] = {}
     more = list(kw.pop("more_datasets", ()) or ())
-    kw.pop("eval_type", None)
+    apply_compat_options(kw)
     datasets = list(kw.pop("datasets", ()) or ()) + more
     if datasets:
         data["datasets"] = datasets
@@ -171,7 +173,7 @@ def _main(kw: dict[str, Any]) -> None:
         )
 
 
-@click.command("eval", help=_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.command("eval", cls=StrictSuggestCommand, help=_HELP, context_settings={"help_option_names": ["-h", "--help"]})
 @_eval_options
 def eval_cmd(**kw: Any) -> None:
     debug = bool(kw.get("debug"))

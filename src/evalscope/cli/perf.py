@@ -8,12 +8,14 @@ config file's values are overridden by the command line and not by defaults.
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any
 
 import click
 from click.core import ParameterSource
 
+from evalscope.cli.suggest import StrictSuggestCommand
 from evalscope.perf.config import PerfConfig
 
 _LIST_KINDS = ("list", "map")
@@ -48,10 +50,11 @@ def _fmt_default(default: Any) -> str:
     return f" [default: {default}]"
 
 
-class PerfCommand(click.Command):
+class PerfCommand(StrictSuggestCommand):
     """Accepts ``--parallel 1 4 16`` (several values after one list option), as the original EvalScope did."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        args = upstream_argv(args)
         out: list[str] = []
         i = 0
         while i < len(args):
@@ -75,6 +78,38 @@ class PerfCommand(click.Command):
         return super().parse_args(ctx, out)
 
 
+#: Upstream's short spellings (field -> short option).
+_SHORT: dict[str, str] = {"number": "-n"}
+#: List options whose every argument is one item (a stop word may contain spaces).
+_EACH_VALUE_OPTS = frozenset({"--stop", "--stop-token-ids"})
+_NUMBER_RE = re.compile(r"-\d+(\.\d+)?")
+
+
+def upstream_argv(args: list[str]) -> list[str]:
+    """Upstream spellings -> ours before parsing: ``-n`` is ``--number``; ``--stop a b`` is ``--stop a --stop b``
+    (so a value keeps its spaces); negative numbers after a list option are (bad) values, not option names."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        a = "--number" if args[i] == "-n" else args[i]
+        i += 1
+        if a not in _MULTI_OPTS:
+            out.append(a)
+            continue
+        vals: list[str] = []
+        while i < len(args) and (not args[i].startswith("-") or _NUMBER_RE.fullmatch(args[i])):
+            vals.append(args[i])
+            i += 1
+        if a in _EACH_VALUE_OPTS:
+            for v in vals or [""]:
+                out += [a, v]
+        elif any(_NUMBER_RE.fullmatch(v) for v in vals):
+            out.append(f"{a}={' '.join(vals)}")  # click would take "-1" for an option name
+        else:
+            out += [a, *vals]
+    return out
+
+
 def _build(func: Any) -> Any:
     for name, extra, desc, default in reversed(_FIELDS):
         opt = str(extra["cli"])
@@ -88,7 +123,8 @@ def _build(func: Any) -> Any:
                 opt, name, is_flag=False, flag_value="local", default=None, help=help_text, metavar=metavar
             )(func)
         elif kind in _LIST_KINDS:
-            func = click.option(opt, name, multiple=True, type=str, help=help_text, metavar=metavar)(func)
+            short = [_SHORT[name]] if name in _SHORT else []
+            func = click.option(opt, *short, name, multiple=True, type=str, help=help_text, metavar=metavar)(func)
         else:
             func = click.option(opt, name, type=str, default=None, help=help_text, metavar=metavar)(func)
     func = click.option(
@@ -142,10 +178,16 @@ def _main(config_file: str | None, given: dict[str, Any]) -> None:
     data: dict[str, Any] = load_config_file(config_file) if config_file else {}
     data.update(given)
     cfg = make_config(data)
+    if cfg.log_every_n_query is not None:
+        click.echo("Note: --log-every-n-query is accepted and ignored: the live view (or --no-live's table) reports.", err=True)
     console = Console(highlight=False)
     reporter = ConsoleReporter(console, live=cfg.live)
     summary = run_perf(cfg, reporter=reporter)
     reporter.final(summary)
+    if cfg.wandb_api_key is not None or cfg.swanlab_api_key is not None:
+        from evalscope.perf.upstream import log_to_trackers
+
+        log_to_trackers(cfg, summary)
     status = summary["status"]
     if status == "interrupted":
         click.echo(f"Interrupted: partial results in {summary['run_dir']}", err=True)

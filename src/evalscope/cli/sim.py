@@ -85,7 +85,20 @@ def _run(
         load_script(cfg)  # a missing script file or a bad pattern is a usage error, not a traceback
     except (ValidationError, ValueError, OSError, re.error) as exc:
         raise click.UsageError(f"invalid simulator config: {exc}") from exc
-    run(cfg, host=host, port=port, port_file=port_file, loop=loop)
+    try:
+        run(cfg, host=host, port=port, port_file=port_file, loop=loop)
+    except OSError as exc:  # busy / privileged / foreign address: one line, exit 2 (not a traceback)
+        import errno
+        import sys
+
+        if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise
+        click.echo(
+            f"Error: cannot listen on {host}:{port}: {exc.strerror} "
+            "(stop what uses it, pick another --port, or --port 0 for a free one)",
+            err=True,
+        )
+        sys.exit(2)
 
 
 sim = click.Command(

@@ -7,7 +7,10 @@ then one tiny real request to the endpoint (path, model, body acceptance). Each 
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import ParamSpec
 
 import aiohttp
 import orjson
@@ -45,6 +48,44 @@ def _describe_connect_error(exc: BaseException, url: str) -> EndpointError:
     return EndpointError(f"cannot reach {url}: {scrub(str(exc))}", "check --url")
 
 
+_P = ParamSpec("_P")
+
+
+def url_derivation(client: Client) -> str:
+    """How the URL that was tried is derived from --url, when a path was appended to what the user gave."""
+    from urllib.parse import urlsplit
+
+    suffix = client.protocol.default_path
+    url = str(client.url)
+    if not url.endswith(suffix):
+        return ""
+    given = url[: -len(suffix)]
+    if urlsplit(given).path.strip("/") == "":
+        return ""
+    return f"derived from --url {given} + {suffix} (a URL not ending in an endpoint path gets it appended)"
+
+
+def _explain_404(
+    func: Callable[_P, Awaitable[PreflightResult]],
+) -> Callable[_P, Awaitable[PreflightResult]]:
+    """A wrong-path 404 names the URL tried; this adds how that URL came from --url (users never typed it)."""
+
+    @functools.wraps(func)
+    async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> PreflightResult:
+        try:
+            return await func(*args, **kwargs)
+        except EndpointError as exc:
+            client = args[0] if args else kwargs.get("client")
+            if isinstance(client, Client) and "answered 404 (wrong path)" in exc.message:
+                how = url_derivation(client)
+                if how:
+                    exc.message = f"{exc.message}; {how}"
+            raise
+
+    return wrapper
+
+
+@_explain_404
 async def preflight(client: Client, check_model: bool = True) -> PreflightResult:
     """Check the endpoint behind ``client``; raise :class:`EndpointError` with a hint on any problem.
 
@@ -132,3 +173,4 @@ async def preflight(client: Client, check_model: bool = True) -> PreflightResult
         f"the test request failed: {err.kind}: {err.message[:200]}",
         "use --no-test-connection to skip this check",
     )
+

@@ -26,8 +26,6 @@ from evalscope.errors import ConfigError
 
 DatasetHub = Literal["huggingface", "modelscope", "local"]
 
-#: Environment variables read (in this order) when no key is given on the command line.
-API_KEY_ENV = ("EVALSCOPE_API_KEY", "OPENAI_API_KEY")
 #: Default dataset directory when none is given (the hub cache layout is the same as --dataset-dir's).
 DEFAULT_DATASET_CACHE = (
     Path(os.environ.get("EVALSCOPE_CACHE", Path.home() / ".cache" / "evalscope")) / "datasets"
@@ -139,6 +137,10 @@ class EvalConfig(BaseModel):
     api: Literal["openai", "openai-completions"] = Field("openai", description="Request protocol.")
     stream: bool = Field(True, description="Stream responses (TTFT is measured only when streaming).")
     preflight: bool = Field(True, description="Check the endpoint (reachability, key, model) before the run.")
+    simulator: bool = Field(
+        False, description="Score the built-in simulator (also --api-url sim); the default without --model."
+    )
+    dry_run: bool = Field(False, description="Validate the options and load the data; send no request.")
 
     # what to evaluate
     datasets: list[str] = Field(..., min_length=1, description="Benchmark names (e.g. gsm8k arc mmlu).")
@@ -200,10 +202,20 @@ class EvalConfig(BaseModel):
     quiet: bool = Field(False, description="No console table / progress.")
     html: bool = Field(True, description="Write report.html (self-contained, offline) into the run directory.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _sim_alias(cls, data: Any) -> Any:
+        """``--api-url sim`` is the explicit way to ask for the built-in simulator."""
+        if isinstance(data, dict) and str(data.get("api_url") or "").strip().lower() in ("sim", "simulator"):
+            data = {**data, "api_url": None, "simulator": True}
+        return data
+
     @field_validator("generation_config", mode="before")
     @classmethod
     def _gen(cls, v: Any) -> dict[str, Any]:
-        out = parse_generation_config(v)
+        from evalscope.compat import translate_generation_config
+
+        out = translate_generation_config(parse_generation_config(v))
         for k, val in out.items():
             if k in _GEN_INTS and val is not None and (not isinstance(val, int) or isinstance(val, bool)):
                 raise ValueError(f"{k}={val!r} must be an integer")
@@ -274,31 +286,22 @@ class EvalConfig(BaseModel):
         for name in self.dataset_args:
             if name not in self.datasets:
                 raise ValueError(f"--dataset-args names {name!r}, which is not in --datasets")
+        if self.simulator and self.api_url is not None:
+            raise ValueError("--simulator and --api-url are mutually exclusive")
+        from evalscope.compat import check_eval_target
+
+        check_eval_target(self.model, self.api_url, self.simulator)
         return self
 
     # ---------------------------------------------------------------------------------------- helpers
 
     def resolved_api_key(self) -> str | None:
-        """The key from --api-key, --api-key-file, or the environment (in that order)."""
-        if self.api_key is not None:
-            return self.api_key.get_secret_value() or None
-        if self.api_key_file is not None:
-            try:
-                text = self.api_key_file.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise ConfigError(
-                    f"--api-key-file {str(self.api_key_file)!r}: cannot read ({exc.strerror})",
-                    "pass a readable file whose first line is the key",
-                ) from None
-            key = text.strip().splitlines()[0].strip() if text.strip() else ""
-            if not key:
-                raise ConfigError(f"--api-key-file {str(self.api_key_file)!r} is empty", "put the key in it")
-            return key
-        for env in API_KEY_ENV:
-            val = os.environ.get(env)
-            if val:
-                return val
-        return None
+        """The key from --api-key, --api-key-file, or the environment (engine/credentials.py has the rule)."""
+        from evalscope.engine.credentials import resolve_api_key
+
+        return resolve_api_key(
+            None if self.api_key is None else self.api_key.get_secret_value(), self.api_key_file
+        )
 
     def resolved_judge_key(self) -> str | None:
         if self.judge_api_key is not None:
@@ -393,6 +396,9 @@ _JUDGE_STRATEGY_RULE = ("auto", "rule", None)
 
 def normalize_task_dict(d: dict[str, Any]) -> dict[str, Any]:
     """Map seed-era keys onto EvalConfig fields; drop keys that no longer mean anything (``eval_type``)."""
+    from evalscope.compat import normalize_seed_task
+
+    d = normalize_seed_task(d)
     out: dict[str, Any] = {}
     if "judge_strategy" in d:
         d = dict(d)
@@ -416,13 +422,7 @@ def normalize_task_dict(d: dict[str, Any]) -> dict[str, Any]:
         if k == "batch_size" and "eval_batch_size" in d:
             continue
         out[target] = v
-    if isinstance(out.get("generation_config"), dict):
-        gen = dict(out["generation_config"])
-        if "max_new_tokens" in gen and "max_tokens" not in gen:
-            gen["max_tokens"] = gen.pop("max_new_tokens")
-        gen.pop("do_sample", None)
-        out["generation_config"] = gen
-    return out
+    return out  # generation_config names are translated by EvalConfig itself (evalscope.compat)
 
 
 def load_task_config(task_cfg: Any) -> EvalConfig:

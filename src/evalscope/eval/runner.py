@@ -40,8 +40,9 @@ from evalscope.eval.benchmarks.base import BENCHMARKS, Benchmark, Sample, ScoreR
 from evalscope.eval.cache import ResponseCache
 from evalscope.eval.config import EvalConfig, load_task_config, scrub_secrets
 from evalscope.eval.journal import DONE, ERRORED, JournalWriter, latest_entries, read_journal
-from evalscope.eval.models.api import ApiModel, Generation
-from evalscope.eval.models.builtin import BUILTIN_ENDPOINT, BUILTIN_MODEL, start_builtin_sim
+from evalscope.eval.models.api import ApiModel
+from evalscope.eval.models.base import Generation, Model
+from evalscope.eval.models.builtin import BUILTIN_ENDPOINT, BUILTIN_MODEL, BuiltinSimModel
 from evalscope.eval.report import perf_fields
 
 log = logging.getLogger(__name__)
@@ -219,22 +220,38 @@ def _check_data_available(cfg: EvalConfig, name: str, bench: Benchmark) -> None:
 
 
 class EvalRunner:
-    """One evaluation run; ``await runner.run()`` returns an :class:`EvalResult`."""
+    """One evaluation run; ``await runner.run()`` returns an :class:`EvalResult`.
 
-    def __init__(self, cfg: EvalConfig, out: TextIO | None = None) -> None:
+    The runner knows models only through the :class:`Model` protocol. By default it builds them from the config
+    (an :class:`ApiModel` for ``--api-url``, else the built-in simulator; an ``ApiModel`` judge for
+    ``--judge-model``); callers embedding evalscope pass their own ``model`` / ``judge`` instead (started and
+    closed by the runner). The judge reaches judge-scored benchmarks as an argument, never as an attribute.
+    """
+
+    def __init__(
+        self,
+        cfg: EvalConfig,
+        out: TextIO | None = None,
+        model: Model | None = None,
+        judge: Model | None = None,
+    ) -> None:
         self.cfg = cfg
         # results (the table) go to stdout, messages to stderr; ``out`` (tests, embedding) takes both
         self.out = out if out is not None else sys.stdout
         self.err = out if out is not None else sys.stderr
         self.tasks: list[_Task] = []
         self.run_dir: Path | None = None
-        self.model_name = cfg.model or (BUILTIN_MODEL if cfg.api_url is None else "")
+        self.model_name = (
+            model.name if model is not None else cfg.model or (BUILTIN_MODEL if cfg.api_url is None else "")
+        )
         register_url_secrets(cfg.api_url)
         register_url_secrets(cfg.judge_api_url)
         try:
             # The endpoint's identity (fingerprints, cache keys, reports): never the credentials in its URL.
             self.endpoint_id = (
-                BUILTIN_ENDPOINT
+                model.endpoint_id
+                if model is not None
+                else BUILTIN_ENDPOINT
                 if cfg.api_url is None
                 else redact_url(normalize_url(cfg.api_url, "/v1/chat/completions")) or ""
             )
@@ -245,8 +262,7 @@ class EvalRunner:
         if self.api_key:
             register_secret(self.api_key)
         self.manifest: dict[str, Any] = {}
-        self.sim: Any = None
-        self.model: ApiModel | None = None
+        self.model: Model | None = model
         self.cache: ResponseCache | None = None
         self.started = time.time()
         self._t0 = time.perf_counter()
@@ -255,7 +271,7 @@ class EvalRunner:
         self._past_entries: list[dict[str, Any]] = []
         self._stopping = False
         self._lock_fh: IO[str] | None = None
-        self.judge: ApiModel | None = None
+        self.judge: Model | None = judge
 
     def say(self, msg: str) -> None:
         if not self.cfg.quiet:
@@ -274,22 +290,29 @@ class EvalRunner:
                     "pass --allow-code-execution to run it in the sandbox",
                 )
         judged = [name for name, cls in classes if getattr(cls, "uses_judge", False)]
-        if cfg.judge_model and not judged:
+        has_judge = bool(cfg.judge_model) or self.judge is not None
+        if has_judge and not judged:
             raise ConfigError(
                 f"--judge-model: none of the benchmarks {', '.join(cfg.datasets)} is judge-scored, "
                 "so the judge would never be called",
                 "remove --judge-model / --judge-api-url / --judge-api-key (these benchmarks are scored by rule)",
             )
-        if judged and not cfg.judge_model:
+        if judged and not has_judge:
             raise ConfigError(
                 f"benchmark {judged[0]!r} is scored by a judge model",
                 "pass --judge-model (and --judge-api-url)",
             )
         root = cfg.dataset_root()
+        from evalscope.compat import apply_prompt_template, check_dataset_args
+
         for name, cls in classes:
-            bench = cls(root, cfg.benchmark_args(name))
+            bench_args = check_dataset_args(name, cfg.benchmark_args(name), cls)
+            bench = cls(root, bench_args)
             _check_data_available(cfg, name, bench)
             samples = bench.load()
+            if "prompt_template" in bench_args or "system_prompt" in bench_args:
+                for s in samples:
+                    s.messages = apply_prompt_template(s.messages, bench_args)
             if not samples:
                 raise DatasetError(
                     f"benchmark {name!r} loaded no samples", "check --dataset-args subset_list"
@@ -317,7 +340,12 @@ class EvalRunner:
                 "few_shot": bench.few_shot_num,
                 "subsets": list(bench.subset_list),
             }
-            if cfg.judge_model:
+            parts = bench.parts()
+            if parts:
+                fp["parts"] = parts  # loader / prompt / scorer name@version
+            if self.judge is not None:
+                fp["judge"] = {"model": self.judge.name, "endpoint": self.judge.endpoint_id}
+            elif cfg.judge_model:
                 fp["judge"] = {"model": cfg.judge_model, "endpoint": redact_url(cfg.judge_api_url) or self.endpoint_id}
             self.tasks.append(_Task(name, bench, samples, fp, gen))
             if not cls.needs_code_execution:
@@ -354,7 +382,10 @@ class EvalRunner:
                 prev = old_fps.get(t.name)
                 if prev is None:
                     continue
-                diffs += [f"{t.name}.{d}" for d in fingerprint_diff(prev, t.fingerprint)]
+                cur = t.fingerprint
+                if "parts" not in prev:  # recorded before benchmarks declared their parts: not a difference
+                    cur = {k: v for k, v in cur.items() if k != "parts"}
+                diffs += [f"{t.name}.{d}" for d in fingerprint_diff(prev, cur)]
             if diffs and not cfg.force:
                 raise ConfigError(
                     "--resume refused: the configuration differs from the earlier run: "
@@ -424,68 +455,77 @@ class EvalRunner:
 
     # ---------------------------------------------------------------- endpoint
 
-    async def connect(self) -> ApiModel:
+    def _policy(self) -> RetryPolicy:
         cfg = self.cfg
-        if cfg.api_url is None:
-            loop = asyncio.get_running_loop()
-            self.sim = await loop.run_in_executor(None, start_builtin_sim, self.model_name)
-            url = str(self.sim.url)
-            self.say(f"No --api-url given: using the built-in simulator (policy 'choice') at {url}")
-        else:
-            url = cfg.api_url
-        if cfg.use_cache is not None:
-            self.cache = ResponseCache(cfg.use_cache).open()
-        policy = RetryPolicy(
+        return RetryPolicy(
             max_attempts=cfg.max_attempts,
             base_delay_s=cfg.retry_backoff_s,
             max_delay_s=cfg.retry_max_backoff_s,
             retry_after_cap_s=cfg.retry_after_cap_s,
             deadline_s=cfg.sample_timeout_s,
         )
-        model = ApiModel(
+
+    def _build_model(self) -> Model:
+        """The model the config describes: the endpoint at --api-url, else the built-in simulator."""
+        cfg = self.cfg
+        common: dict[str, Any] = {
+            "api": cfg.api,
+            "api_key": self.api_key,
+            "concurrency": cfg.eval_batch_size,
+            "policy": self._policy(),
+            "timeouts": Timeouts(connect_s=cfg.connect_timeout_s, read_s=cfg.read_timeout_s),
+            "stream": cfg.stream,
+            "cache": self.cache,
+        }
+        if cfg.api_url is None:
+            return BuiltinSimModel(self.model_name, **common)
+        return ApiModel(cfg.api_url, self.model_name, endpoint_id=self.endpoint_id, **common)
+
+    def _build_judge(self, main_url: str | None) -> Model | None:
+        cfg = self.cfg
+        if not cfg.judge_model:
+            return None
+        judge_key = cfg.resolved_judge_key()
+        if judge_key:
+            register_secret(judge_key)
+        url = cfg.judge_api_url or main_url
+        if url is None:
+            raise ConfigError("--judge-model needs an endpoint", "pass --judge-api-url")
+        return ApiModel(
             url,
-            self.model_name,
-            api=cfg.api,
-            api_key=self.api_key,
+            cfg.judge_model,
+            api="openai",
+            api_key=judge_key,
             concurrency=cfg.eval_batch_size,
-            policy=policy,
+            policy=self._policy(),
             timeouts=Timeouts(connect_s=cfg.connect_timeout_s, read_s=cfg.read_timeout_s),
             stream=cfg.stream,
-            endpoint_id=self.endpoint_id,
-            cache=self.cache,
         )
-        self.model = model
-        if cfg.judge_model:
-            judge_key = cfg.resolved_judge_key()
-            if judge_key:
-                register_secret(judge_key)
-            self.judge = ApiModel(
-                cfg.judge_api_url or url,
-                cfg.judge_model,
-                api="openai",
-                api_key=judge_key,
-                concurrency=cfg.eval_batch_size,
-                policy=policy,
-                timeouts=Timeouts(connect_s=cfg.connect_timeout_s, read_s=cfg.read_timeout_s),
-                stream=cfg.stream,
-            )
-            for t in self.tasks:
-                # Judge-scored benchmarks call ``await self.judge.generate(messages, params, request_id)``.
-                setattr(t.bench, "judge", self.judge)  # noqa: B010 - optional attribute of the contract
-        if cfg.preflight:
-            from evalscope.engine.preflight import preflight
 
-            try:
-                await preflight(model.client, check_model=bool(self.model_name))
-            except EndpointError as exc:
-                exc.message = exc.message.replace("--url", "--api-url")
-                if exc.hint:
-                    exc.hint = exc.hint.replace("--url", "--api-url")
-                raise
-            if not self.model_name:
-                self.model_name = model.client.model
-                for t in self.tasks:
-                    t.fingerprint["model"] = self.model_name
+    async def connect(self) -> Model:
+        cfg = self.cfg
+        if cfg.use_cache is not None and self.model is None:
+            self.cache = ResponseCache(cfg.use_cache).open()
+        if self.model is None:
+            self.model = self._build_model()
+        model = self.model
+        try:
+            await model.start(check=cfg.preflight, check_model=bool(self.model_name))
+        except EndpointError as exc:
+            exc.message = exc.message.replace("--url", "--api-url")
+            if exc.hint:
+                exc.hint = exc.hint.replace("--url", "--api-url")
+            raise
+        if isinstance(model, BuiltinSimModel):
+            self.say(f"No --api-url given: using the built-in simulator (policy 'choice') at {model.url}")
+        if self.judge is None:
+            self.judge = self._build_judge(model.url if isinstance(model, BuiltinSimModel) else cfg.api_url)
+        if self.judge is not None:
+            await self.judge.start(check=False)
+        if not self.model_name:
+            self.model_name = model.name
+            for t in self.tasks:
+                t.fingerprint["model"] = self.model_name
         return model
 
     # ---------------------------------------------------------------- running
@@ -519,7 +559,7 @@ class EvalRunner:
                 warned.add(q)
                 self.say("Warning: " + self._QUIRK_WARNINGS.get(q, q))
 
-    async def _one(self, model: ApiModel, t: _Task, s: Sample, rep: int) -> None:
+    async def _one(self, model: Model, t: _Task, s: Sample, rep: int) -> None:
         gen: Generation = await model.generate(s.messages, t.generation, _request_id(t.name, s.id, rep), rep)
         if gen.quirks:
             self._warn_quirks(gen.quirks)
@@ -550,7 +590,11 @@ class EvalRunner:
             entry["retried_errors"] = gen.retried_errors
         if gen.ok:
             try:
-                res = await t.bench.ascore(s, gen.text)
+                if t.bench.uses_judge:
+                    assert self.judge is not None  # prepare() refused judge-scored benchmarks without one
+                    res = await t.bench.ajudge(s, gen.text, self.judge)
+                else:
+                    res = await t.bench.ascore(s, gen.text)
             except Exception as exc:  # noqa: BLE001 - a scorer bug marks the sample errored, never wrong
                 entry.update(status=ERRORED, error={"kind": "scoring", "message": scrub(repr(exc))[:1024]})
             else:
@@ -592,9 +636,13 @@ class EvalRunner:
             ]
             self.say("progress: " + ", ".join(parts))
 
-    async def dispatch(self, model: ApiModel) -> None:
-        """At most ``eval_batch_size`` sample tasks alive; requests produced lazily (M2)."""
+    async def dispatch(self, model: Model) -> None:
+        """At most ``eval_batch_size`` sample tasks alive (fewer if the model takes fewer at once); requests
+        produced lazily (M2)."""
         limit = self.cfg.eval_batch_size
+        cap = model.capabilities.max_in_flight
+        if cap is not None:
+            limit = max(1, min(limit, cap))
         slots = asyncio.Semaphore(limit)
         progress = asyncio.create_task(self._progress()) if not self.cfg.quiet else None
         try:
@@ -647,15 +695,29 @@ class EvalRunner:
                 pass
         return installed
 
+    def _dry_run(self) -> EvalResult:
+        """--dry-run: options validated and data loaded; report what would be sent, create nothing."""
+        for t in self.tasks:
+            self.say(
+                f"Dry run: {t.name}: {len(t.samples)} samples x {self.cfg.repeats} repeats, "
+                f"generation {_jsonable(t.generation)}"
+            )
+        target = "the built-in simulator" if self.cfg.api_url is None else self.endpoint_id
+        self.say(f"Dry run: nothing sent to {target}; no run directory created.")
+        return EvalResult(run_dir=self.cfg.work_dir)
+
     async def run(self) -> EvalResult:
         self.prepare()
-        self.open_run_dir()
-        assert self.run_dir is not None
-        self.say(f"Run directory: {self.run_dir}")
+        if self.cfg.dry_run:
+            return self._dry_run()
         status = "failed"
         installed = self._install_signals()
         try:
             model = await self.connect()
+            # only after the endpoint check: an unreachable endpoint leaves no (failed) run directory behind
+            self.open_run_dir()
+            assert self.run_dir is not None
+            self.say(f"Run directory: {self.run_dir}")
             self.manifest["fingerprints"].update({t.name: t.fingerprint for t in self.tasks})
             self.manifest["endpoint"] = self.endpoint_id
             self.manifest["model"] = self.model_name
@@ -693,8 +755,6 @@ class EvalRunner:
                 await self.model.aclose()
             if self.judge is not None:
                 await self.judge.aclose()
-            if self.sim is not None:
-                self.sim.stop()
             self.manifest["status"] = status
             self.manifest["finished"] = time.time()
             self.manifest["elapsed_s"] = time.perf_counter() - self._t0
@@ -705,20 +765,18 @@ class EvalRunner:
 
                 write_html_safely(self.run_dir)
 
-    def finish(self, model: ApiModel, wall_s: float) -> EvalResult:
+    def finish(self, model: Model, wall_s: float) -> EvalResult:
         from evalscope.eval.report import build_report, cumulative_performance, print_table, write_report
 
         assert self.run_dir is not None
-        result = EvalResult(run_dir=self.run_dir, sent=model.sent)
+        stats = model.stats()
+        result = EvalResult(run_dir=self.run_dir, sent=stats.sent)
         # This session's counters go into the manifest; the report's performance covers every session of the
         # run (a resumed run used to overwrite it with the last session's, "0 requests" when nothing was left).
         session: dict[str, Any] = self.manifest.setdefault("sessions", [{"started": self.started}])[-1]
         session.update(
             wall_time_s=wall_s,
-            requests_sent=model.sent,
-            retries=model.retries,
-            reconnects=model.reconnects,
-            concurrency_cuts=model.gate.cuts,
+            **stats.as_dict(),
             eval_batch_size=self.cfg.eval_batch_size,
         )
         if self.cache is not None:

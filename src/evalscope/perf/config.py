@@ -257,6 +257,70 @@ class PerfConfig(BaseModel):
         json_schema_extra=_cli("--continuous-usage", kind="flag", group="requests"),
     )
 
+    # ---- upstream EvalScope request options (folded into the body by evalscope.perf.upstream)
+    prompt: str | None = Field(
+        None,
+        description="Send this one prompt in every request (text, or @FILE); instead of --dataset.",
+        json_schema_extra=_cli("--prompt", group="requests"),
+    )
+    query_template: str | None = Field(
+        None,
+        description="Upstream's JSON body template: its fields (other than model/messages/prompt) are "
+        "sent as with --extra-args.",
+        json_schema_extra=_cli("--query-template", group="requests", metavar="JSON"),
+    )
+    stop: list[str] = Field(
+        default_factory=list,
+        description="Stop sequences sent in the body (several values allowed).",
+        json_schema_extra=_cli("--stop", kind="list", group="requests", metavar="TEXT..."),
+    )
+    stop_token_ids: list[int] = Field(
+        default_factory=list,
+        description="stop_token_ids sent in the body (vLLM extension).",
+        json_schema_extra=_cli("--stop-token-ids", kind="list", group="requests", metavar="ID..."),
+    )
+    frequency_penalty: float | None = Field(
+        None, description="frequency_penalty sent in the body.", json_schema_extra=_cli("--frequency-penalty", group="requests")
+    )
+    presence_penalty: float | None = Field(
+        None, description="presence_penalty sent in the body.", json_schema_extra=_cli("--presence-penalty", group="requests")
+    )
+    repetition_penalty: float | None = Field(
+        None,
+        description="repetition_penalty sent in the body (vLLM / SGLang extension).",
+        json_schema_extra=_cli("--repetition-penalty", group="requests"),
+    )
+    top_k: int | None = Field(
+        None, description="top_k sent in the body (vLLM / SGLang extension).", json_schema_extra=_cli("--top-k", group="requests")
+    )
+    n_choices: int | None = Field(
+        None, ge=1, description="Choices per request (body field n).", json_schema_extra=_cli("--n-choices", group="requests")
+    )
+    logprobs: bool = Field(
+        False, description="Ask for logprobs.", json_schema_extra=_cli("--logprobs", kind="flag", group="requests")
+    )
+    log_every_n_query: int | None = Field(
+        None,
+        ge=1,
+        description="Upstream's progress logging; accepted, the live view (or --no-live's end table) reports.",
+        json_schema_extra=_cli("--log-every-n-query", group="output"),
+    )
+    no_timestamp: bool = Field(
+        False,
+        description="Name the run directory without the timestamp (OUTPUTS/NAME).",
+        json_schema_extra=_cli("--no-timestamp", kind="flag", group="output"),
+    )
+    wandb_api_key: SecretStr | None = Field(
+        None,
+        description="Log the summary to Weights & Biases (needs `pip install wandb`). Never saved.",
+        json_schema_extra=_cli("--wandb-api-key", group="output"),
+    )
+    swanlab_api_key: SecretStr | None = Field(
+        None,
+        description="Log the summary to SwanLab (needs `pip install swanlab`). Never saved.",
+        json_schema_extra=_cli("--swanlab-api-key", group="output"),
+    )
+
     # ---- metrics and output
     percentiles: list[float] = Field(
         default_factory=lambda: [50.0, 90.0, 95.0, 99.0, 99.9],
@@ -400,13 +464,15 @@ class PerfConfig(BaseModel):
         if isinstance(v, str):
             v = v.replace(",", " ").split()
         if isinstance(v, list | tuple):
+            # one string may hold several pairs ("ttft:500 tpot:50", as the docs write it)
+            v = [p for item in v for p in str(item).replace(",", " ").split()]
             out: dict[str, Any] = {}
             for item in v:
                 k, sep, val = str(item).partition(":")
                 if not sep:
                     k, sep, val = str(item).partition("=")
                 if not sep:
-                    raise ValueError(f"{item!r} is not METRIC:MS")
+                    raise ValueError(f"{item!r} is not METRIC:MS (e.g. --goodput ttft:500 tpot:50)")
                 out[k.strip().lower()] = val
             v = out
         if isinstance(v, dict):
@@ -417,7 +483,10 @@ class PerfConfig(BaseModel):
                     if float(val) <= 0:
                         raise ValueError
                 except (TypeError, ValueError):
-                    raise ValueError(f"{k}:{val} needs a positive number of milliseconds") from None
+                    raise ValueError(
+                        f"{k}:{val} needs a positive number of milliseconds (syntax: METRIC:MS ..., "
+                        "e.g. --goodput ttft:500 tpot:50)"
+                    ) from None
         return v
 
     @field_validator("extra_args", mode="before")
@@ -458,6 +527,26 @@ class PerfConfig(BaseModel):
         if v not in DATASETS:
             raise ValueError(DATASETS.unknown_message(v))
         return v
+
+    @field_validator("api", mode="before")
+    @classmethod
+    def _upstream_api(cls, v: Any) -> Any:
+        from evalscope.compat_cli import map_perf_api
+
+        return map_perf_api(v) if isinstance(v, str) else v
+
+    @field_validator("stop", "stop_token_ids", mode="before")
+    @classmethod
+    def _stop_lists(cls, v: Any) -> Any:
+        if isinstance(v, str | int):
+            return [v]
+        return v
+
+    @model_validator(mode="after")
+    def _upstream(self) -> PerfConfig:
+        from evalscope.perf.upstream import apply_upstream_options
+
+        return apply_upstream_options(self)
 
     @model_validator(mode="after")
     def _consistent(self) -> PerfConfig:
@@ -524,16 +613,12 @@ class PerfConfig(BaseModel):
         return parallel
 
     def resolve_api_key(self) -> str | None:
-        """--api-key, then --api-key-file, then $EVALSCOPE_API_KEY, then $OPENAI_API_KEY."""
-        if self.api_key is not None:
-            return self.api_key.get_secret_value() or None
-        if self.api_key_file is not None:
-            try:
-                text = self.api_key_file.read_text(encoding="utf-8").strip()
-            except (OSError, UnicodeDecodeError) as exc:
-                raise ConfigError(f"--api-key-file: cannot read {str(self.api_key_file)!r}: {exc}") from None
-            return text.splitlines()[0].strip() if text else None
-        return os.environ.get("EVALSCOPE_API_KEY") or os.environ.get("OPENAI_API_KEY") or None
+        """--api-key, then --api-key-file, then the environment (engine/credentials.py has the rule)."""
+        from evalscope.engine.credentials import resolve_api_key
+
+        return resolve_api_key(
+            None if self.api_key is None else self.api_key.get_secret_value(), self.api_key_file
+        )
 
     def public_dict(self) -> dict[str, Any]:
         """JSON-ready config with the key removed (redaction of other secrets happens on save)."""
@@ -542,6 +627,8 @@ class PerfConfig(BaseModel):
         d = self.model_dump(mode="json")
         d["url"] = redact_url(self.url)
         d["api_key"] = "***" if self.api_key is not None else None
+        for key in ("wandb_api_key", "swanlab_api_key"):
+            d[key] = "***" if getattr(self, key) is not None else None
         # any header whose name looks like a credential (Authorization, X-Api-Key, X-Auth-Token...) is masked
         d["headers"] = {k: ("***" if is_secret_key(k) else v) for k, v in self.headers.items()}
         return d
@@ -616,6 +703,9 @@ def _format_validation_error(exc: ValidationError, given: Mapping[str, Any]) -> 
     if field == "headers":  # header values are often credentials: the message names the header only
         return f"{option_name(field)}: {msg}"
     allowed = msg
+    plain = {"int_parsing": "must be an integer", "float_parsing": "must be a number", "bool_parsing": "must be true or false"}
+    if err.get("type") in plain:
+        allowed = plain[str(err.get("type"))]
     if err.get("type") == "literal_error":
         allowed = msg.replace("Input should be", "allowed:")
     return f"{option_name(field)} {value!r}: {allowed}"

@@ -195,6 +195,11 @@ class ConsoleReporter(Reporter):
                     *(_ms(m.get(k)) for k in ("mean", "p50", "p90", "p99", "p999", "max")),
                 )
             c.print(lt)
+            from evalscope.perf.legend import latency_legend
+
+            legend = latency_legend(s)
+            if legend:
+                c.print(legend, style="dim")
         else:
             lt = Table(title="Latency (ms) across stages", title_justify="left", box=None, pad_edge=False)
             for col in (

@@ -213,7 +213,7 @@ class PerfRun:
 
     def _open_run_dir(self) -> None:
         cfg = self.cfg
-        self.run_dir = make_run_dir(Path(cfg.outputs_dir), cfg.name)
+        self.run_dir = make_run_dir(Path(cfg.outputs_dir), cfg.name, timestamp=not cfg.no_timestamp)
         self.writer = RecordWriter(self.run_dir / "records.jsonl", cfg.save_responses)
         self._manifest = {
             "schema": "evalscope.perf.manifest/1",

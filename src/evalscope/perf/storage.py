@@ -24,12 +24,12 @@ FLUSH_INTERVAL_S = 0.5
 FLUSH_LINES = 512
 
 
-def make_run_dir(outputs_dir: Path, name: str | None) -> Path:
-    """Create and return a new, unique run directory."""
+def make_run_dir(outputs_dir: Path, name: str | None, timestamp: bool = True) -> Path:
+    """Create and return a new, unique run directory (``--no-timestamp``: without the time prefix)."""
     stamp = time.strftime("%Y%m%d_%H%M%S", time.gmtime())
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in (name or "perf"))[:64]
     outputs_dir.mkdir(parents=True, exist_ok=True)
-    base = outputs_dir / f"{stamp}_{safe}"
+    base = outputs_dir / (f"{stamp}_{safe}" if timestamp else safe)
     path = base
     i = 1
     while True:

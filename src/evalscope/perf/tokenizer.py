@@ -1,7 +1,7 @@
 """Token counting for prompt lengths: a Hugging Face tokenizer when given, else the simulator's word count.
 
 ``transformers`` is imported only when ``--tokenizer-path`` is used. Without it the word tokenizer counts one
-token per whitespace-separated word, exactly as the built-in simulator does (``evalscope.sim.count_tokens``);
+token per whitespace-separated word, exactly as the built-in simulator does (both use ``evalscope.tokens``);
 against a real model it is only an approximation, and the summary says which counter was used.
 """
 
@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from evalscope.errors import ConfigError
+from evalscope.tokens import count_tokens
 
 
 class Tokenizer(Protocol):
@@ -25,14 +26,7 @@ class Tokenizer(Protocol):
     def random_text(self, n_tokens: int, rng: Any) -> str: ...
 
 
-def _word_count(text: str) -> int:
-    return len(text.split())
-
-
-try:  # the simulator's own counter when present (identical definition)
-    from evalscope.sim.tokens import count_tokens as _sim_count
-except ImportError:  # pragma: no cover - the simulator package is optional at import time
-    _sim_count = _word_count
+_sim_count = count_tokens  # the simulator counts with the same function (evalscope/tokens.py)
 
 #: A small fixed vocabulary for random prompts (plain lowercase words, one token each for the word counter).
 _WORDS_TEXT = (

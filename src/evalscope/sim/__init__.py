@@ -10,8 +10,8 @@ from __future__ import annotations
 from evalscope.sim.config import FAULT_KINDS, ScriptRule, SimConfig
 from evalscope.sim.process import SimProcess
 from evalscope.sim.server import SimServer
-from evalscope.sim.tokens import count_message_tokens, count_prompt_tokens, count_tokens, tokenize
 from evalscope.sim.truth import TruthRecord
+from evalscope.tokens import count_message_tokens, count_prompt_tokens, count_tokens, tokenize
 
 __all__ = [
     "FAULT_KINDS",

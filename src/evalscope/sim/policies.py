@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evalscope.sim.config import ScriptRule, SimConfig
-from evalscope.sim.tokens import tokenize
+from evalscope.tokens import tokenize
 
 #: Small vocabulary for random replies; each entry is one token (word plus trailing space).
 VOCAB: tuple[str, ...] = tuple(

@@ -32,7 +32,8 @@ from evalscope.sim.config import SimConfig
 from evalscope.sim.policies import ReplyMaker, prompt_seed, reasoning_tokens
 from evalscope.sim.serverside import PrefixCache, metrics_text, timings_json
 from evalscope.sim.ticker import Ticker
-from evalscope.sim.tokens import (
+from evalscope.sim.truth import LAG_BUCKETS, Stats, TruthRecord, TruthStore
+from evalscope.tokens import (
     count_message_tokens,
     count_prompt_tokens,
     message_text,
@@ -40,7 +41,6 @@ from evalscope.sim.tokens import (
     prompt_text,
     token_ids,
 )
-from evalscope.sim.truth import LAG_BUCKETS, Stats, TruthRecord, TruthStore
 
 _log = logging.getLogger("evalscope.sim")
 _MS = 1_000_000

@@ -150,7 +150,7 @@ def test_load_task_config_from_dict_yaml_json(tmp_path: Path) -> None:
     cfg = load_task_config(d)
     assert cfg.api_url == "http://h:1/v1" and cfg.limit == 5
     y = tmp_path / "t.yaml"
-    y.write_text("model: m\ndatasets: [arc, gsm8k]\ngeneration_config:\n  max_new_tokens: 32\n")
+    y.write_text("model: m\napi_url: sim\ndatasets: [arc, gsm8k]\ngeneration_config:\n  max_new_tokens: 32\n")
     cfg2 = load_task_config(str(y))
     assert cfg2.datasets == ["arc", "gsm8k"] and cfg2.generation_config == {"max_tokens": 32}
     j = tmp_path / "t.json"

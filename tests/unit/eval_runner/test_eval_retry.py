@@ -61,6 +61,10 @@ class Sleeps:
         (ErrorInfo("dns"), False),
         (ErrorInfo("malformed_stream"), False),
         (ErrorInfo("client"), False),
+        # the server's own answer, not a passing fault: an empty stream, a redirect on the POST
+        (ErrorInfo("empty_stream"), False),
+        (ErrorInfo("redirect", http_status=302), False),
+        (ErrorInfo("redirect", http_status=301), False),
         (None, False),
     ],
 )

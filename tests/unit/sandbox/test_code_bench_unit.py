@@ -148,9 +148,9 @@ async def test_humaneval_scoring_round_trip(tmp_path: Path) -> None:
     samples = b.load()
     outs = [(s, b.reference_output(s, i)) for s in samples for i in range(3)]
     outs += [(s, b.wrong_output(s)) for s in samples]
-    outs += [(samples[0], "```python\ndef add(a, b):\n    while True:\n        pass\n```")]
-    b.timeout_s = 1.0
     res = await _score_all(b, outs)
+    b.timeout_s = 1.0  # only for the endless loop: a loaded machine may take longer than 1 s to start a program
+    res += await _score_all(b, [(samples[0], "```python\ndef add(a, b):\n    while True:\n        pass\n```")])
     statuses = [r.status for r in res]
     assert statuses == ["passed"] * 6 + ["failed"] * 2 + ["timeout"]
     assert all(r.value == (1.0 if r.status == "passed" else 0.0) for r in res)

@@ -1,5 +1,13 @@
 """Benchmark modules. Importing the package registers the built-in benchmarks lazily (``name -> module:class``)
-so that listing names or a did-you-mean never imports every module; ``BENCHMARKS.get(name)`` imports one."""
+so that listing names or a did-you-mean never imports every module; ``BENCHMARKS.get(name)`` imports one.
+
+Owns the contract (``base.py``: ``Sample``, ``ScoreResult``, ``Benchmark`` and its versioned parts ``Loader``,
+``PromptTemplate``, ``Scorer`` / ``JudgeScorer``), shared readers and prompt families (``_common.py`` for
+multiple choice, ``_math_base.py`` for math) and one module per benchmark.
+
+May import: ``eval.scoring``, ``eval.sandbox`` (code benchmarks), ``eval.models.base`` (types only, for judge
+scorers), ``evalscope.errors`` / ``registry``. Never the runner, perf or cli.
+"""
 
 from __future__ import annotations
 

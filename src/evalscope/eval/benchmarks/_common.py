@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from evalscope.errors import DatasetError, UnknownNameError
-from evalscope.eval.benchmarks.base import Benchmark, Sample, ScoreResult
+from evalscope.eval.benchmarks.base import (
+    Benchmark,
+    JudgeScorer,
+    PromptTemplate,
+    Record,
+    Sample,
+    Scorer,
+    ScoreResult,
+)
 from evalscope.eval.scoring.extract import extract_choice_detailed
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -367,14 +375,11 @@ class BaseBenchmark(Benchmark):
         return fmt == "turns"
 
 
-class MultipleChoiceBenchmark(BaseBenchmark):
-    """Base for single-answer MCQ benchmarks: gold is a letter, ``meta['letters']`` the valid letters."""
+class ChoiceScorer(Scorer):
+    """Single-answer MCQ: the extracted letter (among ``meta['letters']``) equals the gold letter."""
 
-    zh: ClassVar[bool] = False
-
-    def chinese(self) -> bool:
-        """Whether prompts and reference outputs use ``答案：`` (class default ``zh``)."""
-        return self.zh
+    name = "choice"
+    version = "1"
 
     def score(self, sample: Sample, output: str) -> ScoreResult:
         letters = str(sample.meta.get("letters", "ABCD"))
@@ -385,6 +390,42 @@ class MultipleChoiceBenchmark(BaseBenchmark):
             parsed=ext.parsed,
             detail={"extraction": ext.method},
         )
+
+
+class McqPrompt(PromptTemplate):
+    """The MCQ prompt of :func:`mcq_sample`: ``ANSWER: X`` (``答案：X`` for Chinese benchmarks), shots inline or
+    as turns (``few_shot_format``)."""
+
+    name = "mcq"
+    version = "1"
+
+    def render(self, record: Record, bench: Benchmark) -> Sample:
+        assert isinstance(bench, MultipleChoiceBenchmark)
+        return mcq_sample(
+            record.id,
+            record.question,
+            record.choices or [],
+            str(record.gold),
+            subset=record.subset,
+            category=record.category,
+            shots=record.shots,
+            zh=bench.chinese(),
+            preamble=record.preamble,
+            meta=record.meta or None,
+            turns=bench.shots_as_turns,
+        )
+
+
+class MultipleChoiceBenchmark(BaseBenchmark):
+    """Base for single-answer MCQ benchmarks: gold is a letter, ``meta['letters']`` the valid letters."""
+
+    zh: ClassVar[bool] = False
+    prompt: ClassVar[PromptTemplate | None] = McqPrompt()
+    scorer: ClassVar[Scorer | JudgeScorer | None] = ChoiceScorer()
+
+    def chinese(self) -> bool:
+        """Whether prompts and reference outputs use ``答案：`` (class default ``zh``)."""
+        return self.zh
 
     def _others(self, sample: Sample, exclude: str) -> list[str]:
         return [c for c in str(sample.meta.get("letters", "ABCD")) if c != exclude]
@@ -399,3 +440,29 @@ class MultipleChoiceBenchmark(BaseBenchmark):
         wrong = others[style % len(others)]
         distract = [str(sample.gold), *[c for c in others if c != wrong]]
         return render_letter(wrong, distract, style, self.chinese())
+
+
+def mcq_record(
+    record_id: str,
+    question: str,
+    options: Sequence[str],
+    gold: str,
+    *,
+    subset: str = "default",
+    category: str | None = None,
+    shots: Iterable[tuple[str, Sequence[str], str, str | None]] = (),
+    preamble: str | None = None,
+    meta: dict[str, Any] | None = None,
+) -> Record:
+    """What an MCQ loader reads for one item (rendered by :class:`McqPrompt`); ``shots`` as in :func:`mcq_prompt`."""
+    return Record(
+        record_id,
+        question,
+        gold,
+        subset=subset,
+        category=category,
+        choices=list(options),
+        shots=list(shots),
+        meta=dict(meta or {}),
+        preamble=preamble,
+    )

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from evalscope.eval.benchmarks._common import BaseBenchmark
-from evalscope.eval.benchmarks.base import Sample, ScoreResult
+from evalscope.eval.benchmarks._common import BaseBenchmark, user
+from evalscope.eval.benchmarks.base import (
+    Benchmark,
+    JudgeScorer,
+    PromptTemplate,
+    Record,
+    Sample,
+    Scorer,
+    ScoreResult,
+)
 from evalscope.eval.scoring.extract import extract_math_answer
 from evalscope.eval.scoring.math_equiv import math_equiv, parse_number
 
@@ -70,15 +79,55 @@ def wrong_answer(gold: str) -> str:
     return f"{gold}+1"
 
 
-class MathBenchmark(BaseBenchmark):
-    """Gold is the reference answer string; score = ``math_equiv(extract_math_answer(output), gold)``."""
+class MathScorer(Scorer):
+    """``math_equiv(extract_math_answer(output), gold)``: the boxed / final answer, compared symbolically."""
 
-    metric: ClassVar[str] = "accuracy"
+    name = "math-equiv"
+    version = "1"
 
     def score(self, sample: Sample, output: str) -> ScoreResult:
         pred = extract_math_answer(output)
         ok = pred is not None and math_equiv(pred, str(sample.gold))
         return ScoreResult(value=1.0 if ok else 0.0, extracted=pred, parsed=pred is not None)
+
+
+class MathPrompt(PromptTemplate):
+    """:func:`math_prompt`; ``record.shots`` are (problem, solution) pairs, inline or as turns."""
+
+    name = "math"
+    version = "1"
+
+    def render(self, record: Record, bench: Benchmark) -> Sample:
+        assert isinstance(bench, BaseBenchmark)
+        shots = list(record.shots)
+        if shots and bench.shots_as_turns:
+            msgs: list[dict[str, Any]] = []
+            for sq, sol in shots:
+                msgs += user(math_prompt(sq))
+                msgs.append({"role": "assistant", "content": sol})
+            msgs += user(math_prompt(record.question))
+        else:
+            msgs = user(math_prompt(record.question, shots))
+        return Sample(
+            id=record.id,
+            messages=msgs,
+            gold=record.gold,
+            subset=record.subset,
+            category=record.category,
+            meta=dict(record.meta),
+        )
+
+
+class MathBenchmark(BaseBenchmark):
+    """Gold is the reference answer string; score = ``math_equiv(extract_math_answer(output), gold)``."""
+
+    metric: ClassVar[str] = "accuracy"
+    prompt: ClassVar[PromptTemplate | None] = MathPrompt()
+    scorer: ClassVar[Scorer | JudgeScorer | None] = MathScorer()
+
+    async def ascore(self, sample: Sample, output: str) -> ScoreResult:
+        # Off the event loop: math-verify may take up to its timeout in its worker process.
+        return await asyncio.to_thread(self.score, sample, output)
 
     def reference_output(self, sample: Sample, style: int = 0) -> str:
         gold = str(sample.gold)

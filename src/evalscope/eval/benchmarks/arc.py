@@ -16,12 +16,11 @@ from evalscope.eval.benchmarks._common import (
     IdMaker,
     MultipleChoiceBenchmark,
     data_root,
-    mcq_sample,
     read_jsonl,
     require_file,
     select_shots,
 )
-from evalscope.eval.benchmarks.base import BENCHMARKS, Sample
+from evalscope.eval.benchmarks.base import BENCHMARKS, Benchmark, Loader, Record
 
 
 def _parse(path: Path, line: int, obj: dict[str, Any]) -> tuple[str, str, list[str], str]:
@@ -38,6 +37,47 @@ def _parse(path: Path, line: int, obj: dict[str, Any]) -> tuple[str, str, list[s
     return str(obj["id"]), str(q["stem"]), [str(c["text"]) for c in choices], LETTERS[labels.index(key)]
 
 
+class ArcLoader(Loader):
+    """``<subset>/<subset>-Test.jsonl`` per subset; shots from ``-Train.jsonl`` of the same subset."""
+
+    name = "arc-jsonl"
+    version = "1"
+
+    def _file(self, bench: Benchmark, subset: str, split: str) -> Path:
+        root = data_root(bench, f"{subset}/{subset}-{split}.jsonl")
+        return root / subset / f"{subset}-{split}.jsonl"
+
+    def data_files(self, bench: Benchmark) -> list[Path]:
+        out = [
+            require_file(self._file(bench, s, "Test"), "arc/<subset>/<subset>-Test.jsonl")
+            for s in bench.subset_list
+        ]
+        if bench.few_shot_num > 0:
+            out += [
+                self._file(bench, s, "Train")
+                for s in bench.subset_list
+                if self._file(bench, s, "Train").is_file()
+            ]
+        return out
+
+    def _read(self, path: Path) -> list[tuple[str, str, list[str], str]]:
+        return [_parse(path, ln, o) for ln, o in read_jsonl(path, ("id", "question", "answerKey"))]
+
+    def load(self, bench: Benchmark) -> list[Record]:
+        records: list[Record] = []
+        for subset in bench.subset_list:
+            test = require_file(self._file(bench, subset, "Test"), "arc/<subset>/<subset>-Test.jsonl")
+            shots: list[tuple[str, list[str], str, str | None]] = []
+            if bench.few_shot_num > 0:
+                train = require_file(self._file(bench, subset, "Train"), "arc/<subset>/<subset>-Train.jsonl")
+                pool = [(q, o, a, None) for _i, q, o, a in self._read(train)]
+                shots = select_shots(pool, bench.few_shot_num, bench.args, subset)
+            ids = IdMaker()
+            for rid, q, opts, ans in self._read(test):
+                records.append(Record(ids(rid), q, ans, subset=subset, choices=opts, shots=shots))
+        return records
+
+
 @BENCHMARKS.register("arc")
 class ARC(MultipleChoiceBenchmark):
     name = "arc"
@@ -51,34 +91,4 @@ class ARC(MultipleChoiceBenchmark):
         "ARC-E": "ARC-Easy",
     }
     default_shots = 0
-
-    def _file(self, subset: str, split: str) -> Path:
-        root = data_root(self, f"{subset}/{subset}-{split}.jsonl")
-        return root / subset / f"{subset}-{split}.jsonl"
-
-    def data_files(self) -> list[Path]:
-        out = [
-            require_file(self._file(s, "Test"), "arc/<subset>/<subset>-Test.jsonl") for s in self.subset_list
-        ]
-        if self.few_shot_num > 0:
-            out += [self._file(s, "Train") for s in self.subset_list if self._file(s, "Train").is_file()]
-        return out
-
-    def _read(self, path: Path) -> list[tuple[str, str, list[str], str]]:
-        return [_parse(path, ln, o) for ln, o in read_jsonl(path, ("id", "question", "answerKey"))]
-
-    def load(self) -> list[Sample]:
-        samples: list[Sample] = []
-        for subset in self.subset_list:
-            test = require_file(self._file(subset, "Test"), "arc/<subset>/<subset>-Test.jsonl")
-            shots: list[tuple[str, list[str], str, str | None]] = []
-            if self.few_shot_num > 0:
-                train = require_file(self._file(subset, "Train"), "arc/<subset>/<subset>-Train.jsonl")
-                pool = [(q, o, a, None) for _i, q, o, a in self._read(train)]
-                shots = select_shots(pool, self.few_shot_num, self.args, subset)
-            ids = IdMaker()
-            for rid, q, opts, ans in self._read(test):
-                samples.append(
-                    mcq_sample(ids(rid), q, opts, ans, subset=subset, shots=shots, turns=self.shots_as_turns)
-                )
-        return samples
+    loader = ArcLoader()

@@ -3,6 +3,18 @@
 A benchmark loads samples (stable ids, chat messages, gold answer), scores one raw model output, and names its
 version (bumped whenever prompt or extraction changes; part of the resume fingerprint). Registered by the
 name users type: ``@BENCHMARKS.register("gsm8k")``.
+
+A benchmark is composed of three parts, each with its own declared version (as an inspect task is dataset +
+solver + scorer):
+
+- a :class:`Loader` reads the files into :class:`Record` items (ids, question, choices, gold, few-shot pool);
+- a :class:`PromptTemplate` turns one record into chat messages (a :class:`Sample`);
+- a :class:`Scorer` extracts and compares the answer: rule-based, or a :class:`JudgeScorer`, which declares
+  that it needs a judge model and receives it as an argument.
+
+A benchmark that sets ``loader``, ``prompt`` and ``scorer`` gets :meth:`Benchmark.load` and
+:meth:`Benchmark.score` from them; the parts' versions join its fingerprint. Older plugins that override
+``load`` / ``score`` directly keep working.
 """
 
 from __future__ import annotations
@@ -12,9 +24,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from evalscope.registry import Registry
+
+if TYPE_CHECKING:
+    from evalscope.eval.models.base import Model
 
 
 @dataclass(slots=True)
@@ -44,8 +59,74 @@ class ScoreResult:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class Record:
+    """One dataset item as a :class:`Loader` read it, before any prompt: what the prompt template renders."""
+
+    id: str
+    question: str
+    gold: Any
+    subset: str = "default"
+    category: str | None = None
+    #: option texts of a multiple-choice item (``None`` for open answers)
+    choices: list[str] | None = None
+    #: solved examples for this item, in the shape the prompt template expects
+    shots: Sequence[Any] = ()
+    meta: dict[str, Any] = field(default_factory=dict)
+    #: text put before the instruction (MMLU's "The following is a question about ...")
+    preamble: str | None = None
+
+
+class Part:
+    """A versioned part of a benchmark. ``version`` is bumped whenever the part's output changes for the same
+    input (the run fingerprint holds ``name@version`` of each part, so ``--resume`` notices)."""
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "1"
+
+    def ident(self) -> str:
+        return f"{self.name or type(self).__name__}@{self.version}"
+
+
+class Loader(Part, ABC):
+    """Reads a benchmark's files (below ``bench.dataset_dir``, honouring its args, subsets and shot count)."""
+
+    @abstractmethod
+    def load(self, bench: Benchmark) -> list[Record]: ...
+
+    def data_files(self, bench: Benchmark) -> list[Path]:
+        """Files the records came from; their hash is part of the fingerprint."""
+        return []
+
+
+class PromptTemplate(Part, ABC):
+    """Turns one record into the chat messages sent to the model."""
+
+    @abstractmethod
+    def render(self, record: Record, bench: Benchmark) -> Sample: ...
+
+
+class Scorer(Part, ABC):
+    """Rule-based scoring of one output (reasoning already removed) against the sample's gold."""
+
+    needs_judge: ClassVar[bool] = False
+
+    @abstractmethod
+    def score(self, sample: Sample, output: str) -> ScoreResult: ...
+
+
+class JudgeScorer(Part, ABC):
+    """Scoring by a judge model, handed in by the runner (``--judge-model``); declares ``needs_judge``."""
+
+    needs_judge: ClassVar[bool] = True
+
+    @abstractmethod
+    async def ascore(self, sample: Sample, output: str, judge: Model) -> ScoreResult: ...
+
+
 class Benchmark(ABC):
-    """Base class; subclasses set the class attributes and implement :meth:`load` and :meth:`score`."""
+    """Base class; subclasses set the class attributes and either the three parts (``loader``, ``prompt``,
+    ``scorer``) or implement :meth:`load` and :meth:`score` themselves."""
 
     name: ClassVar[str]
     version: ClassVar[str] = "1"
@@ -56,10 +137,19 @@ class Benchmark(ABC):
     #: Where the files live below ``--dataset-dir`` (laid out like ../shared/datasets).
     data_subdir: ClassVar[str] = ""
     needs_code_execution: ClassVar[bool] = False
-    #: Scored by a judge model (``self.judge``, from --judge-model); none of the built-in benchmarks is.
+    #: Scored by a judge model (from --judge-model, passed to :meth:`ajudge`); none of the built-in benchmarks is.
     uses_judge: ClassVar[bool] = False
     #: Generation defaults merged under the user's --generation-config.
     default_generation: ClassVar[dict[str, Any]] = {}
+    #: The parts (see the module docstring); ``None`` where the subclass implements the method itself.
+    loader: ClassVar[Loader | None] = None
+    prompt: ClassVar[PromptTemplate | None] = None
+    scorer: ClassVar[Scorer | JudgeScorer | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.scorer is not None:
+            cls.uses_judge = cls.scorer.needs_judge
 
     def __init__(self, dataset_dir: Path | None = None, args: dict[str, Any] | None = None) -> None:
         self.dataset_dir = dataset_dir
@@ -68,17 +158,36 @@ class Benchmark(ABC):
         sl = self.args.get("subset_list")
         self.subset_list: list[str] = list(sl) if sl else list(self.subsets)
 
-    @abstractmethod
     def load(self) -> list[Sample]:
-        """Read the evaluation split (and few-shot pool) and build the prompts."""
+        """Read the evaluation split (and few-shot pool) and build the prompts (default: loader + prompt)."""
+        if self.loader is None or self.prompt is None:
+            raise NotImplementedError(f"{type(self).__name__} sets no loader/prompt and does not override load")
+        return [self.prompt.render(r, self) for r in self.loader.load(self)]
 
-    @abstractmethod
     def score(self, sample: Sample, output: str) -> ScoreResult:
         """Extract the answer from one output (reasoning already removed) and compare it to the gold."""
+        if not isinstance(self.scorer, Scorer):
+            raise NotImplementedError(f"{type(self).__name__} has no rule-based scorer and does not override score")
+        return self.scorer.score(sample, output)
+
+    def parts(self) -> dict[str, str]:
+        """``name@version`` of each declared part (empty for a benchmark that declares none)."""
+        out: dict[str, str] = {}
+        for role in ("loader", "prompt", "scorer"):
+            part = getattr(self, role)
+            if part is not None:
+                out[role] = part.ident()
+        return out
 
     async def ascore(self, sample: Sample, output: str) -> ScoreResult:
         """Async scoring hook; code benchmarks override it to run programs in the sandbox."""
         return self.score(sample, output)
+
+    async def ajudge(self, sample: Sample, output: str, judge: Model) -> ScoreResult:
+        """Scoring by a judge model, for benchmarks with ``uses_judge``: the runner passes the judge in."""
+        if isinstance(self.scorer, JudgeScorer):
+            return await self.scorer.ascore(sample, output, judge)
+        raise NotImplementedError(f"{type(self).__name__} sets uses_judge but does not implement ajudge")
 
     def reference_output(self, sample: Sample, style: int = 0) -> str:
         """A correct reply to ``sample`` in one of several real-model styles (for tests and the simulator)."""
@@ -90,7 +199,7 @@ class Benchmark(ABC):
 
     def data_files(self) -> list[Path]:
         """Files the samples came from; their hash is part of the fingerprint."""
-        return []
+        return [] if self.loader is None else self.loader.data_files(self)
 
     def data_hash(self) -> str:
         """sha256 over the data files' bytes (in path order)."""

@@ -30,7 +30,16 @@ from evalscope.eval.benchmarks._common import (
     require_file,
     user,
 )
-from evalscope.eval.benchmarks.base import BENCHMARKS, Sample, ScoreResult
+from evalscope.eval.benchmarks.base import (
+    BENCHMARKS,
+    Benchmark,
+    Loader,
+    PromptTemplate,
+    Record,
+    Sample,
+    Scorer,
+    ScoreResult,
+)
 from evalscope.eval.scoring.extract import extract_after_phrase, strip_reasoning
 
 MC_TASKS = (
@@ -100,39 +109,37 @@ def _num(s: str) -> str | None:
     return m.group(0) if m else None
 
 
-@BENCHMARKS.register("bbh")
-class BBH(BaseBenchmark):
-    name = "bbh"
-    version = "1"
-    data_subdir = "bbh"
-    subsets = TASKS
-    default_shots = 3
-    default_generation = {"max_tokens": 2048}
+class BbhLoader(Loader):
+    """``bbh/<task>.json`` examples; the task's chain-of-thought exemplars (``cot-prompts/<task>.txt``, cut to
+    ``few_shot_num``) travel as the record's preamble."""
 
-    def _paths(self, task: str) -> tuple[Path, Path]:
-        root = data_root(self, "bbh/<task>.json and cot-prompts/<task>.txt")
+    name = "bbh-json"
+    version = "1"
+
+    def _paths(self, bench: Benchmark, task: str) -> tuple[Path, Path]:
+        root = data_root(bench, "bbh/<task>.json and cot-prompts/<task>.txt")
         data = require_file(root / "bbh" / f"{task}.json", "bbh/bbh/<task>.json")
         prompt = require_file(root / "cot-prompts" / f"{task}.txt", "bbh/cot-prompts/<task>.txt")
         return data, prompt
 
-    def data_files(self) -> list[Path]:
-        return [p for t in self.subset_list for p in self._paths(t)]
+    def data_files(self, bench: Benchmark) -> list[Path]:
+        return [p for t in bench.subset_list for p in self._paths(bench, t)]
 
-    def load(self) -> list[Sample]:
-        if self.few_shot_num > 3:
+    def load(self, bench: Benchmark) -> list[Record]:
+        if bench.few_shot_num > 3:
             from evalscope.errors import ConfigError
 
             raise ConfigError("bbh has three official exemplars per task", "set few_shot_num to 0-3")
-        out: list[Sample] = []
-        for task in self.subset_list:
-            data_path, prompt_path = self._paths(task)
+        out: list[Record] = []
+        for task in bench.subset_list:
+            data_path, prompt_path = self._paths(bench, task)
             doc = read_json(data_path)
             examples = doc.get("examples") if isinstance(doc, dict) else None
             if not isinstance(examples, list) or not examples:
                 raise DatasetError(
                     f"data file {data_path}: expected {{'examples': [...]}} with at least one example"
                 )
-            prefix = cot_prompt(read_text(prompt_path), self.few_shot_num)
+            prefix = cot_prompt(read_text(prompt_path), bench.few_shot_num)
             ids = IdMaker()
             for i, ex in enumerate(examples):
                 if not isinstance(ex, dict) or "input" not in ex or "target" not in ex:
@@ -154,20 +161,40 @@ class BBH(BaseBenchmark):
                             gold = hits[0]
                         else:  # upstream examples whose options were split at commas: compare the text
                             meta["mc"] = False
-                content = f"{INSTRUCTION}\n\n{prefix}\n\nQ: {inp}\nA: Let's think step by step."
                 out.append(
-                    Sample(
-                        id=ids(f"{task}/{content_id(inp)}"),
-                        messages=user(content),
-                        gold=gold,
-                        subset=task,
-                        meta=meta,
+                    Record(
+                        ids(f"{task}/{content_id(inp)}"), inp, gold, subset=task, meta=meta, preamble=prefix
                     )
                 )
         return out
 
+
+class BbhPrompt(PromptTemplate):
+    """Instruction, the exemplars, then ``Q: <input>`` and ``A: Let's think step by step.``"""
+
+    name = "bbh-cot"
+    version = "1"
+
+    def render(self, record: Record, bench: Benchmark) -> Sample:
+        content = f"{INSTRUCTION}\n\n{record.preamble}\n\nQ: {record.question}\nA: Let's think step by step."
+        return Sample(
+            id=record.id,
+            messages=user(content),
+            gold=record.gold,
+            subset=record.subset,
+            meta=dict(record.meta),
+        )
+
+
+class BbhScorer(Scorer):
+    """The phrase after "So the answer is" (or "answer:"): a letter for multiple-choice tasks, else the
+    normalised text (numbers compared as numbers, Dyck sequences without spaces)."""
+
+    name = "bbh-answer"
+    version = "1"
+
     @staticmethod
-    def _answer_text(output: str) -> tuple[str | None, str]:
+    def answer_text(output: str) -> tuple[str | None, str]:
         body = strip_reasoning(output or "")
         for phrase, how in (("So the answer is", "so_the_answer_is"), ("the answer is", "the_answer_is")):
             got = extract_after_phrase(body, phrase)
@@ -179,7 +206,7 @@ class BBH(BaseBenchmark):
         return None, "none"
 
     def score(self, sample: Sample, output: str) -> ScoreResult:
-        ans, how = self._answer_text(output)
+        ans, how = self.answer_text(output)
         if ans is None:
             return ScoreResult(0.0, extracted=None, parsed=False, detail={"extraction": how})
         gold = str(sample.gold)
@@ -206,6 +233,19 @@ class BBH(BaseBenchmark):
         else:
             ok = a == g
         return ScoreResult(1.0 if ok else 0.0, extracted=ans, detail={"extraction": how})
+
+
+@BENCHMARKS.register("bbh")
+class BBH(BaseBenchmark):
+    name = "bbh"
+    version = "1"
+    data_subdir = "bbh"
+    subsets = TASKS
+    default_shots = 3
+    default_generation = {"max_tokens": 2048}
+    loader = BbhLoader()
+    prompt = BbhPrompt()
+    scorer = BbhScorer()
 
     def _render(self, answer: str, decoy: str, style: int, mc: bool) -> str:
         s = style % 5

@@ -16,12 +16,12 @@ from evalscope.eval.benchmarks._common import (
     IdMaker,
     MultipleChoiceBenchmark,
     data_root,
-    mcq_sample,
+    mcq_record,
     read_csv_dicts,
     require_file,
     select_shots,
 )
-from evalscope.eval.benchmarks.base import BENCHMARKS, Sample
+from evalscope.eval.benchmarks.base import BENCHMARKS, Benchmark, Loader, Record
 
 _STEM = (
     "computer_network operating_system computer_architecture college_programming college_physics "
@@ -66,6 +66,63 @@ def _rows(path: Path) -> list[tuple[str, str, list[str], str, str | None]]:
     return out
 
 
+class CEvalLoader(Loader):
+    """``<split>/<subject>_<split>.csv`` (val by default); shots (with explanations) from ``dev``."""
+
+    name = "ceval-csv"
+    version = "1"
+
+    def _split(self, bench: Benchmark) -> str:
+        split = str(bench.args.get("split", "val"))
+        if split not in ("val", "dev"):
+            raise DatasetError(
+                f"ceval split {split!r} cannot be scored",
+                "the test split has no public labels; use split 'val'",
+            )
+        return split
+
+    def _paths(self, bench: Benchmark, subject: str) -> tuple[Path, Path]:
+        split = self._split(bench)
+        root = data_root(bench, f"{split}/<subject>_{split}.csv")
+        test = require_file(root / split / f"{subject}_{split}.csv", f"ceval/{split}/<subject>_{split}.csv")
+        return test, root / "dev" / f"{subject}_dev.csv"
+
+    def data_files(self, bench: Benchmark) -> list[Path]:
+        out: list[Path] = []
+        for s in bench.subset_list:
+            test, dev = self._paths(bench, s)
+            out.append(test)
+            if bench.few_shot_num > 0 and dev.is_file():
+                out.append(dev)
+        return out
+
+    def load(self, bench: Benchmark) -> list[Record]:
+        samples: list[Record] = []
+        expl = bool(bench.args.get("few_shot_explanations", True))
+        for subject in bench.subset_list:
+            test, dev = self._paths(bench, subject)
+            shots: list[tuple[str, list[str], str, str | None]] = []
+            if bench.few_shot_num > 0:
+                require_file(dev, "ceval/dev/<subject>_dev.csv")
+                pool = [(q, o, a, e if expl else None) for _i, q, o, a, e in _rows(dev)]
+                shots = select_shots(pool, bench.few_shot_num, bench.args, subject)
+            ids = IdMaker()
+            for rid, q, opts, ans, _e in _rows(test):
+                samples.append(
+                    mcq_record(
+                        ids(f"{subject}/{rid}"),
+                        q,
+                        opts,
+                        ans,
+                        subset=subject,
+                        category=CEVAL_CATEGORIES[subject],
+                        shots=shots,
+                        meta={"subject": subject},
+                    )
+                )
+        return samples
+
+
 @BENCHMARKS.register("ceval")
 class CEval(MultipleChoiceBenchmark):
     name = "ceval"
@@ -74,55 +131,4 @@ class CEval(MultipleChoiceBenchmark):
     subsets = tuple(sorted(CEVAL_CATEGORIES))
     default_shots = 0
     zh = True
-
-    def _split(self) -> str:
-        split = str(self.args.get("split", "val"))
-        if split not in ("val", "dev"):
-            raise DatasetError(
-                f"ceval split {split!r} cannot be scored",
-                "the test split has no public labels; use split 'val'",
-            )
-        return split
-
-    def _paths(self, subject: str) -> tuple[Path, Path]:
-        split = self._split()
-        root = data_root(self, f"{split}/<subject>_{split}.csv")
-        test = require_file(root / split / f"{subject}_{split}.csv", f"ceval/{split}/<subject>_{split}.csv")
-        return test, root / "dev" / f"{subject}_dev.csv"
-
-    def data_files(self) -> list[Path]:
-        out: list[Path] = []
-        for s in self.subset_list:
-            test, dev = self._paths(s)
-            out.append(test)
-            if self.few_shot_num > 0 and dev.is_file():
-                out.append(dev)
-        return out
-
-    def load(self) -> list[Sample]:
-        samples: list[Sample] = []
-        expl = bool(self.args.get("few_shot_explanations", True))
-        for subject in self.subset_list:
-            test, dev = self._paths(subject)
-            shots: list[tuple[str, list[str], str, str | None]] = []
-            if self.few_shot_num > 0:
-                require_file(dev, "ceval/dev/<subject>_dev.csv")
-                pool = [(q, o, a, e if expl else None) for _i, q, o, a, e in _rows(dev)]
-                shots = select_shots(pool, self.few_shot_num, self.args, subject)
-            ids = IdMaker()
-            for rid, q, opts, ans, _e in _rows(test):
-                samples.append(
-                    mcq_sample(
-                        ids(f"{subject}/{rid}"),
-                        q,
-                        opts,
-                        ans,
-                        subset=subject,
-                        category=CEVAL_CATEGORIES[subject],
-                        shots=shots,
-                        turns=self.shots_as_turns,
-                        zh=True,
-                        meta={"subject": subject},
-                    )
-                )
-        return samples
+    loader = CEvalLoader()

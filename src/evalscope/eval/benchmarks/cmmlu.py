@@ -16,12 +16,12 @@ from evalscope.eval.benchmarks._common import (
     MultipleChoiceBenchmark,
     content_id,
     data_root,
-    mcq_sample,
+    mcq_record,
     read_csv_dicts,
     require_file,
     select_shots,
 )
-from evalscope.eval.benchmarks.base import BENCHMARKS, Sample
+from evalscope.eval.benchmarks.base import BENCHMARKS, Benchmark, Loader, Record
 
 # subject -> (category, china specific)
 _SPEC = """
@@ -59,6 +59,53 @@ def _rows(path: Path) -> list[tuple[str, list[str], str]]:
     return out
 
 
+class CMMLULoader(Loader):
+    """``test/<subject>.csv`` per subject; shots from ``dev``."""
+
+    name = "cmmlu-csv"
+    version = "1"
+
+    def _paths(self, bench: Benchmark, subject: str) -> tuple[Path, Path]:
+        root = data_root(bench, "test/<subject>.csv")
+        test = require_file(root / "test" / f"{subject}.csv", "cmmlu/test/<subject>.csv")
+        return test, root / "dev" / f"{subject}.csv"
+
+    def data_files(self, bench: Benchmark) -> list[Path]:
+        out: list[Path] = []
+        for s in bench.subset_list:
+            test, dev = self._paths(bench, s)
+            out.append(test)
+            if bench.few_shot_num > 0 and dev.is_file():
+                out.append(dev)
+        return out
+
+    def load(self, bench: Benchmark) -> list[Record]:
+        samples: list[Record] = []
+        for subject in bench.subset_list:
+            test, dev = self._paths(bench, subject)
+            category, china = CMMLU_SUBJECTS[subject]
+            shots: list[tuple[str, list[str], str, str | None]] = []
+            if bench.few_shot_num > 0:
+                require_file(dev, "cmmlu/dev/<subject>.csv")
+                pool = [(q, o, a, None) for q, o, a in _rows(dev)]
+                shots = select_shots(pool, bench.few_shot_num, bench.args, subject)
+            ids = IdMaker()
+            for q, opts, ans in _rows(test):
+                samples.append(
+                    mcq_record(
+                        ids(f"{subject}/{content_id(q, *opts)}"),
+                        q,
+                        opts,
+                        ans,
+                        subset=subject,
+                        category=category,
+                        shots=shots,
+                        meta={"subject": subject, "china_specific": china},
+                    )
+                )
+        return samples
+
+
 @BENCHMARKS.register("cmmlu")
 class CMMLU(MultipleChoiceBenchmark):
     name = "cmmlu"
@@ -67,45 +114,4 @@ class CMMLU(MultipleChoiceBenchmark):
     subsets = tuple(sorted(CMMLU_SUBJECTS))
     default_shots = 0
     zh = True
-
-    def _paths(self, subject: str) -> tuple[Path, Path]:
-        root = data_root(self, "test/<subject>.csv")
-        test = require_file(root / "test" / f"{subject}.csv", "cmmlu/test/<subject>.csv")
-        return test, root / "dev" / f"{subject}.csv"
-
-    def data_files(self) -> list[Path]:
-        out: list[Path] = []
-        for s in self.subset_list:
-            test, dev = self._paths(s)
-            out.append(test)
-            if self.few_shot_num > 0 and dev.is_file():
-                out.append(dev)
-        return out
-
-    def load(self) -> list[Sample]:
-        samples: list[Sample] = []
-        for subject in self.subset_list:
-            test, dev = self._paths(subject)
-            category, china = CMMLU_SUBJECTS[subject]
-            shots: list[tuple[str, list[str], str, str | None]] = []
-            if self.few_shot_num > 0:
-                require_file(dev, "cmmlu/dev/<subject>.csv")
-                pool = [(q, o, a, None) for q, o, a in _rows(dev)]
-                shots = select_shots(pool, self.few_shot_num, self.args, subject)
-            ids = IdMaker()
-            for q, opts, ans in _rows(test):
-                samples.append(
-                    mcq_sample(
-                        ids(f"{subject}/{content_id(q, *opts)}"),
-                        q,
-                        opts,
-                        ans,
-                        subset=subject,
-                        category=category,
-                        shots=shots,
-                        turns=self.shots_as_turns,
-                        zh=True,
-                        meta={"subject": subject, "china_specific": china},
-                    )
-                )
-        return samples
+    loader = CMMLULoader()

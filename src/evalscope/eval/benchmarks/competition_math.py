@@ -15,10 +15,35 @@ from evalscope.eval.benchmarks._common import (
     data_root,
     read_csv_dicts,
     require_file,
-    user,
 )
-from evalscope.eval.benchmarks._math_base import MathBenchmark, math_prompt
-from evalscope.eval.benchmarks.base import BENCHMARKS, Sample
+from evalscope.eval.benchmarks._math_base import MathBenchmark
+from evalscope.eval.benchmarks.base import BENCHMARKS, Benchmark, Loader, Record
+
+
+class CompetitionMathLoader(Loader):
+    """simple-evals' ``math_test.csv`` (``Question``, ``Answer``); no subjects, levels or few-shot split."""
+
+    name = "math-simple-evals-csv"
+    version = "1"
+
+    def _file(self, bench: Benchmark) -> Path:
+        root = data_root(bench, "simple-evals/math_test.csv")
+        return require_file(root / "simple-evals" / "math_test.csv", "math/simple-evals/math_test.csv")
+
+    def data_files(self, bench: Benchmark) -> list[Path]:
+        return [self._file(bench)]
+
+    def load(self, bench: Benchmark) -> list[Record]:
+        if bench.few_shot_num > 0:
+            from evalscope.errors import ConfigError
+
+            raise ConfigError("competition_math has no few-shot split here", "set few_shot_num to 0")
+        ids = IdMaker()
+        out: list[Record] = []
+        for _line, r in read_csv_dicts(self._file(bench), ("Question", "Answer")):
+            q = r["Question"]
+            out.append(Record(ids(content_id(q)), q, r["Answer"].strip()))
+        return out
 
 
 @BENCHMARKS.register("competition_math")
@@ -28,22 +53,4 @@ class CompetitionMath(MathBenchmark):
     data_subdir = "math"
     default_shots = 0
     default_generation = {"max_tokens": 4096}
-
-    def _file(self) -> Path:
-        root = data_root(self, "simple-evals/math_test.csv")
-        return require_file(root / "simple-evals" / "math_test.csv", "math/simple-evals/math_test.csv")
-
-    def data_files(self) -> list[Path]:
-        return [self._file()]
-
-    def load(self) -> list[Sample]:
-        if self.few_shot_num > 0:
-            from evalscope.errors import ConfigError
-
-            raise ConfigError("competition_math has no few-shot split here", "set few_shot_num to 0")
-        ids = IdMaker()
-        out: list[Sample] = []
-        for _line, r in read_csv_dicts(self._file(), ("Question", "Answer")):
-            q = r["Question"]
-            out.append(Sample(id=ids(content_id(q)), messages=user(math_prompt(q)), gold=r["Answer"].strip()))
-        return out
+    loader = CompetitionMathLoader()

@@ -29,18 +29,18 @@ from evalscope.eval.benchmarks._common import (
     MultipleChoiceBenchmark,
     content_id,
     data_root,
-    mcq_sample,
+    mcq_record,
     read_csv_dicts,
     read_jsonl,
     select_shots,
 )
-from evalscope.eval.benchmarks.base import BENCHMARKS, Sample, ScoreResult
+from evalscope.eval.benchmarks.base import BENCHMARKS, Benchmark, Loader, Record, Sample, ScoreResult
 from evalscope.eval.scoring.extract import strip_reasoning
 from evalscope.eval.scoring.stats import mean_with_stderr
 from evalscope.eval.scoring.text_metrics import bleu, exact_match, rouge_l
 
 
-def _root(bench: BaseBenchmark, layout: str) -> Path:
+def _root(bench: Benchmark, layout: str) -> Path:
     local = bench.args.get("local_path") or bench.args.get("dataset_path")
     if local:
         p = Path(str(local)).expanduser()
@@ -71,21 +71,15 @@ def _discover(root: Path, suffix: str) -> list[str]:
     return sorted(n for n in names if n)
 
 
-@BENCHMARKS.register("general_mcq")
-class GeneralMCQ(MultipleChoiceBenchmark):
-    name = "general_mcq"
+class GeneralMcqLoader(Loader):
+    """``<subset>_val.jsonl|csv`` per subset (discovered when not listed); shots from ``<subset>_dev.*``."""
+
+    name = "general-mcq-files"
     version = "1"
-    data_subdir = "general_mcq"
-    subsets = ("default",)
-    open_subsets = True
-    default_shots = 0
 
-    def chinese(self) -> bool:
-        return str(self.args.get("language", "en")).lower() in ("zh", "cn", "chinese")
-
-    def _subsets(self, root: Path) -> list[str]:
-        if self.args.get("subset_list"):
-            return list(self.subset_list)
+    def _subsets(self, bench: Benchmark, root: Path) -> list[str]:
+        if bench.args.get("subset_list"):
+            return list(bench.subset_list)
         found = _discover(root, "_val")
         if not found:
             raise DatasetError(f"general_mcq: no <subset>_val.jsonl or <subset>_val.csv files in {root}")
@@ -97,11 +91,11 @@ class GeneralMCQ(MultipleChoiceBenchmark):
             raise DatasetError(f"general_mcq: file {root / (subset + '_val.jsonl')} (or .csv) not found")
         return p
 
-    def data_files(self) -> list[Path]:
-        root = _root(self, "<subset>_val.jsonl|csv")
-        out = [self._val(root, s) for s in self._subsets(root)]
-        if self.few_shot_num > 0:
-            out += [p for s in self._subsets(root) if (p := _find(root, f"{s}_dev")) is not None]
+    def data_files(self, bench: Benchmark) -> list[Path]:
+        root = _root(bench, "<subset>_val.jsonl|csv")
+        out = [self._val(root, s) for s in self._subsets(bench, root)]
+        if bench.few_shot_num > 0:
+            out += [p for s in self._subsets(bench, root) if (p := _find(root, f"{s}_dev")) is not None]
         return out
 
     @staticmethod
@@ -127,14 +121,13 @@ class GeneralMCQ(MultipleChoiceBenchmark):
         rid = str(r["id"]).strip() if r.get("id") not in (None, "") else None
         return rid, str(q), opts, ans
 
-    def load(self) -> list[Sample]:
-        root = _root(self, "<subset>_val.jsonl|csv")
-        zh = self.chinese()
-        out: list[Sample] = []
-        for subset in self._subsets(root):
+    def load(self, bench: Benchmark) -> list[Record]:
+        root = _root(bench, "<subset>_val.jsonl|csv")
+        out: list[Record] = []
+        for subset in self._subsets(bench, root):
             path = self._val(root, subset)
             shots: list[tuple[str, list[str], str, str | None]] = []
-            if self.few_shot_num > 0:
+            if bench.few_shot_num > 0:
                 dev = _find(root, f"{subset}_dev")
                 if dev is None:
                     raise DatasetError(
@@ -143,17 +136,28 @@ class GeneralMCQ(MultipleChoiceBenchmark):
                 pool = [
                     (q, o, a, None) for _i, q, o, a in (self._parse(dev, ln, r) for ln, r in _records(dev))
                 ]
-                shots = select_shots(pool, self.few_shot_num, self.args, subset)
+                shots = select_shots(pool, bench.few_shot_num, bench.args, subset)
             ids = IdMaker()
             for ln, r in _records(path):
                 rid, q, opts, ans = self._parse(path, ln, r)
                 sid = ids(f"{subset}/{rid or content_id(q, *opts)}")
-                out.append(
-                    mcq_sample(
-                        sid, q, opts, ans, subset=subset, shots=shots, turns=self.shots_as_turns, zh=zh
-                    )
-                )
+                out.append(mcq_record(sid, q, opts, ans, subset=subset, shots=shots))
         return out
+
+
+@BENCHMARKS.register("general_mcq")
+class GeneralMCQ(MultipleChoiceBenchmark):
+    name = "general_mcq"
+    version = "1"
+    data_subdir = "general_mcq"
+    subsets = ("default",)
+    open_subsets = True
+    default_shots = 0
+
+    def chinese(self) -> bool:
+        return str(self.args.get("language", "en")).lower() in ("zh", "cn", "chinese")
+
+    loader = GeneralMcqLoader()
 
 
 _Q_KEYS = ("question", "query", "prompt")

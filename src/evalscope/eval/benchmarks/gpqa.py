@@ -17,12 +17,12 @@ from evalscope.eval.benchmarks._common import (
     MultipleChoiceBenchmark,
     content_id,
     data_root,
-    mcq_sample,
+    mcq_record,
     read_csv_dicts,
     require_file,
     seeded_rng,
 )
-from evalscope.eval.benchmarks.base import BENCHMARKS, Sample
+from evalscope.eval.benchmarks.base import BENCHMARKS, Benchmark, Loader, Record
 
 _COLS = ("Question", "Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3")
 SHUFFLE_SALT = "gpqa-v1"
@@ -36,31 +36,27 @@ def shuffled_options(sample_key: str, correct: str, incorrect: list[str]) -> tup
     return [opts[i] for i in order], LETTERS[order.index(0)]
 
 
-@BENCHMARKS.register("gpqa")
-class GPQA(MultipleChoiceBenchmark):
-    name = "gpqa"
-    version = "1"
-    data_subdir = "gpqa"
-    subsets = ("diamond", "main", "extended")
-    default_subsets = ("diamond",)
-    subset_aliases = {"gpqa_diamond": "diamond", "gpqa_main": "main", "gpqa_extended": "extended"}
-    default_shots = 0
+class GPQALoader(Loader):
+    """One CSV per subset, options shuffled with a per-record seed; no few-shot split."""
 
-    def _file(self, subset: str) -> Path:
-        root = data_root(self, f"gpqa_{subset}.csv")
+    name = "gpqa-csv"
+    version = "1"
+
+    def _file(self, bench: Benchmark, subset: str) -> Path:
+        root = data_root(bench, f"gpqa_{subset}.csv")
         return require_file(root / f"gpqa_{subset}.csv", "gpqa/gpqa_<subset>.csv (diamond, main, extended)")
 
-    def data_files(self) -> list[Path]:
-        return [self._file(s) for s in self.subset_list]
+    def data_files(self, bench: Benchmark) -> list[Path]:
+        return [self._file(bench, s) for s in bench.subset_list]
 
-    def load(self) -> list[Sample]:
-        if self.few_shot_num > 0:
+    def load(self, bench: Benchmark) -> list[Record]:
+        if bench.few_shot_num > 0:
             from evalscope.errors import ConfigError
 
             raise ConfigError("gpqa has no few-shot split", "set few_shot_num to 0")
-        samples: list[Sample] = []
-        for subset in self.subset_list:
-            path = self._file(subset)
+        samples: list[Record] = []
+        for subset in bench.subset_list:
+            path = self._file(bench, subset)
             ids = IdMaker()
             for _line, r in read_csv_dicts(path, _COLS):
                 q = r["Question"].strip()
@@ -68,7 +64,7 @@ class GPQA(MultipleChoiceBenchmark):
                 rid = (r.get("Record ID") or "").strip() or content_id(q, r["Correct Answer"], *incorrect)
                 opts, gold = shuffled_options(rid, r["Correct Answer"].strip(), incorrect)
                 samples.append(
-                    mcq_sample(
+                    mcq_record(
                         ids(f"{subset}/{rid}"),
                         q,
                         opts,
@@ -79,3 +75,15 @@ class GPQA(MultipleChoiceBenchmark):
                     )
                 )
         return samples
+
+
+@BENCHMARKS.register("gpqa")
+class GPQA(MultipleChoiceBenchmark):
+    name = "gpqa"
+    version = "1"
+    data_subdir = "gpqa"
+    subsets = ("diamond", "main", "extended")
+    default_subsets = ("diamond",)
+    subset_aliases = {"gpqa_diamond": "diamond", "gpqa_main": "main", "gpqa_extended": "extended"}
+    default_shots = 0
+    loader = GPQALoader()

@@ -20,10 +20,9 @@ from evalscope.eval.benchmarks._common import (
     read_jsonl,
     require_file,
     select_shots,
-    user,
 )
-from evalscope.eval.benchmarks._math_base import MathBenchmark, math_prompt
-from evalscope.eval.benchmarks.base import BENCHMARKS, Sample
+from evalscope.eval.benchmarks._math_base import MathBenchmark
+from evalscope.eval.benchmarks.base import BENCHMARKS, Benchmark, Loader, Record
 
 
 def _split(path: Path, line: int, o: dict[str, Any]) -> tuple[str, str, str]:
@@ -37,6 +36,38 @@ def _split(path: Path, line: int, o: dict[str, Any]) -> tuple[str, str, str]:
     return str(o["question"]), re.sub(r"<<[^>]*>>", "", work).strip(), final
 
 
+class Gsm8kLoader(Loader):
+    """``test.jsonl``; shots from ``train.jsonl`` (solutions without calculator annotations, boxed answer)."""
+
+    name = "gsm8k-jsonl"
+    version = "1"
+
+    def _file(self, bench: Benchmark, split: str) -> Path:
+        return data_root(bench, f"{split}.jsonl") / f"{split}.jsonl"
+
+    def data_files(self, bench: Benchmark) -> list[Path]:
+        out = [require_file(self._file(bench, "test"), "gsm8k/test.jsonl")]
+        if bench.few_shot_num > 0:
+            out.append(require_file(self._file(bench, "train"), "gsm8k/train.jsonl"))
+        return out
+
+    def _read(self, path: Path) -> list[tuple[str, str, str]]:
+        return [_split(path, ln, o) for ln, o in read_jsonl(path, ("question", "answer"))]
+
+    def load(self, bench: Benchmark) -> list[Record]:
+        test = require_file(self._file(bench, "test"), "gsm8k/test.jsonl")
+        shots: list[tuple[str, str]] = []
+        if bench.few_shot_num > 0:
+            train = require_file(self._file(bench, "train"), "gsm8k/train.jsonl")
+            pool = [(q, f"{w}\nThe final answer is $\\boxed{{{a}}}$.") for q, w, a in self._read(train)]
+            shots = select_shots(pool, bench.few_shot_num, bench.args, "gsm8k")
+        ids = IdMaker()
+        return [
+            Record(ids(content_id(q)), q, a, shots=shots, meta={"solution": w})
+            for q, w, a in self._read(test)
+        ]
+
+
 @BENCHMARKS.register("gsm8k")
 class GSM8K(MathBenchmark):
     name = "gsm8k"
@@ -44,37 +75,4 @@ class GSM8K(MathBenchmark):
     data_subdir = "gsm8k"
     default_shots = 0
     default_generation = {"max_tokens": 2048}
-
-    def _file(self, split: str) -> Path:
-        return data_root(self, f"{split}.jsonl") / f"{split}.jsonl"
-
-    def data_files(self) -> list[Path]:
-        out = [require_file(self._file("test"), "gsm8k/test.jsonl")]
-        if self.few_shot_num > 0:
-            out.append(require_file(self._file("train"), "gsm8k/train.jsonl"))
-        return out
-
-    def _read(self, path: Path) -> list[tuple[str, str, str]]:
-        return [_split(path, ln, o) for ln, o in read_jsonl(path, ("question", "answer"))]
-
-    def load(self) -> list[Sample]:
-        test = require_file(self._file("test"), "gsm8k/test.jsonl")
-        shots: list[tuple[str, str]] = []
-        if self.few_shot_num > 0:
-            train = require_file(self._file("train"), "gsm8k/train.jsonl")
-            pool = [(q, f"{w}\nThe final answer is $\\boxed{{{a}}}$.") for q, w, a in self._read(train)]
-            shots = select_shots(pool, self.few_shot_num, self.args, "gsm8k")
-        turns = self.shots_as_turns
-        ids = IdMaker()
-        out: list[Sample] = []
-        for q, w, a in self._read(test):
-            if turns and shots:
-                msgs: list[dict[str, Any]] = []
-                for sq, sol in shots:
-                    msgs += user(math_prompt(sq))
-                    msgs.append({"role": "assistant", "content": sol})
-                msgs += user(math_prompt(q))
-            else:
-                msgs = user(math_prompt(q, shots))
-            out.append(Sample(id=ids(content_id(q)), messages=msgs, gold=a, meta={"solution": w}))
-        return out
+    loader = Gsm8kLoader()

@@ -19,12 +19,12 @@ from evalscope.eval.benchmarks._common import (
     MultipleChoiceBenchmark,
     content_id,
     data_root,
-    mcq_sample,
+    mcq_record,
     read_jsonl,
     require_file,
     select_shots,
 )
-from evalscope.eval.benchmarks.base import BENCHMARKS, Sample
+from evalscope.eval.benchmarks.base import BENCHMARKS, Benchmark, Loader, Record
 
 _FIELDS = ("ctx_a", "ctx_b", "endings", "label")
 
@@ -57,42 +57,49 @@ def _question(ctx: str, activity: str) -> str:
     return f"Which ending continues the text most plausibly?\n\n{head}{ctx}..."
 
 
+class HellaSwagLoader(Loader):
+    """``hellaswag_val.jsonl``; shots from ``hellaswag_train.jsonl``."""
+
+    name = "hellaswag-jsonl"
+    version = "1"
+
+    def _file(self, bench: Benchmark, split: str) -> Path:
+        return data_root(bench, f"hellaswag_{split}.jsonl") / f"hellaswag_{split}.jsonl"
+
+    def data_files(self, bench: Benchmark) -> list[Path]:
+        out = [require_file(self._file(bench, "val"), "hellaswag/hellaswag_val.jsonl")]
+        if bench.few_shot_num > 0 and self._file(bench, "train").is_file():
+            out.append(self._file(bench, "train"))
+        return out
+
+    def _read(self, bench: Benchmark, path: Path) -> list[tuple[str, str, list[str], str, str]]:
+        return [_parse(path, ln, o) for ln, o in read_jsonl(path, _FIELDS)]
+
+    def load(self, bench: Benchmark) -> list[Record]:
+        val = require_file(self._file(bench, "val"), "hellaswag/hellaswag_val.jsonl")
+        shots: list[tuple[str, list[str], str, str | None]] = []
+        if bench.few_shot_num > 0:
+            train = require_file(self._file(bench, "train"), "hellaswag/hellaswag_train.jsonl")
+            pool = [(_question(c, a), e, g, None) for _i, c, e, g, a in self._read(bench, train)]
+            shots = select_shots(pool, bench.few_shot_num, bench.args, "hellaswag")
+        ids = IdMaker()
+        return [
+            mcq_record(
+                ids(rid),
+                _question(ctx, act),
+                ends,
+                gold,
+                shots=shots,
+                meta={"activity": act},
+            )
+            for rid, ctx, ends, gold, act in self._read(bench, val)
+        ]
+
+
 @BENCHMARKS.register("hellaswag")
 class HellaSwag(MultipleChoiceBenchmark):
     name = "hellaswag"
     version = "1"
     data_subdir = "hellaswag"
     default_shots = 0
-
-    def _file(self, split: str) -> Path:
-        return data_root(self, f"hellaswag_{split}.jsonl") / f"hellaswag_{split}.jsonl"
-
-    def data_files(self) -> list[Path]:
-        out = [require_file(self._file("val"), "hellaswag/hellaswag_val.jsonl")]
-        if self.few_shot_num > 0 and self._file("train").is_file():
-            out.append(self._file("train"))
-        return out
-
-    def _read(self, path: Path) -> list[tuple[str, str, list[str], str, str]]:
-        return [_parse(path, ln, o) for ln, o in read_jsonl(path, _FIELDS)]
-
-    def load(self) -> list[Sample]:
-        val = require_file(self._file("val"), "hellaswag/hellaswag_val.jsonl")
-        shots: list[tuple[str, list[str], str, str | None]] = []
-        if self.few_shot_num > 0:
-            train = require_file(self._file("train"), "hellaswag/hellaswag_train.jsonl")
-            pool = [(_question(c, a), e, g, None) for _i, c, e, g, a in self._read(train)]
-            shots = select_shots(pool, self.few_shot_num, self.args, "hellaswag")
-        ids = IdMaker()
-        return [
-            mcq_sample(
-                ids(rid),
-                _question(ctx, act),
-                ends,
-                gold,
-                shots=shots,
-                turns=self.shots_as_turns,
-                meta={"activity": act},
-            )
-            for rid, ctx, ends, gold, act in self._read(val)
-        ]
+    loader = HellaSwagLoader()

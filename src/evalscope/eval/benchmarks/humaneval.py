@@ -4,7 +4,8 @@ sandbox; pass@k with the unbiased estimator.
 Running model-generated code is off unless ``allow_code_execution`` is set (``--allow-code-execution``); the
 benchmark refuses to construct otherwise. Dataset args: ``timeout`` (seconds per program, default 10),
 ``allow_unisolated`` (run without namespaces when they are unavailable), ``sandbox_parallel`` (default: CPUs),
-``memory_mb``, ``isolation`` (``auto`` / ``root`` / ``userns`` / ``container`` / ``none``), ``k_list``.
+``memory_mb``, ``isolation`` (``auto`` / ``bwrap`` / ``namespaces`` / ``root`` / ``userns`` / ``container`` /
+``none``), ``k_list``. A sample passes only with the harness's proof that its tests ran to the end (docs/sandbox.md).
 
 This module also holds :class:`CodeBenchmark`, the base shared with MBPP, and :func:`build_sandbox`.
 """
@@ -22,7 +23,14 @@ from evalscope.errors import ConfigError, DatasetError
 from evalscope.eval.benchmarks._common import data_root, require_file, user
 from evalscope.eval.benchmarks.base import BENCHMARKS, Benchmark, Sample, ScoreResult
 from evalscope.eval.sandbox import FAILURE_STATUSES, ExecResult, Sandbox, SandboxLimits
-from evalscope.eval.scoring.code import CodeExtraction, extract_code, humaneval_program
+from evalscope.eval.scoring.code import (
+    CodeExtraction,
+    check_proof,
+    extract_code,
+    guarded_program,
+    humaneval_parts,
+    new_nonce,
+)
 from evalscope.eval.scoring.passk import aggregate_pass_at_k, ks_for, pass_at_k
 from evalscope.eval.scoring.stats import mean_with_stderr
 
@@ -94,11 +102,21 @@ class CodeBenchmark(Benchmark):
     def entry_point(self, sample: Sample) -> str | None:
         return None
 
-    def build_program(self, sample: Sample, code: CodeExtraction) -> str:
+    def build_parts(self, sample: Sample, code: CodeExtraction) -> tuple[str, str]:
+        """(candidate source, test source)."""
         raise NotImplementedError
 
+    def build_program(self, sample: Sample, code: CodeExtraction) -> str:
+        """The program the sandbox runs: the candidate, then the tests, under the completion-proof harness."""
+        return guarded_program(*self.build_parts(sample, code))
+
     # -- scoring
-    def _result(self, code: CodeExtraction, r: ExecResult) -> ScoreResult:
+    def _result(self, code: CodeExtraction, r: ExecResult, proved: bool = True) -> ScoreResult:
+        if r.status == "passed" and not proved:
+            # Exit code 0 without the harness's proof: the program ended before its tests did (sys.exit,
+            # os._exit, unittest.main, ...). The reference harnesses count that as a failure too.
+            r.status = "failed"
+            r.stderr += "\n[evalscope] the program exited 0 but its tests did not run to the end\n"
         status = r.status if r.status in ("passed", "timeout", "sandbox_error") else "failed"
         detail: dict[str, Any] = {
             "exec_status": r.status,
@@ -121,8 +139,10 @@ class CodeBenchmark(Benchmark):
     async def ascore(self, sample: Sample, output: str) -> ScoreResult:
         code = extract_code(output, self.entry_point(sample))
         program = self.build_program(sample, code)
-        r = await self.sandbox.run(program, self.timeout_s)
-        return self._result(code, r)
+        nonce = new_nonce()
+        r = await self.sandbox.run(program, self.timeout_s, stdin=(nonce + "\n").encode())
+        proved, r.stdout = check_proof(r.stdout, nonce)
+        return self._result(code, r, proved)
 
     def score(self, sample: Sample, output: str) -> ScoreResult:
         """Synchronous scoring (runs the sandbox on a private event loop); use :meth:`ascore` inside a loop."""
@@ -256,8 +276,8 @@ class HumanEval(CodeBenchmark):
     def entry_point(self, sample: Sample) -> str | None:
         return str(sample.gold["entry_point"])
 
-    def build_program(self, sample: Sample, code: CodeExtraction) -> str:
-        return humaneval_program(
+    def build_parts(self, sample: Sample, code: CodeExtraction) -> tuple[str, str]:
+        return humaneval_parts(
             str(sample.meta["prompt"]), code.code, str(sample.gold["test"]), str(sample.gold["entry_point"])
         )
 

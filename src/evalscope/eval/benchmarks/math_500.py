@@ -10,11 +10,52 @@ from __future__ import annotations
 from pathlib import Path
 
 from evalscope.errors import DatasetError
-from evalscope.eval.benchmarks._common import IdMaker, content_id, data_root, read_jsonl, require_file, user
-from evalscope.eval.benchmarks._math_base import MathBenchmark, math_prompt
-from evalscope.eval.benchmarks.base import BENCHMARKS, Sample
+from evalscope.eval.benchmarks._common import IdMaker, content_id, data_root, read_jsonl, require_file
+from evalscope.eval.benchmarks._math_base import MathBenchmark
+from evalscope.eval.benchmarks.base import BENCHMARKS, Benchmark, Loader, Record
 
 LEVELS = ("Level 1", "Level 2", "Level 3", "Level 4", "Level 5")
+
+
+class Math500Loader(Loader):
+    """``test.jsonl``; levels are the subsets, subjects the categories; no few-shot split."""
+
+    name = "math500-jsonl"
+    version = "1"
+
+    def _file(self, bench: Benchmark) -> Path:
+        return require_file(data_root(bench, "test.jsonl") / "test.jsonl", "math500/test.jsonl")
+
+    def data_files(self, bench: Benchmark) -> list[Path]:
+        return [self._file(bench)]
+
+    def load(self, bench: Benchmark) -> list[Record]:
+        if bench.few_shot_num > 0:
+            from evalscope.errors import ConfigError
+
+            raise ConfigError("math_500 has no few-shot split", "set few_shot_num to 0")
+        path = self._file(bench)
+        ids = IdMaker()
+        out: list[Record] = []
+        for line, o in read_jsonl(path, ("problem", "answer")):
+            lv = o.get("level")
+            level = f"Level {lv}" if isinstance(lv, int) or str(lv).isdigit() else str(lv or "Level ?")
+            if level not in bench.subset_list:
+                if level not in LEVELS:
+                    raise DatasetError(f"data file {path} line {line}: unknown level {lv!r}")
+                continue
+            rid = str(o.get("unique_id") or content_id(o["problem"]))
+            out.append(
+                Record(
+                    ids(rid),
+                    str(o["problem"]),
+                    str(o["answer"]).strip(),
+                    subset=level,
+                    category=str(o.get("subject") or "") or None,
+                    meta={"subject": o.get("subject"), "level": lv},
+                )
+            )
+        return out
 
 
 @BENCHMARKS.register("math_500")
@@ -25,37 +66,4 @@ class Math500(MathBenchmark):
     subsets = LEVELS
     default_shots = 0
     default_generation = {"max_tokens": 4096}
-
-    def _file(self) -> Path:
-        return require_file(data_root(self, "test.jsonl") / "test.jsonl", "math500/test.jsonl")
-
-    def data_files(self) -> list[Path]:
-        return [self._file()]
-
-    def load(self) -> list[Sample]:
-        if self.few_shot_num > 0:
-            from evalscope.errors import ConfigError
-
-            raise ConfigError("math_500 has no few-shot split", "set few_shot_num to 0")
-        path = self._file()
-        ids = IdMaker()
-        out: list[Sample] = []
-        for line, o in read_jsonl(path, ("problem", "answer")):
-            lv = o.get("level")
-            level = f"Level {lv}" if isinstance(lv, int) or str(lv).isdigit() else str(lv or "Level ?")
-            if level not in self.subset_list:
-                if level not in LEVELS:
-                    raise DatasetError(f"data file {path} line {line}: unknown level {lv!r}")
-                continue
-            rid = str(o.get("unique_id") or content_id(o["problem"]))
-            out.append(
-                Sample(
-                    id=ids(rid),
-                    messages=user(math_prompt(str(o["problem"]))),
-                    gold=str(o["answer"]).strip(),
-                    subset=level,
-                    category=str(o.get("subject") or "") or None,
-                    meta={"subject": o.get("subject"), "level": lv},
-                )
-            )
-        return out
+    loader = Math500Loader()

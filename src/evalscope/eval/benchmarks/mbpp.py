@@ -25,7 +25,7 @@ from evalscope.eval.benchmarks._common import (
 )
 from evalscope.eval.benchmarks.base import BENCHMARKS, Sample
 from evalscope.eval.benchmarks.humaneval import CodeBenchmark, build_sandbox
-from evalscope.eval.scoring.code import CodeExtraction, mbpp_program
+from evalscope.eval.scoring.code import CodeExtraction, mbpp_parts
 
 __all__ = ["MBPP", "build_sandbox"]
 
@@ -147,9 +147,9 @@ class MBPP(CodeBenchmark):
         ep = sample.meta.get("entry_point")
         return str(ep) if ep else None
 
-    def build_program(self, sample: Sample, code: CodeExtraction) -> str:
+    def build_parts(self, sample: Sample, code: CodeExtraction) -> tuple[str, str]:
         gold = sample.gold
-        return mbpp_program(code.code, list(gold["tests"]), str(gold["setup"]), list(gold["imports"]))
+        return mbpp_parts(code.code, list(gold["tests"]), str(gold["setup"]), list(gold["imports"]))
 
     def reference_output(self, sample: Sample, style: int = 0) -> str:
         code = str(sample.meta["reference_code"]).replace("\r\n", "\n").rstrip()

@@ -15,12 +15,12 @@ from evalscope.eval.benchmarks._common import (
     MultipleChoiceBenchmark,
     content_id,
     data_root,
-    mcq_sample,
+    mcq_record,
     read_csv_rows,
     require_file,
     select_shots,
 )
-from evalscope.eval.benchmarks.base import BENCHMARKS, Sample
+from evalscope.eval.benchmarks.base import BENCHMARKS, Benchmark, Loader, Record
 
 _STEM = (
     "abstract_algebra astronomy college_biology college_chemistry college_computer_science college_mathematics "
@@ -59,45 +59,43 @@ def _mmlu_rows(path: Path) -> list[tuple[int, list[str]]]:
     return rows
 
 
-@BENCHMARKS.register("mmlu")
-class MMLU(MultipleChoiceBenchmark):
-    name = "mmlu"
-    version = "1"
-    data_subdir = "mmlu"
-    subsets = tuple(sorted(MMLU_CATEGORIES))
-    default_shots = 0
+class MMLULoader(Loader):
+    """``data/test/<subject>_test.csv`` per subject; shots from ``data/dev``."""
 
-    def _paths(self, subject: str) -> tuple[Path, Path]:
-        root = data_root(self, "data/test/<subject>_test.csv")
+    name = "mmlu-csv"
+    version = "1"
+
+    def _paths(self, bench: Benchmark, subject: str) -> tuple[Path, Path]:
+        root = data_root(bench, "data/test/<subject>_test.csv")
         test = require_file(
             root / "data" / "test" / f"{subject}_test.csv", "mmlu/data/test/<subject>_test.csv"
         )
         return test, root / "data" / "dev" / f"{subject}_dev.csv"
 
-    def data_files(self) -> list[Path]:
+    def data_files(self, bench: Benchmark) -> list[Path]:
         out: list[Path] = []
-        for s in self.subset_list:
-            test, dev = self._paths(s)
+        for s in bench.subset_list:
+            test, dev = self._paths(bench, s)
             out.append(test)
-            if self.few_shot_num > 0 and dev.is_file():
+            if bench.few_shot_num > 0 and dev.is_file():
                 out.append(dev)
         return out
 
-    def load(self) -> list[Sample]:
-        samples: list[Sample] = []
-        for subject in self.subset_list:
-            test, dev = self._paths(subject)
+    def load(self, bench: Benchmark) -> list[Record]:
+        samples: list[Record] = []
+        for subject in bench.subset_list:
+            test, dev = self._paths(bench, subject)
             shots: list[tuple[str, list[str], str, str | None]] = []
-            if self.few_shot_num > 0:
+            if bench.few_shot_num > 0:
                 require_file(dev, "mmlu/data/dev/<subject>_dev.csv")
                 pool = [(r[0], r[1:5], r[5].strip().upper(), None) for _, r in _mmlu_rows(dev)]
-                shots = select_shots(pool, self.few_shot_num, self.args, subject)
+                shots = select_shots(pool, bench.few_shot_num, bench.args, subject)
             pretty = subject.replace("_", " ")
             ids = IdMaker()
             for _line, r in _mmlu_rows(test):
                 q, opts, ans = r[0], r[1:5], r[5].strip().upper()
                 samples.append(
-                    mcq_sample(
+                    mcq_record(
                         ids(f"{subject}/{content_id(q, *opts)}"),
                         q,
                         opts,
@@ -105,9 +103,18 @@ class MMLU(MultipleChoiceBenchmark):
                         subset=subject,
                         category=MMLU_CATEGORIES.get(subject, "other"),
                         shots=shots,
-                        turns=self.shots_as_turns,
                         preamble=f"The following is a question about {pretty}.",
                         meta={"subject": subject},
                     )
                 )
         return samples
+
+
+@BENCHMARKS.register("mmlu")
+class MMLU(MultipleChoiceBenchmark):
+    name = "mmlu"
+    version = "1"
+    data_subdir = "mmlu"
+    subsets = tuple(sorted(MMLU_CATEGORIES))
+    default_shots = 0
+    loader = MMLULoader()

@@ -23,18 +23,29 @@ from typing import Any
 from evalscope.errors import DatasetError
 from evalscope.eval.benchmarks._common import (
     LETTERS,
+    ChoiceScorer,
     IdMaker,
+    McqPrompt,
     MultipleChoiceBenchmark,
     content_id,
     data_root,
     format_options,
-    mcq_sample,
+    mcq_record,
     read_json,
     require_file,
     seeded_rng,
     user,
 )
-from evalscope.eval.benchmarks.base import BENCHMARKS, Sample, ScoreResult
+from evalscope.eval.benchmarks.base import (
+    BENCHMARKS,
+    Benchmark,
+    Loader,
+    PromptTemplate,
+    Record,
+    Sample,
+    Scorer,
+    ScoreResult,
+)
 from evalscope.eval.scoring.extract import extract_choices
 
 MC2_INSTRUCTION = (
@@ -56,34 +67,31 @@ def _targets(path: Path, i: int, item: Any, key: str) -> list[tuple[str, int]]:
     return t
 
 
-@BENCHMARKS.register("truthful_qa")
-class TruthfulQA(MultipleChoiceBenchmark):
-    name = "truthful_qa"
-    version = "1"
-    data_subdir = "truthfulqa"
-    subsets = ("MC1", "MC2")
-    subset_aliases = {"mc1": "MC1", "mc2": "MC2", "multiple_choice": "MC1"}
-    default_shots = 0
+class TruthfulQALoader(Loader):
+    """``data/v1/mc_task.json``; MC1 (one true answer) and MC2 (several) with options shuffled per question."""
 
-    def _file(self) -> Path:
-        root = data_root(self, "data/v1/mc_task.json")
+    name = "truthfulqa-mc-json"
+    version = "1"
+
+    def _file(self, bench: Benchmark) -> Path:
+        root = data_root(bench, "data/v1/mc_task.json")
         return require_file(root / "data" / "v1" / "mc_task.json", "truthfulqa/data/v1/mc_task.json")
 
-    def data_files(self) -> list[Path]:
-        return [self._file()]
+    def data_files(self, bench: Benchmark) -> list[Path]:
+        return [self._file(bench)]
 
-    def load(self) -> list[Sample]:
-        if self.few_shot_num > 0:
+    def load(self, bench: Benchmark) -> list[Record]:
+        if bench.few_shot_num > 0:
             from evalscope.errors import ConfigError
 
             raise ConfigError("truthful_qa has no few-shot split", "set few_shot_num to 0")
-        path = self._file()
+        path = self._file(bench)
         data = read_json(path)
         if not isinstance(data, list) or not data:
             raise DatasetError(f"data file {path}: expected a non-empty JSON list of questions")
-        shuffle = bool(self.args.get("shuffle_options", True))
-        out: list[Sample] = []
-        for subset in self.subset_list:
+        shuffle = bool(bench.args.get("shuffle_options", True))
+        out: list[Record] = []
+        for subset in bench.subset_list:
             key = "mc1_targets" if subset == "MC1" else "mc2_targets"
             ids = IdMaker()
             for i, item in enumerate(data):
@@ -100,24 +108,45 @@ class TruthfulQA(MultipleChoiceBenchmark):
                         raise DatasetError(
                             f"data file {path} record {i + 1}: mc1_targets must have one true answer"
                         )
-                    out.append(mcq_sample(sid, q, opts, true, subset="MC1"))
+                    out.append(mcq_record(sid, q, opts, true, subset="MC1"))
                 else:
                     letters = LETTERS[: len(opts)]
-                    instr = MC2_INSTRUCTION.format(letters=", ".join(letters))
-                    out.append(
-                        Sample(
-                            id=sid,
-                            messages=user(f"{instr}\n\n{q.strip()}\n\n{format_options(opts)}"),
-                            gold=sorted(true),
-                            subset="MC2",
-                            meta={"letters": letters, "options": opts},
-                        )
-                    )
+                    meta = {"letters": letters, "options": opts}
+                    out.append(Record(sid, q, sorted(true), subset="MC2", choices=opts, meta=meta))
         return out
+
+
+class TruthfulQAPrompt(PromptTemplate):
+    """MC1: the single-answer MCQ prompt; MC2: select every true option (``ANSWER: X, Y``)."""
+
+    name = "truthfulqa-mc"
+    version = "1"
+    _single = McqPrompt()
+
+    def render(self, record: Record, bench: Benchmark) -> Sample:
+        if record.subset != "MC2":
+            return self._single.render(record, bench)
+        opts = record.choices or []
+        instr = MC2_INSTRUCTION.format(letters=", ".join(str(record.meta["letters"])))
+        return Sample(
+            id=record.id,
+            messages=user(f"{instr}\n\n{record.question.strip()}\n\n{format_options(opts)}"),
+            gold=record.gold,
+            subset="MC2",
+            meta=dict(record.meta),
+        )
+
+
+class TruthfulQAScorer(Scorer):
+    """MC1: the chosen letter; MC2: precision of the chosen set (recall and F1 in the detail)."""
+
+    name = "truthfulqa-mc"
+    version = "1"
+    _single = ChoiceScorer()
 
     def score(self, sample: Sample, output: str) -> ScoreResult:
         if sample.subset != "MC2":
-            return super().score(sample, output)
+            return self._single.score(sample, output)
         chosen = extract_choices(output, str(sample.meta["letters"]))
         if not chosen:
             return ScoreResult(0.0, extracted=None, parsed=False)
@@ -129,6 +158,19 @@ class TruthfulQA(MultipleChoiceBenchmark):
         return ScoreResult(
             precision, extracted=sorted(chosen), detail={"precision": precision, "recall": recall, "f1": f1}
         )
+
+
+@BENCHMARKS.register("truthful_qa")
+class TruthfulQA(MultipleChoiceBenchmark):
+    name = "truthful_qa"
+    version = "1"
+    data_subdir = "truthfulqa"
+    subsets = ("MC1", "MC2")
+    subset_aliases = {"mc1": "MC1", "mc2": "MC2", "multiple_choice": "MC1"}
+    default_shots = 0
+    loader = TruthfulQALoader()
+    prompt = TruthfulQAPrompt()
+    scorer = TruthfulQAScorer()
 
     def reference_output(self, sample: Sample, style: int = 0) -> str:
         if sample.subset != "MC2":

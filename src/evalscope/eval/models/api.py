@@ -8,15 +8,17 @@ reason, usage, timings and (when every attempt failed) the error.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from evalscope.engine.client import Client
-from evalscope.engine.records import ErrorInfo, Request, RequestRecord
+from evalscope.engine.records import Request, RequestRecord
 from evalscope.engine.redact import redact_url
 from evalscope.engine.retry import AIMDGate, RetryPolicy, send_with_retry
 from evalscope.engine.session import Timeouts
 from evalscope.eval.cache import ResponseCache, cache_key
+from evalscope.eval.models.base import Capabilities, Generation, ModelStats
+
+__all__ = ["ApiModel", "Generation", "split_reasoning"]
 
 _THINK_END = re.compile(r"</think\s*>", re.IGNORECASE)
 _THINK_START = re.compile(r"^\s*<think\s*>", re.IGNORECASE)
@@ -32,34 +34,6 @@ def split_reasoning(text: str, reasoning: str | None) -> tuple[str, str | None]:
         merged = "\n".join(x for x in (reasoning, inline) if x)
         return answer.lstrip("\n"), merged or None
     return text, reasoning
-
-
-@dataclass(slots=True)
-class Generation:
-    """What the model produced for one (sample, repeat)."""
-
-    text: str = ""
-    reasoning: str | None = None
-    raw_text: str = ""
-    finish_reason: str | None = None
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    reasoning_tokens: int | None = None
-    cached_tokens: int | None = None  # prompt tokens the server served from its prefix cache
-    timings: dict[str, float] | None = None  # llama.cpp's server-side timings
-    latency_s: float | None = None
-    ttft_s: float | None = None
-    attempts: int = 0
-    cached: bool = False
-    error: ErrorInfo | None = None
-    gave_up: str | None = None
-    retried_errors: list[str] = field(default_factory=list)
-    #: server quirks seen on this answer (``usage_rejected``, ``not_streamed``, ``sse_mislabelled``)
-    quirks: tuple[str, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
 
 
 def _from_record(rec: RequestRecord) -> Generation:
@@ -98,7 +72,7 @@ def _quirks(rec: RequestRecord) -> tuple[str, ...]:
 
 
 class ApiModel:
-    """Sends eval requests through one shared :class:`Client` under an :class:`AIMDGate`."""
+    """Sends eval requests through one shared :class:`Client` under an :class:`AIMDGate` (a :class:`Model`)."""
 
     def __init__(
         self,
@@ -133,6 +107,27 @@ class ApiModel:
     @property
     def model(self) -> str:
         return self.client.model
+
+    @property
+    def name(self) -> str:
+        return self.client.model
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(streaming=self.client.stream, logprobs=False, max_in_flight=None)
+
+    async def start(self, check: bool = True, check_model: bool = True) -> None:
+        """Preflight the endpoint; a blank model name is adopted from the server's /v1/models."""
+        if not check:
+            return
+        from evalscope.engine.preflight import preflight
+
+        await preflight(self.client, check_model=check_model)
+
+    def stats(self) -> ModelStats:
+        return ModelStats(
+            sent=self.sent, retries=self.retries, reconnects=self.reconnects, concurrency_cuts=self.gate.cuts
+        )
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -19,6 +19,14 @@ Isolated modes (``root`` and ``userns``):
 
 ``plain`` mode (explicit opt-in only) sets the rlimits and execs the program in the given directory.
 
+``bwrap`` mode: as root, unshare a mount namespace only to make the interpreter reachable (step 3), drop to the
+sandbox uid; then exec Debian's ``bwrap`` (all namespaces, read-only root, tmpfs work directory, our seccomp
+filter via ``--seccomp FD``), which runs this file again (``-c``) in ``bwrap-inner`` mode: write the program
+into the work directory, set the rlimits, exec. bwrap reports on the status pipe (``--json-status-fd``).
+
+The seccomp filter (``cfg["seccomp"]``, built by :mod:`evalscope.eval.sandbox.seccomp`) is installed right
+before exec in the isolated modes.
+
 Status pipe messages (one line each): ``E <message>`` a setup error (a sandbox error, not the program's fault),
 ``P <pid>`` the pid of the namespace's init (killing it kills the namespace), ``W <raw wait status>``
 how the program ended.
@@ -53,6 +61,9 @@ MS_REC = 16384
 MS_PRIVATE = 1 << 18
 PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_SECCOMP = 22
+PR_SET_CHILD_SUBREAPER = 36
+SECCOMP_MODE_FILTER = 2
 SETUP_FAILED = 121
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -60,6 +71,19 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 class SetupError(Exception):
     pass
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def _install_seccomp(hex_filter: str) -> None:
+    prog = bytes.fromhex(hex_filter)
+    buf = ctypes.create_string_buffer(prog, len(prog))
+    fprog = _SockFprog(len(prog) // 8, ctypes.addressof(buf))
+    _check(
+        _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0), "prctl(SECCOMP)"
+    )
 
 
 def _check(ret: int, what: str) -> None:
@@ -263,6 +287,8 @@ def _program(cfg: dict[str, Any], workdir: str, err_w: int) -> NoReturn:
         _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
         if os.getppid() != 1:  # init died before PDEATHSIG was armed
             os._exit(SETUP_FAILED)
+        if cfg.get("seccomp"):
+            _install_seccomp(cfg["seccomp"])
         _exec_program(cfg, workdir)
     except BaseException as e:  # noqa: BLE001 - a forked child must report anything and exit
         try:
@@ -310,8 +336,119 @@ def _init(cfg: dict[str, Any], workdir: str, err_w: int, alive_r: int, res_w: in
     os._exit(0)
 
 
+_WRITABLE = ("/var/tmp", "/run/lock", "/run/shm", "/dev/mqueue")
+
+
+def _bwrap_argv(cfg: dict[str, Any], seccomp_fd: int, status_fd: int, program_fd: int = -1) -> list[str]:
+    """bwrap command line: every namespace, no new user namespaces inside, read-only /, fresh /proc and /dev,
+    an empty read-only /tmp holding the size-limited work directory, other writable places emptied."""
+    argv = [cfg["bwrap"], "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent"]
+    argv += ["--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"]
+    argv += ["--size", "65536", "--tmpfs", "/tmp"]
+    argv += ["--size", str(cfg["tmpfs_kb"] * 1024), "--perms", "0700", "--tmpfs", "/tmp/work"]
+    argv += ["--remount-ro", "/tmp"]
+    for d in _WRITABLE:
+        if os.path.isdir(d) and not os.path.islink(d):
+            argv += ["--size", "4096", "--tmpfs", d, "--remount-ro", d]
+    argv += ["--chdir", "/tmp/work", "--json-status-fd", str(status_fd)]
+    if seccomp_fd >= 0:
+        argv += ["--seccomp", str(seccomp_fd)]
+    if program_fd >= 0 and cfg.get("prlimit"):
+        # Fast path: bwrap copies the program in, util-linux's prlimit sets the limits, then the program runs.
+        lim = cfg["limits"]
+        nproc = lim["nproc"] + (_tasks_of_uid(os.getuid()) if os.getuid() != 0 else 0)
+        argv += ["--perms", "0600", "--file", str(program_fd), "/tmp/work/" + cfg["script_name"], "--"]
+        argv += [
+            cfg["prlimit"],
+            f"--cpu={lim['cpu_s']}:{lim['cpu_s'] + 1}",
+            f"--as={lim['as_bytes']}",
+            f"--fsize={lim['fsize_bytes']}",
+            "--core=0",
+            f"--nofile={lim['nofile']}",
+            f"--nproc={nproc}",
+            "--",
+            cfg["python"],
+            *cfg["python_args"],
+            cfg["script_name"],
+        ]
+        return argv
+    inner = {k: cfg[k] for k in ("script_name", "python", "python_args", "env", "limits")}
+    inner.update(mode="bwrap-inner", program=cfg["program_bytes"].decode("utf-8", "surrogateescape"))
+    argv += ["--", cfg["python"], "-I", "-S", "-c", cfg["launcher_source"], json.dumps(inner)]
+    return argv
+
+
+def _run_bwrap(cfg: dict[str, Any], status_fd: int) -> NoReturn:
+    """``bwrap`` mode (see the module docstring); the status pipe goes to bwrap's ``--json-status-fd``."""
+    if os.getuid() == 0:
+        _check(_libc.unshare(CLONE_NEWNS), "unshare(mount)")
+        _mount(None, "/", None, MS_REC | MS_PRIVATE)
+        _expose_interpreter(cfg["python_prefix"], cfg["uid"])
+        os.setgroups([])
+        os.setresgid(cfg["gid"], cfg["gid"], cfg["gid"])
+        os.setresuid(cfg["uid"], cfg["uid"], cfg["uid"])
+        if os.getuid() == 0 or os.geteuid() == 0:
+            raise SetupError("could not drop root")
+    # After the credential change (which clears it); kept across exec: bwrap dies with evalscope.
+    _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PDEATHSIG)")
+    seccomp_fd = -1
+    if cfg.get("seccomp"):
+        prog = bytes.fromhex(cfg["seccomp"])
+        seccomp_fd, w = os.pipe()
+        os.write(w, prog)  # a few hundred bytes: fits the pipe buffer
+        os.close(w)
+        os.set_inheritable(seccomp_fd, True)
+    program_fd = -1
+    if cfg.get("prlimit"):
+        program_fd = os.memfd_create("evalscope-program", 0)  # inheritable: no MFD_CLOEXEC
+        os.write(program_fd, cfg["program_bytes"])
+        os.lseek(program_fd, 0, os.SEEK_SET)
+    argv = _bwrap_argv(cfg, seccomp_fd, status_fd, program_fd)
+    # bwrap's own processes can outlive it for a moment; as their subreaper we reap them, so that nothing is left
+    # to the machine's init (which may never reap) when we exit.
+    _check(_libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl(CHILD_SUBREAPER)")
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PDEATHSIG)")
+            os.set_inheritable(status_fd, True)
+            os.execve(argv[0], argv, cfg["env"])
+        except BaseException as e:  # noqa: BLE001 - a forked child must report anything and exit
+            _report(status_fd, f"E exec bwrap: {type(e).__name__}: {e}")
+        os._exit(SETUP_FAILED)
+    os.close(status_fd)
+    for fd in (seccomp_fd, program_fd):
+        if fd >= 0:
+            os.close(fd)
+    status: int | None = None
+    while True:
+        try:
+            p, st = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        if p == pid:
+            status = st
+    if status is None:
+        os._exit(SETUP_FAILED)
+    if os.WIFSIGNALED(status):
+        os._exit(128 + os.WTERMSIG(status))
+    os._exit(os.WEXITSTATUS(status))
+
+
+def _bwrap_inner(cfg: dict[str, Any]) -> NoReturn:
+    """Inside bwrap: write the program, set the limits, exec."""
+    with open(os.path.join("/tmp/work", cfg["script_name"]), "w", encoding="utf-8", errors="surrogateescape") as f:
+        f.write(cfg["program"])
+    _set_limits(cfg)
+    _exec_program(cfg, "/tmp/work")
+
+
 def main() -> NoReturn:
     cfg = json.loads(sys.argv[1])
+    if cfg["mode"] == "bwrap-inner":
+        _bwrap_inner(cfg)
     status_fd = cfg["status_fd"]
     os.set_inheritable(status_fd, False)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -323,6 +460,8 @@ def main() -> NoReturn:
             _set_limits(cfg)
             os.close(status_fd)
             _exec_program(cfg, os.path.dirname(cfg["program_path"]))
+        if mode == "bwrap":
+            _run_bwrap(cfg, status_fd)
         workdir = _setup_namespaces(cfg)
     except BaseException as e:  # noqa: BLE001 - any setup failure is a sandbox error
         _report(status_fd, f"E {type(e).__name__}: {e}")

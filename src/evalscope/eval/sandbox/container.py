@@ -16,11 +16,15 @@ import time
 import uuid
 
 from evalscope.errors import SandboxUnavailableError
-from evalscope.eval.sandbox.core import ExecResult, SandboxLimits, Status, _read_capped
+from evalscope.eval.sandbox._io import read_capped as _read_capped
+from evalscope.eval.sandbox.types import ExecResult, SandboxLimits, Status
 
 
 class ContainerBackend:
-    """Runs each program in a throw-away container (no network, read-only root, tmpfs /tmp, limits)."""
+    """Runs each program in a throw-away container (no network, read-only root, tmpfs /tmp, limits); a
+    :class:`~evalscope.eval.sandbox.types.Backend`."""
+
+    name = "container"
 
     def __init__(
         self, image: str, limits: SandboxLimits, engines: tuple[str, ...] = ("docker", "podman")
@@ -65,7 +69,9 @@ class ContainerBackend:
             "start the docker or podman daemon, or use the default process sandbox",
         )
 
-    async def run(self, program: str, timeout_s: float) -> ExecResult:
+    async def run(self, program: str, timeout_s: float, stdin: bytes | None = None) -> ExecResult:
+        """Run ``program``; with ``stdin`` the program goes on the command line (``python -c``) and ``stdin``
+        is what it reads on fd 0, else the program itself is fed on stdin (``python -``)."""
         if self.engine is None:
             await self.check()
         assert self.engine is not None
@@ -108,8 +114,9 @@ class ContainerBackend:
             "TMPDIR=/tmp",
             self.image,
             "python",
-            "-",
+            *(["-"] if stdin is None else ["-c", program]),
         ]
+        feed = program.encode() if stdin is None else stdin
         t0 = time.monotonic()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
@@ -137,7 +144,7 @@ class ContainerBackend:
         ]
         assert proc.stdin is not None
         with contextlib.suppress(OSError):
-            proc.stdin.write(program.encode())
+            proc.stdin.write(feed)
             await proc.stdin.drain()
             proc.stdin.close()
         waiter = asyncio.create_task(proc.wait())

@@ -1,38 +1,36 @@
-"""Equivalence of math answers (GSM8K numbers, MATH expressions).
+"""Equivalence of math answers (GSM8K numbers, MATH expressions), decided by ``math-verify``.
 
-:func:`math_equiv` decides whether an extracted answer equals the gold answer, in this order:
+:func:`math_equiv` first takes two cheap, unambiguous shortcuts, then asks HuggingFace's ``math-verify`` grader:
 
-1. string equality after LaTeX normalisation (:func:`normalize_math`: ``$``, ``\\left``/``\\right``, spacing
-   commands, ``\\dfrac``/``\\tfrac`` -> ``\\frac``, ``\\frac12`` -> ``\\frac{1}{2}``, ``\\sqrt2`` ->
-   ``\\sqrt{2}``, ``^\\circ``, ``\\%``, ``\\text{...}`` unwrapped, a leading ``x =`` dropped, thousands commas
-   removed, whitespace removed);
-2. numbers (:func:`parse_number`: ``1,000``, ``5.0``, ``$18``, ``50%``, ``18 dollars``, ``10\\text{ cm}``)
-   compared exactly when both are integers, else with a relative tolerance of 1e-9;
-3. tuples, intervals and comma lists compared elementwise (brackets must agree, so ``[1,2)`` is not
-   ``(1,2)``; bare comma lists and ``\\{...\\}`` sets ignore order);
-4. symbolic equivalence with sympy: the LaTeX is translated to a small whitelisted expression language
-   (``\\frac``, ``\\sqrt``, ``^``, ``\\pi``, ``\\infty``, trig/log functions, implicit multiplication, ``i``),
-   parsed with ``parse_expr`` and compared numerically (constants) or at fixed random points (expressions with
-   variables). Inputs longer than 300 characters or with huge exponents are refused, and on the main thread a
-   timer aborts sympy after ``timeout`` seconds.
+1. both answers are plain numbers (:func:`parse_number`: ``1,000``, ``5.0``, ``$18``, ``50%``, ``18 dollars``,
+   ``10\\text{ cm}``): compared exactly when both are integers, else with a relative tolerance of 1e-9;
+2. equal strings after LaTeX normalisation (:func:`normalize_math`) are equal;
+3. otherwise (unless an answer is over 400 characters or holds a power such as ``10^{10^{10}}``, which are
+   refused) ``math_verify.verify(parse(gold), parse(pred))`` on the normalised strings, both wrapped as ``$...$`` so that math-verify's
+   LaTeX and plain-expression extraction both apply. math-verify handles fractions, roots, sets, intervals,
+   tuples, equations (``x = 3``), units and symbolic equality.
+
+math-verify's own timeouts use SIGALRM, which must never run on our event-loop thread. So the grader runs in a
+separate, long-lived process (spawned on first use), where SIGALRM is safe; the caller waits at most
+``timeout`` + 2 s and, past that, kills the process (a fresh one is spawned on the next call) and answers False.
 """
 
 from __future__ import annotations
 
 import cmath
-import math
-import random
+import contextlib
+import json
 import re
-import signal
+import select
+import subprocess
+import sys
 import threading
-from collections.abc import Callable
-from typing import Any, TypeVar
 
-__all__ = ["math_equiv", "normalize_math", "parse_number", "split_elements"]
+__all__ = ["math_equiv", "math_verify_equiv", "normalize_math", "parse_number", "split_elements"]
 
-T = TypeVar("T")
-
-_MAX_LEN = 300
+_MAX_LEN = 400
+# Powers that no grader should expand: 10^{10^{10}}, 2^{99999}.
+_HUGE_POWER = re.compile(r"\^\s*\{?\s*[-+]?\d{5,}|\^\s*\{[^{}]*\^")
 
 
 # ----------------------------------------------------------------------------------------- normalisation
@@ -199,147 +197,6 @@ def split_elements(s: str) -> tuple[str, str, list[str]] | None:
 # ----------------------------------------------------------------------------------------- sympy
 
 
-class _Timeout(Exception):
-    pass
-
-
-def _with_timeout(fn: Callable[[], T], seconds: float) -> T:
-    """Run ``fn`` with a SIGALRM timer when on the main thread of a Unix process (otherwise unguarded)."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
-        return fn()
-    if signal.getitimer(signal.ITIMER_REAL)[0] > 0:  # someone else owns the timer
-        return fn()
-
-    def _raise(signum: int, frame: Any) -> None:
-        raise _Timeout
-
-    old = signal.signal(signal.SIGALRM, _raise)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        return fn()
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-
-
-_FUNCS = {
-    "sin",
-    "cos",
-    "tan",
-    "cot",
-    "sec",
-    "csc",
-    "arcsin",
-    "arccos",
-    "arctan",
-    "sinh",
-    "cosh",
-    "tanh",
-    "log",
-    "ln",
-    "exp",
-}
-_ALLOWED_NAMES = {"sqrt", "pi", "oo", "I", "E", "binomial", "root", "asin", "acos", "atan", "Abs"} | _FUNCS
-
-
-def _replace_cmd_args(s: str, cmd: str, nargs: int, fmt: Callable[[list[str]], str]) -> str | None:
-    pat = re.compile(r"\\" + cmd + r"(?![a-zA-Z])\s*")
-    while True:
-        m = pat.search(s)
-        if not m:
-            return s
-        i = m.end()
-        args: list[str] = []
-        opt: str | None = None
-        if cmd == "sqrt" and i < len(s) and s[i] == "[":
-            j = s.find("]", i)
-            if j < 0:
-                return None
-            opt = s[i + 1 : j]
-            i = j + 1
-        for _ in range(nargs):
-            while i < len(s) and s[i] == " ":
-                i += 1
-            got = _brace_arg(s, i)
-            if got is None:
-                if i < len(s) and (s[i].isalnum()):
-                    got = (s[i], i + 1)
-                else:
-                    return None
-            args.append(got[0])
-            i = got[1]
-        if opt is not None:
-            args.append(opt)
-        s = s[: m.start()] + fmt(args) + s[i:]
-
-
-_CMD_RULES: tuple[tuple[str, int, Callable[[list[str]], str]], ...] = (
-    ("frac", 2, lambda a: f"(({a[0]})/({a[1]}))"),
-    ("binom", 2, lambda a: f"binomial(({a[0]}),({a[1]}))"),
-    ("sqrt", 1, lambda a: f"(({a[0]})**(1/({a[1]})))" if len(a) == 2 else f"sqrt({a[0]})"),
-)
-
-
-def _latex_to_expr_str(s: str) -> str | None:
-    """Translate normalised LaTeX to a whitelisted sympy expression string; None when out of scope."""
-    if len(s) > _MAX_LEN or "_" in s or "=" in s or "!" in s:
-        return None
-    t = s
-    for cmd, nargs, fmt in _CMD_RULES:
-        got = _replace_cmd_args(t, cmd, nargs, fmt)
-        if got is None:
-            return None
-        t = got
-    t = re.sub(r"\\(?:cdot|times)", "*", t)
-    t = t.replace("\\div", "/").replace("\\pi", " pi ").replace("\\infty", " oo ").replace("π", " pi ")
-    t = re.sub(r"\\(arcsin|arccos|arctan|sinh|cosh|tanh|sin|cos|tan|cot|sec|csc|ln|log|exp)", r" \1 ", t)
-    t = t.replace("^", "**").replace("{", "(").replace("}", ")")
-    if "\\" in t or re.search(r"[^0-9a-zA-Z+\-*/(). ,]", t):
-        return None
-    for name in re.findall(r"[A-Za-z]+", t):
-        if name not in _ALLOWED_NAMES and len(name) > 3:
-            return None
-    # guard against huge powers such as 10**10**10 or 2**99999
-    if re.search(r"\*\*\s*\(?\s*\d{4,}", t) or t.count("**") > 6:
-        return None
-    for m in re.finditer(r"\*\*\s*\(", t):  # no power inside a parenthesised exponent
-        depth, j = 0, m.end() - 1
-        while j < len(t):
-            depth += {"(": 1, ")": -1}.get(t[j], 0)
-            if depth == 0:
-                break
-            j += 1
-        if "**" in t[m.end() : j]:
-            return None
-    return t
-
-
-def _to_sympy(s: str) -> Any:
-    import sympy
-    from sympy.parsing.sympy_parser import (
-        convert_xor,
-        implicit_multiplication_application,
-        parse_expr,
-        standard_transformations,
-    )
-
-    t = _latex_to_expr_str(s)
-    if t is None:
-        return None
-    local = {
-        "i": sympy.I,
-        "e": sympy.E,
-        "pi": sympy.pi,
-        "oo": sympy.oo,
-        "ln": sympy.log,
-        "arcsin": sympy.asin,
-        "arccos": sympy.acos,
-        "arctan": sympy.atan,
-    }
-    trans = (*standard_transformations, implicit_multiplication_application, convert_xor)
-    return parse_expr(t, local_dict=local, transformations=trans, evaluate=True)
-
-
 def _num_close(a: complex, b: complex) -> bool:
     if cmath.isinf(a) or cmath.isinf(b):
         return a == b
@@ -348,77 +205,119 @@ def _num_close(a: complex, b: complex) -> bool:
     return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
 
 
-def _sympy_equal(a: str, b: str, timeout: float) -> bool:
-    import sympy
 
-    def run() -> bool:
-        ea, eb = _to_sympy(a), _to_sympy(b)
-        if ea is None or eb is None:
-            return False
-        if isinstance(ea, tuple) or isinstance(eb, tuple):
-            return False
-        syms = sorted((ea.free_symbols | eb.free_symbols), key=str)
-        if not syms:
-            va, vb = complex(sympy.N(ea, 30)), complex(sympy.N(eb, 30))
-            return _num_close(va, vb)
-        rng = random.Random(1234)
-        for _ in range(4):
-            point = {x: sympy.Float(rng.uniform(0.5, 2.5)) for x in syms}
-            va = complex(sympy.N(ea.subs(point), 30))
-            vb = complex(sympy.N(eb.subs(point), 30))
-            if math.isnan(va.real) or math.isnan(vb.real) or not _num_close(va, vb):
+# ----------------------------------------------------------------------------------------- math-verify worker
+
+
+def _serve_stdio() -> None:  # pragma: no cover - runs in the worker process
+    """Worker loop: JSON ``[gold, pred, timeout]`` lines in, ``1``/``0`` lines out; EOF ends it."""
+    import json
+    import logging
+
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+
+    logging.disable(logging.CRITICAL)  # math-verify logs every parse failure
+    config = [LatexExtractionConfig(), ExprExtractionConfig()]
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    for line in sys.stdin:
+        try:
+            gold, pred, timeout = json.loads(line)
+            t = max(1, int(timeout))
+            g = parse(_dollars(gold), extraction_config=config, parsing_timeout=t)
+            p = parse(_dollars(pred), extraction_config=config, parsing_timeout=t)
+            ok = bool(g) and bool(p) and bool(verify(g, p, timeout_seconds=t))
+        except Exception:  # noqa: BLE001 - any failure of the grader means "not shown equal"
+            ok = False
+        sys.stdout.write("1\n" if ok else "0\n")
+        sys.stdout.flush()
+
+
+def _dollars(s: str) -> str:
+    s = s.strip()
+    if s.startswith("$") or s.startswith("\\(") or s.startswith("\\["):
+        return s
+    return f"${s}$"
+
+
+_WORKER_CMD = "from evalscope.eval.scoring.math_equiv import _serve_stdio; _serve_stdio()"
+
+
+class _Grader:
+    """One worker process (``python -c``, so nothing depends on how our own process was started); calls are
+    serialised (a lock), so any thread may call :meth:`equal`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def _start(self, wait_s: float) -> subprocess.Popen[bytes] | None:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _WORKER_CMD],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self._proc = proc
+        if self._readline(wait_s) != b"ready":  # importing sympy and math-verify
+            self._stop()
+            return None
+        return proc
+
+    def _readline(self, wait_s: float) -> bytes | None:
+        assert self._proc is not None and self._proc.stdout is not None
+        out = self._proc.stdout
+        if not select.select([out], [], [], wait_s)[0]:
+            return None
+        line = out.readline()
+        return line.strip() if line else None
+
+    def _stop(self) -> None:
+        if self._proc is not None:
+            with contextlib.suppress(OSError):
+                self._proc.kill()
+            with contextlib.suppress(Exception):
+                self._proc.wait(5)
+            for f in (self._proc.stdin, self._proc.stdout):
+                if f is not None:
+                    with contextlib.suppress(OSError):
+                        f.close()
+        self._proc = None
+
+    def equal(self, gold: str, pred: str, timeout: float) -> bool:
+        with self._lock:
+            proc = self._proc if self._proc is not None and self._proc.poll() is None else None
+            if proc is None:
+                self._stop()
+                proc = self._start(60.0)
+                if proc is None:
+                    return False
+            try:
+                assert proc.stdin is not None
+                proc.stdin.write(json.dumps([gold, pred, timeout]).encode() + b"\n")
+                proc.stdin.flush()
+                answer = self._readline(timeout + 2.0)
+            except (OSError, ValueError):
+                answer = None
+            if answer is None:
+                self._stop()  # hung or dead: a fresh worker next time
                 return False
-        return True
-
-    try:
-        return _with_timeout(run, timeout)
-    except _Timeout:
-        return False
-    except Exception:  # noqa: BLE001 - any parse/eval failure means "not shown equal"
-        return False
+            return answer == b"1"
 
 
-# ----------------------------------------------------------------------------------------- public
-
-
+_GRADER = _Grader()
 _WORD = re.compile(r"[A-Za-z]{2,}")
 
 
-def _atom_equiv(a: str, b: str, timeout: float) -> bool:
-    if a == b or a.lower() == b.lower():
-        return True
-    na, nb = parse_number(a), parse_number(b)
-    if na is not None and nb is not None:
-        return _num_close(complex(na), complex(nb))
-    if any(
-        _WORD.fullmatch(x) and x not in ("pi", "oo") for x in (a, b)
-    ):  # words ("no" vs "on") are not products of symbols
-        return False
-    return _sympy_equal(a, b, timeout)
+def math_verify_equiv(pred: str, gold: str, *, timeout: float = 3.0) -> bool:
+    """math-verify alone (no shortcuts): ``verify(parse(gold), parse(pred))`` in the worker process."""
+    if len(pred) > _MAX_LEN or len(gold) > _MAX_LEN or _HUGE_POWER.search(pred) or _HUGE_POWER.search(gold):
+        return False  # refused (see _MAX_LEN, _HUGE_POWER): never sent to the grader
+    return _GRADER.equal(gold, pred, timeout)
 
 
-def _norm_equiv(a: str, b: str, timeout: float) -> bool:
-    if a == b or a.lower() == b.lower():
-        return True
-    ea, eb = split_elements(a), split_elements(b)
-    if ea is not None or eb is not None:
-        if ea is None or eb is None:
-            return False
-        (oa, ca, xa), (ob, cb, xb) = ea, eb
-        if len(xa) != len(xb) or oa != ob or ca != cb:
-            return False
-        if oa in ("", "{"):  # bare comma lists and sets: order does not matter
-            remaining = list(xb)
-            for x in xa:
-                for k, y in enumerate(remaining):
-                    if _norm_equiv(x, y, timeout):
-                        del remaining[k]
-                        break
-                else:
-                    return False
-            return True
-        return all(_norm_equiv(x, y, timeout) for x, y in zip(xa, xb, strict=True))
-    return _atom_equiv(a, b, timeout)
+# ----------------------------------------------------------------------------------------- public
 
 
 def math_equiv(pred: str | None, gold: str, *, timeout: float = 3.0) -> bool:
@@ -428,11 +327,16 @@ def math_equiv(pred: str | None, gold: str, *, timeout: float = 3.0) -> bool:
     pred, gold = str(pred), str(gold)
     if not pred.strip():
         return False
-    # numbers first, on the lightly normalised strings (units, commas, $ and % allowed)
     np_, ng = parse_number(pred), parse_number(gold)
     if np_ is not None and ng is not None:
         return _num_close(complex(np_), complex(ng))
     a, b = normalize_math(pred), normalize_math(gold)
     if not a:
         return False
-    return _norm_equiv(a, b, timeout)
+    if a == b or a.lower() == b.lower():
+        return True
+    if any(_WORD.fullmatch(x) and x not in ("pi", "oo") for x in (a, b)):
+        return False  # words ("no" vs "on") are not products of symbols
+    # math-verify sees our normalised forms: it misreads some raw spellings (``\\frac \\pi4 + 2`` and
+    # ``\\frac \\pi4 + 2 + 1`` parse alike), not the normalised ones.
+    return math_verify_equiv(a, b, timeout=timeout)

@@ -14,5 +14,8 @@ DATASETS.add("longalpaca", "evalscope.perf.datasets.files:LongAlpacaDataset")
 DATASETS.add("line_by_line", "evalscope.perf.datasets.files:LineByLineDataset")
 DATASETS.add("sharegpt", "evalscope.perf.datasets.files:ShareGPTDataset")
 DATASETS.add("custom", "evalscope.perf.datasets.files:CustomDataset")
+DATASETS.add("prompt", "evalscope.perf.datasets.ladder:FixedPromptDataset")
+DATASETS.add("speed_benchmark", "evalscope.perf.datasets.ladder:SpeedBenchmarkDataset")
+DATASETS.add("speed_benchmark_long", "evalscope.perf.datasets.ladder:SpeedBenchmarkLongDataset")
 
 __all__ = ["DATASETS", "PerfDataset", "Prompt"]

@@ -1,7 +1,9 @@
-"""The simulator's tokenizer: one token per whitespace-separated word, trailing whitespace attached.
+"""The word tokenizer shared by the simulator and perf: one token per whitespace-separated word, trailing
+whitespace attached.
 
 A real tokenizer would make the simulator depend on model files; a word tokenizer is deterministic, fast and
-easy to reason about in tests, and it is exported so client code can count tokens exactly like the server.
+easy to reason about in tests. Perf counts prompt tokens with the same functions (``perf/tokenizer.py``'s word
+tokenizer), so client and simulator agree exactly. A leaf module: it imports nothing from evalscope.
 """
 
 from __future__ import annotations
