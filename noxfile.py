@@ -1,4 +1,4 @@
-"""nox sessions: tests, lint, typecheck, bench, bench_peers (peer comparison, not part of CI)."""
+"""nox sessions: tests, lint, typecheck, bench, bench_peers and realservers (not part of CI)."""
 
 from __future__ import annotations
 
@@ -37,3 +37,10 @@ def bench(session: nox.Session) -> None:
 def bench_peers(session: nox.Session) -> None:
     session.install("-e", ".[dev]")
     session.run("python", "benchmarks/peers/run_peers.py", *session.posargs)
+
+
+@nox.session
+def realservers(session: nox.Session) -> None:
+    """Build four real servers from package registries and run issue 9's matrix (benchmarks/realservers)."""
+    session.install("-e", ".[dev]")
+    session.run("python", "benchmarks/realservers/rig.py", *(session.posargs or ["all"]))
