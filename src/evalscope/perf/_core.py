@@ -32,9 +32,10 @@ from evalscope.engine.records import Request, RequestRecord
 from evalscope.engine.redact import register_secret
 from evalscope.engine.session import Timeouts
 from evalscope.perf._wire import boot_id
-from evalscope.perf.aggregate import Aggregator, Metric
+from evalscope.perf.aggregate import Aggregator
 from evalscope.perf.coverage import count_queued, past_deadline
 from evalscope.perf.fidelity import CpuMeter, LoopLagMonitor
+from evalscope.perf.histogram import Metric
 from evalscope.perf.schedule import SLOT_DEADLINE, SLOT_WAITED, acquire_slot, arrival_offsets_ns, sleep_until
 from evalscope.perf.storage import encode_record
 
@@ -216,9 +217,9 @@ class WorkerCore:
             self._tokenizer = get_tokenizer(cfg.tokenizer_path)
         self._dataset = setup.get("dataset")
         if self._dataset is None:
-            from evalscope.perf.datasets import DATASETS
+            from evalscope.perf.datasets import DATASETS, DatasetOptions
 
-            self._dataset = DATASETS.get(cfg.dataset)(cfg, self._tokenizer)
+            self._dataset = DATASETS.get(cfg.dataset)(DatasetOptions.of(cfg), self._tokenizer)
         self._prompts = self._dataset.prompts()
         params: dict[str, Any] = {}
         if cfg.temperature is not None:

@@ -3,13 +3,13 @@
 One :class:`Pool` protocol, three kinds: :class:`LocalPool` (one core on the coordinator's own loop: the
 in-process run), :class:`ProcessPool` (``--workers N``: ``spawn`` processes over Unix socket pairs, a shared
 request counter) and ``ray_backend.RayPool`` (``--ray``). Whatever the kind, the coordinator receives the
-same calls on its :class:`Sink`. Also here: how many workers ``--workers auto`` means.
+same calls on its :class:`~evalscope.perf._wire.Sink`. Also here: how many workers ``--workers auto`` means.
 
 Worker processes ignore SIGINT (the coordinator decides), exit when the coordinator's socket closes and, on
 Linux, get SIGTERM when it dies, so no process is left behind.
 
 May import: ``perf._core``, ``perf._wire``, ``perf.aggregate``, ``engine.session`` (lazily), ``errors``;
-``perf.ray_backend`` lazily (``make_pool``). Never the coordinator or the runner.
+Never ``perf.ray_backend``, the coordinator or the runner.
 """
 
 from __future__ import annotations
@@ -23,32 +23,30 @@ import socket
 import sys
 import time
 import traceback
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
 from evalscope.errors import EvalscopeError
 from evalscope.perf._core import SharedCounter, WorkerCore
-from evalscope.perf._wire import EOF, ERROR, HELLO, QUIT, STAGE, STOP, FrameOutbox, deliver, frame, read_frame
+from evalscope.perf._wire import (
+    EOF,
+    ERROR,
+    HELLO,
+    QUIT,
+    STAGE,
+    STOP,
+    FrameOutbox,
+    Sink,
+    deliver,
+    frame,
+    read_frame,
+)
 from evalscope.perf.aggregate import Aggregator
 
 #: ``auto``: streamed events per second one worker's event loop handles comfortably, and parallel streams.
 EVENTS_PER_WORKER = 40_000
 PARALLEL_PER_WORKER = 64
-
-
-class Sink(Protocol):
-    """What the coordinator hears from core ``k`` (the same calls whatever the pool)."""
-
-    def on_records(self, k: int, lines: bytes) -> None: ...
-
-    def on_progress(self, k: int, p: dict[str, Any]) -> None: ...
-
-    def on_done(self, k: int, d: dict[str, Any], agg: Aggregator | None) -> None: ...
-
-    def on_error(self, k: int, exc: BaseException | str) -> None: ...
-
-    def on_exit(self, k: int) -> None: ...
 
 
 def usable_cpus() -> int:
@@ -396,14 +394,3 @@ class ProcessPool(Pool):
             if p.is_alive():
                 p.kill()
                 p.join(2.0)
-
-
-def make_pool(cfg: Any, n: int) -> Pool:
-    """The pool for this run: one local core, Ray actors with ``--ray``, else processes."""
-    if cfg.ray is not None:
-        from evalscope.perf.ray_backend import RayPool
-
-        return RayPool(n, cfg.ray)
-    if n == 1:
-        return LocalPool()
-    return ProcessPool(n)

@@ -84,15 +84,21 @@ def _state_on_coordinator_clock(agg: Aggregator, d: dict[str, Any]) -> dict[str,
     return state
 
 
-class _SinkLike(Protocol):
+class Sink(Protocol):
+    """What the coordinator hears from core ``k`` (the same calls whatever the pool or the wire)."""
+
     def on_records(self, k: int, lines: bytes) -> None: ...
+
     def on_progress(self, k: int, p: dict[str, Any]) -> None: ...
+
     def on_done(self, k: int, d: dict[str, Any], agg: Aggregator | None) -> None: ...
+
     def on_error(self, k: int, exc: BaseException | str) -> None: ...
+
     def on_exit(self, k: int) -> None: ...
 
 
-def deliver(sink: _SinkLike, k: int, kind: bytes, payload: bytes) -> None:
+def deliver(sink: Sink, k: int, kind: bytes, payload: bytes) -> None:
     """Hand one frame from worker ``k`` to the coordinator."""
     if kind == RECORDS:
         sink.on_records(k, payload)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from evalscope.perf.aggregate import Metric
+from evalscope.perf.histogram import Metric
 
 _clock = time.perf_counter_ns
 

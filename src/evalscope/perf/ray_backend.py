@@ -28,8 +28,8 @@ from typing import Any
 
 from evalscope.errors import ConfigError, EvalscopeError
 from evalscope.perf._core import WorkerCore
-from evalscope.perf._pools import Pool, Sink, usable_cpus
-from evalscope.perf._wire import FrameOutbox, deliver
+from evalscope.perf._pools import Pool, usable_cpus
+from evalscope.perf._wire import FrameOutbox, Sink, deliver
 
 #: Seconds to wait for every actor to be placed and ready (a cluster without free CPUs never places them).
 READY_TIMEOUT_S = 120.0

@@ -6,7 +6,8 @@ the network (options, dataset files, tokenizer, URL) is checked here before any 
 core in-process, worker processes with ``--workers``, Ray actors with ``--ray``; see ``_pools.py``).
 
 May import: ``engine`` (redact, session, protocols), ``perf.config``, ``perf.datasets``, ``perf.tokenizer``,
-``perf._coordinator``, ``perf._pools``, ``perf.progress``; ``sim`` lazily (no ``--url``).
+``perf._coordinator``, ``perf._pools``, ``perf.progress``; ``perf.ray_backend`` (``--ray``) and ``sim``
+(no ``--url``) lazily.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from evalscope.engine.redact import register_secret, register_url_secrets
 from evalscope.engine.session import normalize_url, run
 from evalscope.errors import EndpointError, EvalscopeError
 from evalscope.perf._coordinator import Coordinator
+from evalscope.perf._pools import Pool
 from evalscope.perf.config import PerfConfig, make_config
-from evalscope.perf.datasets import DATASETS, PerfDataset
+from evalscope.perf.datasets import DATASETS, DatasetOptions, PerfDataset
 from evalscope.perf.progress import LiveStage, Reporter
 from evalscope.perf.tokenizer import Tokenizer, get_tokenizer
 
@@ -47,7 +49,7 @@ def _start_simulator() -> tuple[AbstractContextManager[Any], str, dict[str, Any]
 def prepare(cfg: PerfConfig) -> tuple[Tokenizer, PerfDataset, str | None, str | None]:
     """Everything checked before any network I/O: tokenizer, dataset, URL, API key."""
     tokenizer = get_tokenizer(cfg.tokenizer_path)
-    dataset = DATASETS.get(cfg.dataset)(cfg, tokenizer)
+    dataset = DATASETS.get(cfg.dataset)(DatasetOptions.of(cfg), tokenizer)
     register_url_secrets(cfg.url)
     url = None
     if cfg.url is not None:
@@ -76,12 +78,19 @@ def _make_run(
     sim_info: dict[str, Any] | None,
 ) -> Coordinator:
     """A coordinator over one local core (in-process), worker processes (``--workers``) or Ray actors."""
-    from evalscope.perf._pools import LocalPool, make_pool, resolve_workers
+    from evalscope.perf._pools import LocalPool, ProcessPool, resolve_workers
 
     if cfg.workers == 1 and cfg.ray is None:
         return Coordinator(cfg, dataset, tokenizer, url, api_key, reporter, LocalPool(), sim_info)
     n, how = resolve_workers(cfg, local_simulator=sim_info is not None)
-    return Coordinator(cfg, dataset, tokenizer, url, api_key, reporter, make_pool(cfg, n), sim_info, how)
+    pool: Pool
+    if cfg.ray is not None:
+        from evalscope.perf.ray_backend import RayPool
+
+        pool = RayPool(n, cfg.ray)
+    else:
+        pool = LocalPool() if n == 1 else ProcessPool(n)
+    return Coordinator(cfg, dataset, tokenizer, url, api_key, reporter, pool, sim_info, how)
 
 
 def run_perf(
