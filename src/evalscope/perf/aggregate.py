@@ -16,7 +16,7 @@ import numpy as np
 from evalscope.engine.records import RequestRecord
 from evalscope.perf.coverage import Coverage
 from evalscope.perf.histogram import Metric, quantise
-from evalscope.perf.metrics import LATENCY_METRICS, icl_raw, itl_spread, scalar_default, scalar_vllm
+from evalscope.perf.metrics import LATENCY_METRICS, WINDOW_FROM_DISPATCH, plan
 from evalscope.perf.servernums import ServerNumbers
 
 MAX_ERROR_GROUPS = 100
@@ -79,9 +79,11 @@ class Aggregator:
         self.errors: dict[str, dict[str, Any]] = {}
         self.errors_other = 0
         self.timeline: list[list[int]] = []  # per second: completed, failed, output tokens, in flight
-        self._scalar = scalar_vllm if profile == "vllm" else scalar_default
+        scalar, gaps = plan(profile)  # the metric classes of this profile (perf/metrics.py)
+        self._scalar_plan = [(d, self.metrics[d.name]) for d in scalar]
+        self._gap_plan = [(d, self.metrics[d.name]) for d in gaps]
+        self._vals: dict[str, float | None] = dict.fromkeys(LATENCY_METRICS)  # reused for every record
         self.coverage = Coverage()  # incomplete at the deadline, undefined SLO criteria (perf/coverage.py)
-        self._itl = icl_raw if profile == "vllm" else itl_spread
 
     # ---- feeding ---------------------------------------------------------------------------------------
 
@@ -120,48 +122,48 @@ class Aggregator:
         src = rec.token_source or "unknown"
         self.token_sources[src] = self.token_sources.get(src, 0) + 1
         self.server.add(rec)
-        m = self.metrics
-        s = self._scalar(rec)
-        if rec.usage_rejected is not None or rec.sse_content_type is not None or not rec.ttft_measured:
-            self._note_quirks(rec, s)
-        if s.ttft is not None:
-            m["ttft"].record(s.ttft)
-        if s.ttfo is not None:
-            m["ttfo"].record(s.ttfo)
-        if s.tpot is not None:
-            m["tpot"].record(s.tpot)
-        if s.e2e is not None:
-            m["e2e_latency"].record(s.e2e)
-        m["queue_time"].record(s.queue)
-        if s.from_schedule is not None:
-            m["latency_from_schedule"].record(s.from_schedule)
-        itl_m = m["itl"]
+        streamed = rec.ttft_measured
+        if rec.usage_rejected is not None or rec.sse_content_type is not None or not streamed:
+            self._note_quirks(rec)
+        vals = self._vals
+        for d, hist in self._scalar_plan:
+            # a whole body (no stream) has no TTFT / TTFO / TPOT to record
+            v = d.value(rec, vals) if streamed or not d.streamed_only else None
+            vals[d.name] = v
+            if v is not None:
+                hist.record(v)
+        itl_m = self.metrics["itl"]
         itl_before_sum, itl_before_n = itl_m.sum_ns, itl_m.count
-        if not rec.ttft_measured:
+        if not streamed:
             pass  # a whole body: no per-token timing was observed
         elif len(rec.event_ns) >= _VECTOR_MIN_EVENTS:
             self._gaps_vectorised(rec)
         else:
-            self._itl(rec, itl_m.record)
-            icl_raw(rec, m["icl"].record)
+            for g, hist in self._gap_plan:
+                g.per_event(rec, hist.record)
         if self.slos_ns:
             itl_mean = None
             if itl_m.count > itl_before_n:
                 itl_mean = (itl_m.sum_ns - itl_before_sum) / (itl_m.count - itl_before_n)
-            values = {"ttft": s.ttft, "ttfo": s.ttfo, "tpot": s.tpot, "e2e": s.e2e, "itl": itl_mean}
+            values = {
+                "ttft": vals["ttft"],
+                "ttfo": vals["ttfo"],
+                "tpot": vals["tpot"],
+                "e2e": vals["e2e_latency"],
+                "itl": itl_mean,
+            }
             # A metric undefined for this request (e.g. TPOT with one token) is not met (docs/metrics.md).
             if self.coverage.slo_good(values, self.slos_ns):
                 self.good += 1
 
-    def _note_quirks(self, rec: RequestRecord, s: Any) -> None:
-        """Count a success's server quirks; a whole body (no stream) has no TTFT / TTFO / TPOT to record."""
+    def _note_quirks(self, rec: RequestRecord) -> None:
+        """Count a success's server quirks."""
         if rec.usage_rejected is not None:
             self.usage_rejected += 1
         if rec.sse_content_type is not None:
             self.sse_mislabelled += 1
         if not rec.ttft_measured:
             self.not_streamed += 1
-            s.ttft = s.ttfo = s.tpot = None
 
     def quirks(self) -> dict[str, int]:
         """How many successes had each server quirk (the summary's ``server_quirks``)."""
@@ -172,25 +174,12 @@ class Aggregator:
         }
 
     def _gaps_vectorised(self, rec: RequestRecord) -> None:
-        """ITL and ICL of a long stream with numpy; same definitions as :mod:`evalscope.perf.metrics`."""
+        """The gap metrics of a long stream with numpy (same definitions as their per-event form)."""
         ev = np.frombuffer(rec.event_ns, dtype=np.int64)
         gaps = np.diff(ev).astype(np.float64)
-        icl_q = quantise(gaps)
-        self.metrics["icl"].add_quantised(*icl_q)
-        itl = self.metrics["itl"]
-        n = len(ev)
-        toks = rec.event_tokens
-        ct = rec.completion_tokens
-        if self.profile == "vllm" or (len(toks) != n and (ct is None or ct <= n)):
-            itl.add_quantised(*icl_q)  # one token per event: per-token ITL equals the raw gaps
-        elif len(toks) == n:
-            k = np.frombuffer(toks, dtype=np.dtype(f"i{toks.itemsize}"))[1:].astype(np.int64)
-            k = np.maximum(k, 1)
-            itl.record_many(gaps / k, k)
-        else:
-            assert ct is not None
-            per = ct / n
-            itl.record_many(gaps / per, np.full(gaps.size, max(1, round(per)), dtype=np.int64))
+        raw_q = quantise(gaps)
+        for g, hist in self._gap_plan:
+            g.vectorised(rec, gaps, raw_q, hist)
 
     def _add_error(self, rec: RequestRecord) -> None:
         err = rec.error
@@ -347,7 +336,7 @@ class Aggregator:
         if self.last_end_ns is None or self.first_sent_ns is None:
             return 0
         start = self.first_sent_ns
-        if self.profile == "vllm" and dispatch_start_ns is not None:
+        if self.profile in WINDOW_FROM_DISPATCH and dispatch_start_ns is not None:
             start = min(start, dispatch_start_ns)
         return max(0, self.last_end_ns - start)
 
