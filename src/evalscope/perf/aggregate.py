@@ -4,6 +4,8 @@ Nothing here grows per request or per token (M1): each latency sample goes into 
 (1 µs … 1 h, 3 significant digits, so percentiles are within 0.1 %), next to an exact count / sum / min / max.
 Aggregators are mergeable (:meth:`Aggregator.merge`, :meth:`Aggregator.to_state` /
 :meth:`Aggregator.from_state`), so worker processes can each aggregate and the parent merges exactly.
+
+May import: ``engine.records``, ``perf.histogram``, ``perf.metrics``, ``perf.coverage``, ``perf.servernums``.
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ Aggregator`:
   stream, TTFT of an empty reply). Such a criterion is *not met*: a request is good only when every SLO was
   measured and held. The count of each undefined criterion is reported, and so is the number of requests that
   the old rule ("undefined passes") would have counted as good.
+
+May import: ``perf.histogram`` only (the aggregator imports this module).
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ A leaf: it reads data only (a :class:`LiveStage` snapshot, summary dicts), never
 reads it back. The live view is refreshed from the
 runner's periodic tick (about twice a second), not from a background thread, so rendering never competes with
 the event loop at a random moment.
+
+May import: ``perf.progress`` only (never the runner, the coordinator or the pools).
 """
 
 from __future__ import annotations

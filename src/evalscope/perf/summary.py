@@ -1,4 +1,7 @@
-"""Turn a stage's aggregator into the ``summary.json`` stage entry (schema in docs/perf.md)."""
+"""Turn a stage's aggregator into the ``summary.json`` stage entry (schema in docs/perf.md).
+
+May import: ``perf.aggregate``, ``perf.coverage``, ``perf.metrics``, ``perf.min_window`` (data in, dict out).
+"""
 
 from __future__ import annotations
 
