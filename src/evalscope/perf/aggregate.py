@@ -18,7 +18,7 @@ import numpy as np
 from evalscope.engine.records import RequestRecord
 from evalscope.perf.coverage import Coverage
 from evalscope.perf.histogram import Metric, quantise
-from evalscope.perf.metrics import LATENCY_METRICS, WINDOW_FROM_DISPATCH, plan
+from evalscope.perf.metrics import WINDOW_FROM_DISPATCH, metric_names, plan
 from evalscope.perf.servernums import ServerNumbers
 
 MAX_ERROR_GROUPS = 100
@@ -56,7 +56,7 @@ class Aggregator:
         self.t0_ns = t0_ns
         self.profile = profile
         self.slos_ns = {k: float(v) * 1e6 for k, v in (slos_ms or {}).items()}
-        self.metrics: dict[str, Metric] = {name: Metric() for name in LATENCY_METRICS}
+        self.metrics: dict[str, Metric] = {name: Metric() for name in metric_names()}
         self.loop_lag = Metric()
         self.dispatch_lag = Metric()
         self.sent = 0
@@ -81,11 +81,16 @@ class Aggregator:
         self.errors: dict[str, dict[str, Any]] = {}
         self.errors_other = 0
         self.timeline: list[list[int]] = []  # per second: completed, failed, output tokens, in flight
-        scalar, gaps = plan(profile)  # the metric classes of this profile (perf/metrics.py)
+        self._plan = plan(profile)  # the metric classes of this profile (perf/metrics.py)
+        self._bind()
+        self.coverage = Coverage()  # incomplete at the deadline, undefined SLO criteria (perf/coverage.py)
+
+    def _bind(self) -> None:
+        """Pair each metric class of the plan with its histogram (again after :meth:`from_state`)."""
+        scalar, gaps = self._plan
         self._scalar_plan = [(d, self.metrics[d.name]) for d in scalar]
         self._gap_plan = [(d, self.metrics[d.name]) for d in gaps]
-        self._vals: dict[str, float | None] = dict.fromkeys(LATENCY_METRICS)  # reused for every record
-        self.coverage = Coverage()  # incomplete at the deadline, undefined SLO criteria (perf/coverage.py)
+        self._vals: dict[str, float | None] = dict.fromkeys(self.metrics)  # reused for every record
 
     # ---- feeding ---------------------------------------------------------------------------------------
 
@@ -320,6 +325,7 @@ class Aggregator:
     def from_state(cls, d: dict[str, Any]) -> Aggregator:
         agg = cls(int(d["t0_ns"]), d.get("profile", "default"), d.get("slos_ms") or {})
         agg.metrics = {k: Metric.from_state(v) for k, v in d["metrics"].items()}
+        agg._bind()
         agg.loop_lag = Metric.from_state(d["loop_lag"])
         agg.dispatch_lag = Metric.from_state(d["dispatch_lag"])
         for k, v in d["counters"].items():

@@ -203,10 +203,15 @@ class FromSchedule(LatencyMetric):
 
 
 _PRINT_ORDER = ("ttft", "ttfo", "tpot", "itl", "icl", "e2e_latency", "queue_time", "latency_from_schedule")
-#: Latency metrics of the summary, in the order they are printed (registered names not listed come last).
-LATENCY_METRICS: tuple[str, ...] = _PRINT_ORDER + tuple(
-    dict.fromkeys(c.name for c in _REGISTRY if c.name not in _PRINT_ORDER)
-)
+
+
+def metric_names() -> tuple[str, ...]:
+    """Latency metrics of the summary, in print order (metrics registered later, e.g. by a plugin, last)."""
+    return _PRINT_ORDER + tuple(dict.fromkeys(c.name for c in _REGISTRY if c.name not in _PRINT_ORDER))
+
+
+#: The built-in latency metrics, in the order they are printed.
+LATENCY_METRICS: tuple[str, ...] = metric_names()
 
 
 def plan(profile: str) -> tuple[list[LatencyMetric], list[GapMetric]]:
