@@ -24,6 +24,7 @@ import os
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,24 @@ PREWARM_ALLOWANCE_NS = 500_000_000
 TICK_S = 0.5
 
 
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """One step of a run. The coordinator runs a list of these; a sweep or an SLA search is a longer list."""
+
+    index: int  # -1: the warm-up
+    parallel: int
+    number: int | None
+    rate: float | None  # None: closed loop
+    warmup: bool = False
+
+
+def plan_stages(cfg: Any) -> list[Stage]:
+    """The stages of ``cfg``: the warm-up (if any), then one per ``--parallel`` / ``--number`` value."""
+    stages = cfg.stages()
+    out = [Stage(-1, stages[0][0], cfg.warmup, None, warmup=True)] if cfg.warmup else []
+    return out + [Stage(i, p, n, cfg.rate) for i, (p, n) in enumerate(stages)]
+
+
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -72,6 +91,7 @@ class Coordinator:
         pool: Pool,
         simulator: dict[str, Any] | None = None,
         how: str | None = None,
+        stages: list[Stage] | None = None,
     ) -> None:
         self.cfg = cfg
         self.dataset = dataset
@@ -82,6 +102,7 @@ class Coordinator:
         self.pool = pool
         self.simulator = simulator
         self.how = how  # how the number of workers was chosen (None: in-process by default)
+        self.stages = stages if stages is not None else plan_stages(cfg)
         self.status = "running"
         self.stop_reason: str | None = None
         self.run_dir: Path | None = None
@@ -165,18 +186,16 @@ class Coordinator:
             self.reporter.message(f"workers  {self.pool.backend}: {self.how}")
         self._install_signals()
         ticker = asyncio.get_running_loop().create_task(self._ticker())
-        stages = [(-1, cfg.stages()[0][0], cfg.warmup, True)] if cfg.warmup else []
-        stages += [(i, p, n, False) for i, (p, n) in enumerate(cfg.stages())]
         try:
-            for index, parallel, number, warmup in stages:
+            for stage in self.stages:
                 if self._stopping.is_set():
                     break
-                if index > 0 and cfg.sleep_interval > 0:
+                if stage.index > 0 and cfg.sleep_interval > 0:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stopping.wait(), cfg.sleep_interval)
                     if self._stopping.is_set():
                         break
-                await self._run_stage(index, parallel, number, warmup)
+                await self._run_stage(stage)
             if self.status == "running":
                 self.status = "completed"
         except BaseException:
@@ -495,8 +514,9 @@ class Coordinator:
         self.writer.flush()
         apply_send_side(client_block, await measure(self.url, self.writer.path, offset, index, n))
 
-    def _spec(self, index: int, parallel: int, number: int | None, warmup: bool) -> dict[str, Any]:
+    def _spec(self, stage: Stage) -> dict[str, Any]:
         cfg = self.cfg
+        index, parallel, number, warmup = stage.index, stage.parallel, stage.number, stage.warmup
         t0: int | None = None  # a local core starts as soon as its connections are open
         if not self.pool.local:
             prewarm = not warmup and cfg.prewarm_count(parallel)
@@ -504,7 +524,7 @@ class Coordinator:
         return {
             "index": index,
             "warmup": warmup,
-            "rate": None if warmup else cfg.rate,
+            "rate": stage.rate,
             "number": number,
             "parallel": parallel,
             "t0_ns": t0,
@@ -513,8 +533,9 @@ class Coordinator:
             "prompt_base": self._prompts_used,
         }
 
-    async def _run_stage(self, index: int, parallel: int, number: int | None, warmup: bool = False) -> None:
+    async def _run_stage(self, stage: Stage) -> None:
         cfg = self.cfg
+        index, parallel, number, warmup = stage.index, stage.parallel, stage.number, stage.warmup
         pool = self.pool
         cap = parallel if warmup else cfg.concurrency_cap(parallel)
         active = min(pool.n, cap)
@@ -531,7 +552,7 @@ class Coordinator:
         cpu = CpuMeter()
         machine = MachineMeter()
         pool.reset_counter()
-        spec = self._spec(index, parallel, number, warmup)
+        spec = self._spec(stage)
         shared = pool.shared_counter and spec["rate"] is None
         for k in range(active):
             pool.start_stage(

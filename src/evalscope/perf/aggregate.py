@@ -88,7 +88,7 @@ class Aggregator:
     def _bind(self) -> None:
         """Pair each metric class of the plan with its histogram (again after :meth:`from_state`)."""
         scalar, gaps = self._plan
-        self._scalar_plan = [(d, self.metrics[d.name]) for d in scalar]
+        self._scalar_plan = [(d.value, d.name, d.streamed_only, self.metrics[d.name].record) for d in scalar]
         self._gap_plan = [(d, self.metrics[d.name]) for d in gaps]
         self._vals: dict[str, float | None] = dict.fromkeys(self.metrics)  # reused for every record
 
@@ -133,12 +133,12 @@ class Aggregator:
         if rec.usage_rejected is not None or rec.sse_content_type is not None or not streamed:
             self._note_quirks(rec)
         vals = self._vals
-        for d, hist in self._scalar_plan:
+        for value, name, streamed_only, record in self._scalar_plan:
             # a whole body (no stream) has no TTFT / TTFO / TPOT to record
-            v = d.value(rec, vals) if streamed or not d.streamed_only else None
-            vals[d.name] = v
+            v = value(rec, vals) if streamed or not streamed_only else None
+            vals[name] = v
             if v is not None:
-                hist.record(v)
+                record(v)
         itl_m = self.metrics["itl"]
         itl_before_sum, itl_before_n = itl_m.sum_ns, itl_m.count
         if not streamed:
