@@ -18,7 +18,7 @@ import tempfile
 import time
 from typing import Any
 
-from evalscope.perf.runner import PerfRun, Reporter, run_perf
+from evalscope.perf.runner import LiveStage, Reporter, run_perf
 from evalscope.sim import SimConfig, SimProcess
 
 
@@ -48,17 +48,16 @@ class Sampler(Reporter):
             "cpu_us_per_request": round(cpu / max(1, done) * 1e6, 1),
         }
 
-    def tick(self, run: PerfRun) -> None:
-        st = run.stage
-        if st is None:
+    def tick(self, live: LiveStage | None) -> None:
+        if live is None:
             return
-        done = st.agg.sent
+        done = live.sent
         if "10%" not in self.marks and done >= self.total // 10:
             self._mark("10%", done)
         if "50%" not in self.marks and done >= self.total // 2:
             self._mark("50%", done)
 
-    def stage_end(self, run: PerfRun, summary: dict[str, Any]) -> None:
+    def stage_end(self, summary: dict[str, Any]) -> None:
         self._mark("100%", summary["requests"]["sent"])
 
 

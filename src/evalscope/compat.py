@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from evalscope.compat_cli import CompatRow
 from evalscope.errors import ConfigError
 
 # ----------------------------------------------------------------------------- generation config
@@ -313,17 +313,6 @@ def normalize_seed_task(d: Mapping[str, Any], err: Any = None) -> dict[str, Any]
 
 
 # ----------------------------------------------------------------------------- the table
-
-
-@dataclass(frozen=True, slots=True)
-class CompatRow:
-    """One upstream flag or key, what it becomes here, and whether it works."""
-
-    where: str  # perf | eval | python | dataset-args | generation-config
-    upstream: str
-    ours: str
-    status: str  # same | mapped | ignored | refused
-    note: str = ""
 
 
 def _gen_rows() -> list[CompatRow]:

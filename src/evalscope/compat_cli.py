@@ -7,12 +7,21 @@ tables from the same dictionaries. Import cost: nothing beyond the standard libr
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from evalscope.errors import ConfigError
 
-if TYPE_CHECKING:
-    from evalscope.compat import CompatRow
+
+@dataclass(frozen=True, slots=True)
+class CompatRow:
+    """One upstream flag or key, what it becomes here, and whether it works."""
+
+    where: str  # perf | eval | python | dataset-args | generation-config
+    upstream: str
+    ours: str
+    status: str  # same | mapped | ignored | refused
+    note: str = ""
+
 
 #: Upstream ``--api`` names -> (our protocol or "" when refused, note / reason).
 PERF_API: dict[str, tuple[str, str]] = {
@@ -202,8 +211,6 @@ EVAL_OPTIONS: dict[str, tuple[str, str, str]] = {
 
 def cli_rows() -> list[CompatRow]:
     """The perf / eval rows of docs/compat.md."""
-    from evalscope.compat import CompatRow
-
     rows = [CompatRow("perf", k, v[0], v[1], v[2]) for k, v in PERF_OPTIONS.items()]
     for name, (ours, why) in PERF_API.items():
         rows.append(

@@ -21,8 +21,8 @@ import numpy as np
 
 from evalscope.engine import Client, Request, RequestRecord
 from evalscope.engine.session import run as run_loop
-from evalscope.perf.aggregate import Metric
 from evalscope.perf.fidelity import ACCURACY_CLAIM_MS, LoopLagMonitor
+from evalscope.perf.histogram import Metric
 from evalscope.sim import SimConfig, SimProcess
 
 #: A level is "honest" when the client adds at most this much at p99 (ms) on each side: between stamping

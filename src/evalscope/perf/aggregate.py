@@ -4,33 +4,23 @@ Nothing here grows per request or per token (M1): each latency sample goes into 
 (1 µs … 1 h, 3 significant digits, so percentiles are within 0.1 %), next to an exact count / sum / min / max.
 Aggregators are mergeable (:meth:`Aggregator.merge`, :meth:`Aggregator.to_state` /
 :meth:`Aggregator.from_state`), so worker processes can each aggregate and the parent merges exactly.
+
+May import: ``engine.records``, ``perf.histogram``, ``perf.metrics``, ``perf.coverage``, ``perf.servernums``.
 """
 
 from __future__ import annotations
 
-import base64
 import re
 from typing import Any
 
 import numpy as np
-from hdrh.histogram import HdrHistogram
 
 from evalscope.engine.records import RequestRecord
 from evalscope.perf.coverage import Coverage
-from evalscope.perf.metrics import LATENCY_METRICS, icl_raw, itl_spread, scalar_default, scalar_vllm
+from evalscope.perf.histogram import Metric, quantise
+from evalscope.perf.metrics import WINDOW_FROM_DISPATCH, metric_names, plan
 from evalscope.perf.servernums import ServerNumbers
 
-LOWEST_US = 1
-HIGHEST_US = 3_600_000_000  # one hour
-SIGNIFICANT_DIGITS = 3
-#: Percentiles always present in the summary (``p999`` is 99.9).
-SUMMARY_PERCENTILES: tuple[tuple[str, float], ...] = (
-    ("p50", 50.0),
-    ("p90", 90.0),
-    ("p95", 95.0),
-    ("p99", 99.0),
-    ("p999", 99.9),
-)
 MAX_ERROR_GROUPS = 100
 #: Streams with at least this many events have their gaps recorded with numpy (cheaper than per-gap calls).
 _VECTOR_MIN_EVENTS = 16
@@ -53,177 +43,6 @@ def normalize_error(message: str) -> str:
     return " ".join(text.split())[:160]
 
 
-def new_histogram() -> HdrHistogram:
-    return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
-
-
-#: HDR sub-bucket quantisation for 3 significant digits: values below 2048 µs are exact, larger ones keep
-#: their top 11 bits. Pre-quantising lets :class:`Metric` count repeats in a small dict (a few hundred ns per
-#: sample) and hand each distinct value to the (pure-Python, ~6 µs per call) HDR histogram once.
-_SUB_BUCKET_BITS = 11
-_PENDING_MAX = 4096
-
-
-def quantise(
-    values_ns: np.ndarray, weights: np.ndarray | None = None
-) -> tuple[list[int], list[int], int, float, float, float]:
-    """Samples (ns) -> (HDR bucket keys in µs, counts, n, sum ns, min ns, max ns), as :meth:`Metric.record`."""
-    v = values_ns
-    lo = float(v.min())
-    if lo < 0:
-        v = np.maximum(v, 0)
-        lo = 0.0
-    hi = float(v.max())
-    us = ((v + 500.0) // 1000.0).astype(np.int64)
-    if lo < 500.0 or hi >= HIGHEST_US * 1000.0:
-        us = np.clip(us, LOWEST_US, HIGHEST_US)
-    if hi >= (1 << _SUB_BUCKET_BITS) * 1000.0 - 500.0:
-        # frexp: us = m * 2**e with 0.5 <= m < 1, so e is the bit length; keep the top 11 bits
-        shift = np.maximum(np.frexp(us)[1] - _SUB_BUCKET_BITS, 0)
-        us = (us >> shift) << shift
-    if weights is None:
-        keys, counts = np.unique(us, return_counts=True)
-        return keys.tolist(), counts.tolist(), int(v.size), float(v.sum()), lo, hi
-    keys, inv = np.unique(us, return_inverse=True)
-    wcounts = np.bincount(inv, weights=weights).astype(np.int64)
-    return keys.tolist(), wcounts.tolist(), int(weights.sum()), float((v * weights).sum()), lo, hi
-
-
-class Metric:
-    """An HDR histogram in microseconds plus exact count, sum, min and max in nanoseconds."""
-
-    __slots__ = ("_hist", "_pending", "count", "max_ns", "min_ns", "sum_ns")
-
-    def __init__(self) -> None:
-        self._hist = new_histogram()
-        self._pending: dict[int, int] = {}
-        self.count = 0
-        self.sum_ns = 0.0
-        self.min_ns = float("inf")
-        self.max_ns = float("-inf")
-
-    @property
-    def hist(self) -> HdrHistogram:
-        """The HDR histogram with every sample recorded so far."""
-        self._flush()
-        return self._hist
-
-    def _flush(self) -> None:
-        if self._pending:
-            rec = self._hist.record_value
-            for v, c in self._pending.items():
-                rec(v, c)
-            self._pending.clear()
-
-    def record(self, ns: float, count: int = 1) -> None:
-        """Add ``count`` samples of ``ns`` nanoseconds (negative values, e.g. clock noise, count as 0)."""
-        if ns < 0:
-            ns = 0
-        us = int(ns / 1000.0 + 0.5)
-        if us < LOWEST_US:
-            us = LOWEST_US
-        elif us > HIGHEST_US:
-            us = HIGHEST_US
-        shift = us.bit_length() - _SUB_BUCKET_BITS
-        if shift > 0:
-            us = (us >> shift) << shift  # HDR's own bucket boundary: no precision lost
-        pending = self._pending
-        pending[us] = pending.get(us, 0) + count
-        if len(pending) > _PENDING_MAX:
-            self._flush()
-        self.count += count
-        self.sum_ns += ns * count
-        if ns < self.min_ns:
-            self.min_ns = ns
-        if ns > self.max_ns:
-            self.max_ns = ns
-
-    def record_many(self, values_ns: np.ndarray, weights: np.ndarray | None = None) -> None:
-        """Add many samples at once (vectorised; ``weights`` are per-sample counts, default 1)."""
-        if values_ns.size:
-            self.add_quantised(*quantise(values_ns, weights))
-
-    def add_quantised(
-        self, keys: list[int], counts: list[int], n: int, total_ns: float, lo_ns: float, hi_ns: float
-    ) -> None:
-        """Add samples already reduced by :func:`quantise` (lets two metrics share one computation)."""
-        pending = self._pending
-        for k, c in zip(keys, counts, strict=True):
-            pending[k] = pending.get(k, 0) + c
-        if len(pending) > _PENDING_MAX:
-            self._flush()
-        self.count += n
-        self.sum_ns += total_ns
-        if lo_ns < self.min_ns:
-            self.min_ns = lo_ns
-        if hi_ns > self.max_ns:
-            self.max_ns = hi_ns
-
-    def percentile_ms(self, p: float) -> float | None:
-        """``p`` (0-100) percentile in ms from the histogram, clamped to the exact min / max."""
-        if self.count == 0:
-            return None
-        v_ns = float(self.hist.get_value_at_percentile(p)) * 1000.0
-        return min(max(v_ns, self.min_ns), self.max_ns) / 1e6
-
-    def mean_ms(self) -> float | None:
-        return None if self.count == 0 else self.sum_ns / self.count / 1e6
-
-    def stats(self, extra_percentiles: tuple[float, ...] = ()) -> dict[str, Any] | None:
-        """``{mean, min, max, p50, p90, p95, p99, p999}`` in ms (None when no sample)."""
-        if self.count == 0:
-            return None
-        out: dict[str, Any] = {
-            "mean": self.sum_ns / self.count / 1e6,
-            "min": self.min_ns / 1e6,
-            "max": self.max_ns / 1e6,
-        }
-        for key, p in SUMMARY_PERCENTILES:
-            out[key] = self.percentile_ms(p)
-        for p in extra_percentiles:
-            key = pct_key(p)
-            if key not in out:
-                out[key] = self.percentile_ms(p)
-        out["count"] = self.count
-        return out
-
-    def merge(self, other: Metric) -> None:
-        """Add ``other``'s samples (exact: HDR histograms with the same layout add bucket by bucket)."""
-        if other.count == 0:
-            return
-        self.hist.add(other.hist)
-        self.count += other.count
-        self.sum_ns += other.sum_ns
-        self.min_ns = min(self.min_ns, other.min_ns)
-        self.max_ns = max(self.max_ns, other.max_ns)
-
-    def to_state(self) -> dict[str, Any]:
-        """JSON-ready state: the histogram in HDR's compressed encoding (base64), exact moments alongside."""
-        return {
-            "hist": base64.b64encode(self.hist.encode()).decode("ascii") if self.count else None,
-            "count": self.count,
-            "sum_ns": self.sum_ns,
-            "min_ns": self.min_ns if self.count else None,
-            "max_ns": self.max_ns if self.count else None,
-        }
-
-    @classmethod
-    def from_state(cls, d: dict[str, Any]) -> Metric:
-        m = cls()
-        if d.get("count"):
-            m._hist = HdrHistogram.decode(base64.b64decode(d["hist"]))
-            m.count = int(d["count"])
-            m.sum_ns = float(d["sum_ns"])
-            m.min_ns = float(d["min_ns"])
-            m.max_ns = float(d["max_ns"])
-        return m
-
-
-def pct_key(p: float) -> str:
-    """50 -> ``p50``, 99.9 -> ``p999``, 99.99 -> ``p9999``."""
-    return "p" + f"{p:g}".replace(".", "")
-
-
 class Aggregator:
     """All statistics of one stage, fed one :class:`RequestRecord` at a time.
 
@@ -237,7 +56,7 @@ class Aggregator:
         self.t0_ns = t0_ns
         self.profile = profile
         self.slos_ns = {k: float(v) * 1e6 for k, v in (slos_ms or {}).items()}
-        self.metrics: dict[str, Metric] = {name: Metric() for name in LATENCY_METRICS}
+        self.metrics: dict[str, Metric] = {name: Metric() for name in metric_names()}
         self.loop_lag = Metric()
         self.dispatch_lag = Metric()
         self.sent = 0
@@ -262,9 +81,16 @@ class Aggregator:
         self.errors: dict[str, dict[str, Any]] = {}
         self.errors_other = 0
         self.timeline: list[list[int]] = []  # per second: completed, failed, output tokens, in flight
-        self._scalar = scalar_vllm if profile == "vllm" else scalar_default
+        self._plan = plan(profile)  # the metric classes of this profile (perf/metrics.py)
+        self._bind()
         self.coverage = Coverage()  # incomplete at the deadline, undefined SLO criteria (perf/coverage.py)
-        self._itl = icl_raw if profile == "vllm" else itl_spread
+
+    def _bind(self) -> None:
+        """Pair each metric class of the plan with its histogram (again after :meth:`from_state`)."""
+        scalar, gaps = self._plan
+        self._scalar_plan = [(d.value, d.name, d.streamed_only, self.metrics[d.name].record) for d in scalar]
+        self._gap_plan = [(d, self.metrics[d.name]) for d in gaps]
+        self._vals: dict[str, float | None] = dict.fromkeys(self.metrics)  # reused for every record
 
     # ---- feeding ---------------------------------------------------------------------------------------
 
@@ -303,48 +129,48 @@ class Aggregator:
         src = rec.token_source or "unknown"
         self.token_sources[src] = self.token_sources.get(src, 0) + 1
         self.server.add(rec)
-        m = self.metrics
-        s = self._scalar(rec)
-        if rec.usage_rejected is not None or rec.sse_content_type is not None or not rec.ttft_measured:
-            self._note_quirks(rec, s)
-        if s.ttft is not None:
-            m["ttft"].record(s.ttft)
-        if s.ttfo is not None:
-            m["ttfo"].record(s.ttfo)
-        if s.tpot is not None:
-            m["tpot"].record(s.tpot)
-        if s.e2e is not None:
-            m["e2e_latency"].record(s.e2e)
-        m["queue_time"].record(s.queue)
-        if s.from_schedule is not None:
-            m["latency_from_schedule"].record(s.from_schedule)
-        itl_m = m["itl"]
+        streamed = rec.ttft_measured
+        if rec.usage_rejected is not None or rec.sse_content_type is not None or not streamed:
+            self._note_quirks(rec)
+        vals = self._vals
+        for value, name, streamed_only, record in self._scalar_plan:
+            # a whole body (no stream) has no TTFT / TTFO / TPOT to record
+            v = value(rec, vals) if streamed or not streamed_only else None
+            vals[name] = v
+            if v is not None:
+                record(v)
+        itl_m = self.metrics["itl"]
         itl_before_sum, itl_before_n = itl_m.sum_ns, itl_m.count
-        if not rec.ttft_measured:
+        if not streamed:
             pass  # a whole body: no per-token timing was observed
         elif len(rec.event_ns) >= _VECTOR_MIN_EVENTS:
             self._gaps_vectorised(rec)
         else:
-            self._itl(rec, itl_m.record)
-            icl_raw(rec, m["icl"].record)
+            for g, hist in self._gap_plan:
+                g.per_event(rec, hist.record)
         if self.slos_ns:
             itl_mean = None
             if itl_m.count > itl_before_n:
                 itl_mean = (itl_m.sum_ns - itl_before_sum) / (itl_m.count - itl_before_n)
-            values = {"ttft": s.ttft, "ttfo": s.ttfo, "tpot": s.tpot, "e2e": s.e2e, "itl": itl_mean}
+            values = {
+                "ttft": vals["ttft"],
+                "ttfo": vals["ttfo"],
+                "tpot": vals["tpot"],
+                "e2e": vals["e2e_latency"],
+                "itl": itl_mean,
+            }
             # A metric undefined for this request (e.g. TPOT with one token) is not met (docs/metrics.md).
             if self.coverage.slo_good(values, self.slos_ns):
                 self.good += 1
 
-    def _note_quirks(self, rec: RequestRecord, s: Any) -> None:
-        """Count a success's server quirks; a whole body (no stream) has no TTFT / TTFO / TPOT to record."""
+    def _note_quirks(self, rec: RequestRecord) -> None:
+        """Count a success's server quirks."""
         if rec.usage_rejected is not None:
             self.usage_rejected += 1
         if rec.sse_content_type is not None:
             self.sse_mislabelled += 1
         if not rec.ttft_measured:
             self.not_streamed += 1
-            s.ttft = s.ttfo = s.tpot = None
 
     def quirks(self) -> dict[str, int]:
         """How many successes had each server quirk (the summary's ``server_quirks``)."""
@@ -355,25 +181,12 @@ class Aggregator:
         }
 
     def _gaps_vectorised(self, rec: RequestRecord) -> None:
-        """ITL and ICL of a long stream with numpy; same definitions as :mod:`evalscope.perf.metrics`."""
+        """The gap metrics of a long stream with numpy (same definitions as their per-event form)."""
         ev = np.frombuffer(rec.event_ns, dtype=np.int64)
         gaps = np.diff(ev).astype(np.float64)
-        icl_q = quantise(gaps)
-        self.metrics["icl"].add_quantised(*icl_q)
-        itl = self.metrics["itl"]
-        n = len(ev)
-        toks = rec.event_tokens
-        ct = rec.completion_tokens
-        if self.profile == "vllm" or (len(toks) != n and (ct is None or ct <= n)):
-            itl.add_quantised(*icl_q)  # one token per event: per-token ITL equals the raw gaps
-        elif len(toks) == n:
-            k = np.frombuffer(toks, dtype=np.dtype(f"i{toks.itemsize}"))[1:].astype(np.int64)
-            k = np.maximum(k, 1)
-            itl.record_many(gaps / k, k)
-        else:
-            assert ct is not None
-            per = ct / n
-            itl.record_many(gaps / per, np.full(gaps.size, max(1, round(per)), dtype=np.int64))
+        raw_q = quantise(gaps)
+        for g, hist in self._gap_plan:
+            g.vectorised(rec, gaps, raw_q, hist)
 
     def _add_error(self, rec: RequestRecord) -> None:
         err = rec.error
@@ -512,6 +325,7 @@ class Aggregator:
     def from_state(cls, d: dict[str, Any]) -> Aggregator:
         agg = cls(int(d["t0_ns"]), d.get("profile", "default"), d.get("slos_ms") or {})
         agg.metrics = {k: Metric.from_state(v) for k, v in d["metrics"].items()}
+        agg._bind()
         agg.loop_lag = Metric.from_state(d["loop_lag"])
         agg.dispatch_lag = Metric.from_state(d["dispatch_lag"])
         for k, v in d["counters"].items():
@@ -530,7 +344,7 @@ class Aggregator:
         if self.last_end_ns is None or self.first_sent_ns is None:
             return 0
         start = self.first_sent_ns
-        if self.profile == "vllm" and dispatch_start_ns is not None:
+        if self.profile in WINDOW_FROM_DISPATCH and dispatch_start_ns is not None:
             start = min(start, dispatch_start_ns)
         return max(0, self.last_end_ns - start)
 

@@ -546,7 +546,8 @@ class PerfConfig(BaseModel):
     def _upstream(self) -> PerfConfig:
         from evalscope.perf.upstream import apply_upstream_options
 
-        return apply_upstream_options(self)
+        apply_upstream_options(self)  # folds the options into this config in place
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> PerfConfig:

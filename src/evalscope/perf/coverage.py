@@ -12,21 +12,20 @@ Aggregator`:
   stream, TTFT of an empty reply). Such a criterion is *not met*: a request is good only when every SLO was
   measured and held. The count of each undefined criterion is reported, and so is the number of requests that
   the old rule ("undefined passes") would have counted as good.
+
+May import: ``perf.histogram`` only (the aggregator imports this module).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from evalscope.perf.aggregate import Metric
+from evalscope.perf.histogram import Metric
 
 
 def _new_metric() -> Metric:
-    from evalscope.perf.aggregate import Metric  # the aggregator imports this module
-
     return Metric()
 
 
@@ -96,8 +95,6 @@ class Coverage:
         if d:
             c.in_flight = int(d.get("in_flight", 0))
             c.queued = int(d.get("queued", 0))
-            from evalscope.perf.aggregate import Metric
-
             c.lower_bound = Metric.from_state(d.get("lower_bound") or {})
             c.slo_undefined = {str(k): int(v) for k, v in (d.get("slo_undefined") or {}).items()}
             c.undefined_only = int(d.get("undefined_only", 0))

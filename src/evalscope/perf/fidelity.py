@@ -5,6 +5,8 @@ loop is saturated; dispatch lag (time from "due and a slot is free" to "sent") s
 loop; achieved versus scheduled rate shows whether the offered load was delivered; CPU shows headroom. The
 verdict and its reasons go into the summary and the manifest; ``--strict`` turns an untrustworthy run into
 exit code 5.
+
+May import: ``perf.histogram`` only: it measures the client, it never runs it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from evalscope.perf.aggregate import Metric
+from evalscope.perf.histogram import Metric
 
 _clock = time.perf_counter_ns
 

@@ -1,27 +1,234 @@
-"""Metric definitions (see docs/metrics.md): one function per profile turns a record into samples.
+"""Metric definitions (see docs/metrics.md): each latency metric is one small class.
 
-Kept apart from the aggregator so that the definitions can be read, tested and pinned on recorded streams
-without any histogram machinery. All values are integer or float nanoseconds.
+A class names its metric, the profiles it serves (``default``, ``vllm``), the other metrics whose values it
+reads (``needs``: computed first) and whether it is undefined for a whole, unstreamed body; per-event
+metrics (ITL, ICL) also say how to fold a long stream's gaps at once. Adding a metric is one class with
+:func:`metric`; the aggregator builds the plan for its profile once (:func:`plan`) and calls each class per
+record. Kept apart from the aggregator so that the definitions can be read, tested and pinned on recorded
+streams without any histogram machinery. All values are integer or float nanoseconds.
+
+May import: ``engine.records``, numpy; nothing else from evalscope (the histogram is passed in).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
 
 from evalscope.engine.records import RequestRecord
 
-#: Latency metrics of the summary, in the order they are printed.
-LATENCY_METRICS: tuple[str, ...] = (
-    "ttft",
-    "ttfo",
-    "tpot",
-    "itl",
-    "icl",
-    "e2e_latency",
-    "queue_time",
-    "latency_from_schedule",
-)
+ALL_PROFILES = frozenset({"default", "vllm"})
+#: Profiles whose measurement window starts at the start of dispatch rather than at the first send.
+WINDOW_FROM_DISPATCH = frozenset({"vllm"})
+
+Emit = Callable[[float, int], None]
+
+
+class LatencyMetric:
+    """One value per successful request (or None when undefined for it)."""
+
+    name: ClassVar[str]
+    profiles: ClassVar[frozenset[str]] = ALL_PROFILES
+    #: other metrics' values this one reads from ``vals`` (they are computed before it)
+    needs: ClassVar[tuple[str, ...]] = ()
+    #: undefined when the server sent a whole body instead of a stream (no per-token timing observed)
+    streamed_only: ClassVar[bool] = False
+
+    def value(self, rec: RequestRecord, vals: dict[str, float | None]) -> float | None:
+        raise NotImplementedError
+
+
+class GapMetric:
+    """Samples from the gaps between a stream's token-bearing events (streamed responses only)."""
+
+    name: ClassVar[str]
+    profiles: ClassVar[frozenset[str]] = ALL_PROFILES
+
+    def per_event(self, rec: RequestRecord, emit: Emit) -> None:
+        raise NotImplementedError
+
+    def vectorised(self, rec: RequestRecord, gaps: np.ndarray, raw_q: tuple[Any, ...], hist: Any) -> None:
+        """A long stream at once: ``gaps`` (ns, float64), ``raw_q`` their quantised form; ``hist`` a Metric."""
+        hist.add_quantised(*raw_q)
+
+
+_REGISTRY: list[type[LatencyMetric] | type[GapMetric]] = []
+
+
+_M = TypeVar("_M", type[LatencyMetric], type[GapMetric])
+
+
+def metric(cls: _M) -> _M:
+    """Class decorator: register a metric (summary order is registration order of the names)."""
+    _REGISTRY.append(cls)
+    return cls
+
+
+@metric
+class Ttft(LatencyMetric):
+    """Time to the first token-bearing event (METRICS.md)."""
+
+    name = "ttft"
+    profiles = frozenset({"default"})
+    streamed_only = True
+
+    def value(self, rec: RequestRecord, vals: dict[str, float | None]) -> float | None:
+        return None if rec.first_token_ns is None else rec.first_token_ns - rec.sent_ns
+
+
+@metric
+class TtftVllm(LatencyMetric):
+    """vLLM serving benchmark: TTFT at the first event with non-empty ``choices``."""
+
+    name = "ttft"
+    profiles = frozenset({"vllm"})
+    streamed_only = True
+
+    def value(self, rec: RequestRecord, vals: dict[str, float | None]) -> float | None:
+        first = rec.first_choice_ns if rec.first_choice_ns is not None else rec.first_token_ns
+        return None if first is None else first - rec.sent_ns
+
+
+@metric
+class Ttfo(LatencyMetric):
+    """Time to the first content (answer, not reasoning) event."""
+
+    name = "ttfo"
+    streamed_only = True
+
+    def value(self, rec: RequestRecord, vals: dict[str, float | None]) -> float | None:
+        return None if rec.first_content_ns is None else rec.first_content_ns - rec.sent_ns
+
+
+@metric
+class Tpot(LatencyMetric):
+    """Time per output token over completion tokens (the record's own definition)."""
+
+    name = "tpot"
+    profiles = frozenset({"default"})
+    streamed_only = True
+
+    def value(self, rec: RequestRecord, vals: dict[str, float | None]) -> float | None:
+        return rec.tpot_ns()
+
+
+@metric
+class E2e(LatencyMetric):
+    name = "e2e_latency"
+
+    def value(self, rec: RequestRecord, vals: dict[str, float | None]) -> float | None:
+        return None if rec.end_ns is None else rec.end_ns - rec.sent_ns
+
+
+@metric
+class TpotVllm(LatencyMetric):
+    """vLLM: (e2e - ttft) / (N - 1)."""
+
+    name = "tpot"
+    profiles = frozenset({"vllm"})
+    needs = ("ttft", "e2e_latency")
+    streamed_only = True
+
+    def value(self, rec: RequestRecord, vals: dict[str, float | None]) -> float | None:
+        ttft, e2e, n = vals["ttft"], vals["e2e_latency"], rec.completion_tokens
+        if e2e is not None and ttft is not None and n is not None and n > 1:
+            return (e2e - ttft) / (n - 1)
+        return None
+
+
+@metric
+class ItlSpread(GapMetric):
+    """Per-token ITL: each gap spread over the tokens of the later event (see :func:`itl_spread`)."""
+
+    name = "itl"
+    profiles = frozenset({"default"})
+
+    def per_event(self, rec: RequestRecord, emit: Emit) -> None:
+        itl_spread(rec, emit)
+
+    def vectorised(self, rec: RequestRecord, gaps: np.ndarray, raw_q: tuple[Any, ...], hist: Any) -> None:
+        n = len(rec.event_ns)
+        toks = rec.event_tokens
+        ct = rec.completion_tokens
+        if len(toks) == n:
+            k = np.frombuffer(toks, dtype=np.dtype(f"i{toks.itemsize}"))[1:].astype(np.int64)
+            hist.record_many(gaps / np.maximum(k, 1), np.maximum(k, 1))
+        elif ct is not None and ct > n:
+            per = ct / n
+            hist.record_many(gaps / per, np.full(gaps.size, max(1, round(per)), dtype=np.int64))
+        else:
+            hist.add_quantised(*raw_q)  # one token per event: per-token ITL equals the raw gaps
+
+
+@metric
+class ItlVllm(GapMetric):
+    """vLLM's "ITL": the raw per-chunk gaps."""
+
+    name = "itl"
+    profiles = frozenset({"vllm"})
+
+    def per_event(self, rec: RequestRecord, emit: Emit) -> None:
+        icl_raw(rec, emit)
+
+
+@metric
+class Icl(GapMetric):
+    """Inter-chunk latency: the raw gaps between token-bearing events."""
+
+    name = "icl"
+
+    def per_event(self, rec: RequestRecord, emit: Emit) -> None:
+        icl_raw(rec, emit)
+
+
+@metric
+class QueueTime(LatencyMetric):
+    """From the scheduled send time to the actual send (client-side queueing)."""
+
+    name = "queue_time"
+
+    def value(self, rec: RequestRecord, vals: dict[str, float | None]) -> float | None:
+        return rec.sent_ns - rec.scheduled_ns
+
+
+@metric
+class FromSchedule(LatencyMetric):
+    name = "latency_from_schedule"
+
+    def value(self, rec: RequestRecord, vals: dict[str, float | None]) -> float | None:
+        return None if rec.end_ns is None else rec.end_ns - rec.scheduled_ns
+
+
+_PRINT_ORDER = ("ttft", "ttfo", "tpot", "itl", "icl", "e2e_latency", "queue_time", "latency_from_schedule")
+
+
+def metric_names() -> tuple[str, ...]:
+    """Latency metrics of the summary, in print order (metrics registered later, e.g. by a plugin, last)."""
+    return _PRINT_ORDER + tuple(dict.fromkeys(c.name for c in _REGISTRY if c.name not in _PRINT_ORDER))
+
+
+#: The built-in latency metrics, in the order they are printed.
+LATENCY_METRICS: tuple[str, ...] = metric_names()
+
+
+def plan(profile: str) -> tuple[list[LatencyMetric], list[GapMetric]]:
+    """The metric objects of ``profile``, per-request ones ordered so that every ``needs`` comes first."""
+    scalar = [c() for c in _REGISTRY if issubclass(c, LatencyMetric) and profile in c.profiles]
+    gaps = [c() for c in _REGISTRY if issubclass(c, GapMetric) and profile in c.profiles]
+    ordered: list[LatencyMetric] = []
+    done: set[str] = set()
+    pending = scalar
+    while pending:
+        ready = [m for m in pending if all(n in done for n in m.needs)]
+        if not ready:
+            raise ValueError(f"metric inputs missing or circular: {[m.name for m in pending]}")
+        ordered += ready
+        done |= {m.name for m in ready}
+        pending = [m for m in pending if m not in ready]
+    return ordered, gaps
 
 
 @dataclass(slots=True)
@@ -36,31 +243,28 @@ class Samples:
     from_schedule: float | None
 
 
+def _samples(profile: str, rec: RequestRecord) -> Samples:
+    vals: dict[str, float | None] = {}
+    for m in plan(profile)[0]:
+        vals[m.name] = m.value(rec, vals)
+    return Samples(
+        vals["ttft"],
+        vals["ttfo"],
+        vals["tpot"],
+        vals["e2e_latency"],
+        vals["queue_time"] or 0.0,
+        vals["latency_from_schedule"],
+    )
+
+
 def scalar_default(rec: RequestRecord) -> Samples:
     """METRICS.md definitions: TTFT at the first token-bearing event, TPOT over completion tokens."""
-    sent = rec.sent_ns
-    end = rec.end_ns
-    return Samples(
-        ttft=None if rec.first_token_ns is None else rec.first_token_ns - sent,
-        ttfo=None if rec.first_content_ns is None else rec.first_content_ns - sent,
-        tpot=rec.tpot_ns(),
-        e2e=None if end is None else end - sent,
-        queue=sent - rec.scheduled_ns,
-        from_schedule=None if end is None else end - rec.scheduled_ns,
-    )
+    return _samples("default", rec)
 
 
 def scalar_vllm(rec: RequestRecord) -> Samples:
     """vLLM serving benchmark: TTFT at the first event with non-empty ``choices``; TPOT = (e2e-ttft)/(N-1)."""
-    s = scalar_default(rec)
-    first = rec.first_choice_ns if rec.first_choice_ns is not None else rec.first_token_ns
-    s.ttft = None if first is None else first - rec.sent_ns
-    n = rec.completion_tokens
-    if s.e2e is not None and s.ttft is not None and n is not None and n > 1:
-        s.tpot = (s.e2e - s.ttft) / (n - 1)
-    else:
-        s.tpot = None
-    return s
+    return _samples("vllm", rec)
 
 
 def itl_spread(rec: RequestRecord, emit: Callable[[float, int], None]) -> None:

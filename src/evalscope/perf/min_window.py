@@ -4,6 +4,8 @@ The client checks of :mod:`evalscope.perf.fidelity` are statistics over the stag
 meter read 200 % of a core and the loop-lag p99 rested on a handful of timer ticks, so 3 of 6 identical
 20-request runs exited 5 with ``--strict``. Below the window a stage is "too short to judge": its verdict is
 withdrawn (``trustworthy`` null), never failed.
+
+May import: nothing from evalscope (it reads summary dicts).
 """
 
 from __future__ import annotations

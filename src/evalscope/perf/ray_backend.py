@@ -1,6 +1,6 @@
 """``--ray [ADDRESS]``: the perf workers as Ray actors, on one machine or across a cluster.
 
-Each actor runs the same :class:`evalscope.perf.workers.WorkerCore` as a worker process, on the actor's own
+Each actor runs the same :class:`evalscope.perf._core.WorkerCore` as a worker process, on the actor's own
 event loop (an async actor), with the same schedule, records, aggregator states and merge. Differences from
 worker processes, by necessity:
 
@@ -15,6 +15,8 @@ worker processes, by necessity:
 ``ray`` is imported only here, only with ``--ray``; without it the run stops with one line naming the extra.
 ``ray.init`` is called only when Ray is not initialised yet (a local instance when no ADDRESS is given), and
 then shut down at the end of the run; an instance the caller started is left to the caller.
+
+May import: ``perf._core``, ``perf._pools``, ``perf._wire``, ``errors``; ``ray`` lazily.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ import logging
 from typing import Any
 
 from evalscope.errors import ConfigError, EvalscopeError
-from evalscope.perf.workers import ERROR, OnMessage, WorkerCore, WorkerPool, usable_cpus
+from evalscope.perf._core import WorkerCore
+from evalscope.perf._pools import Pool, usable_cpus
+from evalscope.perf._wire import FrameOutbox, Sink, deliver
 
 #: Seconds to wait for every actor to be placed and ready (a cluster without free CPUs never places them).
 READY_TIMEOUT_S = 120.0
@@ -54,7 +58,7 @@ class RayWorker:
         self._outbox.append((kind, payload))
 
     async def setup(self, setup: dict[str, Any]) -> dict[str, Any]:
-        self._core = WorkerCore(setup, self._emit, None)
+        self._core = WorkerCore(setup, FrameOutbox(self._emit), None)
         return await self._core.open()
 
     async def start_stage(self, spec: dict[str, Any]) -> None:
@@ -80,7 +84,7 @@ class RayWorker:
             self._core = None
 
 
-class RayPool(WorkerPool):
+class RayPool(Pool):
     """``n`` :class:`RayWorker` actors (one CPU each, spread over the cluster's nodes)."""
 
     backend = "ray"
@@ -97,7 +101,7 @@ class RayPool(WorkerPool):
     def local_pids(self) -> list[int]:
         return []  # actors may live on other machines: never signalled by PID from here
 
-    async def start(self, setups: list[dict[str, Any]], on_message: OnMessage) -> None:
+    async def start(self, setups: list[dict[str, Any]], sink: Sink) -> None:
         ray = self._ray
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {
@@ -125,9 +129,9 @@ class RayPool(WorkerPool):
                 "use fewer --workers or a larger cluster",
             ) from None
         self.pids = [int(h["pid"]) for h in self.hellos]
-        self._poller = asyncio.get_running_loop().create_task(self._poll_loop(on_message))
+        self._poller = asyncio.get_running_loop().create_task(self._poll_loop(sink))
 
-    async def _poll_loop(self, on_message: OnMessage) -> None:
+    async def _poll_loop(self, sink: Sink) -> None:
         ray = self._ray
         while True:
             refs = [a.poll.remote() for a in self._actors]
@@ -135,10 +139,10 @@ class RayPool(WorkerPool):
                 try:
                     msgs = await asyncio.to_thread(ray.get, ref)
                 except Exception as exc:  # noqa: BLE001 - an actor died: the run fails with its reason
-                    on_message(k, ERROR, f"Ray actor {k}: {type(exc).__name__}: {exc}".encode())
+                    sink.on_error(k, f"Ray actor {k}: {type(exc).__name__}: {exc}")
                     return
                 for kind, payload in msgs:
-                    on_message(k, kind, payload)
+                    deliver(sink, k, kind, payload)
             await asyncio.sleep(POLL_INTERVAL_S)
 
     def start_stage(self, k: int, spec: dict[str, Any]) -> None:

@@ -1,24 +1,24 @@
 """Terminal rendering: the live view during a run and the final tables (readable in 80 columns).
 
-A leaf: it reads runner state and summaries, nothing reads it back. The live view is refreshed from the
+A leaf: it reads data only (a :class:`LiveStage` snapshot, summary dicts), never the run object, and nothing
+reads it back. The live view is refreshed from the
 runner's periodic tick (about twice a second), not from a background thread, so rendering never competes with
 the event loop at a random moment.
+
+May import: ``perf.progress`` only (never the runner, the coordinator or the pools).
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from evalscope.perf.runner import Reporter
-
-if TYPE_CHECKING:
-    from evalscope.perf.runner import PerfRun
+from evalscope.perf.progress import LiveStage, Reporter
 
 
 def _ms(v: float | None) -> str:
@@ -76,17 +76,17 @@ class ConsoleReporter(Reporter):
         c.print(f"requests dataset={info['dataset']}  tokens counted by {info['tokenizer']}")
         c.print(f"output   {info['run_dir']}")
 
-    def stage_start(self, run: PerfRun, stage: int, parallel: int, number: int | None) -> None:
+    def stage_start(self, live: LiveStage) -> None:
         self._stage_t0 = time.monotonic()
         if self.live_enabled:
-            self._live = Live(self._render(run), console=self.console, auto_refresh=False, transient=True)
+            self._live = Live(self._render(live), console=self.console, auto_refresh=False, transient=True)
             self._live.start()
 
-    def tick(self, run: PerfRun) -> None:
+    def tick(self, live: LiveStage | None) -> None:
         if self._live is not None:
-            self._live.update(self._render(run), refresh=True)
+            self._live.update(self._render(live), refresh=True)
 
-    def stage_end(self, run: PerfRun, summary: dict[str, Any]) -> None:
+    def stage_end(self, summary: dict[str, Any]) -> None:
         if self._live is not None:
             self._live.stop()
             self._live = None
@@ -113,31 +113,28 @@ class ConsoleReporter(Reporter):
 
     # ---- live view ---------------------------------------------------------------------------------------
 
-    def _render(self, run: PerfRun) -> Any:
-        st = run.stage
+    def _render(self, st: LiveStage | None) -> Any:
         if st is None:
             return Text("")
-        agg = st.agg
-        done = agg.succeeded + agg.failed + agg.cancelled
+        done = st.done
         elapsed = time.monotonic() - self._stage_t0
         total = st.number
         eta = "-"
         if total and done:
             eta = f"{max(0.0, elapsed * (total - done) / done):.0f}s"
-        elif run.cfg.duration is not None:
-            eta = f"{max(0.0, run.cfg.duration - elapsed):.0f}s"
-        tl = agg.timeline
-        last = tl[-2] if len(tl) >= 2 else (tl[-1] if tl else [0, 0, 0, 0])
+        elif st.duration_s is not None:
+            eta = f"{max(0.0, st.duration_s - elapsed):.0f}s"
+        last = st.last_second
         pct = f"{100 * done / total:.0f}%" if total else ""
         line1 = (
             f"stage {st.index + 1}/{self._n_stages}  {done}/{total if total else '∞'} {pct}  "
-            f"elapsed {elapsed:.0f}s  ETA {eta}  in flight {len(st.in_flight)}"
+            f"elapsed {elapsed:.0f}s  ETA {eta}  in flight {st.in_flight}"
         )
         line2 = (
-            f"ok {agg.succeeded} failed {agg.failed} cancel {agg.cancelled} | "
+            f"ok {st.succeeded} failed {st.failed} cancel {st.cancelled} | "
             f"{last[0]} req/s {last[2]} tok/s | p50 ms: "
-            f"TTFT {_ms(agg.metrics['ttft'].percentile_ms(50))} "
-            f"E2E {_ms(agg.metrics['e2e_latency'].percentile_ms(50))}"
+            f"TTFT {_ms(st.ttft_p50_ms)} "
+            f"E2E {_ms(st.e2e_p50_ms)}"
         )
         return Group(Text(line1, style="bold"), Text(line2))
 

@@ -5,6 +5,8 @@ after the previous send": sleeping relative gaps lets every late wake-up push al
 and a client that waits for a free slot before it *schedules* the next request hides the server's queueing
 from the latency numbers (coordinated omission). Here the intended time is fixed in advance; the engine
 records the real send time, and ``sent - scheduled`` (queue time) shows any lateness, whatever its cause.
+
+May import: nothing from evalscope.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ CLOCK_MONOTONIC, so ``arrival - sent`` is the send-side delay (plus a loopback h
 
 Checked only when the server answers ``/sim/truth`` (our simulator) on a loopback address; a sample of the
 stage's records (read back from ``records.jsonl``, so nothing is added to the per-request path).
+
+May import: ``engine.session`` only.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ The text exposition format is parsed here (a few dozen lines; ``prometheus_clien
 dependency for the same result): ``name{label="value",...} number [timestamp]``, label values may hold
 escaped quotes, braces and spaces; ``NaN`` samples are skipped. A gauge with several label sets (one per
 engine or model) is summed when it counts requests and averaged when it is a usage fraction.
+
+May import: nothing from evalscope (aiohttp, its own parser).
 """
 
 from __future__ import annotations

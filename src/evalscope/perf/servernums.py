@@ -9,6 +9,8 @@ across worker processes, and yields the ``server`` block of a stage summary, or 
 none of them. Decoded tokens per iteration is derived from the stream itself (tokens per token-bearing event,
 from server usage) and is reported whenever it is defined, since some servers bundle tokens per event for
 other reasons than speculative decoding.
+
+May import: ``engine.records`` only.
 """
 
 from __future__ import annotations

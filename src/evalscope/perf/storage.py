@@ -7,6 +7,8 @@
 - ``records.jsonl`` gets one line per finished request, appended in batches and handed to the OS at least
   every second (D1), so after ``kill -9`` every older record is on disk and every line parses (a line is
   written with one ``write`` call of whole lines only).
+
+May import: ``engine.redact`` only.
 """
 
 from __future__ import annotations

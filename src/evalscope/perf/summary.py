@@ -1,4 +1,7 @@
-"""Turn a stage's aggregator into the ``summary.json`` stage entry (schema in docs/perf.md)."""
+"""Turn a stage's aggregator into the ``summary.json`` stage entry (schema in docs/perf.md).
+
+May import: ``perf.aggregate``, ``perf.coverage``, ``perf.metrics``, ``perf.min_window`` (data in, dict out).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ from typing import Any
 
 from evalscope.perf.aggregate import Aggregator
 from evalscope.perf.coverage import add_to_summary as add_coverage
-from evalscope.perf.metrics import LATENCY_METRICS
 from evalscope.perf.min_window import apply_min_window
 
 SCHEMA = "evalscope.perf.summary/1"
@@ -58,8 +60,8 @@ def stage_summary(
             "completion_mean": (agg.completion_tokens / agg.succeeded) if agg.succeeded else None,
         },
     }
-    for name in LATENCY_METRICS:
-        out[name] = agg.metrics[name].stats(percentiles)
+    for name, m in agg.metrics.items():  # every metric class of the run (perf/metrics.py), in print order
+        out[name] = m.stats(percentiles)
     if agg.slos_ns:
         out["goodput"] = {
             "slos_ms": {k: v / 1e6 for k, v in agg.slos_ns.items()},

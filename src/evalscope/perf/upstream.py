@@ -11,10 +11,11 @@ from __future__ import annotations
 import importlib.util
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from evalscope.perf.config import PerfConfig
+#: The run's ``PerfConfig``. perf.config calls into this module from its validator, so this module cannot
+#: import the class back, not even for types (tests/unit/core/test_import_graph.py forbids any cycle).
+PerfConfig = Any
 
 #: Tracker option -> (package, install hint).
 TRACKERS: dict[str, tuple[str, str]] = {

@@ -262,7 +262,7 @@ class PerfAccumulator:
     def _flush_light(self, stage: int) -> None:
         import numpy as np
 
-        from evalscope.perf.aggregate import Metric
+        from evalscope.perf.histogram import Metric
 
         buf = self._buf.get(stage)
         if not buf:

@@ -19,15 +19,7 @@ ROOT = "evalscope"
 
 #: Cycles known on the day this test was written, each being removed by another branch (issue 12). The
 #: coordinator empties this list after merging them; a cycle not listed here (or larger than listed) fails.
-KNOWN_CYCLES: list[frozenset[str]] = [
-    # perf dispatch: runner <-> workers <-> ray_backend (h12perf replaces them with one engine)
-    frozenset({"evalscope.perf.runner", "evalscope.perf.workers", "evalscope.perf.ray_backend"}),
-    # perf/config validates dataset names through the registry; datasets take the whole PerfConfig (h12perf)
-    frozenset({"evalscope.perf.config", "evalscope.perf.datasets", "evalscope.perf.datasets.base"}),
-    # perf/coverage imports aggregate's Metric inside a function; aggregate imports coverage (h12perf: metrics
-    # as classes)
-    frozenset({"evalscope.perf.aggregate", "evalscope.perf.coverage"}),
-]
+KNOWN_CYCLES: list[frozenset[str]] = []
 
 #: Layering: (modules matching ``source`` prefix) may not import (modules matching any ``forbidden`` prefix).
 FRONT_ENDS = ("evalscope.perf", "evalscope.eval", "evalscope.cli", "evalscope.report")
@@ -72,12 +64,7 @@ RULES: list[tuple[str, tuple[str, ...], str]] = [
     ),
 ]
 #: Layering breaks known today, removed by other branches (emptied by the coordinator after merging).
-KNOWN_BREAKS: set[tuple[str, str]] = {
-    (
-        "evalscope.perf.report",
-        "evalscope.perf.runner",
-    ),  # h12perf: the report takes a summary, not the PerfRun
-}
+KNOWN_BREAKS: set[tuple[str, str]] = set()
 
 
 def _modules() -> dict[str, Path]:

@@ -9,18 +9,11 @@ from typing import Any
 
 import pytest
 
+from evalscope.perf._core import SharedCounter, WorkerCore, _Strided
+from evalscope.perf._pools import resolve_workers, split_evenly
+from evalscope.perf._wire import RECORDS, FrameOutbox, frame, read_frame
 from evalscope.perf.config import make_config
 from evalscope.perf.schedule import arrival_offsets_ns
-from evalscope.perf.workers import (
-    RECORDS,
-    SharedCounter,
-    WorkerCore,
-    _Strided,
-    frame,
-    read_frame,
-    resolve_workers,
-    split_evenly,
-)
 
 
 def test_split_evenly() -> None:
@@ -89,7 +82,7 @@ def test_auto_rule() -> None:
 
 
 def test_auto_rule_scales_with_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
-    import evalscope.perf.workers as w
+    import evalscope.perf._pools as w
 
     monkeypatch.setattr(w, "usable_cpus", lambda: 16)
     assert resolve_workers(make_config(workers="auto", parallel=[512]), local_simulator=False)[0] == 8
@@ -126,7 +119,7 @@ def test_prompt_by_index_matches_sequential_order() -> None:
     cfg = make_config(min_prompt_length=5, max_prompt_length=50, seed=4)
     seq = list(itertools.islice(DATASETS.get("random")(cfg, get_tokenizer(None)).prompts(), 30))
     core = WorkerCore(
-        {"cfg": cfg, "worker": 0, "url": "http://127.0.0.1:9", "model": "m"}, lambda k, p: None, None
+        {"cfg": cfg, "worker": 0, "url": "http://127.0.0.1:9", "model": "m"}, FrameOutbox(lambda k, p: None), None
     )
     core._prompts = DATASETS.get("random")(cfg, get_tokenizer(None)).prompts()
     for idx in (2, 3, 10, 29):

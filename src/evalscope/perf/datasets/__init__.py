@@ -1,12 +1,14 @@
 """Prompt sources for perf, registered by name (third-party ones through the ``evalscope.datasets`` entry point).
 
-A dataset class is built with the run's :class:`PerfConfig` and tokenizer, validates its input up front (before
-any network I/O) and then yields :class:`Prompt` objects lazily and endlessly (files are cycled).
+A dataset class is built with :class:`DatasetOptions` (the few run options it reads) and the tokenizer,
+validates its input up front (before any network I/O) and then yields :class:`Prompt` objects lazily and
+endlessly (files are cycled). May import: ``errors``, ``registry``, numpy; never ``perf.config`` (which
+imports the registry to validate names: one direction only).
 """
 
 from __future__ import annotations
 
-from evalscope.perf.datasets.base import DATASETS, PerfDataset, Prompt
+from evalscope.perf.datasets.base import DATASETS, DatasetOptions, PerfDataset, Prompt
 
 DATASETS.add("random", "evalscope.perf.datasets.synthetic:RandomDataset")
 DATASETS.add("openqa", "evalscope.perf.datasets.files:OpenQADataset")
@@ -18,4 +20,4 @@ DATASETS.add("prompt", "evalscope.perf.datasets.ladder:FixedPromptDataset")
 DATASETS.add("speed_benchmark", "evalscope.perf.datasets.ladder:SpeedBenchmarkDataset")
 DATASETS.add("speed_benchmark_long", "evalscope.perf.datasets.ladder:SpeedBenchmarkLongDataset")
 
-__all__ = ["DATASETS", "PerfDataset", "Prompt"]
+__all__ = ["DATASETS", "DatasetOptions", "PerfDataset", "Prompt"]

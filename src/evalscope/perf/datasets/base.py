@@ -1,16 +1,41 @@
-"""The dataset plugin contract and its registry."""
+"""The dataset plugin contract and its registry.
+
+A dataset gets a small typed :class:`DatasetOptions` (not the whole run config): the package imports nothing
+from ``perf.config``, which validates dataset names through :data:`DATASETS` one way only.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from evalscope.registry import Registry
 
 if TYPE_CHECKING:
-    from evalscope.perf.config import PerfConfig
     from evalscope.perf.tokenizer import Tokenizer
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetOptions:
+    """What a dataset may read from the run's options (same names as the ``perf`` options)."""
+
+    dataset: str = "random"
+    dataset_path: Path | None = None
+    min_prompt_length: int | None = None
+    max_prompt_length: int | None = None
+    prefix_length: int = 0
+    max_tokens: int | None = None
+    seed: int = 0
+    prompt: str | None = None  # --prompt TEXT (the one-prompt dataset)
+
+    @classmethod
+    def of(cls, source: Any) -> DatasetOptions:
+        """The options of any object with these attribute names (a ``PerfConfig``), or ``source`` itself."""
+        if isinstance(source, cls):
+            return source
+        return cls(**{f.name: getattr(source, f.name) for f in fields(cls)})
 
 
 @dataclass(slots=True)
@@ -32,8 +57,8 @@ class PerfDataset:
 
     needs_path: ClassVar[bool] = True
 
-    def __init__(self, config: PerfConfig, tokenizer: Tokenizer) -> None:
-        self.config = config
+    def __init__(self, config: DatasetOptions, tokenizer: Tokenizer) -> None:
+        self.config = DatasetOptions.of(config)
         self.tokenizer = tokenizer
 
     def prompts(self) -> Iterator[Prompt]:

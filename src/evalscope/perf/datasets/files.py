@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from evalscope.errors import DatasetError
-from evalscope.perf.datasets.base import PerfDataset, Prompt
+from evalscope.perf.datasets.base import DatasetOptions, PerfDataset, Prompt
 
 if TYPE_CHECKING:
-    from evalscope.perf.config import PerfConfig
     from evalscope.perf.tokenizer import Tokenizer
 
 
@@ -77,7 +76,7 @@ class FileDataset(PerfDataset):
     needs_path: ClassVar[bool] = True
     item_name: ClassVar[str] = "row"
 
-    def __init__(self, config: PerfConfig, tokenizer: Tokenizer) -> None:
+    def __init__(self, config: DatasetOptions, tokenizer: Tokenizer) -> None:
         super().__init__(config, tokenizer)
         if config.dataset_path is None:
             raise DatasetError(f"--dataset {config.dataset} needs --dataset-path FILE")

@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from evalscope.perf.datasets.base import PerfDataset, Prompt
+from evalscope.perf.datasets.base import DatasetOptions, PerfDataset, Prompt
 
 if TYPE_CHECKING:
-    from evalscope.perf.config import PerfConfig
     from evalscope.perf.tokenizer import Tokenizer
 
 
@@ -25,7 +24,7 @@ class FixedPromptDataset(PerfDataset):
 
     needs_path: ClassVar[bool] = False
 
-    def __init__(self, config: PerfConfig, tokenizer: Tokenizer) -> None:
+    def __init__(self, config: DatasetOptions, tokenizer: Tokenizer) -> None:
         super().__init__(config, tokenizer)
         self.text = config.prompt or ""
         self.tokens = tokenizer.count(self.text)
@@ -45,7 +44,7 @@ class SpeedBenchmarkDataset(PerfDataset):
     needs_path: ClassVar[bool] = False
     LADDER: ClassVar[tuple[int, ...]] = (96, 2048, 6144, 14336, 30720)
 
-    def __init__(self, config: PerfConfig, tokenizer: Tokenizer) -> None:
+    def __init__(self, config: DatasetOptions, tokenizer: Tokenizer) -> None:
         super().__init__(config, tokenizer)
         rng = np.random.default_rng(config.seed)
         self.rungs: list[tuple[str, int]] = []

@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from evalscope.perf.datasets.base import PerfDataset, Prompt
+from evalscope.perf.datasets.base import DatasetOptions, PerfDataset, Prompt
 
 if TYPE_CHECKING:
-    from evalscope.perf.config import PerfConfig
     from evalscope.perf.tokenizer import Tokenizer
 
 DEFAULT_PROMPT_LENGTH = 128
@@ -27,7 +26,7 @@ class RandomDataset(PerfDataset):
 
     needs_path: ClassVar[bool] = False
 
-    def __init__(self, config: PerfConfig, tokenizer: Tokenizer) -> None:
+    def __init__(self, config: DatasetOptions, tokenizer: Tokenizer) -> None:
         super().__init__(config, tokenizer)
         lo = config.min_prompt_length or config.max_prompt_length or DEFAULT_PROMPT_LENGTH
         hi = config.max_prompt_length or max(lo, DEFAULT_PROMPT_LENGTH)

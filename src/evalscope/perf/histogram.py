@@ -1,0 +1,195 @@
+"""One latency distribution: :class:`Metric`, an HDR histogram plus exact count, sum, min and max.
+
+Split from the aggregator so that small modules (coverage, per-metric classes) can hold a distribution
+without importing the aggregator back. May import: numpy, hdrh; nothing from evalscope.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import numpy as np
+from hdrh.histogram import HdrHistogram
+
+LOWEST_US = 1
+HIGHEST_US = 3_600_000_000  # one hour
+SIGNIFICANT_DIGITS = 3
+#: Percentiles always present in the summary (``p999`` is 99.9).
+SUMMARY_PERCENTILES: tuple[tuple[str, float], ...] = (
+    ("p50", 50.0),
+    ("p90", 90.0),
+    ("p95", 95.0),
+    ("p99", 99.0),
+    ("p999", 99.9),
+)
+
+def new_histogram() -> HdrHistogram:
+    return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+
+
+#: HDR sub-bucket quantisation for 3 significant digits: values below 2048 µs are exact, larger ones keep
+#: their top 11 bits. Pre-quantising lets :class:`Metric` count repeats in a small dict (a few hundred ns per
+#: sample) and hand each distinct value to the (pure-Python, ~6 µs per call) HDR histogram once.
+_SUB_BUCKET_BITS = 11
+_PENDING_MAX = 4096
+
+
+def quantise(
+    values_ns: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[list[int], list[int], int, float, float, float]:
+    """Samples (ns) -> (HDR bucket keys in µs, counts, n, sum ns, min ns, max ns), as :meth:`Metric.record`."""
+    v = values_ns
+    lo = float(v.min())
+    if lo < 0:
+        v = np.maximum(v, 0)
+        lo = 0.0
+    hi = float(v.max())
+    us = ((v + 500.0) // 1000.0).astype(np.int64)
+    if lo < 500.0 or hi >= HIGHEST_US * 1000.0:
+        us = np.clip(us, LOWEST_US, HIGHEST_US)
+    if hi >= (1 << _SUB_BUCKET_BITS) * 1000.0 - 500.0:
+        # frexp: us = m * 2**e with 0.5 <= m < 1, so e is the bit length; keep the top 11 bits
+        shift = np.maximum(np.frexp(us)[1] - _SUB_BUCKET_BITS, 0)
+        us = (us >> shift) << shift
+    if weights is None:
+        keys, counts = np.unique(us, return_counts=True)
+        return keys.tolist(), counts.tolist(), int(v.size), float(v.sum()), lo, hi
+    keys, inv = np.unique(us, return_inverse=True)
+    wcounts = np.bincount(inv, weights=weights).astype(np.int64)
+    return keys.tolist(), wcounts.tolist(), int(weights.sum()), float((v * weights).sum()), lo, hi
+
+
+class Metric:
+    """An HDR histogram in microseconds plus exact count, sum, min and max in nanoseconds."""
+
+    __slots__ = ("_hist", "_pending", "count", "max_ns", "min_ns", "sum_ns")
+
+    def __init__(self) -> None:
+        self._hist = new_histogram()
+        self._pending: dict[int, int] = {}
+        self.count = 0
+        self.sum_ns = 0.0
+        self.min_ns = float("inf")
+        self.max_ns = float("-inf")
+
+    @property
+    def hist(self) -> HdrHistogram:
+        """The HDR histogram with every sample recorded so far."""
+        self._flush()
+        return self._hist
+
+    def _flush(self) -> None:
+        if self._pending:
+            rec = self._hist.record_value
+            for v, c in self._pending.items():
+                rec(v, c)
+            self._pending.clear()
+
+    def record(self, ns: float, count: int = 1) -> None:
+        """Add ``count`` samples of ``ns`` nanoseconds (negative values, e.g. clock noise, count as 0)."""
+        if ns < 0:
+            ns = 0
+        us = int(ns / 1000.0 + 0.5)
+        if us < LOWEST_US:
+            us = LOWEST_US
+        elif us > HIGHEST_US:
+            us = HIGHEST_US
+        shift = us.bit_length() - _SUB_BUCKET_BITS
+        if shift > 0:
+            us = (us >> shift) << shift  # HDR's own bucket boundary: no precision lost
+        pending = self._pending
+        pending[us] = pending.get(us, 0) + count
+        if len(pending) > _PENDING_MAX:
+            self._flush()
+        self.count += count
+        self.sum_ns += ns * count
+        if ns < self.min_ns:
+            self.min_ns = ns
+        if ns > self.max_ns:
+            self.max_ns = ns
+
+    def record_many(self, values_ns: np.ndarray, weights: np.ndarray | None = None) -> None:
+        """Add many samples at once (vectorised; ``weights`` are per-sample counts, default 1)."""
+        if values_ns.size:
+            self.add_quantised(*quantise(values_ns, weights))
+
+    def add_quantised(
+        self, keys: list[int], counts: list[int], n: int, total_ns: float, lo_ns: float, hi_ns: float
+    ) -> None:
+        """Add samples already reduced by :func:`quantise` (lets two metrics share one computation)."""
+        pending = self._pending
+        for k, c in zip(keys, counts, strict=True):
+            pending[k] = pending.get(k, 0) + c
+        if len(pending) > _PENDING_MAX:
+            self._flush()
+        self.count += n
+        self.sum_ns += total_ns
+        if lo_ns < self.min_ns:
+            self.min_ns = lo_ns
+        if hi_ns > self.max_ns:
+            self.max_ns = hi_ns
+
+    def percentile_ms(self, p: float) -> float | None:
+        """``p`` (0-100) percentile in ms from the histogram, clamped to the exact min / max."""
+        if self.count == 0:
+            return None
+        v_ns = float(self.hist.get_value_at_percentile(p)) * 1000.0
+        return min(max(v_ns, self.min_ns), self.max_ns) / 1e6
+
+    def mean_ms(self) -> float | None:
+        return None if self.count == 0 else self.sum_ns / self.count / 1e6
+
+    def stats(self, extra_percentiles: tuple[float, ...] = ()) -> dict[str, Any] | None:
+        """``{mean, min, max, p50, p90, p95, p99, p999}`` in ms (None when no sample)."""
+        if self.count == 0:
+            return None
+        out: dict[str, Any] = {
+            "mean": self.sum_ns / self.count / 1e6,
+            "min": self.min_ns / 1e6,
+            "max": self.max_ns / 1e6,
+        }
+        for key, p in SUMMARY_PERCENTILES:
+            out[key] = self.percentile_ms(p)
+        for p in extra_percentiles:
+            key = pct_key(p)
+            if key not in out:
+                out[key] = self.percentile_ms(p)
+        out["count"] = self.count
+        return out
+
+    def merge(self, other: Metric) -> None:
+        """Add ``other``'s samples (exact: HDR histograms with the same layout add bucket by bucket)."""
+        if other.count == 0:
+            return
+        self.hist.add(other.hist)
+        self.count += other.count
+        self.sum_ns += other.sum_ns
+        self.min_ns = min(self.min_ns, other.min_ns)
+        self.max_ns = max(self.max_ns, other.max_ns)
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-ready state: the histogram in HDR's compressed encoding (base64), exact moments alongside."""
+        return {
+            "hist": base64.b64encode(self.hist.encode()).decode("ascii") if self.count else None,
+            "count": self.count,
+            "sum_ns": self.sum_ns,
+            "min_ns": self.min_ns if self.count else None,
+            "max_ns": self.max_ns if self.count else None,
+        }
+
+    @classmethod
+    def from_state(cls, d: dict[str, Any]) -> Metric:
+        m = cls()
+        if d.get("count"):
+            m._hist = HdrHistogram.decode(base64.b64decode(d["hist"]))
+            m.count = int(d["count"])
+            m.sum_ns = float(d["sum_ns"])
+            m.min_ns = float(d["min_ns"])
+            m.max_ns = float(d["max_ns"])
+        return m
+
+
+def pct_key(p: float) -> str:
+    """50 -> ``p50``, 99.9 -> ``p999``, 99.99 -> ``p9999``."""
+    return "p" + f"{p:g}".replace(".", "")
