@@ -449,3 +449,18 @@ def test_perf_offline_without_cache_is_one_line_exit_2(fake_hub: FakeHub, tmp_pa
     cache = str(tmp_path / "cache" / "datasets" / "perf" / "openqa")
     assert "AI-ModelScope/HC3-Chinese" in lines[0] and cache in lines[0] and "--dataset-path" in lines[0]
     assert "Traceback" not in res.stderr and fake_hub.requests == []
+
+
+def test_perf_hub_file_retries_a_failed_download(fake_hub: FakeHub, tmp_path: Path) -> None:
+    """A transient server error is retried (by the client or the shared downloader); the install is complete."""
+    pytest.importorskip("modelscope")
+    from evalscope.perf.datasets.hub import PERF_HUB_SOURCES, hub_file
+
+    src = PERF_HUB_SOURCES["longalpaca"]
+    fake_hub.files[(src.repo, "LongAlpaca-12k.json")] = _LONGALPACA
+    fake_hub.fail_next = 1
+    path = hub_file("longalpaca")
+    assert path == tmp_path / "cache" / "datasets" / "perf" / "longalpaca" / "LongAlpaca-12k.json"
+    assert path.read_bytes() == _LONGALPACA
+    assert shared_hub.complete(path.parent, src)
+    assert len([r for r in fake_hub.requests if r.startswith("GET")]) >= 2
