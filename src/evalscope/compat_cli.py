@@ -150,7 +150,11 @@ PERF_OPTIONS: dict[str, tuple[str, str, str]] = {
         "JSON body template: its fields other than model/messages/prompt/stream are sent; %p must be whole",
     ),
     "--dataset": ("--dataset", "same", "random, openqa, longalpaca, line_by_line, speed_benchmark, ..."),
-    "--dataset-path": ("--dataset-path", "same", ""),
+    "--dataset-path": (
+        "--dataset-path",
+        "same",
+        "without it, openqa / longalpaca are fetched from ModelScope into the cache",
+    ),
     "--tokenizer-path": ("--tokenizer-path", "same", ""),
     "--frequency-penalty": ("--frequency-penalty", "same", "sent in the body"),
     "--presence-penalty": ("--presence-penalty", "same", "sent in the body"),
