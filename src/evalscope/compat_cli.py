@@ -129,7 +129,11 @@ PERF_OPTIONS: dict[str, tuple[str, str, str]] = {
     "--parallel": ("--parallel", "same", "several values run stages"),
     "-n / --number": ("-n / --number", "same", "paired with --parallel"),
     "--rate": ("--rate", "same", "-1: closed loop"),
-    "--log-every-n-query": ("--log-every-n-query", "ignored", "accepted; the live view (or --no-live's table) reports"),
+    "--log-every-n-query": (
+        "--log-every-n-query",
+        "ignored",
+        "accepted; the live view (or --no-live's table) reports",
+    ),
     "--debug": ("--debug", "same", "tracebacks"),
     "--wandb-api-key": ("--wandb-api-key", "same", "needs `pip install wandb`, else refused with the hint"),
     "--swanlab-api-key": (

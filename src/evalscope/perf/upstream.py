@@ -25,6 +25,7 @@ TRACKERS: dict[str, tuple[str, str]] = {
 
 _TEMPLATE_OWN = ("model", "messages", "prompt", "stream")
 
+
 def _read_at(value: str, option: str) -> str:
     if not value.startswith("@"):
         return value
