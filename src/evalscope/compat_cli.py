@@ -129,7 +129,11 @@ PERF_OPTIONS: dict[str, tuple[str, str, str]] = {
     "--parallel": ("--parallel", "same", "several values run stages"),
     "-n / --number": ("-n / --number", "same", "paired with --parallel"),
     "--rate": ("--rate", "same", "-1: closed loop"),
-    "--log-every-n-query": ("--log-every-n-query", "ignored", "accepted; the live view (or --no-live's table) reports"),
+    "--log-every-n-query": (
+        "--log-every-n-query",
+        "ignored",
+        "accepted; the live view (or --no-live's table) reports",
+    ),
     "--debug": ("--debug", "same", "tracebacks"),
     "--wandb-api-key": ("--wandb-api-key", "same", "needs `pip install wandb`, else refused with the hint"),
     "--swanlab-api-key": (
@@ -150,7 +154,11 @@ PERF_OPTIONS: dict[str, tuple[str, str, str]] = {
         "JSON body template: its fields other than model/messages/prompt/stream are sent; %p must be whole",
     ),
     "--dataset": ("--dataset", "same", "random, openqa, longalpaca, line_by_line, speed_benchmark, ..."),
-    "--dataset-path": ("--dataset-path", "same", ""),
+    "--dataset-path": (
+        "--dataset-path",
+        "same",
+        "without it, openqa / longalpaca are fetched from ModelScope into the cache",
+    ),
     "--tokenizer-path": ("--tokenizer-path", "same", ""),
     "--frequency-penalty": ("--frequency-penalty", "same", "sent in the body"),
     "--presence-penalty": ("--presence-penalty", "same", "sent in the body"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.machinery
 import sys
 import types
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -68,6 +69,18 @@ def test_model_without_url_is_refused_not_simulated() -> None:
     assert make_config({"model": "qwen", "url": "http://h:1/v1"}).model == "qwen"
 
 
-def test_openqa_without_a_file_names_where_upstream_got_it() -> None:
-    with pytest.raises(ConfigError, match="HC3-Chinese"):
-        make_config({"dataset": "openqa"})
+def test_openqa_without_a_file_is_fetched_from_upstreams_hub(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Valid without --dataset-path (upstream downloads it too); offline and uncached, the one line names
+    upstream's ModelScope repository (the download itself: tests/integration/test_eval_hub.py)."""
+    from evalscope.errors import DatasetError
+    from evalscope.perf.datasets import DATASETS
+    from evalscope.perf.tokenizer import WordTokenizer
+
+    cfg = make_config({"dataset": "openqa"})
+    monkeypatch.setenv("EVALSCOPE_CACHE", str(tmp_path))
+    monkeypatch.setenv("EVALSCOPE_OFFLINE", "1")
+    with pytest.raises(DatasetError, match="HC3-Chinese") as exc:
+        DATASETS.get("openqa")(cfg, WordTokenizer())
+    assert "--dataset-path" in exc.value.one_line() and str(tmp_path) in exc.value.one_line()

@@ -1,4 +1,4 @@
-"""``--dataset-hub``: real downloads with huggingface_hub / modelscope from a fake hub on loopback (issue 11 item 8).
+"""``--dataset-hub`` (and perf's openqa / longalpaca): real downloads with huggingface_hub / modelscope from a fake hub on loopback (issue 11 item 8).
 
 The fake hub implements only what the two clients call for one dataset file: Hugging Face's
 ``HEAD|GET /datasets/<repo>/resolve/<revision>/<path>`` (with ``X-Repo-Commit``, ``ETag``, ``Content-Length``)
@@ -11,6 +11,10 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import json
+import os
+import subprocess
+import sys
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -20,6 +24,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import pytest
 
+from evalscope import hub as shared_hub
 from evalscope.errors import DatasetError
 from evalscope.eval import hub
 from evalscope.eval.config import build_config
@@ -45,6 +50,7 @@ class FakeHub:
     fail_next: int = 0  # answer this many GETs with 500 first
     corrupt_next: int = 0  # serve this many GETs with a flipped byte (the ETag stays the true sha256)
     url: str = ""
+    server: http.server.ThreadingHTTPServer | None = None  # to stop it mid-test (the second run is offline)
 
 
 def _handler(state: FakeHub) -> type[http.server.BaseHTTPRequestHandler]:
@@ -108,6 +114,7 @@ def fake_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeHu
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    state.server = server
     monkeypatch.setenv("HF_ENDPOINT", state.url)
     monkeypatch.setenv("MODELSCOPE_ENDPOINT", state.url)
     monkeypatch.setenv("EVALSCOPE_CACHE", str(tmp_path / "cache"))
@@ -116,7 +123,7 @@ def fake_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeHu
     monkeypatch.setenv("MODELSCOPE_CACHE", str(tmp_path / "ms_home"))
     for k in hub.OFFLINE_ENV:
         monkeypatch.delenv(k, raising=False)
-    monkeypatch.setattr(hub, "RETRY_DELAY_S", 0.0)
+    monkeypatch.setattr(shared_hub, "RETRY_DELAY_S", 0.0)  # the downloader shared by eval and perf
     try:
         yield state
     finally:
@@ -354,3 +361,106 @@ def test_missing_client_library_is_one_line_naming_the_extra(
     line = exc.value.one_line()
     assert "evalscope[hub]" in line and "--dataset-dir" in line and "'math_500'" in line
     assert fake_hub.requests == []
+
+
+# ---- perf: --dataset openqa / longalpaca without --dataset-path (issue 18) ---------------------------------
+
+_OPENQA = "".join(
+    json.dumps({"question": f"问题 {i}: what is the capital of country number {i}?", "human_answers": ["x"]})
+    + "\n"
+    for i in range(6)
+).encode()
+_LONGALPACA = json.dumps(
+    [{"instruction": f"Summarise document {i}: " + "word " * (20 + i), "output": "ok"} for i in range(5)]
+).encode()
+
+
+def _perf(
+    fake: FakeHub, tmp_path: Path, dataset: str, out: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in os.environ.items() if k not in shared_hub.OFFLINE_ENV}
+    full.update(
+        {"COLUMNS": "200", "MODELSCOPE_ENDPOINT": fake.url, "EVALSCOPE_CACHE": str(tmp_path / "cache")}
+    )
+    full.update({"MODELSCOPE_CACHE": str(tmp_path / "ms_home"), **env})
+    args = ["--dataset", dataset, "-n", "3", "--parallel", "1", "--outputs-dir", str(tmp_path / out)]
+    return subprocess.run(
+        [sys.executable, "-m", "evalscope", "perf", "--no-live", *args],
+        capture_output=True,
+        text=True,
+        env=full,
+        timeout=120,
+    )
+
+
+def _stop(fake: FakeHub) -> None:
+    assert fake.server is not None
+    fake.server.shutdown()
+    fake.server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("dataset", "content"), [("openqa", _OPENQA), ("longalpaca", _LONGALPACA)], ids=["openqa", "longalpaca"]
+)
+def test_perf_dataset_from_hub_then_from_cache_offline(
+    fake_hub: FakeHub, tmp_path: Path, dataset: str, content: bytes
+) -> None:
+    """First run downloads upstream's file from the (fake) ModelScope hub; the second runs with the hub down."""
+    pytest.importorskip("modelscope")
+    from evalscope.perf.datasets.hub import PERF_HUB_SOURCES
+
+    src = PERF_HUB_SOURCES[dataset]
+    fake_hub.files[(src.repo, src.files[0].path)] = content
+    first = _perf(fake_hub, tmp_path, dataset, "o1")
+    assert first.returncode == 0, first.stderr
+    assert any(src.files[0].path in r for r in fake_hub.requests), fake_hub.requests
+    cached = tmp_path / "cache" / "datasets" / "perf" / dataset / src.files[0].dest
+    assert cached.read_bytes() == content
+    _stop(fake_hub)
+    second = _perf(fake_hub, tmp_path, dataset, "o2", MODELSCOPE_OFFLINE="1")
+    assert second.returncode == 0, second.stderr
+    summary = json.loads(next((tmp_path / "o2").glob("*/summary.json")).read_text())
+    assert "3" in json.dumps(summary)
+
+
+def test_perf_corrupted_cache_is_detected_by_checksum(fake_hub: FakeHub, tmp_path: Path) -> None:
+    """A cached file changed on disk no longer matches its recorded sha256: offline it is refused, online it is
+    installed again."""
+    pytest.importorskip("modelscope")
+    from evalscope.perf.datasets.hub import PERF_HUB_SOURCES
+
+    src = PERF_HUB_SOURCES["openqa"]
+    fake_hub.files[(src.repo, "open_qa.jsonl")] = _OPENQA
+    assert _perf(fake_hub, tmp_path, "openqa", "o1").returncode == 0
+    cached = tmp_path / "cache" / "datasets" / "perf" / "openqa" / "open_qa.jsonl"
+    cached.write_bytes(_OPENQA.replace(b"capital", b"CAPITAL"))  # same size, other content
+    offline = _perf(fake_hub, tmp_path, "openqa", "o2", MODELSCOPE_OFFLINE="1")
+    assert offline.returncode == 2 and "not in the cache" in offline.stderr
+    again = _perf(fake_hub, tmp_path, "openqa", "o3")  # reinstalled (from the client's cache or the hub)
+    assert again.returncode == 0, again.stderr
+    assert cached.read_bytes() == _OPENQA
+
+
+def test_perf_offline_without_cache_is_one_line_exit_2(fake_hub: FakeHub, tmp_path: Path) -> None:
+    res = _perf(fake_hub, tmp_path, "openqa", "o", MODELSCOPE_OFFLINE="1")
+    assert res.returncode == 2
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, res.stderr
+    cache = str(tmp_path / "cache" / "datasets" / "perf" / "openqa")
+    assert "AI-ModelScope/HC3-Chinese" in lines[0] and cache in lines[0] and "--dataset-path" in lines[0]
+    assert "Traceback" not in res.stderr and fake_hub.requests == []
+
+
+def test_perf_hub_file_retries_a_failed_download(fake_hub: FakeHub, tmp_path: Path) -> None:
+    """A transient server error is retried (by the client or the shared downloader); the install is complete."""
+    pytest.importorskip("modelscope")
+    from evalscope.perf.datasets.hub import PERF_HUB_SOURCES, hub_file
+
+    src = PERF_HUB_SOURCES["longalpaca"]
+    fake_hub.files[(src.repo, "LongAlpaca-12k.json")] = _LONGALPACA
+    fake_hub.fail_next = 1
+    path = hub_file("longalpaca")
+    assert path == tmp_path / "cache" / "datasets" / "perf" / "longalpaca" / "LongAlpaca-12k.json"
+    assert path.read_bytes() == _LONGALPACA
+    assert shared_hub.complete(path.parent, src)
+    assert len([r for r in fake_hub.requests if r.startswith("GET")]) >= 2

@@ -94,7 +94,9 @@ def _eval_options(f: Any) -> Any:
             help="Skip the endpoint check.",
         ),
         click.option("--quiet", is_flag=True, default=None, help=_h("quiet")),
-        click.option("--no-html", "html", flag_value=False, default=None, help=_h("html", " --no-html: don't.")),
+        click.option(
+            "--no-html", "html", flag_value=False, default=None, help=_h("html", " --no-html: don't.")
+        ),
         click.option("--debug", is_flag=True, default=False, help=_h("debug")),
         *compat_options(),
         click.argument("more_datasets", nargs=-1),
@@ -173,7 +175,9 @@ def _main(kw: dict[str, Any]) -> None:
         )
 
 
-@click.command("eval", cls=StrictSuggestCommand, help=_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(
+    "eval", cls=StrictSuggestCommand, help=_HELP, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @_eval_options
 def eval_cmd(**kw: Any) -> None:
     debug = bool(kw.get("debug"))

@@ -124,7 +124,9 @@ def _build(func: Any) -> Any:
             )(func)
         elif kind in _LIST_KINDS:
             short = [_SHORT[name]] if name in _SHORT else []
-            func = click.option(opt, *short, name, multiple=True, type=str, help=help_text, metavar=metavar)(func)
+            func = click.option(opt, *short, name, multiple=True, type=str, help=help_text, metavar=metavar)(
+                func
+            )
         else:
             func = click.option(opt, name, type=str, default=None, help=help_text, metavar=metavar)(func)
     func = click.option(
@@ -179,7 +181,10 @@ def _main(config_file: str | None, given: dict[str, Any]) -> None:
     data.update(given)
     cfg = make_config(data)
     if cfg.log_every_n_query is not None:
-        click.echo("Note: --log-every-n-query is accepted and ignored: the live view (or --no-live's table) reports.", err=True)
+        click.echo(
+            "Note: --log-every-n-query is accepted and ignored: the live view (or --no-live's table) reports.",
+            err=True,
+        )
     console = Console(highlight=False)
     reporter = ConsoleReporter(console, live=cfg.live)
     summary = run_perf(cfg, reporter=reporter)

@@ -45,4 +45,3 @@ class StrictSuggestCommand(click.Command):
             raise click.NoSuchOption(
                 exc.option_name, possibilities=close_options(exc.option_name, names), ctx=exc.ctx
             ) from None
-

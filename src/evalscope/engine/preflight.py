@@ -173,4 +173,3 @@ async def preflight(client: Client, check_model: bool = True) -> PreflightResult
         f"the test request failed: {err.kind}: {err.message[:200]}",
         "use --no-test-connection to skip this check",
     )
-

@@ -200,7 +200,9 @@ class EvalConfig(BaseModel):
 
     debug: bool = Field(False, description="Show tracebacks.")
     quiet: bool = Field(False, description="No console table / progress.")
-    html: bool = Field(True, description="Write report.html (self-contained, offline) into the run directory.")
+    html: bool = Field(
+        True, description="Write report.html (self-contained, offline) into the run directory."
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -4,61 +4,46 @@ Benchmarks read their original files laid out like ``../shared/datasets`` (``<ro
 source names a dataset repository and the files in it that hold exactly those files (plain files, or a zip of
 the original release, unpacked), or parquet copies whose rows hold the original fields (written back in the
 original format, see :func:`_convert`). They are downloaded with the hub's own client (``huggingface_hub`` /
-``modelscope``, the ``hub`` extra, imported only here and only when a download is needed) into the client's
-cache below ``<cache>/hub/``, checked (sha256 against a pinned value, else against the hub's own LFS etag when
-it is a sha256), retried, and copied into ``<cache>/datasets/<data_subdir>/``. A marker file written last
+``modelscope``, the ``hub`` extra, imported only when a download is needed) into the client's cache below
+``<cache>/hub/``, checked (sha256 against a pinned value, else against the hub's own LFS etag when it is a
+sha256), retried, and copied into ``<cache>/datasets/<data_subdir>/``. A marker file written last
 (``.evalscope-hub.json``: repository, revision, the commit served, each file's sha256) makes a copy complete;
 later runs find it and use no network at all. Offline (``HF_HUB_OFFLINE=1``, ``MODELSCOPE_OFFLINE=1`` or
 ``EVALSCOPE_OFFLINE=1``) with nothing cached is one line naming the dataset id, the cache path and
 ``--dataset-dir``.
 
+The download, checks and atomic install are :mod:`evalscope.hub`, shared with ``perf``'s hub datasets.
 Endpoints: ``HF_ENDPOINT`` and ``MODELSCOPE_ENDPOINT`` / ``MODELSCOPE_DOMAIN`` (how the tests point both
 clients at a fake hub on loopback).
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import re
-import shutil
-import tempfile
-import time
-import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from evalscope.errors import ConfigError, DatasetError
+from evalscope.hub import (
+    ATTEMPTS,
+    MARKER,
+    OFFLINE_ENV,
+    HubFile,
+    HubSource,
+    complete,
+    download,
+    offline,
+    offline_error,
+)
 
-MARKER = ".evalscope-hub.json"
-#: Attempts per file (network errors and checksum mismatches), with 1 s, 2 s, ... between them.
-ATTEMPTS = 3
-RETRY_DELAY_S = 1.0
-OFFLINE_ENV = ("EVALSCOPE_OFFLINE", "HF_HUB_OFFLINE", "MODELSCOPE_OFFLINE")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-
-
-@dataclass(frozen=True)
-class HubFile:
-    """One file of a hub dataset repository and where it goes below ``<root>/<data_subdir>/``."""
-
-    path: str  # in the repository
-    dest: str  # relative destination; for an archive, the directory it is unpacked into ("" = the subdir)
-    sha256: str | None = None  # pinned content hash, when known
-    unzip: bool = False  # a zip of the original release: unpacked (one top-level folder is stripped)
-    #: a parquet conversion of the original rows: name of the converter that writes the original file format
-    #: (several parquet files may append to one ``dest``)
-    convert: str | None = None
-
-
-@dataclass(frozen=True)
-class HubSource:
-    repo: str
-    revision: str
-    files: tuple[HubFile, ...]
+__all__ = [
+    "ATTEMPTS",
+    "HUB_SOURCES",
+    "MARKER",
+    "OFFLINE_ENV",
+    "HubFile",
+    "HubSource",
+    "ensure_dataset",
+]
 
 
 _MATH500 = (HubFile("test.jsonl", "test.jsonl"),)
@@ -121,36 +106,6 @@ HUB_SOURCES: dict[str, dict[str, HubSource]] = {
 }
 
 
-def offline() -> bool:
-    return any(os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on") for k in OFFLINE_ENV)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _complete(target: Path, src: HubSource) -> bool:
-    """True when ``target`` holds a finished copy of ``src`` whose files still match their sha256."""
-    try:
-        marker = orjson.loads((target / MARKER).read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return False
-    if marker.get("repo") != src.repo or marker.get("revision") != src.revision:
-        return False
-    files: dict[str, Any] = marker.get("files") or {}
-    if not files:
-        return False
-    for rel, digest in files.items():
-        p = target / rel
-        if not p.is_file() or p.stat().st_size != int(digest["bytes"]) or _sha256(p) != digest["sha256"]:
-            return False
-    return True
-
-
 def ensure_dataset(benchmark: str, data_subdir: str, hub: str, root: Path) -> Path:
     """Make ``root/data_subdir`` a complete copy of ``benchmark``'s files from ``hub``; return that directory.
 
@@ -174,120 +129,14 @@ def ensure_dataset(benchmark: str, data_subdir: str, hub: str, root: Path) -> Pa
             f"parquet copy it can convert back; nothing at {target}",
             fix + (f", or --dataset-hub {other[0]}" if other else ""),
         )
-    if _complete(target, src):
+    if complete(target, src):
         return target
     if target.is_dir() and not (target / MARKER).exists():
         return target  # placed there by hand: used as it is, never overwritten
     if offline():
-        raise DatasetError(
-            f"benchmark {benchmark!r}: offline ({'/'.join(k for k in OFFLINE_ENV if os.environ.get(k))}) and "
-            f"{hub} dataset {src.repo!r} is not in the cache {target}",
-            fix + ", or run once with network access to fill the cache",
-        )
-    fetch = _hf_fetch if hub == "huggingface" else _ms_fetch
-    client_cache = root.parent / "hub" / hub
-    downloaded: dict[str, Path] = {}
-    commit: str | None = None
-    for f in src.files:
-
-        def one(force: bool, f: HubFile = f) -> tuple[Path, str | None]:
-            path, commit, etag = fetch(src, f, client_cache, force)
-            _verify(path, f, etag, src)
-            return path, commit
-
-        downloaded[f.path], commit = _with_retries(one, benchmark, hub, src, target, fix)
-    _install(target, src, downloaded, commit)
+        raise offline_error(f"benchmark {benchmark!r}", hub, src, target, fix)
+    download(f"benchmark {benchmark!r}", src, hub, target, fix, root.parent / "hub" / hub, _convert)
     return target
-
-
-def _with_retries(
-    call: Any, benchmark: str, hub: str, src: HubSource, target: Path, fix: str
-) -> tuple[Path, str | None]:
-    """``call(force)`` up to ATTEMPTS times; after a failure the file is fetched again, not taken from the
-    client's cache (``force``)."""
-    last: BaseException | None = None
-    for attempt in range(ATTEMPTS):
-        try:
-            result: tuple[Path, str | None] = call(attempt > 0)
-            return result
-        except _NotFound as exc:
-            raise DatasetError(f"benchmark {benchmark!r}: {exc.message} (cache {target})", fix) from None
-        except ConfigError as exc:  # the client library is missing
-            raise ConfigError(
-                f"benchmark {benchmark!r}: {exc.message}, to download {hub} dataset {src.repo!r} into {target}",
-                f"{exc.hint}; or {fix}",
-            ) from None
-        except Exception as exc:  # noqa: BLE001 - the clients raise many types (HTTP, OS, their own)
-            last = exc
-            if attempt + 1 < ATTEMPTS:
-                time.sleep(RETRY_DELAY_S * 2**attempt)
-    raise DatasetError(
-        f"benchmark {benchmark!r}: downloading {hub} dataset {src.repo!r} into {target} failed after "
-        f"{ATTEMPTS} attempts: {type(last).__name__}: {str(last)[:200]}",
-        fix,
-    )
-
-
-class _NotFound(DatasetError):
-    """The repository or file does not exist (not retried)."""
-
-
-class ChecksumError(Exception):
-    """A downloaded file does not have the expected sha256 (retried with a fresh download)."""
-
-
-def _verify(path: Path, f: HubFile, etag: str | None, src: HubSource) -> None:
-    digest = _sha256(path)
-    expected = f.sha256 or (etag if etag and _SHA256.match(etag) else None)
-    if expected is not None and digest != expected:
-        raise ChecksumError(f"{src.repo}/{f.path} has sha256 {digest[:16]}..., expected {expected[:16]}...")
-
-
-def _install(target: Path, src: HubSource, downloaded: dict[str, Path], commit: str | None) -> None:
-    """Copy (and unpack) into a temporary sibling, write the marker, then move it into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        for f in src.files:
-            path = downloaded[f.path]
-            dest = tmp / f.dest if f.dest else tmp
-            if f.unzip:
-                _unzip(path, dest)
-            elif f.convert is not None:
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                _convert(path, dest, f.convert)
-            else:
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, dest)
-        files = {
-            str(p.relative_to(tmp)): {"sha256": _sha256(p), "bytes": p.stat().st_size}
-            for p in sorted(tmp.rglob("*"))
-            if p.is_file()
-        }
-        marker = {"repo": src.repo, "revision": src.revision, "commit": commit, "files": files}
-        (tmp / MARKER).write_bytes(orjson.dumps(marker, option=orjson.OPT_INDENT_2))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _unzip(archive: Path, dest: Path) -> None:
-    with zipfile.ZipFile(archive) as z:
-        names = [n for n in z.namelist() if not n.endswith("/") and not n.startswith("__MACOSX/")]
-        tops = {n.split("/", 1)[0] for n in names}
-        strip = next(iter(tops)) + "/" if len(tops) == 1 and all("/" in n for n in names) else ""
-        root = dest.resolve()
-        for n in names:
-            rel = n[len(strip) :]
-            out = (dest / rel).resolve()
-            if not out.is_relative_to(root):
-                raise DatasetError(f"archive {archive.name}: member {n!r} escapes its directory", "report it")
-            out.parent.mkdir(parents=True, exist_ok=True)
-            with z.open(n) as r, out.open("wb") as w:
-                shutil.copyfileobj(r, w)
 
 
 # ---- parquet conversions back to the original file formats ---------------------------------------------
@@ -336,67 +185,3 @@ def _convert(src: Path, dest: Path, how: str) -> None:
     else:
         with dest.open("ab") as w:
             w.write(data)
-
-
-# ---- the two clients ---------------------------------------------------------------------------------------
-
-
-def _hf_fetch(src: HubSource, f: HubFile, cache: Path, force: bool) -> tuple[Path, str | None, str | None]:
-    try:
-        from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
-        from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
-    except ImportError:
-        raise ConfigError(
-            "--dataset-hub huggingface needs huggingface_hub, which is not installed",
-            'pip install "evalscope[hub]", or pass --dataset-dir',
-        ) from None
-    endpoint = os.environ.get("HF_ENDPOINT") or None
-    try:
-        meta = get_hf_file_metadata(
-            hf_hub_url(src.repo, f.path, repo_type="dataset", revision=src.revision, endpoint=endpoint)
-        )
-        path = hf_hub_download(
-            src.repo,
-            f.path,
-            repo_type="dataset",
-            revision=src.revision,
-            cache_dir=str(cache),
-            endpoint=endpoint,
-            force_download=force,
-        )
-    except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as exc:
-        raise _NotFound(
-            f"huggingface dataset {src.repo!r} has no file {f.path!r} at {src.revision!r} "
-            f"({type(exc).__name__})",
-            "pass --dataset-dir with the files",
-        ) from None
-    return Path(path), meta.commit_hash, meta.etag
-
-
-def _ms_fetch(src: HubSource, f: HubFile, cache: Path, force: bool) -> tuple[Path, str | None, str | None]:
-    try:
-        from modelscope.hub.file_download import dataset_file_download
-    except ImportError:
-        raise ConfigError(
-            "--dataset-hub modelscope needs modelscope, which is not installed",
-            'pip install "evalscope[hub]", or pass --dataset-dir',
-        ) from None
-    endpoint = os.environ.get("MODELSCOPE_ENDPOINT") or None
-    if endpoint is None and os.environ.get("MODELSCOPE_DOMAIN"):
-        domain = os.environ["MODELSCOPE_DOMAIN"]
-        endpoint = domain if "://" in domain else f"https://{domain}"
-    if force:
-        shutil.rmtree(cache / "datasets", ignore_errors=True)  # the client has no force flag here
-    try:
-        path = dataset_file_download(
-            src.repo, f.path, cache_dir=str(cache), revision=src.revision, endpoint=endpoint
-        )
-    except Exception as exc:
-        text = str(exc).lower()
-        if "404" in text or "not exist" in text or "not found" in text:
-            raise _NotFound(
-                f"modelscope dataset {src.repo!r} has no file {f.path!r} at {src.revision!r}",
-                "pass --dataset-dir with the files",
-            ) from None
-        raise
-    return Path(path), None, None

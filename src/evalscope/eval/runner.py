@@ -346,7 +346,10 @@ class EvalRunner:
             if self.judge is not None:
                 fp["judge"] = {"model": self.judge.name, "endpoint": self.judge.endpoint_id}
             elif cfg.judge_model:
-                fp["judge"] = {"model": cfg.judge_model, "endpoint": redact_url(cfg.judge_api_url) or self.endpoint_id}
+                fp["judge"] = {
+                    "model": cfg.judge_model,
+                    "endpoint": redact_url(cfg.judge_api_url) or self.endpoint_id,
+                }
             self.tasks.append(_Task(name, bench, samples, fp, gen))
             if not cls.needs_code_execution:
                 # Warm lazy imports (sympy...) now: doing it on the first answer would stall the event loop

@@ -280,10 +280,14 @@ class PerfConfig(BaseModel):
         json_schema_extra=_cli("--stop-token-ids", kind="list", group="requests", metavar="ID..."),
     )
     frequency_penalty: float | None = Field(
-        None, description="frequency_penalty sent in the body.", json_schema_extra=_cli("--frequency-penalty", group="requests")
+        None,
+        description="frequency_penalty sent in the body.",
+        json_schema_extra=_cli("--frequency-penalty", group="requests"),
     )
     presence_penalty: float | None = Field(
-        None, description="presence_penalty sent in the body.", json_schema_extra=_cli("--presence-penalty", group="requests")
+        None,
+        description="presence_penalty sent in the body.",
+        json_schema_extra=_cli("--presence-penalty", group="requests"),
     )
     repetition_penalty: float | None = Field(
         None,
@@ -291,13 +295,20 @@ class PerfConfig(BaseModel):
         json_schema_extra=_cli("--repetition-penalty", group="requests"),
     )
     top_k: int | None = Field(
-        None, description="top_k sent in the body (vLLM / SGLang extension).", json_schema_extra=_cli("--top-k", group="requests")
+        None,
+        description="top_k sent in the body (vLLM / SGLang extension).",
+        json_schema_extra=_cli("--top-k", group="requests"),
     )
     n_choices: int | None = Field(
-        None, ge=1, description="Choices per request (body field n).", json_schema_extra=_cli("--n-choices", group="requests")
+        None,
+        ge=1,
+        description="Choices per request (body field n).",
+        json_schema_extra=_cli("--n-choices", group="requests"),
     )
     logprobs: bool = Field(
-        False, description="Ask for logprobs.", json_schema_extra=_cli("--logprobs", kind="flag", group="requests")
+        False,
+        description="Ask for logprobs.",
+        json_schema_extra=_cli("--logprobs", kind="flag", group="requests"),
     )
     log_every_n_query: int | None = Field(
         None,
@@ -704,7 +715,11 @@ def _format_validation_error(exc: ValidationError, given: Mapping[str, Any]) -> 
     if field == "headers":  # header values are often credentials: the message names the header only
         return f"{option_name(field)}: {msg}"
     allowed = msg
-    plain = {"int_parsing": "must be an integer", "float_parsing": "must be a number", "bool_parsing": "must be true or false"}
+    plain = {
+        "int_parsing": "must be an integer",
+        "float_parsing": "must be a number",
+        "bool_parsing": "must be true or false",
+    }
     if err.get("type") in plain:
         allowed = plain[str(err.get("type"))]
     if err.get("type") == "literal_error":

@@ -24,6 +24,7 @@ SUMMARY_PERCENTILES: tuple[tuple[str, float], ...] = (
     ("p999", 99.9),
 )
 
+
 def new_histogram() -> HdrHistogram:
     return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
 

@@ -25,12 +25,6 @@ TRACKERS: dict[str, tuple[str, str]] = {
 
 _TEMPLATE_OWN = ("model", "messages", "prompt", "stream")
 
-#: Where upstream fetched its default files from (it downloads them; there is no network here).
-HUB_FILES: dict[str, str] = {
-    "openqa": "https://modelscope.cn/datasets/AI-ModelScope/HC3-Chinese/resolve/master/open_qa.jsonl",
-    "longalpaca": "the LongAlpaca-12k.json file of the ModelScope dataset AI-ModelScope/LongAlpaca-12k",
-}
-
 
 def _read_at(value: str, option: str) -> str:
     if not value.startswith("@"):
@@ -98,11 +92,6 @@ def apply_upstream_options(cfg: PerfConfig) -> PerfConfig:
         merged[key] = value
     if merged != cfg.extra_args:
         cfg.extra_args = merged
-    if cfg.dataset in HUB_FILES and cfg.dataset_path is None:
-        raise ValueError(
-            f"--dataset {cfg.dataset} needs --dataset-path FILE: evalscope does not download it "
-            f"(upstream fetched {HUB_FILES[cfg.dataset]}); download it and pass the path"
-        )
     if cfg.prompt is not None:
         if "dataset" in cfg.model_fields_set and cfg.dataset != "prompt":
             raise ValueError("give --prompt or --dataset, not both")

@@ -38,7 +38,7 @@ def test_rate_and_cap() -> None:
         ({"headers": ["novalue"]}, "is not K=V"),
         ({"api": "opena"}, "Did you mean: openai"),
         ({"min_tokens": 10, "max_tokens": 5}, "--min-tokens must be <= --max-tokens"),
-        ({"dataset": "openqa"}, "needs --dataset-path"),
+        ({"dataset": "line_by_line"}, "needs --dataset-path"),
         ({"paralel": 3}, "did you mean 'parallel'"),
     ],
 )

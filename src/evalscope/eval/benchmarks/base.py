@@ -161,13 +161,17 @@ class Benchmark(ABC):
     def load(self) -> list[Sample]:
         """Read the evaluation split (and few-shot pool) and build the prompts (default: loader + prompt)."""
         if self.loader is None or self.prompt is None:
-            raise NotImplementedError(f"{type(self).__name__} sets no loader/prompt and does not override load")
+            raise NotImplementedError(
+                f"{type(self).__name__} sets no loader/prompt and does not override load"
+            )
         return [self.prompt.render(r, self) for r in self.loader.load(self)]
 
     def score(self, sample: Sample, output: str) -> ScoreResult:
         """Extract the answer from one output (reasoning already removed) and compare it to the gold."""
         if not isinstance(self.scorer, Scorer):
-            raise NotImplementedError(f"{type(self).__name__} has no rule-based scorer and does not override score")
+            raise NotImplementedError(
+                f"{type(self).__name__} has no rule-based scorer and does not override score"
+            )
         return self.scorer.score(sample, output)
 
     def parts(self) -> dict[str, str]:

@@ -81,9 +81,7 @@ def _install_seccomp(hex_filter: str) -> None:
     prog = bytes.fromhex(hex_filter)
     buf = ctypes.create_string_buffer(prog, len(prog))
     fprog = _SockFprog(len(prog) // 8, ctypes.addressof(buf))
-    _check(
-        _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0), "prctl(SECCOMP)"
-    )
+    _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0), "prctl(SECCOMP)")
 
 
 def _check(ret: int, what: str) -> None:
@@ -439,7 +437,9 @@ def _run_bwrap(cfg: dict[str, Any], status_fd: int) -> NoReturn:
 
 def _bwrap_inner(cfg: dict[str, Any]) -> NoReturn:
     """Inside bwrap: write the program, set the limits, exec."""
-    with open(os.path.join("/tmp/work", cfg["script_name"]), "w", encoding="utf-8", errors="surrogateescape") as f:
+    with open(
+        os.path.join("/tmp/work", cfg["script_name"]), "w", encoding="utf-8", errors="surrogateescape"
+    ) as f:
         f.write(cfg["program"])
     _set_limits(cfg)
     _exec_program(cfg, "/tmp/work")

@@ -109,7 +109,7 @@ def mbpp_program(
 PASS_PREFIX = "EVALSCOPE-TESTS-PASSED "
 HARNESS_FILENAME = "<evalscope-harness>"
 
-_HARNESS = r'''
+_HARNESS = r"""
 def _evalscope_harness(cand_src, test_src):
     import sys, os, gc, _thread
     audit, compile_, exec_, exit_ = sys.audit, compile, exec, os._exit
@@ -249,7 +249,7 @@ def _evalscope_harness(cand_src, test_src):
     except BaseException:
         pass
     exit_(outcome[0])
-'''
+"""
 
 
 def guarded_program(candidate: str, tests: str) -> str:

@@ -205,7 +205,6 @@ def _num_close(a: complex, b: complex) -> bool:
     return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
 
 
-
 # ----------------------------------------------------------------------------------------- math-verify worker
 
 

@@ -1,5 +1,8 @@
 """File-backed prompt datasets: openqa, longalpaca, line_by_line, sharegpt, custom.
 
+openqa and longalpaca without ``--dataset-path`` read upstream's file, fetched from the hub into the cache
+(:mod:`evalscope.perf.datasets.hub`).
+
 Files are read and validated when the dataset is built (before any request), so a missing, empty, badly
 encoded or malformed file stops the run with one line naming the file and the line number. Prompts are then
 served in file order, cycling when a run needs more requests than the file has rows. The prompt-length
@@ -75,12 +78,19 @@ class FileDataset(PerfDataset):
 
     needs_path: ClassVar[bool] = True
     item_name: ClassVar[str] = "row"
+    #: fetched from the hub into the cache when no --dataset-path is given (perf/datasets/hub.py)
+    from_hub: ClassVar[bool] = False
 
     def __init__(self, config: DatasetOptions, tokenizer: Tokenizer) -> None:
         super().__init__(config, tokenizer)
-        if config.dataset_path is None:
+        if config.dataset_path is not None:
+            self.path = Path(config.dataset_path)
+        elif self.from_hub:
+            from evalscope.perf.datasets.hub import hub_file
+
+            self.path = hub_file(config.dataset)
+        else:
             raise DatasetError(f"--dataset {config.dataset} needs --dataset-path FILE")
-        self.path = Path(config.dataset_path)
         text = _read_text(self.path)
         lo = config.min_prompt_length or 0
         hi = config.max_prompt_length
@@ -137,7 +147,10 @@ def _prompt_text(p: Prompt) -> str:
 
 
 class OpenQADataset(FileDataset):
-    """JSONL with a ``question`` field."""
+    """JSONL with a ``question`` field; without --dataset-path, upstream's HC3-Chinese ``open_qa.jsonl``."""
+
+    needs_path: ClassVar[bool] = False
+    from_hub: ClassVar[bool] = True
 
     def _rows(self, text: str) -> Iterator[tuple[int, Prompt | None]]:
         for lineno, row in _jsonl(self.path, text):
@@ -145,7 +158,11 @@ class OpenQADataset(FileDataset):
 
 
 class LongAlpacaDataset(FileDataset):
-    """JSON array or JSONL with an ``instruction`` field (filtered by length)."""
+    """JSON array or JSONL with an ``instruction`` field (filtered by length); without --dataset-path,
+    upstream's ``LongAlpaca-12k.json``."""
+
+    needs_path: ClassVar[bool] = False
+    from_hub: ClassVar[bool] = True
 
     def _rows(self, text: str) -> Iterator[tuple[int, Prompt | None]]:
         for lineno, row in _json_or_jsonl(self.path, text):
