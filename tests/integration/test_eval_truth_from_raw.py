@@ -380,3 +380,39 @@ async def test_humaneval_raw_solution_passes_and_a_neighbours_fails(shared_datas
         if right.value != 1.0 or wrong.value != 0.0:
             bad.append((s.id, row["task_id"], right.status, other["task_id"], wrong.status))
     assert not bad, f"humaneval: {len(bad)}/{len(samples)} scored against the raw solutions, e.g. {bad[:3]}"
+
+
+def raw_mbpp(root: Path) -> list[dict[str, object]]:
+    with open(root / "mbpp" / "mbpp.jsonl", encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+async def test_mbpp_raw_code_passes_and_a_neighbours_fails(shared_datasets: Path) -> None:
+    """The raw reference code of the task the prompt asks for passes; another task's code fails.
+
+    The prompt holds few-shot tasks before the asked one, so the asked task is the raw row whose text
+    stands last in the prompt: found from the raw file, not from the loader's own fields.
+    """
+    from evalscope.errors import SandboxUnavailableError
+
+    rows = raw_mbpp(shared_datasets)
+    bench = BENCHMARKS.get("mbpp")(shared_datasets, {"allow_code_execution": True, "timeout": 60})
+    samples = limit_samples(bench.load(), 12)
+    try:
+        await bench.sandbox.start()  # type: ignore[attr-defined]
+    except SandboxUnavailableError as exc:
+        pytest.skip(f"sandbox unavailable: {exc.one_line()}")
+    bad = []
+    for s in samples:
+        p = _prompt(s)
+        at = {i: p.rfind(str(r["text"]).strip()) for i, r in enumerate(rows)}
+        i = max(at, key=lambda k: at[k])
+        assert at[i] >= 0, f"mbpp sample {s.id}: no raw task text in its prompt"
+        row, other = rows[i], rows[(i + 1) % len(rows)]
+        right = await bench.ascore(s, f"```python\n{row['code']}\n```")
+        wrong = await bench.ascore(s, f"```python\n{other['code']}\n```")
+        if right.value != 1.0 or wrong.value != 0.0:
+            bad.append((s.id, row["task_id"], right.status, other["task_id"], wrong.status))
+    assert not bad, f"mbpp: {len(bad)}/{len(samples)} scored against the raw reference code, e.g. {bad[:3]}"
