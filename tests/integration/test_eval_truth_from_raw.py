@@ -18,9 +18,10 @@ import csv
 import json
 import random
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -357,14 +358,20 @@ def raw_humaneval(root: Path) -> list[dict[str, str]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(600)
-async def test_humaneval_raw_solution_passes_and_a_neighbours_fails(shared_datasets: Path) -> None:
-    """The raw canonical solution of the task the prompt shows passes; the next task's solution fails."""
+async def _raw_code_scores(
+    shared_datasets: Path,
+    name: str,
+    rows: list[dict[str, Any]],
+    asked: Callable[[str], int],
+    code: Callable[[dict[str, Any]], str],
+) -> None:
+    """For 12 samples: the raw code of the task its prompt asks for passes; the next raw task's code fails.
+
+    ``asked(prompt)`` finds that task's row in the raw file, so the truth never comes from the loader.
+    """
     from evalscope.errors import SandboxUnavailableError
 
-    rows = raw_humaneval(shared_datasets)
-    bench = BENCHMARKS.get("humaneval")(shared_datasets, {"allow_code_execution": True, "timeout": 60})
+    bench = BENCHMARKS.get(name)(shared_datasets, {"allow_code_execution": True, "timeout": 60})
     samples = limit_samples(bench.load(), 12)
     try:
         await bench.sandbox.start()  # type: ignore[attr-defined]
@@ -372,17 +379,30 @@ async def test_humaneval_raw_solution_passes_and_a_neighbours_fails(shared_datas
         pytest.skip(f"sandbox unavailable: {exc.one_line()}")
     bad = []
     for s in samples:
-        p = _prompt(s)
-        i = next(i for i, r in enumerate(rows) if r["prompt"].strip() in p)
+        i = asked(_prompt(s))
         row, other = rows[i], rows[(i + 1) % len(rows)]
-        right = await bench.ascore(s, f"```python\n{row['prompt']}{row['canonical_solution']}\n```")
-        wrong = await bench.ascore(s, f"```python\n{other['prompt']}{other['canonical_solution']}\n```")
+        right = await bench.ascore(s, f"```python\n{code(row)}\n```")
+        wrong = await bench.ascore(s, f"```python\n{code(other)}\n```")
         if right.value != 1.0 or wrong.value != 0.0:
             bad.append((s.id, row["task_id"], right.status, other["task_id"], wrong.status))
-    assert not bad, f"humaneval: {len(bad)}/{len(samples)} scored against the raw solutions, e.g. {bad[:3]}"
+    assert not bad, f"{name}: {len(bad)}/{len(samples)} scored against the raw code, e.g. {bad[:3]}"
 
 
-def raw_mbpp(root: Path) -> list[dict[str, object]]:
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+async def test_humaneval_raw_solution_passes_and_a_neighbours_fails(shared_datasets: Path) -> None:
+    """The raw canonical solution of the task the prompt shows passes; the next task's solution fails."""
+    rows = raw_humaneval(shared_datasets)
+
+    def asked(prompt: str) -> int:
+        return next(i for i, r in enumerate(rows) if r["prompt"].strip() in prompt)
+
+    await _raw_code_scores(
+        shared_datasets, "humaneval", rows, asked, lambda r: f"{r['prompt']}{r['canonical_solution']}"
+    )
+
+
+def raw_mbpp(root: Path) -> list[dict[str, Any]]:
     with open(root / "mbpp" / "mbpp.jsonl", encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
 
@@ -392,27 +412,15 @@ def raw_mbpp(root: Path) -> list[dict[str, object]]:
 async def test_mbpp_raw_code_passes_and_a_neighbours_fails(shared_datasets: Path) -> None:
     """The raw reference code of the task the prompt asks for passes; another task's code fails.
 
-    The prompt holds few-shot tasks before the asked one, so the asked task is the raw row whose text
-    stands last in the prompt: found from the raw file, not from the loader's own fields.
+    The prompt holds few-shot tasks before the asked one, so the asked task is the raw row whose text stands
+    last in the prompt.
     """
-    from evalscope.errors import SandboxUnavailableError
-
     rows = raw_mbpp(shared_datasets)
-    bench = BENCHMARKS.get("mbpp")(shared_datasets, {"allow_code_execution": True, "timeout": 60})
-    samples = limit_samples(bench.load(), 12)
-    try:
-        await bench.sandbox.start()  # type: ignore[attr-defined]
-    except SandboxUnavailableError as exc:
-        pytest.skip(f"sandbox unavailable: {exc.one_line()}")
-    bad = []
-    for s in samples:
-        p = _prompt(s)
-        at = {i: p.rfind(str(r["text"]).strip()) for i, r in enumerate(rows)}
+
+    def asked(prompt: str) -> int:
+        at = {i: prompt.rfind(str(r["text"]).strip()) for i, r in enumerate(rows)}
         i = max(at, key=lambda k: at[k])
-        assert at[i] >= 0, f"mbpp sample {s.id}: no raw task text in its prompt"
-        row, other = rows[i], rows[(i + 1) % len(rows)]
-        right = await bench.ascore(s, f"```python\n{row['code']}\n```")
-        wrong = await bench.ascore(s, f"```python\n{other['code']}\n```")
-        if right.value != 1.0 or wrong.value != 0.0:
-            bad.append((s.id, row["task_id"], right.status, other["task_id"], wrong.status))
-    assert not bad, f"mbpp: {len(bad)}/{len(samples)} scored against the raw reference code, e.g. {bad[:3]}"
+        assert at[i] >= 0, "no raw task text in the prompt"
+        return i
+
+    await _raw_code_scores(shared_datasets, "mbpp", rows, asked, lambda r: str(r["code"]))
