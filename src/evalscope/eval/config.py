@@ -391,32 +391,12 @@ ALIASES: dict[str, str] = {
     "n": "repeats",
 }
 
-#: Seed-era ``judge_strategy`` values that mean "no LLM judge unless a benchmark needs one": what happens here,
-#: since no benchmark needs one. Others ask for LLM judging, which does not exist yet, and are refused.
-_JUDGE_STRATEGY_RULE = ("auto", "rule", None)
-
-
 def normalize_task_dict(d: dict[str, Any]) -> dict[str, Any]:
     """Map seed-era keys onto EvalConfig fields; drop keys that no longer mean anything (``eval_type``)."""
     from evalscope.compat import normalize_seed_task
 
-    d = normalize_seed_task(d)
+    d = normalize_seed_task(d)  # also checks judge_strategy (one rule, compat_cli.check_judge_strategy)
     out: dict[str, Any] = {}
-    if "judge_strategy" in d:
-        d = dict(d)
-        strategy = d.pop("judge_strategy")
-        if strategy not in _JUDGE_STRATEGY_RULE:
-            raise ConfigError(
-                f"judge_strategy {strategy!r} is not supported: evalscope has no LLM-judge strategies",
-                "remove judge_strategy; a judge-scored benchmark uses --judge-model / judge_model",
-            )
-        import sys
-
-        print(
-            f"Warning: judge_strategy {strategy!r} ignored: the built-in benchmarks are scored by rule, "
-            "and a judge-scored benchmark always uses judge_model",
-            file=sys.stderr,
-        )
     for k, v in d.items():
         target = ALIASES.get(k, k)
         if target == "":
