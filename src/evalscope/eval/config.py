@@ -391,6 +391,7 @@ ALIASES: dict[str, str] = {
     "n": "repeats",
 }
 
+
 def normalize_task_dict(d: dict[str, Any]) -> dict[str, Any]:
     """Map seed-era keys onto EvalConfig fields; drop keys that no longer mean anything (``eval_type``)."""
     from evalscope.compat import normalize_seed_task
