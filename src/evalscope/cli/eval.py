@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from evalscope.cli import run_cli_command
+from evalscope.cli._gen import apply, build_options
 from evalscope.cli.eval_compat import apply_compat_options, compat_options
 from evalscope.cli.suggest import StrictSuggestCommand
 
@@ -31,79 +32,16 @@ written), 130 interrupted.
 """
 
 
-def _h(name: str, extra: str = "") -> str:
-    """Help text of an option = the EvalConfig field's description and default (one source of truth)."""
+def _eval_options(f: Any) -> Any:
+    """Options generated from EvalConfig's fields, then the upstream spellings, then bare dataset names."""
     from evalscope.eval.config import EvalConfig
 
-    field = EvalConfig.model_fields[name]
-    text = field.description or ""
-    if field.is_required() or field.default_factory is not None:
-        return text + extra
-    default = field.default
-    if default not in (None, False, ""):
-        text += f" [default: {default}]"
-    return text + extra
-
-
-def _eval_options(f: Any) -> Any:
     opts = [
-        click.option("--model", help=_h("model")),
-        click.option("--api-url", help=_h("api_url")),
-        click.option("--api-key", help=_h("api_key", " Prefer the env variables or --api-key-file.")),
-        click.option(
-            "--api-key-file", type=click.Path(dir_okay=False, path_type=Path), help=_h("api_key_file")
-        ),
-        click.option("--api", type=click.Choice(["openai", "openai-completions"]), help=_h("api")),
-        click.option(
-            "--datasets", multiple=True, help=_h("datasets", " Several names may follow one --datasets.")
-        ),
-        click.option("--limit", type=int, help=_h("limit")),
-        click.option("--eval-batch-size", type=int, help=_h("eval_batch_size")),
-        click.option("--generation-config", help=_h("generation_config", " Or a JSON object.")),
-        click.option("--dataset-args", help=_h("dataset_args")),
-        click.option("--dataset-dir", type=click.Path(path_type=Path), help=_h("dataset_dir")),
-        click.option(
-            "--dataset-hub", type=click.Choice(["huggingface", "modelscope", "local"]), help=_h("dataset_hub")
-        ),
-        click.option("--repeats", type=int, help=_h("repeats")),
-        click.option("--seed", type=int, help=_h("seed")),
-        click.option("--work-dir", type=click.Path(path_type=Path), help=_h("work_dir")),
-        click.option("--run-name", help=_h("run_name")),
-        click.option("--use-cache", type=click.Path(path_type=Path), help=_h("use_cache")),
-        click.option("--resume", type=click.Path(path_type=Path), help=_h("resume")),
-        click.option("--force", is_flag=True, default=None, help=_h("force")),
-        click.option("--allow-code-execution", is_flag=True, default=None, help=_h("allow_code_execution")),
-        click.option("--judge-model", help=_h("judge_model")),
-        click.option("--judge-api-url", help=_h("judge_api_url")),
-        click.option("--judge-api-key", help=_h("judge_api_key")),
-        click.option("--max-attempts", type=int, help=_h("max_attempts")),
-        click.option("--retry-backoff", "retry_backoff_s", type=float, help=_h("retry_backoff_s")),
-        click.option("--sample-timeout", "sample_timeout_s", type=float, help=_h("sample_timeout_s")),
-        click.option("--read-timeout", "read_timeout_s", type=float, help=_h("read_timeout_s")),
-        click.option("--connect-timeout", "connect_timeout_s", type=float, help=_h("connect_timeout_s")),
-        click.option("--drain-timeout", "drain_timeout_s", type=float, help=_h("drain_timeout_s")),
-        click.option("--max-error-rate", type=float, help=_h("max_error_rate")),
-        click.option(
-            "--no-stream", "stream", flag_value=False, default=None, help="Ask for whole responses."
-        ),
-        click.option(
-            "--no-test-connection",
-            "preflight",
-            flag_value=False,
-            default=None,
-            help="Skip the endpoint check.",
-        ),
-        click.option("--quiet", is_flag=True, default=None, help=_h("quiet")),
-        click.option(
-            "--no-html", "html", flag_value=False, default=None, help=_h("html", " --no-html: don't.")
-        ),
-        click.option("--debug", is_flag=True, default=False, help=_h("debug")),
+        *build_options(EvalConfig, typed=True),
         *compat_options(),
         click.argument("more_datasets", nargs=-1),
     ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
+    return apply(f, opts)
 
 
 def _resume_base(resume: Path) -> dict[str, Any]:

@@ -21,15 +21,6 @@ def compat_options() -> list[Any]:
     """The click options (applied by cli/eval.py's option list)."""
     return [
         click.option(
-            "--simulator",
-            is_flag=True,
-            default=None,
-            help="Score the built-in simulator (same as --api-url sim); the default when --model is not given.",
-        ),
-        click.option(
-            "--dry-run", is_flag=True, default=None, help="Validate options and load data; send nothing."
-        ),
-        click.option(
             "--eval-type",
             help="Upstream's: openai_api / service (needs --api-url), mock_llm (the simulator); checkpoint is "
             "refused (no local weights).",

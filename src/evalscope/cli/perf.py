@@ -15,39 +15,15 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from evalscope.cli._gen import LIST_KINDS, apply, build_options, cli_fields
 from evalscope.cli.suggest import StrictSuggestCommand
 from evalscope.perf.config import PerfConfig
 
-_LIST_KINDS = ("list", "map")
-
-
-def _field_meta() -> list[tuple[str, dict[str, Any], str, Any]]:
-    out = []
-    for name, info in PerfConfig.model_fields.items():
-        extra = info.json_schema_extra
-        if not isinstance(extra, dict) or not extra.get("cli"):
-            continue
-        default = None if info.default_factory is not None else info.default
-        if info.default_factory is not None:
-            default = info.default_factory()  # type: ignore[call-arg]
-        out.append((name, extra, info.description or "", default))
-    return out
-
-
-_FIELDS = _field_meta()
-_MULTI_OPTS: set[str] = {str(e["cli"]) for _, e, _, _ in _FIELDS if e["kind"] in _LIST_KINDS}
+_MULTI_OPTS: set[str] = {
+    str(e["cli"]) for _, e, _, _, _ in cli_fields(PerfConfig) if e.get("kind") in LIST_KINDS
+}
 #: Options whose every argument is one item (never split on spaces).
 _ITEM_OPTS = frozenset({"--headers"})
-
-
-def _fmt_default(default: Any) -> str:
-    if default is None or default == {} or default == []:
-        return ""
-    if isinstance(default, list):
-        return " [default: " + " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in default) + "]"
-    if isinstance(default, bool):
-        return ""
-    return f" [default: {default}]"
 
 
 class PerfCommand(StrictSuggestCommand):
@@ -111,24 +87,7 @@ def upstream_argv(args: list[str]) -> list[str]:
 
 
 def _build(func: Any) -> Any:
-    for name, extra, desc, default in reversed(_FIELDS):
-        opt = str(extra["cli"])
-        kind = extra["kind"]
-        help_text = desc + ("" if kind == "flag" else _fmt_default(default))
-        metavar = extra.get("metavar")
-        if kind == "flag":
-            func = click.option(opt, name, default=bool(default), help=help_text, is_flag=True)(func)
-        elif kind == "optional":  # --opt alone means "local"; --opt VALUE passes VALUE
-            func = click.option(
-                opt, name, is_flag=False, flag_value="local", default=None, help=help_text, metavar=metavar
-            )(func)
-        elif kind in _LIST_KINDS:
-            short = [_SHORT[name]] if name in _SHORT else []
-            func = click.option(opt, *short, name, multiple=True, type=str, help=help_text, metavar=metavar)(
-                func
-            )
-        else:
-            func = click.option(opt, name, type=str, default=None, help=help_text, metavar=metavar)(func)
+    func = apply(func, build_options(PerfConfig, short=_SHORT))
     func = click.option(
         "--config",
         "config_file",

@@ -43,6 +43,11 @@ _GEN_NUMBERS = {
 _GEN_INTS = {"max_tokens", "min_tokens", "seed", "n"}
 
 
+def _opt(name: str, kind: str = "value", **more: Any) -> dict[str, Any]:
+    """Field metadata for the generated ``evalscope eval`` options (see :mod:`evalscope.cli._gen`)."""
+    return {"cli": name, "kind": kind, **more}
+
+
 def _coerce_scalar(text: str) -> Any:
     """``"0"`` -> 0, ``"0.7"`` -> 0.7, ``"true"`` -> True, JSON lists/objects, else the string."""
     t = text.strip()
@@ -126,82 +131,195 @@ class EvalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 
     # endpoint
-    model: str | None = Field(None, description="Model name sent in requests (default: the served model).")
+    model: str | None = Field(
+        None,
+        description="Model name sent in requests (default: the served model).",
+        json_schema_extra=_opt("--model"),
+    )
     api_url: str | None = Field(
-        None, description="OpenAI-compatible endpoint; without it the built-in simulator is started."
+        None,
+        description="OpenAI-compatible endpoint; without it the built-in simulator is started.",
+        json_schema_extra=_opt("--api-url"),
     )
     api_key: SecretStr | None = Field(
-        None, description="API key (or env EVALSCOPE_API_KEY / OPENAI_API_KEY)."
+        None,
+        description="API key (or env EVALSCOPE_API_KEY / OPENAI_API_KEY).",
+        json_schema_extra=_opt("--api-key", help=" Prefer the env variables or --api-key-file."),
     )
-    api_key_file: Path | None = Field(None, description="File whose first line is the API key.")
-    api: Literal["openai", "openai-completions"] = Field("openai", description="Request protocol.")
-    stream: bool = Field(True, description="Stream responses (TTFT is measured only when streaming).")
-    preflight: bool = Field(True, description="Check the endpoint (reachability, key, model) before the run.")
+    api_key_file: Path | None = Field(
+        None, description="File whose first line is the API key.", json_schema_extra=_opt("--api-key-file")
+    )
+    api: Literal["openai", "openai-completions"] = Field(
+        "openai", description="Request protocol.", json_schema_extra=_opt("--api")
+    )
+    stream: bool = Field(
+        True,
+        description="Stream responses (TTFT is measured only when streaming).",
+        json_schema_extra=_opt(
+            "--no-stream", "negflag", text="Ask for whole responses (TTFT is then not measured)."
+        ),
+    )
+    preflight: bool = Field(
+        True,
+        description="Check the endpoint (reachability, key, model) before the run.",
+        json_schema_extra=_opt("--no-test-connection", "negflag", text="Skip the endpoint check."),
+    )
     simulator: bool = Field(
-        False, description="Score the built-in simulator (also --api-url sim); the default without --model."
+        False,
+        description="Score the built-in simulator (also --api-url sim); the default without --model.",
+        json_schema_extra=_opt("--simulator", "flag"),
     )
-    dry_run: bool = Field(False, description="Validate the options and load the data; send no request.")
+    dry_run: bool = Field(
+        False,
+        description="Validate the options and load the data; send no request.",
+        json_schema_extra=_opt("--dry-run", "flag"),
+    )
 
     # what to evaluate
-    datasets: list[str] = Field(..., min_length=1, description="Benchmark names (e.g. gsm8k arc mmlu).")
-    dataset_args: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description='Per-benchmark settings, e.g. {"mmlu": {"few_shot_num": 5}}.'
+    datasets: list[str] = Field(
+        ...,
+        min_length=1,
+        description="Benchmark names (e.g. gsm8k arc mmlu).",
+        json_schema_extra=_opt("--datasets", "list", help=" Several names may follow one --datasets."),
     )
-    dataset_dir: Path | None = Field(None, description="Local copies laid out like ../shared/datasets.")
+    dataset_args: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description='Per-benchmark settings, e.g. {"mmlu": {"few_shot_num": 5}}.',
+        json_schema_extra=_opt("--dataset-args"),
+    )
+    dataset_dir: Path | None = Field(
+        None,
+        description="Local copies laid out like ../shared/datasets.",
+        json_schema_extra=_opt("--dataset-dir"),
+    )
     dataset_hub: DatasetHub = Field(
         "huggingface",
         description="Without --dataset-dir: download the original files from this hub into the cache "
         "(extra 'hub'; offline, the cache only); local: no download.",
+        json_schema_extra=_opt("--dataset-hub"),
     )
     limit: int | None = Field(
-        None, ge=1, description="Evaluate at most N samples per benchmark (round-robin across its subsets)."
+        None,
+        ge=1,
+        description="Evaluate at most N samples per benchmark (round-robin across its subsets).",
+        json_schema_extra=_opt("--limit"),
     )
-    repeats: int = Field(1, ge=1, le=1000, description="Generations per sample (pass@k, averaging).")
-    seed: int = Field(42, description="Seed for shuffles and few-shot sampling (not sent unless configured).")
+    repeats: int = Field(
+        1,
+        ge=1,
+        le=1000,
+        description="Generations per sample (pass@k, averaging).",
+        json_schema_extra=_opt("--repeats"),
+    )
+    seed: int = Field(
+        42,
+        description="Seed for shuffles and few-shot sampling (not sent unless configured).",
+        json_schema_extra=_opt("--seed"),
+    )
     generation_config: dict[str, Any] = Field(
-        default_factory=dict, description="Request parameters, e.g. temperature=0,max_tokens=2048."
+        default_factory=dict,
+        description="Request parameters, e.g. temperature=0,max_tokens=2048.",
+        json_schema_extra=_opt("--generation-config", help=" Or a JSON object."),
     )
-    allow_code_execution: bool = Field(False, description="Allow HumanEval/MBPP to run generated code.")
+    allow_code_execution: bool = Field(
+        False,
+        description="Allow HumanEval/MBPP to run generated code.",
+        json_schema_extra=_opt("--allow-code-execution", "flag"),
+    )
 
     # running
-    eval_batch_size: int = Field(32, ge=1, le=100_000, description="Requests in flight.")
-    max_attempts: int = Field(5, ge=1, le=100, description="Attempts per sample for transient failures.")
-    retry_backoff_s: float = Field(0.5, ge=0, description="Base of the exponential retry back-off (s).")
+    eval_batch_size: int = Field(
+        32, ge=1, le=100_000, description="Requests in flight.", json_schema_extra=_opt("--eval-batch-size")
+    )
+    max_attempts: int = Field(
+        5,
+        ge=1,
+        le=100,
+        description="Attempts per sample for transient failures.",
+        json_schema_extra=_opt("--max-attempts"),
+    )
+    retry_backoff_s: float = Field(
+        0.5,
+        ge=0,
+        description="Base of the exponential retry back-off (s).",
+        json_schema_extra=_opt("--retry-backoff"),
+    )
     retry_max_backoff_s: float = Field(30.0, ge=0, description="Cap of one back-off sleep (s).")
     retry_after_cap_s: float = Field(60.0, ge=0, description="Cap on a server's Retry-After (s).")
-    sample_timeout_s: float = Field(1800.0, gt=0, description="Deadline per sample across all attempts (s).")
-    connect_timeout_s: float = Field(30.0, gt=0, description="TCP connect timeout (s).")
-    read_timeout_s: float = Field(600.0, gt=0, description="Idle read timeout between bytes (s).")
+    sample_timeout_s: float = Field(
+        1800.0,
+        gt=0,
+        description="Deadline per sample across all attempts (s).",
+        json_schema_extra=_opt("--sample-timeout"),
+    )
+    connect_timeout_s: float = Field(
+        30.0, gt=0, description="TCP connect timeout (s).", json_schema_extra=_opt("--connect-timeout")
+    )
+    read_timeout_s: float = Field(
+        600.0,
+        gt=0,
+        description="Idle read timeout between bytes (s).",
+        json_schema_extra=_opt("--read-timeout"),
+    )
     drain_timeout_s: float = Field(
-        30.0, ge=0, description="After Ctrl-C / SIGTERM, wait this long for requests in flight (s)."
+        30.0,
+        ge=0,
+        description="After Ctrl-C / SIGTERM, wait this long for requests in flight (s).",
+        json_schema_extra=_opt("--drain-timeout"),
     )
     max_error_rate: float = Field(
         0.05,
         ge=0,
         le=1,
         description="Exit 4 (reports still written) when a benchmark's errored share of samples exceeds this.",
+        json_schema_extra=_opt("--max-error-rate"),
     )
 
     # outputs
-    work_dir: Path = Field(Path("./outputs"), description="Run directories are created below this.")
-    run_name: str | None = Field(None, description="Run directory name (default: a timestamp).")
-    use_cache: Path | None = Field(None, description="Response cache directory (reused across runs).")
-    resume: Path | None = Field(None, description="Resume the run in this directory.")
-    force: bool = Field(False, description="Resume even when the configuration fingerprint differs.")
+    work_dir: Path = Field(
+        Path("./outputs"),
+        description="Run directories are created below this.",
+        json_schema_extra=_opt("--work-dir"),
+    )
+    run_name: str | None = Field(
+        None, description="Run directory name (default: a timestamp).", json_schema_extra=_opt("--run-name")
+    )
+    use_cache: Path | None = Field(
+        None,
+        description="Response cache directory (reused across runs).",
+        json_schema_extra=_opt("--use-cache"),
+    )
+    resume: Path | None = Field(
+        None, description="Resume the run in this directory.", json_schema_extra=_opt("--resume")
+    )
+    force: bool = Field(
+        False,
+        description="Resume even when the configuration fingerprint differs.",
+        json_schema_extra=_opt("--force", "flag"),
+    )
 
     # judge: refused unless a selected benchmark is judge-scored (uses_judge; none of the built-in ones is)
     judge_model: str | None = Field(
         None,
         description="Judge model for judge-scored benchmarks (plugins with uses_judge; no built-in one is: "
         "refused otherwise).",
+        json_schema_extra=_opt("--judge-model"),
     )
-    judge_api_url: str | None = Field(None, description="Judge endpoint (default: --api-url).")
-    judge_api_key: SecretStr | None = Field(None, description="Judge API key (default: the main key).")
+    judge_api_url: str | None = Field(
+        None, description="Judge endpoint (default: --api-url).", json_schema_extra=_opt("--judge-api-url")
+    )
+    judge_api_key: SecretStr | None = Field(
+        None, description="Judge API key (default: the main key).", json_schema_extra=_opt("--judge-api-key")
+    )
 
-    debug: bool = Field(False, description="Show tracebacks.")
-    quiet: bool = Field(False, description="No console table / progress.")
+    debug: bool = Field(False, description="Show tracebacks.", json_schema_extra=_opt("--debug", "flag"))
+    quiet: bool = Field(
+        False, description="No console table / progress.", json_schema_extra=_opt("--quiet", "flag")
+    )
     html: bool = Field(
-        True, description="Write report.html (self-contained, offline) into the run directory."
+        True,
+        description="Write report.html (self-contained, offline) into the run directory.",
+        json_schema_extra=_opt("--no-html", "negflag", help=" --no-html: don't."),
     )
 
     @model_validator(mode="before")

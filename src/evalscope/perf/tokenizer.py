@@ -86,17 +86,17 @@ class HFTokenizer:
         if n_tokens <= 0:
             return ""
         ids = [self._ids[int(i)] for i in rng.integers(0, len(self._ids), n_tokens)]
-        text: str = self._tok.decode(ids)
+        text = str(self._tok.decode(ids))
         # Decoding and re-encoding merges or splits tokens; trim or pad until the server would see n_tokens.
         for _ in range(32):
             enc = self._tok.encode(text, add_special_tokens=False)
             if len(enc) == n_tokens:
                 return text
             if len(enc) > n_tokens:
-                text = self._tok.decode(enc[:n_tokens])
+                text = str(self._tok.decode(enc[:n_tokens]))
             else:
                 extra = [self._ids[int(i)] for i in rng.integers(0, len(self._ids), n_tokens - len(enc))]
-                text = self._tok.decode(enc + extra)
+                text = str(self._tok.decode(enc + extra))
         return text
 
 
