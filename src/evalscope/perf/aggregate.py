@@ -18,7 +18,15 @@ import numpy as np
 from evalscope.engine.records import RequestRecord
 from evalscope.perf.coverage import Coverage
 from evalscope.perf.histogram import Metric, quantise
-from evalscope.perf.metrics import WINDOW_FROM_DISPATCH, metric_names, plan
+from evalscope.perf.metrics import (
+    WINDOW_FROM_DISPATCH,
+    CounterMetric,
+    ServerQuirks,
+    TokenSources,
+    counter_plan,
+    metric_names,
+    plan,
+)
 from evalscope.perf.servernums import ServerNumbers
 
 MAX_ERROR_GROUPS = 100
@@ -66,16 +74,12 @@ class Aggregator:
         self.good = 0
         self.prompt_tokens = 0
         self.completion_tokens = 0
-        self.token_sources: dict[str, int] = {}
-        self.server = ServerNumbers()  # cached / reasoning tokens, llama.cpp timings, tokens per event
+        # counter metrics (perf/metrics.py, perf/servernums.py): token sources, server quirks, server numbers
+        self.counters: dict[str, CounterMetric] = {c.name: c for c in counter_plan(profile)}
         # server usage vs client tokenizer, over successes whose text was kept (--save-responses)
         self.check_requests = 0
         self.check_usage_tokens = 0
         self.check_tokenizer_tokens = 0
-        # server quirks over successes: usage not believed, whole body for a stream, SSE under another type
-        self.usage_rejected = 0
-        self.not_streamed = 0
-        self.sse_mislabelled = 0
         self.first_sent_ns: int | None = None
         self.last_end_ns: int | None = None
         self.errors: dict[str, dict[str, Any]] = {}
@@ -91,6 +95,30 @@ class Aggregator:
         self._scalar_plan = [(d.value, d.name, d.streamed_only, self.metrics[d.name].record) for d in scalar]
         self._gap_plan = [(d, self.metrics[d.name]) for d in gaps]
         self._vals: dict[str, float | None] = dict.fromkeys(self.metrics)  # reused for every record
+        self._counter_adds = [c.add for c in self.counters.values()]
+
+    @property
+    def server(self) -> ServerNumbers:
+        """Cached / reasoning tokens, llama.cpp timings, tokens per event (the ``server`` counter)."""
+        s = self.counters["server"]
+        assert isinstance(s, ServerNumbers)
+        return s
+
+    @property
+    def token_sources(self) -> dict[str, int]:
+        return self._token_sources().counts
+
+    def _token_sources(self) -> TokenSources:
+        t = self.counters["token_sources"]
+        assert isinstance(t, TokenSources)
+        return t
+
+    @property
+    def usage_rejected(self) -> int:
+        """Successes whose server usage was not believed (engine/usage.py)."""
+        q = self.counters["server_quirks"]
+        assert isinstance(q, ServerQuirks)
+        return q.usage_rejected
 
     # ---- feeding ---------------------------------------------------------------------------------------
 
@@ -126,12 +154,9 @@ class Aggregator:
         bucket[2] += ct
         self.completion_tokens += ct
         self.prompt_tokens += rec.prompt_tokens or 0
-        src = rec.token_source or "unknown"
-        self.token_sources[src] = self.token_sources.get(src, 0) + 1
-        self.server.add(rec)
+        for add in self._counter_adds:
+            add(rec)
         streamed = rec.ttft_measured
-        if rec.usage_rejected is not None or rec.sse_content_type is not None or not streamed:
-            self._note_quirks(rec)
         vals = self._vals
         for value, name, streamed_only, record in self._scalar_plan:
             # a whole body (no stream) has no TTFT / TTFO / TPOT to record
@@ -163,22 +188,10 @@ class Aggregator:
             if self.coverage.slo_good(values, self.slos_ns):
                 self.good += 1
 
-    def _note_quirks(self, rec: RequestRecord) -> None:
-        """Count a success's server quirks."""
-        if rec.usage_rejected is not None:
-            self.usage_rejected += 1
-        if rec.sse_content_type is not None:
-            self.sse_mislabelled += 1
-        if not rec.ttft_measured:
-            self.not_streamed += 1
-
     def quirks(self) -> dict[str, int]:
         """How many successes had each server quirk (the summary's ``server_quirks``)."""
-        return {
-            "usage_rejected": self.usage_rejected,
-            "not_streamed": self.not_streamed,
-            "sse_mislabelled": self.sse_mislabelled,
-        }
+        result: dict[str, int] = self.counters["server_quirks"].summary()
+        return result
 
     def _gaps_vectorised(self, rec: RequestRecord) -> None:
         """The gap metrics of a long stream with numpy (same definitions as their per-event form)."""
@@ -250,14 +263,10 @@ class Aggregator:
             "good",
             "prompt_tokens",
             "completion_tokens",
-            "usage_rejected",
-            "not_streamed",
-            "sse_mislabelled",
         ):
             setattr(self, attr, getattr(self, attr) + getattr(other, attr))
-        for k, v in other.token_sources.items():
-            self.token_sources[k] = self.token_sources.get(k, 0) + v
-        self.server.merge(other.server)
+        for name, c in self.counters.items():
+            c.merge(other.counters[name])
         if other.first_sent_ns is not None:
             self.first_sent_ns = (
                 other.first_sent_ns
@@ -309,13 +318,9 @@ class Aggregator:
                     "check_requests",
                     "check_usage_tokens",
                     "check_tokenizer_tokens",
-                    "usage_rejected",
-                    "not_streamed",
-                    "sse_mislabelled",
                 )
             },
-            "token_sources": dict(self.token_sources),
-            "server": self.server.to_state(),
+            "counter_metrics": {name: c.to_state() for name, c in self.counters.items()},
             "errors": [dict(g) for g in self.errors.values()],
             "timeline": [list(r) for r in self.timeline],
             "coverage": self.coverage.to_state(),
@@ -328,10 +333,18 @@ class Aggregator:
         agg._bind()
         agg.loop_lag = Metric.from_state(d["loop_lag"])
         agg.dispatch_lag = Metric.from_state(d["dispatch_lag"])
+        legacy_quirks = {}
         for k, v in d["counters"].items():
-            setattr(agg, k, v)
-        agg.token_sources = dict(d.get("token_sources") or {})
-        agg.server = ServerNumbers.from_state(d.get("server"))
+            if k in ServerQuirks.fields:  # states written before the counters were classes
+                legacy_quirks[k] = v
+            else:
+                setattr(agg, k, v)
+        saved = dict(d.get("counter_metrics") or {})
+        saved.setdefault("server_quirks", legacy_quirks)
+        saved.setdefault("token_sources", d.get("token_sources") or {})
+        saved.setdefault("server", d.get("server") or {})
+        for name, c in agg.counters.items():
+            c.load_state(saved.get(name) or {})
         agg.errors = {g["key"]: dict(g) for g in d.get("errors") or []}
         agg.timeline = [list(r) for r in d.get("timeline") or []]
         agg.coverage = Coverage.from_state(d.get("coverage"))
@@ -350,11 +363,7 @@ class Aggregator:
 
     def token_source(self) -> str:
         """``usage`` when every success had server usage, else the dominant source (``events`` = counted)."""
-        if not self.token_sources:
-            return "none"
-        if len(self.token_sources) == 1:
-            return next(iter(self.token_sources))
-        return "mixed"
+        return self._token_sources().dominant()
 
     def error_table(self) -> list[dict[str, Any]]:
         rows = sorted(self.errors.values(), key=lambda g: -int(g["count"]))

@@ -202,6 +202,131 @@ class FromSchedule(LatencyMetric):
         return None if rec.end_ns is None else rec.end_ns - rec.scheduled_ns
 
 
+class CounterMetric:
+    """Sums over a stage's successful requests (token sources, server quirks, server-reported numbers).
+
+    A counter is fed every success (:meth:`add`: a few attribute reads when there is nothing to count), merges
+    exactly across worker processes (:meth:`merge`, :meth:`to_state` / :meth:`from_state`), and writes one
+    key of the stage summary (``name``: :meth:`summary`). Nothing is kept per request. Adding one (a new
+    server number, a per-turn count) is one class with :func:`counter`; the aggregator and the summary pick it
+    up without edits.
+    """
+
+    name: ClassVar[str]
+    profiles: ClassVar[frozenset[str]] = ALL_PROFILES
+
+    def add(self, rec: RequestRecord) -> None:
+        raise NotImplementedError
+
+    def merge(self, other: Any) -> None:
+        raise NotImplementedError
+
+    def to_state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def load_state(self, d: dict[str, Any]) -> None:
+        """Restore from :meth:`to_state` (missing keys stay zero: older states load)."""
+        raise NotImplementedError
+
+    def summary(self) -> Any:
+        raise NotImplementedError
+
+
+_COUNTERS: list[type[CounterMetric]] = []
+
+_C = TypeVar("_C", bound=type[CounterMetric])
+
+
+def counter(cls: _C) -> _C:
+    """Class decorator: register a counter metric (its summary key is ``cls.name``)."""
+    _COUNTERS.append(cls)
+    return cls
+
+
+def counter_plan(profile: str) -> list[CounterMetric]:
+    """Fresh counter objects for ``profile`` (one set per stage aggregate)."""
+    return [c() for c in _COUNTERS if profile in c.profiles]
+
+
+class FieldCounter(CounterMetric):
+    """A counter whose state is a fixed tuple of numeric attributes (``fields``), summed on merge."""
+
+    fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self) -> None:
+        for f in self.fields:
+            setattr(self, f, 0)
+
+    def merge(self, other: Any) -> None:
+        for f in self.fields:
+            setattr(self, f, getattr(self, f) + getattr(other, f))
+
+    def to_state(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in self.fields}
+
+    def load_state(self, d: dict[str, Any]) -> None:
+        for f in self.fields:
+            if f in d:
+                setattr(self, f, d[f])
+
+
+@counter
+class TokenSources(CounterMetric):
+    """Where each success's token counts came from (``usage``, ``events``, ``tokenizer``...)."""
+
+    name = "token_sources"
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def add(self, rec: RequestRecord) -> None:
+        src = rec.token_source or "unknown"
+        self.counts[src] = self.counts.get(src, 0) + 1
+
+    def merge(self, other: Any) -> None:
+        for k, v in other.counts.items():
+            self.counts[k] = self.counts.get(k, 0) + v
+
+    def to_state(self) -> dict[str, Any]:
+        return dict(self.counts)
+
+    def load_state(self, d: dict[str, Any]) -> None:
+        self.counts = {str(k): int(v) for k, v in d.items()}
+
+    def summary(self) -> dict[str, int]:
+        return dict(self.counts)
+
+    def dominant(self) -> str:
+        """``usage`` when every success had server usage, else ``mixed`` (``none`` before any success)."""
+        if not self.counts:
+            return "none"
+        if len(self.counts) == 1:
+            return next(iter(self.counts))
+        return "mixed"
+
+
+@counter
+class ServerQuirks(FieldCounter):
+    """Successes with a server quirk: usage not believed, a whole body for a stream, SSE under another type."""
+
+    name = "server_quirks"
+    fields = ("usage_rejected", "not_streamed", "sse_mislabelled")
+    usage_rejected: int
+    not_streamed: int
+    sse_mislabelled: int
+
+    def add(self, rec: RequestRecord) -> None:
+        if rec.usage_rejected is not None:
+            self.usage_rejected += 1
+        if rec.sse_content_type is not None:
+            self.sse_mislabelled += 1
+        if not rec.ttft_measured:
+            self.not_streamed += 1
+
+    def summary(self) -> dict[str, int]:
+        return self.to_state()
+
+
 _PRINT_ORDER = ("ttft", "ttfo", "tpot", "itl", "icl", "e2e_latency", "queue_time", "latency_from_schedule")
 
 

@@ -10,7 +10,7 @@ none of them. Decoded tokens per iteration is derived from the stream itself (to
 from server usage) and is reported whenever it is defined, since some servers bundle tokens per event for
 other reasons than speculative decoding.
 
-May import: ``engine.records`` only.
+May import: ``engine.records`` and ``perf.metrics`` (the counter base class) only.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from evalscope.engine.records import RequestRecord
+from evalscope.perf.metrics import FieldCounter, counter
 
 _FIELDS: tuple[str, ...] = (
     "cached_requests",
@@ -39,10 +40,13 @@ _FIELDS: tuple[str, ...] = (
 )
 
 
-class ServerNumbers:
-    """Sums of the server-reported numbers of one stage's successful requests."""
+@counter
+class ServerNumbers(FieldCounter):
+    """Sums of the server-reported numbers of one stage's successful requests (the summary's ``server``)."""
 
     __slots__ = _FIELDS
+    name = "server"
+    fields = _FIELDS
 
     def __init__(self) -> None:
         self.cached_requests = 0
@@ -91,19 +95,10 @@ class ServerNumbers:
             self.iter_tokens += ct - 1
             self.iter_events += n - 1
 
-    def merge(self, other: ServerNumbers) -> None:
-        for f in _FIELDS:
-            setattr(self, f, getattr(self, f) + getattr(other, f))
-
-    def to_state(self) -> dict[str, Any]:
-        return {f: getattr(self, f) for f in _FIELDS}
-
     @classmethod
     def from_state(cls, d: dict[str, Any] | None) -> ServerNumbers:
         s = cls()
-        for f in _FIELDS:
-            if d and f in d:
-                setattr(s, f, d[f])
+        s.load_state(d or {})
         return s
 
     def summary(self) -> dict[str, Any] | None:

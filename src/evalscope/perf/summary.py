@@ -71,12 +71,11 @@ def stage_summary(
         }
     else:
         out["goodput"] = None
-    out["server_quirks"] = agg.quirks()
+    for name, c in agg.counters.items():  # counter metrics: token_sources, server_quirks, server, ...
+        out[name] = c.summary()
     add_coverage(out, agg, percentiles)
     out["token_source"] = agg.token_source()
-    out["token_sources"] = dict(agg.token_sources)
     out["token_disagreement"] = agg.token_disagreement()
-    out["server"] = agg.server.summary()
     out["errors"] = agg.error_table()
     # after every client check: a stage too short to judge gets no verdict (perf/min_window.py)
     out["client"] = apply_min_window(client, window_s, agg.loop_lag.count) if client else client

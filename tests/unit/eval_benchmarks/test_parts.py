@@ -67,10 +67,15 @@ def test_parts_compose_load_and_declare_versions() -> None:
         ("mmlu", {"loader": "mmlu-csv@1", "prompt": "mcq@1", "scorer": "choice@1"}),
         ("gsm8k", {"loader": "gsm8k-jsonl@1", "prompt": "math@1", "scorer": "math-equiv@1"}),
         ("math_500", {"loader": "math500-jsonl@1", "prompt": "math@1", "scorer": "math-equiv@1"}),
+        (
+            "humaneval",
+            {"loader": "humaneval-jsonl@1", "prompt": "humaneval-complete@1", "scorer": "humaneval-exec@1"},
+        ),
+        ("mbpp", {"loader": "mbpp-files@1", "prompt": "mbpp-inline-shots@1", "scorer": "mbpp-exec@1"}),
     ],
 )
 def test_builtin_benchmarks_declare_their_parts(name: str, parts: dict[str, str], tmp_path: Path) -> None:
     _ensure_registered([name])
-    bench = BENCHMARKS.get(name)(tmp_path, {})
+    bench = BENCHMARKS.get(name)(tmp_path, {"allow_code_execution": True})
     assert bench.parts() == parts
     assert not bench.uses_judge

@@ -127,3 +127,77 @@ def test_a_metric_is_one_class() -> None:
     finally:
         metrics._REGISTRY.remove(HeaderTime)
     assert "test_first_byte" not in Aggregator(0).metrics
+
+
+def _ok_record(**kw: object) -> object:
+    from evalscope.engine.records import RequestRecord
+
+    base: dict[str, object] = {
+        "request_id": 1,
+        "status": "ok",
+        "scheduled_ns": 0,
+        "sent_ns": 1_000,
+        "first_token_ns": 6_000_000,
+        "first_content_ns": 6_000_000,
+        "last_token_ns": 6_000_000,
+        "end_ns": 7_000_000,
+        "completion_tokens": 3,
+    }
+    base.update(kw)
+    return RequestRecord(**base)  # type: ignore[arg-type]
+
+
+def test_a_counter_is_one_class() -> None:
+    """A new counter registered with ``@counter`` is fed, merged, saved/restored and summarised, unedited."""
+    from evalscope.engine.records import RequestRecord
+    from evalscope.perf import metrics
+    from evalscope.perf.aggregate import Aggregator
+    from evalscope.perf.summary import stage_summary
+
+    @metrics.counter
+    class LongAnswers(metrics.FieldCounter):
+        name = "test_long_answers"
+        fields = ("long", "short")
+        long: int
+        short: int
+
+        def add(self, rec: RequestRecord) -> None:
+            if (rec.completion_tokens or 0) >= 3:
+                self.long += 1
+            else:
+                self.short += 1
+
+        def summary(self) -> dict[str, int]:
+            return self.to_state()
+
+    try:
+        a, b = Aggregator(0), Aggregator(0)
+        a.add(_ok_record())  # type: ignore[arg-type]
+        b.add(_ok_record(completion_tokens=1))  # type: ignore[arg-type]
+        b.add(_ok_record(status="error", end_ns=None))  # type: ignore[arg-type]  # failures aren't counted
+        a.merge(Aggregator.from_state(b.to_state()))
+        out = stage_summary(
+            a, stage=0, parallel=1, concurrency_cap=1, rate=None, number=1, client={}, dispatch_start_ns=0
+        )
+        assert out["test_long_answers"] == {"long": 1, "short": 1}
+        assert out["token_sources"] == {"unknown": 2}
+    finally:
+        metrics._COUNTERS.remove(LongAnswers)
+    assert "test_long_answers" not in Aggregator(0).counters
+
+
+def test_counter_state_from_before_the_classes_loads() -> None:
+    """A stage state saved with the old flat counters (quirks, token_sources, server) restores exactly."""
+    from evalscope.perf.aggregate import Aggregator
+
+    agg = Aggregator(0)
+    agg.add(_ok_record(token_source="usage", cached_tokens=4, prompt_tokens=10))  # type: ignore[arg-type]
+    state = agg.to_state()
+    saved = state.pop("counter_metrics")
+    state["counters"].update(saved["server_quirks"] | {"usage_rejected": 2})
+    state["token_sources"] = saved["token_sources"]
+    state["server"] = saved["server"]
+    back = Aggregator.from_state(state)
+    assert back.usage_rejected == 2
+    assert back.token_source() == "usage"
+    assert back.server.cached_tokens == 4

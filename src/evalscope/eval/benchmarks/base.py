@@ -10,7 +10,8 @@ solver + scorer):
 - a :class:`Loader` reads the files into :class:`Record` items (ids, question, choices, gold, few-shot pool);
 - a :class:`PromptTemplate` turns one record into chat messages (a :class:`Sample`);
 - a :class:`Scorer` extracts and compares the answer: rule-based, or a :class:`JudgeScorer`, which declares
-  that it needs a judge model and receives it as an argument.
+  that it needs a judge model and receives it as an argument, or an :class:`ExecScorer`, which runs a program
+  built from the answer in the benchmark's sandbox (HumanEval, MBPP).
 
 A benchmark that sets ``loader``, ``prompt`` and ``scorer`` gets :meth:`Benchmark.load` and
 :meth:`Benchmark.score` from them; the parts' versions join its fingerprint. Older plugins that override
@@ -124,6 +125,16 @@ class JudgeScorer(Part, ABC):
     async def ascore(self, sample: Sample, output: str, judge: Model) -> ScoreResult: ...
 
 
+class ExecScorer(Part, ABC):
+    """Scoring by running a program built from the output (code benchmarks): async, and handed the benchmark,
+    whose sandbox and per-program timeout it uses."""
+
+    needs_judge: ClassVar[bool] = False
+
+    @abstractmethod
+    async def ascore(self, sample: Sample, output: str, bench: Any) -> ScoreResult: ...
+
+
 class Benchmark(ABC):
     """Base class; subclasses set the class attributes and either the three parts (``loader``, ``prompt``,
     ``scorer``) or implement :meth:`load` and :meth:`score` themselves."""
@@ -144,7 +155,7 @@ class Benchmark(ABC):
     #: The parts (see the module docstring); ``None`` where the subclass implements the method itself.
     loader: ClassVar[Loader | None] = None
     prompt: ClassVar[PromptTemplate | None] = None
-    scorer: ClassVar[Scorer | JudgeScorer | None] = None
+    scorer: ClassVar[Scorer | JudgeScorer | ExecScorer | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -184,7 +195,9 @@ class Benchmark(ABC):
         return out
 
     async def ascore(self, sample: Sample, output: str) -> ScoreResult:
-        """Async scoring hook; code benchmarks override it to run programs in the sandbox."""
+        """Async scoring: an :class:`ExecScorer` runs a program (code benchmarks); otherwise :meth:`score`."""
+        if isinstance(self.scorer, ExecScorer):
+            return await self.scorer.ascore(sample, output, self)
         return self.score(sample, output)
 
     async def ajudge(self, sample: Sample, output: str, judge: Model) -> ScoreResult:

@@ -7,7 +7,8 @@ benchmark refuses to construct otherwise. Dataset args: ``timeout`` (seconds per
 ``memory_mb``, ``isolation`` (``auto`` / ``bwrap`` / ``namespaces`` / ``root`` / ``userns`` / ``container`` /
 ``none``), ``k_list``. A sample passes only with the harness's proof that its tests ran to the end (docs/sandbox.md).
 
-This module also holds :class:`CodeBenchmark`, the base shared with MBPP, and :func:`build_sandbox`.
+This module also holds :class:`CodeBenchmark` and :class:`CodeExecScorer`, the bases shared with MBPP, and
+:func:`build_sandbox`.
 """
 
 from __future__ import annotations
@@ -15,13 +16,23 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 from evalscope.errors import ConfigError, DatasetError
 from evalscope.eval.benchmarks._common import data_root, require_file, user
-from evalscope.eval.benchmarks.base import BENCHMARKS, Benchmark, Sample, ScoreResult
+from evalscope.eval.benchmarks.base import (
+    BENCHMARKS,
+    Benchmark,
+    ExecScorer,
+    Loader,
+    PromptTemplate,
+    Record,
+    Sample,
+    ScoreResult,
+)
 from evalscope.eval.sandbox import FAILURE_STATUSES, ExecResult, Sandbox, SandboxLimits
 from evalscope.eval.scoring.code import (
     CodeExtraction,
@@ -74,44 +85,23 @@ def build_sandbox(args: dict[str, Any]) -> Sandbox:
     )
 
 
-class CodeBenchmark(Benchmark):
-    """Shared by HumanEval and MBPP: sandbox execution, status mapping and pass@k aggregation."""
+class CodeExecScorer(ExecScorer):
+    """Runs candidate + tests in the benchmark's sandbox under the completion-proof harness; maps the outcome
+    to ``passed`` / ``failed`` / ``timeout`` / ``sandbox_error`` (HumanEval and MBPP differ in two hooks)."""
 
-    metric: ClassVar[str] = "pass@1"
-    needs_code_execution: ClassVar[bool] = True
-    default_generation: ClassVar[dict[str, Any]] = {"max_tokens": 2048}
-
-    def __init__(self, dataset_dir: Path | None = None, args: dict[str, Any] | None = None) -> None:
-        super().__init__(dataset_dir, args)
-        require_code_execution(self.name, self.args)
-        self.timeout_s = float(self.args.get("timeout", DEFAULT_TIMEOUT_S))
-        self._sandbox: Sandbox | None = None
-
-    @classmethod
-    def check_allowed(cls, args: dict[str, Any]) -> None:
-        """For runners that want to refuse before constructing anything."""
-        require_code_execution(cls.name, args)
-
-    @property
-    def sandbox(self) -> Sandbox:
-        if self._sandbox is None:
-            self._sandbox = build_sandbox(self.args)
-        return self._sandbox
-
-    # -- subclass hooks
     def entry_point(self, sample: Sample) -> str | None:
+        """The function the tests call (helps extraction pick the right code block)."""
         return None
 
+    @abstractmethod
     def build_parts(self, sample: Sample, code: CodeExtraction) -> tuple[str, str]:
         """(candidate source, test source)."""
-        raise NotImplementedError
 
-    def build_program(self, sample: Sample, code: CodeExtraction) -> str:
-        """The program the sandbox runs: the candidate, then the tests, under the completion-proof harness."""
+    def program(self, sample: Sample, code: CodeExtraction) -> str:
         return guarded_program(*self.build_parts(sample, code))
 
-    # -- scoring
-    def _result(self, code: CodeExtraction, r: ExecResult, proved: bool = True) -> ScoreResult:
+    @staticmethod
+    def result(code: CodeExtraction, r: ExecResult, proved: bool = True) -> ScoreResult:
         if r.status == "passed" and not proved:
             # Exit code 0 without the harness's proof: the program ended before its tests did (sys.exit,
             # os._exit, unittest.main, ...). The reference harnesses count that as a failure too.
@@ -136,13 +126,52 @@ class CodeBenchmark(Benchmark):
             detail=detail,
         )
 
-    async def ascore(self, sample: Sample, output: str) -> ScoreResult:
+    async def ascore(self, sample: Sample, output: str, bench: Any) -> ScoreResult:
         code = extract_code(output, self.entry_point(sample))
-        program = self.build_program(sample, code)
+        program = self.program(sample, code)
         nonce = new_nonce()
-        r = await self.sandbox.run(program, self.timeout_s, stdin=(nonce + "\n").encode())
+        r = await bench.sandbox.run(program, bench.timeout_s, stdin=(nonce + "\n").encode())
         proved, r.stdout = check_proof(r.stdout, nonce)
-        return self._result(code, r, proved)
+        return self.result(code, r, proved)
+
+
+class CodeBenchmark(Benchmark):
+    """Shared by HumanEval and MBPP: the sandbox, the code-execution gate and pass@k aggregation; scoring is
+    the benchmark's :class:`CodeExecScorer`."""
+
+    metric: ClassVar[str] = "pass@1"
+    needs_code_execution: ClassVar[bool] = True
+    default_generation: ClassVar[dict[str, Any]] = {"max_tokens": 2048}
+
+    def __init__(self, dataset_dir: Path | None = None, args: dict[str, Any] | None = None) -> None:
+        super().__init__(dataset_dir, args)
+        require_code_execution(self.name, self.args)
+        self.timeout_s = float(self.args.get("timeout", DEFAULT_TIMEOUT_S))
+        self._sandbox: Sandbox | None = None
+
+    @classmethod
+    def check_allowed(cls, args: dict[str, Any]) -> None:
+        """For runners that want to refuse before constructing anything."""
+        require_code_execution(cls.name, args)
+
+    @property
+    def sandbox(self) -> Sandbox:
+        if self._sandbox is None:
+            self._sandbox = build_sandbox(self.args)
+        return self._sandbox
+
+    # -- the scorer's hooks, kept on the benchmark for callers that hold only the benchmark
+    def _exec(self) -> CodeExecScorer:
+        scorer = self.scorer
+        assert isinstance(scorer, CodeExecScorer), f"{self.name}: a code benchmark needs a CodeExecScorer"
+        return scorer
+
+    def entry_point(self, sample: Sample) -> str | None:
+        return self._exec().entry_point(sample)
+
+    def build_program(self, sample: Sample, code: CodeExtraction) -> str:
+        """The program the sandbox runs: the candidate, then the tests, under the completion-proof harness."""
+        return self._exec().program(sample, code)
 
     def score(self, sample: Sample, output: str) -> ScoreResult:
         """Synchronous scoring (runs the sandbox on a private event loop); use :meth:`ascore` inside a loop."""
@@ -246,32 +275,49 @@ HUMANEVAL_INSTRUCTION = (
 )
 
 
-@BENCHMARKS.register("humaneval")
-class HumanEval(CodeBenchmark):
-    name = "humaneval"
-    version = "1"
-    data_subdir = "humaneval"
+class HumanEvalLoader(Loader):
+    """``humaneval/HumanEval.jsonl.gz``: one record per task (the prompt is the function head + docstring)."""
+
+    name = "humaneval-jsonl"
     FILE: ClassVar[str] = "HumanEval.jsonl.gz"
     FIELDS: ClassVar[tuple[str, ...]] = ("task_id", "prompt", "canonical_solution", "test", "entry_point")
 
-    def _path(self) -> Path:
-        return require_file(data_root(self, self.FILE) / self.FILE, f"humaneval/{self.FILE}")
+    def _path(self, bench: Benchmark) -> Path:
+        return require_file(data_root(bench, self.FILE) / self.FILE, f"humaneval/{self.FILE}")
 
-    def data_files(self) -> list[Path]:
-        return [self._path()]
+    def data_files(self, bench: Benchmark) -> list[Path]:
+        return [self._path(bench)]
 
-    def load(self) -> list[Sample]:
-        samples: list[Sample] = []
-        for obj in read_jsonl_gz(self._path(), self.FIELDS):
-            samples.append(
-                Sample(
-                    id=str(obj["task_id"]),
-                    messages=user(HUMANEVAL_INSTRUCTION.format(prompt=obj["prompt"])),
-                    gold={"test": obj["test"], "entry_point": obj["entry_point"]},
-                    meta={"prompt": obj["prompt"], "canonical_solution": obj["canonical_solution"]},
-                )
+    def load(self, bench: Benchmark) -> list[Record]:
+        return [
+            Record(
+                id=str(obj["task_id"]),
+                question=str(obj["prompt"]),
+                gold={"test": obj["test"], "entry_point": obj["entry_point"]},
+                meta={"prompt": obj["prompt"], "canonical_solution": obj["canonical_solution"]},
             )
-        return samples
+            for obj in read_jsonl_gz(self._path(bench), self.FIELDS)
+        ]
+
+
+class HumanEvalPrompt(PromptTemplate):
+    """Asks for the complete function in a python code block."""
+
+    name = "humaneval-complete"
+
+    def render(self, record: Record, bench: Benchmark) -> Sample:
+        return Sample(
+            id=record.id,
+            messages=user(HUMANEVAL_INSTRUCTION.format(prompt=record.question)),
+            gold=record.gold,
+            meta=record.meta,
+        )
+
+
+class HumanEvalScorer(CodeExecScorer):
+    """Program = prompt + completion (or the whole function), then the task's ``check(entry_point)``."""
+
+    name = "humaneval-exec"
 
     def entry_point(self, sample: Sample) -> str | None:
         return str(sample.gold["entry_point"])
@@ -280,6 +326,16 @@ class HumanEval(CodeBenchmark):
         return humaneval_parts(
             str(sample.meta["prompt"]), code.code, str(sample.gold["test"]), str(sample.gold["entry_point"])
         )
+
+
+@BENCHMARKS.register("humaneval")
+class HumanEval(CodeBenchmark):
+    name = "humaneval"
+    version = "1"
+    data_subdir = "humaneval"
+    loader = HumanEvalLoader()
+    prompt = HumanEvalPrompt()
+    scorer = HumanEvalScorer()
 
     def reference_output(self, sample: Sample, style: int = 0) -> str:
         full = str(sample.meta["prompt"]) + str(sample.meta["canonical_solution"])

@@ -23,8 +23,8 @@ from evalscope.eval.benchmarks._common import (
     select_shots,
     user,
 )
-from evalscope.eval.benchmarks.base import BENCHMARKS, Sample
-from evalscope.eval.benchmarks.humaneval import CodeBenchmark, build_sandbox
+from evalscope.eval.benchmarks.base import BENCHMARKS, Benchmark, Loader, PromptTemplate, Record, Sample
+from evalscope.eval.benchmarks.humaneval import CodeBenchmark, CodeExecScorer, build_sandbox
 from evalscope.eval.scoring.code import CodeExtraction, mbpp_parts
 
 __all__ = ["MBPP", "build_sandbox"]
@@ -54,36 +54,28 @@ def _entry_from_tests(tests: list[str]) -> str | None:
     return None
 
 
-@BENCHMARKS.register("mbpp")
-class MBPP(CodeBenchmark):
-    name = "mbpp"
-    version = "1"
-    data_subdir = "mbpp"
-    default_shots = 3
-    subsets = ("default",)
+def _task_text(row: dict[str, Any]) -> str:
+    return TASK_TEMPLATE.format(text=row["text"], tests="\n".join(row["tests"]))
 
-    def __init__(self, dataset_dir: Path | None = None, args: dict[str, Any] | None = None) -> None:
-        super().__init__(dataset_dir, args)
-        self.variant = str(self.args.get("variant", "full"))
-        if self.variant not in VARIANT_FILES:
-            raise ConfigError(
-                f"mbpp: unknown variant {self.variant!r}", f"allowed: {', '.join(sorted(VARIANT_FILES))}"
-            )
-        self.split = str(self.args.get("split", "test"))
-        if self.split not in SPLITS:
-            raise ConfigError(f"mbpp: unknown split {self.split!r}", f"allowed: {', '.join(SPLITS)}")
 
-    def _path(self) -> Path:
-        fname = VARIANT_FILES[self.variant]
-        return require_file(data_root(self, fname) / fname, f"mbpp/{fname}")
+class MBPPLoader(Loader):
+    """``mbpp/mbpp.jsonl`` (full) or ``mbpp/sanitized-mbpp.json``; the split's task-id range; shots are task
+    ids 2, 3, 4 of the same variant."""
 
-    def data_files(self) -> list[Path]:
-        return [self._path()]
+    name = "mbpp-files"
 
-    def _rows(self) -> list[dict[str, Any]]:
-        path = self._path()
+    def _path(self, bench: Benchmark) -> Path:
+        fname = VARIANT_FILES[_variant(bench)]
+        return require_file(data_root(bench, fname) / fname, f"mbpp/{fname}")
+
+    def data_files(self, bench: Benchmark) -> list[Path]:
+        return [self._path(bench)]
+
+    def _rows(self, bench: Benchmark) -> list[dict[str, Any]]:
+        path = self._path(bench)
+        full = _variant(bench) == "full"
         rows: list[tuple[int, dict[str, Any]]]
-        if self.variant == "full":
+        if full:
             rows = read_jsonl(path, ("task_id", "text", "code", "test_list"))
         else:
             data = read_json(path)
@@ -94,7 +86,7 @@ class MBPP(CodeBenchmark):
         for no, obj in rows:
             if not isinstance(obj, dict):
                 raise DatasetError(f"data file {path} item {no}: expected an object")
-            text_key = "text" if self.variant == "full" else "prompt"
+            text_key = "text" if full else "prompt"
             missing = [k for k in ("task_id", text_key, "code", "test_list") if k not in obj]
             if missing:
                 raise DatasetError(f"data file {path} item {no}: missing field(s) {', '.join(missing)}")
@@ -114,34 +106,53 @@ class MBPP(CodeBenchmark):
             raise DatasetError(f"data file {path} holds no tasks")
         return out
 
-    @staticmethod
-    def _task_text(row: dict[str, Any]) -> str:
-        return TASK_TEMPLATE.format(text=row["text"], tests="\n".join(row["tests"]))
-
-    def load(self) -> list[Sample]:
-        rows = self._rows()
+    def load(self, bench: Benchmark) -> list[Record]:
+        rows = self._rows(bench)
         by_id = {r["task_id"]: r for r in rows}
         pool = [by_id[i] for i in SHOT_IDS if i in by_id]
-        shots = select_shots(pool, self.few_shot_num, self.args, key="mbpp")
-        prefix = "".join(
-            self._task_text(s) + "```python\n" + s["code"].replace("\r\n", "\n").rstrip() + "\n```\n\n"
-            for s in shots
-        )
-        lo, hi = SPLITS[self.split]
-        samples: list[Sample] = []
-        for row in sorted(rows, key=lambda r: r["task_id"]):
-            if not lo <= row["task_id"] <= hi:
-                continue
-            samples.append(
-                Sample(
-                    id=str(row["task_id"]),
-                    messages=user(prefix + self._task_text(row) + INSTRUCTION),
-                    gold={"tests": row["tests"], "setup": row["setup"], "imports": row["imports"]},
-                    subset=self.variant,
-                    meta={"reference_code": row["code"], "entry_point": _entry_from_tests(row["tests"])},
-                )
+        shots = select_shots(pool, bench.few_shot_num, bench.args, key="mbpp")
+        lo, hi = SPLITS[str(getattr(bench, "split", "test"))]
+        return [
+            Record(
+                id=str(row["task_id"]),
+                question=_task_text(row),
+                gold={"tests": row["tests"], "setup": row["setup"], "imports": row["imports"]},
+                subset=_variant(bench),
+                shots=shots,
+                meta={"reference_code": row["code"], "entry_point": _entry_from_tests(row["tests"])},
             )
-        return samples
+            for row in sorted(rows, key=lambda r: r["task_id"])
+            if lo <= row["task_id"] <= hi
+        ]
+
+
+def _variant(bench: Benchmark) -> str:
+    return str(getattr(bench, "variant", "full"))
+
+
+class MBPPPrompt(PromptTemplate):
+    """The shots inlined (task, tests, solution in a code block), then the task and the code-block request."""
+
+    name = "mbpp-inline-shots"
+
+    def render(self, record: Record, bench: Benchmark) -> Sample:
+        prefix = "".join(
+            _task_text(s) + "```python\n" + s["code"].replace("\r\n", "\n").rstrip() + "\n```\n\n"
+            for s in record.shots
+        )
+        return Sample(
+            id=record.id,
+            messages=user(prefix + record.question + INSTRUCTION),
+            gold=record.gold,
+            subset=record.subset,
+            meta=record.meta,
+        )
+
+
+class MBPPScorer(CodeExecScorer):
+    """Program = test imports, setup code, the candidate, then the task's asserts."""
+
+    name = "mbpp-exec"
 
     def entry_point(self, sample: Sample) -> str | None:
         ep = sample.meta.get("entry_point")
@@ -150,6 +161,29 @@ class MBPP(CodeBenchmark):
     def build_parts(self, sample: Sample, code: CodeExtraction) -> tuple[str, str]:
         gold = sample.gold
         return mbpp_parts(code.code, list(gold["tests"]), str(gold["setup"]), list(gold["imports"]))
+
+
+@BENCHMARKS.register("mbpp")
+class MBPP(CodeBenchmark):
+    name = "mbpp"
+    version = "1"
+    data_subdir = "mbpp"
+    default_shots = 3
+    subsets = ("default",)
+    loader = MBPPLoader()
+    prompt = MBPPPrompt()
+    scorer = MBPPScorer()
+
+    def __init__(self, dataset_dir: Path | None = None, args: dict[str, Any] | None = None) -> None:
+        super().__init__(dataset_dir, args)
+        self.variant = str(self.args.get("variant", "full"))
+        if self.variant not in VARIANT_FILES:
+            raise ConfigError(
+                f"mbpp: unknown variant {self.variant!r}", f"allowed: {', '.join(sorted(VARIANT_FILES))}"
+            )
+        self.split = str(self.args.get("split", "test"))
+        if self.split not in SPLITS:
+            raise ConfigError(f"mbpp: unknown split {self.split!r}", f"allowed: {', '.join(SPLITS)}")
 
     def reference_output(self, sample: Sample, style: int = 0) -> str:
         code = str(sample.meta["reference_code"]).replace("\r\n", "\n").rstrip()
