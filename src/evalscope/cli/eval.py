@@ -81,6 +81,7 @@ def _eval_options(f: Any) -> Any:
         click.option("--sample-timeout", "sample_timeout_s", type=float, help=_h("sample_timeout_s")),
         click.option("--read-timeout", "read_timeout_s", type=float, help=_h("read_timeout_s")),
         click.option("--connect-timeout", "connect_timeout_s", type=float, help=_h("connect_timeout_s")),
+        click.option("--transport", type=click.Choice(["builtin", "aiohttp"]), help=_h("transport")),
         click.option("--drain-timeout", "drain_timeout_s", type=float, help=_h("drain_timeout_s")),
         click.option("--max-error-rate", type=float, help=_h("max_error_rate")),
         click.option(

@@ -172,6 +172,12 @@ class EvalConfig(BaseModel):
     sample_timeout_s: float = Field(1800.0, gt=0, description="Deadline per sample across all attempts (s).")
     connect_timeout_s: float = Field(30.0, gt=0, description="TCP connect timeout (s).")
     read_timeout_s: float = Field(600.0, gt=0, description="Idle read timeout between bytes (s).")
+    transport: Literal["builtin", "aiohttp"] = Field(
+        "builtin",
+        description="HTTP client: builtin (evalscope's own HTTP/1.1 transport) or aiohttp (the fallback; also "
+        "tunnels https through a proxy).",
+        json_schema_extra={"cli": "--transport"},
+    )
     drain_timeout_s: float = Field(
         30.0, ge=0, description="After Ctrl-C / SIGTERM, wait this long for requests in flight (s)."
     )

@@ -242,6 +242,7 @@ class WorkerCore:
                 stream=cfg.stream,
                 keep_text=cfg.save_responses,
                 continuous_usage=cfg.continuous_usage,
+                transport=cfg.transport,
                 send_request_id=setup.get("simulator"),  # the coordinator's answer: no probe per worker
                 worker=self.worker,
             )
