@@ -59,6 +59,21 @@ _WHOLE_BODY_MAX = 256 * 1024 * 1024
 #: this long before the connection is closed instead of reused (the record is complete already).
 _TAIL_S = 1.0
 
+#: Response headers kept (lower-case bytes -> str key); the rest are skipped without decoding.
+_KEPT_HEADERS: dict[bytes, str] = {
+    k.encode(): k
+    for k in (
+        "content-type",
+        "content-length",
+        "transfer-encoding",
+        "content-encoding",
+        "connection",
+        "retry-after",
+        "location",
+        SIM_MARK_HEADER.lower(),
+    )
+}
+
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 3
 _AUTH_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "cookie", "proxy-authorization"})
@@ -178,7 +193,9 @@ class _Exchange:
     # ---- httptools callbacks -------------------------------------------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        key = name.decode("latin-1").lower()
+        key = _KEPT_HEADERS.get(name.lower())
+        if key is None:
+            return  # Date, Server, Cache-Control...: nothing the record or the framing needs
         val = value.decode("latin-1")
         old = self.headers.get(key)
         self.headers[key] = val if old is None else f"{old}, {val}"
@@ -474,26 +491,28 @@ class _Conn(asyncio.Protocol):
         ex.rec.sent_ns = now
         ex.last_read_ns = now
         transport.write(payload)
-        if read_s > 0:
-            self.idle_timer = asyncio.get_running_loop().call_later(read_s, self._idle_check, ex, read_s)
+        if read_s > 0 and self.idle_timer is None:
+            self.idle_timer = asyncio.get_running_loop().call_later(read_s, self._idle_check, read_s)
 
-    def _idle_check(self, ex: _Exchange, read_s: float) -> None:
+    def _idle_check(self, read_s: float) -> None:
+        """The idle-read timer: one per connection, armed by the first request and re-armed only when it fires
+        (for the time left since the last read), so a request or a read never creates or cancels a timer."""
         self.idle_timer = None
-        if self.ex is not ex or ex.finished:
-            return
+        ex = self.ex
+        if ex is None or ex.finished:
+            return  # idle in the pool: the next request re-arms it
         idle = (_clock() - ex.last_read_ns) / 1e9
         if idle >= read_s * 0.999:
             ex.fail(TimeoutError(f"no data for {read_s:g} s"))
             self.close()
         else:
-            self.idle_timer = asyncio.get_running_loop().call_later(read_s - idle, self._idle_check, ex, read_s)
+            self.idle_timer = asyncio.get_running_loop().call_later(read_s - idle, self._idle_check, read_s)
 
     def exchange_over(self, ex: _Exchange) -> None:
         """The response ended: back to the pool, unless the server or the framing said otherwise."""
         if self.ex is not ex:
             return
         self.ex = None
-        self._cancel_timers()
         if self.closed or not self.keep or not self.parser.should_keep_alive():
             self.close()
         else:
