@@ -150,6 +150,7 @@ class _Exchange:
         "status",
         "stream",
         "probe",
+        "settled",
         "tail",
         "track_tokens",
         "until_close",
@@ -183,6 +184,7 @@ class _Exchange:
         self.headers: dict[str, str] = {}
         self.probe = False  # a prewarm GET: whatever the answer, read it to the end and keep nothing
         self.tail: asyncio.Future[None] | None = None  # awaited when the record completed before the body
+        self.settled = False  # the body ended (or the connection did): the connection is no longer ours
         self.mode = _M_SSE
         self.body: list[bytes] = []
         self.body_len = 0
@@ -368,6 +370,7 @@ class _Exchange:
         self.release_tail()
 
     def release_tail(self) -> None:
+        self.settled = True
         tail = self.tail
         if tail is not None and not tail.done():
             tail.set_result(None)
@@ -769,7 +772,8 @@ class H1Transport:
                 total_timer = loop.call_later(timeouts.total_s, _total_expired, conn, ex, timeouts.total_s)
             conn.start(ex, payload, timeouts.read_s or 0.0)
             await done
-            if not conn.message_done and not conn.closed:
+            # ``ex.settled``, not the connection's state: a settled connection may already carry another request
+            if not ex.settled and conn.ex is ex and not conn.closed:
                 if ex.error is None and st.done and st.error is None:
                     # [DONE] came before the body's end (the chunked terminator in a later segment): read it, so
                     # the connection is reused instead of the next request paying a connect inside its TTFT.
