@@ -16,7 +16,6 @@ import json
 import time
 
 import orjson
-
 from h1_handwritten import ResponseParser  # type: ignore[import-not-found]
 
 HEAD = (
@@ -127,7 +126,7 @@ def main() -> None:
         for label, fn in (("hand_written", bench_ours), ("httptools", bench_httptools)):
             runs = []
             for _ in range(5):
-                dt, sink = fn(reads, repeat)
+                dt, _sink = fn(reads, repeat)
                 runs.append(dt / (repeat * len(reads)) * 1e6)
             best[f"{label}_us_per_read"] = round(min(runs), 3)
         out[name] = best

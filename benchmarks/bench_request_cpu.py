@@ -74,7 +74,7 @@ def perf_run(url: str, n: int, parallel: int, tokens: int, transport: str, cpus:
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,
-            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,  # noqa: PLW1509
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
         )
         _, err = proc.communicate(timeout=600)
         if proc.returncode != 0:
@@ -131,10 +131,19 @@ def main() -> None:
                 row["perf_us_per_request"] = round((c_big - c_small) / (n - small) * 1e6, 1)
                 row["perf_fixed_cpu_s"] = round(c_small - (c_big - c_small) / (n - small) * small, 2)
             rows[transport] = row
-    print(f"{'transport':<10}{'engine µs/req':>16}{'perf µs/req':>14}   ({n} requests x {a.tokens} tokens, {a.parallel} parallel)")
+    print(
+        f"{'transport':<10}{'engine µs/req':>16}{'perf µs/req':>14}   ({n} requests x {a.tokens} tokens, {a.parallel} parallel)"
+    )
     for t, r in rows.items():
         print(f"{t:<10}{r.get('engine_us_per_request', '-'):>16}{r.get('perf_us_per_request', '-'):>14}")
-    out = {"bench": "request_cpu", "pinned": pinned, "requests": n, "tokens": a.tokens, "parallel": a.parallel, **rows}
+    out = {
+        "bench": "request_cpu",
+        "pinned": pinned,
+        "requests": n,
+        "tokens": a.tokens,
+        "parallel": a.parallel,
+        **rows,
+    }
     print(json.dumps(out))
     if a.json:
         a.json.write_text(json.dumps(out, indent=2))

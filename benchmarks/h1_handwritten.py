@@ -12,7 +12,6 @@ bodiless responses (``HEAD``, ``204``, ``304``). Limits bound memory against a h
 
 from __future__ import annotations
 
-
 _HEAD = 0
 _LENGTH = 1
 _CHUNK_SIZE = 2

@@ -135,8 +135,10 @@ def test_perf_parallel_32_loses_nothing_to_unannounced_closes(tmp_path: Path, tr
     cfg = SimConfig(silent_close_rate=0.25, fin_delay_ms=50, **FAST)
     with SimProcess(cfg) as sim:
         res = perf(
-            ["--url", sim.url, "--parallel", "32", "--number", "128", "--max-tokens", "8", *_out(tmp_path)]
-            + ["--transport", transport]
+            [
+                *("--url", sim.url, "--parallel", "32", "--number", "128", "--max-tokens", "8"),
+                *("--transport", transport, *_out(tmp_path)),
+            ]
         )
         stats = sim.fetch_stats()
     assert res.returncode == 0, res.stderr + res.stdout
@@ -165,8 +167,10 @@ def test_perf_llama_server_like_mix_loses_nothing(tmp_path: Path, transport: str
     )
     with SimProcess(cfg) as sim:
         res = perf(
-            ["--url", sim.url, "--parallel", "32", "--number", "128", "--max-tokens", "8", *_out(tmp_path)]
-            + ["--transport", transport]
+            [
+                *("--url", sim.url, "--parallel", "32", "--number", "128", "--max-tokens", "8"),
+                *("--transport", transport, *_out(tmp_path)),
+            ]
         )
         stats = sim.fetch_stats()
     assert res.returncode == 0, res.stderr + res.stdout

@@ -27,7 +27,14 @@ from evalscope.engine.protocols.base import (
     StreamState,
 )
 from evalscope.engine.protocols.base import get_protocol as _get_protocol
-from evalscope.engine.records import SIM_ID_HEADER, SIM_MARK_HEADER, ErrorInfo, Request, RequestRecord
+from evalscope.engine.records import (
+    MAX_RECONNECTS,
+    SIM_ID_HEADER,
+    SIM_MARK_HEADER,
+    ErrorInfo,
+    Request,
+    RequestRecord,
+)
 from evalscope.engine.redact import redact_url, register_secret, register_url_secrets, scrub
 from evalscope.engine.session import (
     Timeouts,
@@ -56,13 +63,14 @@ def _checked_proxy(url: str, transport: str) -> str | None:
     if transport not in TRANSPORTS:
         raise ConfigError(f"unknown transport {transport!r}", f"use one of: {', '.join(TRANSPORTS)}")
     proxy = proxy_for(url)
-    if proxy is not None and transport == "builtin":
-        if not url.startswith("http://") or not proxy.startswith("http://"):
-            raise ConfigError(
-                f"a proxy is set for {redact_url(url)} ({redact_url(proxy)}): the built-in transport proxies only "
-                "http:// URLs through an http:// proxy",
-                "pass --transport aiohttp (it tunnels https through an http:// proxy), or list the host in NO_PROXY",
-            )
+    if proxy is not None and transport == "builtin" and not (
+        url.startswith("http://") and proxy.startswith("http://")
+    ):
+        raise ConfigError(
+            f"a proxy is set for {redact_url(url)} ({redact_url(proxy)}): the built-in transport proxies only "
+            "http:// URLs through an http:// proxy",
+            "pass --transport aiohttp (it tunnels https through an http:// proxy), or list the host in NO_PROXY",
+        )
     return proxy
 
 _clock = time.perf_counter_ns
@@ -77,9 +85,6 @@ def _retry_after(value: str | None) -> float | None:
         return None  # an HTTP date: rare from inference servers; treated as "no hint"
 
 
-#: How many times one request may be resent because its kept-alive connection was closed before any reply
-#: byte. The resend goes on a fresh connection, whose failures are never resent, so 1 is enough.
-MAX_RECONNECTS = 1
 
 
 def _lost_before_reply(exc: BaseException, rec: RequestRecord) -> bool:

@@ -26,6 +26,7 @@ import asyncio
 import base64
 import ssl as _ssl
 import time
+import typing
 import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -35,13 +36,39 @@ import httptools
 import orjson
 
 from evalscope.engine.protocols.base import EV_CHOICE, EV_CONTENT, EV_TOKEN, ProtocolError, StreamState
-from evalscope.engine.records import SIM_ID_HEADER, SIM_MARK_HEADER, ErrorInfo, Request, RequestRecord
+from evalscope.engine.records import (
+    MAX_RECONNECTS,
+    SIM_ID_HEADER,
+    SIM_MARK_HEADER,
+    ErrorInfo,
+    Request,
+    RequestRecord,
+)
 from evalscope.engine.redact import redact_url, scrub
 from evalscope.engine.sse import SSEDecoder, SSEError
 
 if TYPE_CHECKING:
-    from evalscope.engine.client import Client
+    from evalscope.engine.protocols.base import Protocol as ApiProtocol
     from evalscope.engine.session import Timeouts
+
+
+class Client(typing.Protocol):
+    """What the transport reads from its :class:`evalscope.engine.client.Client` (not imported: no cycle)."""
+
+    url: str
+    model: str
+    protocol: ApiProtocol
+    stream: bool
+    keep_text: bool
+    timeouts: Timeouts
+    worker: int
+    send_request_id: bool | None
+
+    @property
+    def headers(self) -> dict[str, str]: ...
+
+    def _finish_tokens(self, rec: RequestRecord, st: StreamState, req: Request) -> None: ...
+
 
 _clock = time.perf_counter_ns
 
@@ -50,7 +77,9 @@ _M_SSE = 0  # streamed events: fed to the SSE decoder read by read
 _M_WHOLE = 1  # one JSON body, parsed when complete
 _M_SNIFF = 2  # not labelled SSE although a stream was asked for: look at the first bytes
 _M_ERROR = 3  # a non-2xx status: keep up to 64 KiB for the error message
-_M_DISCARD = 4  # a redirect or a prewarm probe: read to the end (so the connection can be reused), keep little
+_M_DISCARD = (
+    4  # a redirect or a prewarm probe: read to the end (so the connection can be reused), keep little
+)
 
 _SSE_STARTS = (b"data:", b":", b"event:", b"id:", b"retry:")
 _ERROR_BODY_MAX = 64 * 1024
@@ -138,6 +167,7 @@ class _Exchange:
         "error",
         "event_ns",
         "event_tokens",
+        "finished",
         "got_bytes",
         "headers",
         "last_read_ns",
@@ -145,16 +175,15 @@ class _Exchange:
         "n",
         "now",
         "parse",
+        "probe",
         "rec",
+        "settled",
         "st",
         "status",
         "stream",
-        "probe",
-        "settled",
         "tail",
         "track_tokens",
         "until_close",
-        "finished",
     )
 
     def __init__(
@@ -312,8 +341,10 @@ class _Exchange:
         self.body_len += len(body)
         head = b"".join(self.body)
         probe = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-        if len(head) >= 64 or probe.startswith(_SSE_STARTS) or (
-            probe and not any(p.startswith(probe) for p in _SSE_STARTS)
+        if (
+            len(head) >= 64
+            or probe.startswith(_SSE_STARTS)
+            or (probe and not any(p.startswith(probe) for p in _SSE_STARTS))
         ):
             self._sniff_decide()
 
@@ -473,11 +504,15 @@ class _Conn(asyncio.Protocol):
         if not ex.finished:
             if ex.status == 0:
                 msg = "server disconnected before the response" if exc is None else str(exc)
-                ex.fail(TransportError("connect", msg or "connection lost", type(exc).__name__ if exc else None))
+                ex.fail(
+                    TransportError("connect", msg or "connection lost", type(exc).__name__ if exc else None)
+                )
             else:
                 msg = "server disconnected mid-response" if exc is None else str(exc)
                 ex.fail(
-                    TransportError("incomplete_stream", msg or "connection lost", type(exc).__name__ if exc else None)
+                    TransportError(
+                        "incomplete_stream", msg or "connection lost", type(exc).__name__ if exc else None
+                    )
                 )
         self.ex = None
 
@@ -596,7 +631,9 @@ class H1Pool:
 class H1Transport:
     """The engine's default transport: builds request bytes, owns the pools, runs one exchange per send."""
 
-    def __init__(self, client: Client, ssl_ctx: _ssl.SSLContext | None = None, proxy: str | None = None) -> None:
+    def __init__(
+        self, client: Client, ssl_ctx: _ssl.SSLContext | None = None, proxy: str | None = None
+    ) -> None:
         self.client = client
         self.ssl_ctx = ssl_ctx
         self.pool = H1Pool(client, client.url, ssl_ctx, proxy)
@@ -807,7 +844,12 @@ class H1Transport:
         action: str | None = None
         location: str | None = None
         if err is not None:
-            if isinstance(err, TransportError) and reused and not ex.got_bytes and reconnects < _max_reconnects():
+            if (
+                isinstance(err, TransportError)
+                and reused
+                and not ex.got_bytes
+                and reconnects < MAX_RECONNECTS
+            ):
                 return rec, st, "resend", None
             rec.error = _error_info(err, rec)
         elif rec.error is not None:
@@ -826,7 +868,9 @@ class H1Transport:
                 conn.abandon(ex)  # only if the error body was cut short: not read to its end
         elif ex.mode == _M_SSE and st.done and ex.n == 0 and st.finish_reason is None and st.error is None:
             st.error = ErrorInfo(
-                "empty_stream", "the stream ended ([DONE]) without any token or finish_reason", rec.http_status
+                "empty_stream",
+                "the stream ended ([DONE]) without any token or finish_reason",
+                rec.http_status,
             )
         if rec.end_ns is None:
             rec.end_ns = _clock()
@@ -848,12 +892,6 @@ def pool_url(pool: H1Pool, path: str) -> str:
 
 def _never_parse(data: bytes, st: StreamState) -> int:
     return 0
-
-
-def _max_reconnects() -> int:
-    from evalscope.engine.client import MAX_RECONNECTS
-
-    return MAX_RECONNECTS
 
 
 def _total_expired(conn: _Conn, ex: _Exchange, total_s: float) -> None:

@@ -31,7 +31,10 @@ def _sse(n: int) -> bytes:
     for i in range(n):
         ev = {"choices": [{"index": 0, "delta": {"content": f"w{i} "}, "finish_reason": None}]}
         out += b"data: " + orjson.dumps(ev) + b"\n\n"
-    last = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": {"completion_tokens": n}}
+    last = {
+        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+        "usage": {"completion_tokens": n},
+    }
     return out + b"data: " + orjson.dumps(last) + b"\n\ndata: [DONE]\n\n"
 
 
@@ -180,10 +183,14 @@ async def test_whole_json_and_error_bodies() -> None:
 
     def reply(s: RawServer) -> list[bytes]:
         if len(s.heads) % 2:
-            return [b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%b" % (len(ok), ok)]
+            return [
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%b"
+                % (len(ok), ok)
+            ]
         err = b'{"error": "overloaded"}'
         return [
-            b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 2\r\nContent-Length: %d\r\n\r\n%b" % (len(err), err)
+            b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 2\r\nContent-Length: %d\r\n\r\n%b"
+            % (len(err), err)
         ]
 
     async with RawServer(_keepalive(reply, box)) as srv:
@@ -200,7 +207,9 @@ async def test_whole_json_and_error_bodies() -> None:
 async def test_garbage_reply_is_an_error_not_a_crash() -> None:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/event-stream\r\n\r\nzz\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/event-stream\r\n\r\nzz\r\n"
+        )
         await writer.drain()
         await asyncio.sleep(0.5)
 
@@ -216,7 +225,7 @@ async def test_total_timeout() -> None:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _read_request(reader)
         writer.write(HEAD_CHUNKED)
-        for i in range(100):  # a token every 50 ms: never idle long enough for the read timeout
+        for _i in range(100):  # a token every 50 ms: never idle long enough for the read timeout
             writer.write(_chunked(_sse(1).split(b"\n\n")[0] + b"\n\n", [1000])[: -len(b"0\r\n\r\n")])
             await writer.drain()
             await asyncio.sleep(0.05)
@@ -247,7 +256,9 @@ def _tls_pair(tmp: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
         .sign(key, hashes.SHA256())
     )
