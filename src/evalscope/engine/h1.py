@@ -431,6 +431,7 @@ class _Conn(asyncio.Protocol):
         self.message_done = False
         self.keep = True
         self.idle_timer: asyncio.TimerHandle | None = None
+        self.timer_s = 0.0  # the read timeout the idle timer was armed for
 
     # httptools calls these on the protocol object it was given: forward to the exchange
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -529,7 +530,11 @@ class _Conn(asyncio.Protocol):
         ex.rec.sent_ns = now
         ex.last_read_ns = now
         transport.write(payload)
-        if read_s > 0 and self.idle_timer is None:
+        if read_s > 0 and (self.idle_timer is None or self.timer_s != read_s):
+            # (re-armed when this request's read timeout differs: a prewarm probe uses its own short one)
+            if self.idle_timer is not None:
+                self.idle_timer.cancel()
+            self.timer_s = read_s
             self.idle_timer = asyncio.get_running_loop().call_later(read_s, self._idle_check, read_s)
 
     def _idle_check(self, read_s: float) -> None:

@@ -349,3 +349,16 @@ async def test_closed_loop_never_waits_for_a_reused_connections_tail() -> None:
             await asyncio.gather(*(slot() for _ in range(16)))
     assert len(durations) == 192
     assert max(durations) < 0.9, sorted(durations)[-5:]
+
+
+async def test_prewarm_probe_timeout_is_not_the_requests_read_timeout() -> None:
+    """A connection opened by ``prewarm`` (10 s probe timeout here 0.3 s) must not carry the probe's timeout
+    into the requests sent on it: a reply that starts after 0.6 s is fine with a 5 s read timeout (the
+    built-in transport once failed such requests with "no data for 10 s" against llama-cpp-python)."""
+    from evalscope.sim import SimConfig, SimServer
+
+    async with SimServer(SimConfig(ttft_ms=600, itl_ms=1, output_tokens=2), port=0) as sim:
+        async with Client(sim.url, "sim-model", timeouts=Timeouts(connect_s=2, read_s=5)) as c:
+            assert await c.prewarm(1, timeout_s=0.3) == 1
+            rec = await c.send(Request(prompt="hi", max_tokens=2))
+    assert rec.ok, rec.error
