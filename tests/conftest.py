@@ -81,3 +81,16 @@ def _kernel_rx_timestamps_on() -> object:
         pass
     yield s
     s.close()
+
+
+@pytest.fixture(params=["builtin", "aiohttp"])
+def any_transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test once per engine transport: ``Client``'s default is switched for the test's duration.
+
+    Modules that test transport behaviour (protocol, faults, connection habits) use it with
+    ``pytestmark = pytest.mark.usefixtures("any_transport")``; aiohttp stays the reference implementation.
+    """
+    import evalscope.engine.client as client_mod
+
+    monkeypatch.setattr(client_mod, "DEFAULT_TRANSPORT", request.param)
+    return str(request.param)

@@ -378,6 +378,31 @@ class UvloopReader(Tool):
         }
 
 
+class ProtocolReader(UvloopReader):
+    name = "protocol-reader"
+    note = "raw asyncio.Protocol reader (benchmarks/peers/protocol_reader.py), the floor below aiohttp"
+
+    def command(self, url: str, wl: Workload, out: Path) -> list[str]:
+        return [
+            sys.executable,
+            str(HERE / "protocol_reader.py"),
+            "--url",
+            url,
+            "--model",
+            MODEL,
+            "--parallel",
+            str(wl.parallel),
+            "--number",
+            str(wl.number),
+            "--max-tokens",
+            str(wl.tokens),
+            "--prompt-words",
+            str(PROMPT_TOKENS),
+            "--out",
+            str(out / "result.json"),
+        ]
+
+
 class OrigEvalscope(Tool):
     name = "evalscope-orig"
     packages = ["evalscope[perf]"]
@@ -628,7 +653,7 @@ class VllmBench(Tool):
 
 
 TOOL_CLASSES: dict[str, type[Tool]] = {
-    c.name: c for c in (OurEvalscope, UvloopReader, OrigEvalscope, GuideLLM, AIPerf, VllmBench)
+    c.name: c for c in (OurEvalscope, UvloopReader, ProtocolReader, OrigEvalscope, GuideLLM, AIPerf, VllmBench)
 }
 
 # ----------------------------------------------------------------------------------------------- running

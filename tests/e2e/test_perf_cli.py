@@ -141,10 +141,9 @@ def test_accuracy_against_simulator_truth(tmp_path: Path, machine_load: Any) -> 
         assert abs(st["tpot"]["mean"] - t_tpot) < 2.0, report
         assert first_err < 2.0 and last_err < 2.0, report
         assert abs(st["ttft"]["mean"] - t_ttft - sim_late) < 2.0, report
-        # E2E: the send side plus the last event's receive error, measured at 2.2-2.7 ms here (docs/metrics.md,
-        # "Measured accuracy"): over the 2 ms target, which the lean transport (stamping at the socket write)
-        # is to meet. This bound holds today's figure so that a regression beyond it fails.
-        assert abs(st["e2e_latency"]["mean"] - t_e2e - sim_late) < 3.0, report
+        # E2E: the send side plus the last event's receive error. The built-in transport stamps at the socket
+        # write (send side ~0.005 ms) and in the read callback: measured 1.3 ms even with the machine 88 % busy.
+        assert abs(st["e2e_latency"]["mean"] - t_e2e - sim_late) < 2.0, report
 
     # When the tool says its numbers can be trusted, they must be within the claim, whatever the load.
     if st["client"]["trustworthy"]:

@@ -100,14 +100,18 @@ def _reaping_sim() -> SimConfig:
     return SimConfig(idle_timeout_ms=1, fin_delay_ms=2000, **FAST)
 
 
+TRANSPORTS = pytest.mark.parametrize("transport", ["builtin", "aiohttp"])
+
+
+@TRANSPORTS
 @pytest.mark.parametrize("workers", ["1", "2"])
-def test_perf_parallel_32_loses_nothing_to_idle_reaping(tmp_path: Path, workers: str) -> None:
+def test_perf_parallel_32_loses_nothing_to_idle_reaping(tmp_path: Path, workers: str, transport: str) -> None:
     """Before the fix: dozens of the 128 requests failed as ``connect`` ("Server disconnected")."""
     with SimProcess(_reaping_sim()) as sim:
         res = perf(
             [
                 *("--url", sim.url, "--parallel", "32", "--number", "128", "--max-tokens", "8"),
-                *("--workers", workers, *_out(tmp_path)),
+                *("--workers", workers, "--transport", transport, *_out(tmp_path)),
             ]
         )
         stats = sim.fetch_stats()
@@ -124,13 +128,17 @@ def test_perf_parallel_32_loses_nothing_to_idle_reaping(tmp_path: Path, workers:
     assert "reconnects (not failures)" in res.stdout
 
 
-def test_perf_parallel_32_loses_nothing_to_unannounced_closes(tmp_path: Path) -> None:
+@TRANSPORTS
+def test_perf_parallel_32_loses_nothing_to_unannounced_closes(tmp_path: Path, transport: str) -> None:
     """llama-server closes some connections right after a streamed reply without saying so; a client that
     reuses the connection at once loses the request (measured: 3-14 of 128 at --parallel 32 before the fix)."""
     cfg = SimConfig(silent_close_rate=0.25, fin_delay_ms=50, **FAST)
     with SimProcess(cfg) as sim:
         res = perf(
-            ["--url", sim.url, "--parallel", "32", "--number", "128", "--max-tokens", "8", *_out(tmp_path)]
+            [
+                *("--url", sim.url, "--parallel", "32", "--number", "128", "--max-tokens", "8"),
+                *("--transport", transport, *_out(tmp_path)),
+            ]
         )
         stats = sim.fetch_stats()
     assert res.returncode == 0, res.stderr + res.stdout
@@ -145,7 +153,8 @@ def test_perf_parallel_32_loses_nothing_to_unannounced_closes(tmp_path: Path) ->
     )
 
 
-def test_perf_llama_server_like_mix_loses_nothing(tmp_path: Path) -> None:
+@TRANSPORTS
+def test_perf_llama_server_like_mix_loses_nothing(tmp_path: Path, transport: str) -> None:
     """Bounded workers (connections wait), keep-alive limit, some ``Connection: close`` and idle reaping."""
     cfg = SimConfig(
         max_workers=8,
@@ -158,7 +167,10 @@ def test_perf_llama_server_like_mix_loses_nothing(tmp_path: Path) -> None:
     )
     with SimProcess(cfg) as sim:
         res = perf(
-            ["--url", sim.url, "--parallel", "32", "--number", "128", "--max-tokens", "8", *_out(tmp_path)]
+            [
+                *("--url", sim.url, "--parallel", "32", "--number", "128", "--max-tokens", "8"),
+                *("--transport", transport, *_out(tmp_path)),
+            ]
         )
         stats = sim.fetch_stats()
     assert res.returncode == 0, res.stderr + res.stdout

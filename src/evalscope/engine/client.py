@@ -9,10 +9,11 @@ event into integer timestamps and an ``array('q')`` of event times: no per-chunk
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
@@ -26,7 +27,14 @@ from evalscope.engine.protocols.base import (
     StreamState,
 )
 from evalscope.engine.protocols.base import get_protocol as _get_protocol
-from evalscope.engine.records import SIM_ID_HEADER, SIM_MARK_HEADER, ErrorInfo, Request, RequestRecord
+from evalscope.engine.records import (
+    MAX_RECONNECTS,
+    SIM_ID_HEADER,
+    SIM_MARK_HEADER,
+    ErrorInfo,
+    Request,
+    RequestRecord,
+)
 from evalscope.engine.redact import redact_url, register_secret, register_url_secrets, scrub
 from evalscope.engine.session import (
     Timeouts,
@@ -37,6 +45,33 @@ from evalscope.engine.session import (
 )
 from evalscope.engine.sse import SSEDecoder, SSEError
 from evalscope.engine.usage import check_usage, limit_of
+
+if TYPE_CHECKING:
+    from evalscope.engine.h1 import H1Transport
+
+#: ``--transport`` choices: our own HTTP/1.1 client (evalscope.engine.h1), or aiohttp (the fallback).
+TRANSPORTS: tuple[str, ...] = ("builtin", "aiohttp")
+#: What ``Client(transport=None)`` uses (tests switch it to run the same checks over both transports).
+DEFAULT_TRANSPORT = "builtin"
+
+
+def _checked_proxy(url: str, transport: str) -> str | None:
+    """The environment's proxy for ``url``; refused (one line) where the chosen transport cannot use it."""
+    from evalscope.engine.proxy import proxy_for
+    from evalscope.errors import ConfigError
+
+    if transport not in TRANSPORTS:
+        raise ConfigError(f"unknown transport {transport!r}", f"use one of: {', '.join(TRANSPORTS)}")
+    proxy = proxy_for(url)
+    if proxy is not None and transport == "builtin" and not (
+        url.startswith("http://") and proxy.startswith("http://")
+    ):
+        raise ConfigError(
+            f"a proxy is set for {redact_url(url)} ({redact_url(proxy)}): the built-in transport proxies only "
+            "http:// URLs through an http:// proxy",
+            "pass --transport aiohttp (it tunnels https through an http:// proxy), or list the host in NO_PROXY",
+        )
+    return proxy
 
 _clock = time.perf_counter_ns
 
@@ -50,9 +85,6 @@ def _retry_after(value: str | None) -> float | None:
         return None  # an HTTP date: rare from inference servers; treated as "no hint"
 
 
-#: How many times one request may be resent because its kept-alive connection was closed before any reply
-#: byte. The resend goes on a fresh connection, whose failures are never resent, so 1 is enough.
-MAX_RECONNECTS = 1
 
 
 def _lost_before_reply(exc: BaseException, rec: RequestRecord) -> bool:
@@ -107,6 +139,8 @@ class Client:
         send_request_id: bool | None = None,
         session: aiohttp.ClientSession | None = None,
         worker: int = 0,
+        transport: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.protocol: Protocol = api if isinstance(api, Protocol) else _get_protocol(api, continuous_usage)
         self.url = normalize_url(url, self.protocol.default_path)
@@ -133,6 +167,15 @@ class Client:
         self.url = self._take_userinfo(self.url)
         self._session = session
         self._own_session = session is None
+        self._ssl = ssl_context
+        transport = transport or DEFAULT_TRANSPORT
+        self._proxy = _checked_proxy(self.url, transport)
+        self._h1: H1Transport | None = None
+        if transport == "builtin" and session is None:  # a session passed in means aiohttp
+            from evalscope.engine.h1 import H1Transport
+
+            self._h1 = H1Transport(self, ssl_context, self._proxy)
+        self.transport = "builtin" if self._h1 is not None else "aiohttp"
 
     def _take_userinfo(self, url: str) -> str:
         """Move ``user:key@`` out of the URL into a Basic ``Authorization`` header (unless one is set).
@@ -156,7 +199,7 @@ class Client:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = make_session(self.timeouts)
+            self._session = make_session(self.timeouts, ssl_context=self._ssl, proxy=self._proxy)
         return self._session
 
     @property
@@ -165,7 +208,8 @@ class Client:
         return self._headers
 
     async def __aenter__(self) -> Client:
-        _ = self.session
+        if self._h1 is None:
+            _ = self.session
         return self
 
     async def __aexit__(
@@ -174,6 +218,8 @@ class Client:
         await self.aclose()
 
     async def aclose(self) -> None:
+        if self._h1 is not None:
+            await self._h1.close()
         if self._session is not None and self._own_session:
             await self._session.close()
             self._session = None
@@ -224,7 +270,7 @@ class Client:
     def _fresh(self) -> aiohttp.ClientSession:
         """A session whose every request opens (and then closes) its own connection: the resend path."""
         if self._fresh_session is None:
-            self._fresh_session = make_session(self.timeouts, fresh=True)
+            self._fresh_session = make_session(self.timeouts, fresh=True, ssl_context=self._ssl, proxy=self._proxy)
         return self._fresh_session
 
     async def prewarm(self, n: int, timeout_s: float = 10.0) -> int:
@@ -237,6 +283,8 @@ class Client:
         """
         from evalscope.engine.session import base_url
 
+        if self._h1 is not None:
+            return await self._h1.prewarm(n, timeout_s)
         url = base_url(self.url) + "/v1/models"
         headers = {k: v for k, v in self._headers.items() if k.lower() != "content-type"}
         timeout = aiohttp.ClientTimeout(total=timeout_s)
@@ -257,6 +305,9 @@ class Client:
         self, req: Request, on_cancel: Callable[[RequestRecord], None] | None = None
     ) -> RequestRecord:
         """Send ``req``; return its record. ``on_cancel`` receives the record if the task is cancelled."""
+        if self._h1 is not None:
+            rec, st = await self._h1.send(req, on_cancel)
+            return self._finalize(rec, st, req)
         return await self._send(req, on_cancel, self.session, 0, 0)
 
     async def _send(
@@ -377,6 +428,10 @@ class Client:
             rec.error = ErrorInfo(kind, scrub(str(exc))[:1024], rec.http_status, type(exc).__name__)
         except Exception as exc:  # noqa: BLE001 - failures are data: anything else is a client-side error record
             rec.error = ErrorInfo("client", scrub(repr(exc))[:1024], rec.http_status, type(exc).__name__)
+        return self._finalize(rec, st, req)
+
+    def _finalize(self, rec: RequestRecord, st: StreamState, req: Request) -> RequestRecord:
+        """Token counts from usage or events, and the record's status (shared by both transports)."""
         if rec.end_ns is None:
             rec.end_ns = _clock()
         self._finish_tokens(rec, st, req)

@@ -35,6 +35,10 @@ SIM_ID_HEADER = "X-Evalscope-Request-Id"
 #: Response header by which the simulator identifies itself (on ``/v1/models``).
 SIM_MARK_HEADER = "X-Evalscope-Sim"
 
+#: How many times one request may be resent because its kept-alive connection was closed before any reply
+#: byte (both transports). The resend goes on a fresh connection, whose failures are never resent, so 1 is enough.
+MAX_RECONNECTS = 1
+
 
 @dataclass(slots=True)
 class ErrorInfo:

@@ -9,6 +9,7 @@ total timeout minutes later), and an optional total.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -81,17 +82,26 @@ class TrackingConnector(aiohttp.TCPConnector):
 
 
 def make_session(
-    timeouts: Timeouts, limit: int = 0, read_bufsize: int = 4 * 1024 * 1024, fresh: bool = False
+    timeouts: Timeouts,
+    limit: int = 0,
+    read_bufsize: int = 4 * 1024 * 1024,
+    fresh: bool = False,
+    ssl_context: ssl.SSLContext | None = None,
+    proxy: str | None = None,
 ) -> aiohttp.ClientSession:
     """A ClientSession for many concurrent streams; the caller closes it.
 
     ``fresh``: every request on a new connection, closed after it (the resend path of :class:`Client`).
+    ``ssl_context``: verify TLS with it (default: the system's trust store). ``proxy``: every request through
+    it (see ``engine.proxy.proxy_for``; the environment is not read here, so one rule serves both transports).
     """
+    ssl_arg: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
     connector = (
-        TrackingConnector(limit=limit, limit_per_host=0, ttl_dns_cache=300, force_close=True)
+        TrackingConnector(limit=limit, limit_per_host=0, ttl_dns_cache=300, force_close=True, ssl=ssl_arg)
         if fresh
-        else TrackingConnector(limit=limit, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=60)
+        else TrackingConnector(limit=limit, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=60, ssl=ssl_arg)
     )
+    extra: dict[str, Any] = {"proxy": proxy} if proxy is not None else {}
     timeout = aiohttp.ClientTimeout(
         total=timeouts.total_s, sock_connect=timeouts.connect_s, sock_read=timeouts.read_s, connect=None
     )
@@ -103,6 +113,7 @@ def make_session(
         max_field_size=1024 * 1024,
         auto_decompress=True,
         trust_env=False,
+        **extra,
     )
 
 

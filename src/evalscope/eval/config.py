@@ -261,6 +261,12 @@ class EvalConfig(BaseModel):
         description="Idle read timeout between bytes (s).",
         json_schema_extra=_opt("--read-timeout"),
     )
+    transport: Literal["builtin", "aiohttp"] = Field(
+        "builtin",
+        description="HTTP client: builtin (evalscope's own HTTP/1.1 transport) or aiohttp (the fallback; also "
+        "tunnels https through a proxy).",
+        json_schema_extra={"cli": "--transport"},
+    )
     drain_timeout_s: float = Field(
         30.0,
         ge=0,

@@ -479,6 +479,7 @@ class EvalRunner:
             "timeouts": Timeouts(connect_s=cfg.connect_timeout_s, read_s=cfg.read_timeout_s),
             "stream": cfg.stream,
             "cache": self.cache,
+            "transport": cfg.transport,
         }
         if cfg.api_url is None:
             return BuiltinSimModel(self.model_name, **common)
@@ -503,6 +504,7 @@ class EvalRunner:
             policy=self._policy(),
             timeouts=Timeouts(connect_s=cfg.connect_timeout_s, read_s=cfg.read_timeout_s),
             stream=cfg.stream,
+            transport=cfg.transport,
         )
 
     async def connect(self) -> Model:

@@ -144,6 +144,7 @@ class Coordinator:
             stream=cfg.stream,
             keep_text=cfg.save_responses,
             continuous_usage=cfg.continuous_usage,
+            transport=cfg.transport,
         )
         async with client:
             if cfg.test_connection:

@@ -104,6 +104,12 @@ class PerfConfig(BaseModel):
         description="Whole-request timeout (s); none by default.",
         json_schema_extra=_cli("--total-timeout", group="target"),
     )
+    transport: Literal["builtin", "aiohttp"] = Field(
+        "builtin",
+        description="HTTP client: builtin (evalscope's own HTTP/1.1 transport, lowest overhead) or aiohttp "
+        "(the fallback; also tunnels https through a proxy).",
+        json_schema_extra=_cli("--transport", group="target"),
+    )
     test_connection: bool = Field(
         True,
         description="Check the endpoint (reachability, key, path, model) before the run.",

@@ -25,7 +25,7 @@ import pytest
 from evalscope.engine import Client, Request, RequestRecord, run
 from evalscope.sim import SimConfig, SimProcess
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.usefixtures("any_transport")]
 
 FLOOR_LIMIT_MS = 1.0
 SEND_MEDIAN_LIMIT_MS = 1.0

@@ -20,7 +20,7 @@ from evalscope.engine.preflight import preflight
 from evalscope.engine.records import SIM_ID_HEADER
 from evalscope.sim import SimConfig, SimServer
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("any_transport")]
 
 FAST: dict[str, Any] = {"ttft_ms": 2, "itl_ms": 1, "output_tokens": 4}
 

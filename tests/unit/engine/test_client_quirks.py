@@ -16,7 +16,7 @@ from evalscope.engine.records import ERROR_KINDS, RequestRecord
 from evalscope.perf.aggregate import Aggregator
 from evalscope.sim import SimConfig, SimServer
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("any_transport")]
 
 
 async def _send(cfg: SimConfig, url_suffix: str = "", **client_kw: object) -> tuple[RequestRecord, dict]:  # type: ignore[type-arg]

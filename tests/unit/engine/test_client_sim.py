@@ -12,7 +12,7 @@ from evalscope.engine.preflight import preflight
 from evalscope.errors import EndpointError
 from evalscope.sim import SimConfig, SimServer
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("any_transport")]
 
 
 async def test_ok_stream_record() -> None:

@@ -19,7 +19,7 @@ import pytest
 from evalscope.engine import Client, Request, RequestRecord, run
 from evalscope.sim import SimConfig, SimProcess
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.usefixtures("any_transport")]
 
 
 def one_attempt(tag: str) -> tuple[float, float, str]:

@@ -207,3 +207,19 @@ def test_vectorised_gap_recording_matches_per_gap_path(profile: str, monkeypatch
         slow.add(r)
     for name in ("itl", "icl"):
         assert fast.metrics[name].stats() == pytest.approx(slow.metrics[name].stats(), rel=1e-9), name
+
+
+def test_vectorised_percentile_matches_hdrh() -> None:
+    """``value_at_percentile`` (numpy scan, used by the live progress) gives hdrh's own answer."""
+    import random
+
+    from evalscope.perf.histogram import Metric, value_at_percentile
+
+    rng = random.Random(7)
+    for n, scale in ((1, 1e3), (5, 1e6), (200, 2e8), (3000, 1e10)):
+        m = Metric()
+        for _ in range(n):
+            m.record(rng.expovariate(1 / scale))
+        h = m.hist
+        for p in (0.0, 0.1, 1.0, 50.0, 90.0, 99.0, 99.9, 100.0):
+            assert value_at_percentile(h, p) == h.get_value_at_percentile(p), (n, scale, p)

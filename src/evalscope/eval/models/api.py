@@ -86,6 +86,7 @@ class ApiModel:
         stream: bool = True,
         endpoint_id: str | None = None,
         cache: ResponseCache | None = None,
+        transport: str | None = None,
     ) -> None:
         self.client = Client(
             url,
@@ -95,6 +96,7 @@ class ApiModel:
             keep_text=True,
             stream=stream,
             timeouts=timeouts,
+            transport=transport,
         )
         self.policy = policy or RetryPolicy()
         self.gate = AIMDGate(concurrency)

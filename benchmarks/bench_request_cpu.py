@@ -1,0 +1,153 @@
+"""Client CPU per request for short (8-token) streamed requests, per transport: where per-request work shows.
+
+Two levels, both against a SimProcess with zero latency (pinned to CPU 0, the client to CPU 1 when there are
+two CPUs):
+
+* ``engine``: ``Client.send`` in a closed loop in this process; CPU (user+sys, ``getrusage``) / requests.
+* ``perf``: the whole ``evalscope perf`` (dataset, scheduler, record building, aggregation, the batched record
+  writer, the report) as a subprocess. Marginal CPU per request: two runs, ``--requests`` and a tenth of it,
+  and (CPU_big - CPU_small) / (N_big - N_small), which removes interpreter start, imports and report writing.
+
+``--profile`` runs the engine level under cProfile with a CPU-time clock (a wall clock would charge the time
+this process was preempted by the server it just woke to whatever function was running) and prints the top
+functions. Run: ``python benchmarks/bench_request_cpu.py [--quick] [--levels engine,perf] [--profile]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from evalscope.engine import Client, Request, run
+from evalscope.sim import SimConfig, SimProcess
+
+TRANSPORTS = ("builtin", "aiohttp")
+
+
+def cpu_self() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def cpu_children() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+async def engine_loop(url: str, n: int, parallel: int, tokens: int, transport: str) -> tuple[float, int]:
+    async with Client(url, "sim-model", transport=transport, send_request_id=False) as c:
+        await c.prewarm(parallel)
+        it = iter(range(n))
+        ok = 0
+
+        async def worker() -> None:
+            nonlocal ok
+            for i in it:
+                rec = await c.send(Request(request_id=i, prompt="hello there", max_tokens=tokens))
+                ok += rec.ok
+
+        t0 = cpu_self()
+        await asyncio.gather(*(worker() for _ in range(parallel)))
+        return cpu_self() - t0, ok
+
+
+def perf_run(url: str, n: int, parallel: int, tokens: int, transport: str, cpus: set[int] | None) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [
+            sys.executable,
+            *("-m", "evalscope", "perf", "--no-live", "--url", url),
+            *("--parallel", str(parallel), "--number", str(n), "--max-tokens", str(tokens)),
+            *("--transport", transport, "--outputs-dir", tmp),
+        ]
+        t0 = cpu_children()
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+        )
+        _, err = proc.communicate(timeout=600)
+        if proc.returncode != 0:
+            raise SystemExit(f"evalscope perf failed ({proc.returncode}): {err[-2000:]}")
+        return cpu_children() - t0
+
+
+def profile_engine(url: str, n: int, parallel: int, tokens: int, transport: str, top: int) -> None:
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile(time.process_time)
+    prof.enable()
+    run(engine_loop(url, n, parallel, tokens, transport))
+    prof.disable()
+    stats = pstats.Stats(prof)
+    stats.sort_stats("tottime").print_stats(top)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--requests", type=int, default=20000)
+    ap.add_argument("--parallel", type=int, default=16)
+    ap.add_argument("--tokens", type=int, default=8)
+    ap.add_argument("--levels", default="engine,perf", help="comma list of engine, perf")
+    ap.add_argument("--transports", default=",".join(TRANSPORTS))
+    ap.add_argument("--quick", action="store_true", help="2,000 requests")
+    ap.add_argument("--profile", action="store_true", help="cProfile the engine level (builtin) and exit")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    a = ap.parse_args()
+    n = 2000 if a.quick else a.requests
+    allowed = sorted(os.sched_getaffinity(0))
+    pinned = len(allowed) >= 2
+    sim_cpus, cli_cpus = ({allowed[0]}, {allowed[1]}) if pinned else (None, None)
+    cfg = SimConfig(ttft_ms=0, itl_ms=0, output_tokens=a.tokens, truth=False)
+    rows: dict[str, dict[str, float]] = {}
+    with SimProcess(cfg, cpus=sim_cpus) as sim:
+        if cli_cpus:
+            os.sched_setaffinity(0, cli_cpus)
+        if a.profile:
+            profile_engine(sim.url, n, a.parallel, a.tokens, "builtin", 30)
+            return
+        for transport in a.transports.split(","):
+            row: dict[str, float] = {}
+            if "engine" in a.levels:
+                cpu, ok = run(engine_loop(sim.url, n, a.parallel, a.tokens, transport))
+                if ok != n:
+                    raise SystemExit(f"{transport}: only {ok} of {n} requests succeeded")
+                row["engine_us_per_request"] = round(cpu / n * 1e6, 1)
+            if "perf" in a.levels:
+                small = max(100, n // 10)
+                c_small = perf_run(sim.url, small, a.parallel, a.tokens, transport, cli_cpus)
+                c_big = perf_run(sim.url, n, a.parallel, a.tokens, transport, cli_cpus)
+                row["perf_us_per_request"] = round((c_big - c_small) / (n - small) * 1e6, 1)
+                row["perf_fixed_cpu_s"] = round(c_small - (c_big - c_small) / (n - small) * small, 2)
+            rows[transport] = row
+    print(
+        f"{'transport':<10}{'engine µs/req':>16}{'perf µs/req':>14}   ({n} requests x {a.tokens} tokens, {a.parallel} parallel)"
+    )
+    for t, r in rows.items():
+        print(f"{t:<10}{r.get('engine_us_per_request', '-'):>16}{r.get('perf_us_per_request', '-'):>14}")
+    out = {
+        "bench": "request_cpu",
+        "pinned": pinned,
+        "requests": n,
+        "tokens": a.tokens,
+        "parallel": a.parallel,
+        **rows,
+    }
+    print(json.dumps(out))
+    if a.json:
+        a.json.write_text(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
