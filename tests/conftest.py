@@ -81,3 +81,15 @@ def _kernel_rx_timestamps_on() -> object:
         pass
     yield s
     s.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight Llama directory (tests/tinymodel.py); skipped with the reason when torch /
+    transformers / tokenizers are not installed (pip install -e ".[local]")."""
+    from tinymodel import build_tiny_llama, missing
+
+    lack = missing()
+    if lack is not None:
+        pytest.skip(f"{lack} is not installed: the local-model tests need the 'local' extra")
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama") / "tiny-llama")

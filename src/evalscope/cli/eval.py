@@ -17,13 +17,14 @@ from evalscope.cli import run_cli_command
 from evalscope.cli.eval_compat import apply_compat_options, compat_options
 from evalscope.cli.suggest import StrictSuggestCommand
 
-_HELP = """Measure a served model's accuracy on standard benchmarks.
+_HELP = """Measure a model's accuracy on standard benchmarks: a served model, or local weights (--backend).
 
 \b
 Examples:
   evalscope eval --api-url http://127.0.0.1:8000/v1 --datasets gsm8k arc --dataset-dir ../shared/datasets
   evalscope eval --datasets arc --dataset-dir ../shared/datasets --limit 10    # built-in simulator
   evalscope eval --resume outputs/20260101_120000 --api-url http://127.0.0.1:8000/v1
+  evalscope eval --model ./Qwen2-0.5B-Instruct --datasets arc --limit 4   # local weights (transformers)
 
 Exit codes: 0 ok, 1 internal error, 2 invalid option / dataset / refused resume, 3 endpoint unreachable
 or rejected the key / model, 4 a benchmark's errored samples exceeded --max-error-rate (reports are
@@ -54,6 +55,11 @@ def _eval_options(f: Any) -> Any:
             "--api-key-file", type=click.Path(dir_okay=False, path_type=Path), help=_h("api_key_file")
         ),
         click.option("--api", type=click.Choice(["openai", "openai-completions"]), help=_h("api")),
+        click.option("--backend", help=_h("backend")),
+        click.option("--model-hub", type=click.Choice(["modelscope", "huggingface"]), help=_h("model_hub")),
+        click.option("--model-args", help=_h("model_args")),
+        click.option("--chat-template", type=click.Path(path_type=Path), help=_h("chat_template")),
+        click.option("--template-type", help=_h("template_type")),
         click.option(
             "--datasets", multiple=True, help=_h("datasets", " Several names may follow one --datasets.")
         ),
