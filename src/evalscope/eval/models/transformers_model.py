@@ -131,13 +131,13 @@ def _settings(params: dict[str, Any]) -> _Settings:
             f"supported: {', '.join(sorted(_KNOWN))}"
         )
     temp = params.get("temperature")
-    do_sample = temp is not None and float(temp) > 0
+    do_sample = isinstance(temp, int | float) and temp > 0
     stop = params.get("stop") or []
     extra = {k: params[k] for k in ("repetition_penalty", "min_p") if params.get(k) is not None}
     return _Settings(
         max_new_tokens=int(params.get("max_tokens") or DEFAULT_MAX_TOKENS),
         do_sample=do_sample,
-        temperature=float(temp) if do_sample else None,
+        temperature=float(temp) if do_sample and temp is not None else None,
         top_p=params.get("top_p") if do_sample else None,
         top_k=params.get("top_k") if do_sample else None,
         stop=[stop] if isinstance(stop, str) else list(stop),
@@ -229,15 +229,16 @@ class TransformersModel:
         try:
             import torch
             import transformers
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+            from transformers import AutoTokenizer
         except ImportError as exc:
             raise ConfigError(
                 f"--backend transformers needs torch and transformers ({exc.name} is not installed)",
                 'pip install "evalscope[local]" (or torch==2.13.0 and transformers), or serve the model and '
                 "pass --api-url",
             ) from None
-        transformers.utils.logging.disable_progress_bar()  # one line of ours instead of a bar per load
-        transformers.utils.logging.set_verbosity_error()
+        logging_: Any = transformers.utils.logging
+        logging_.disable_progress_bar()  # one line of ours instead of a bar per load
+        logging_.set_verbosity_error()
         self.say(f"Loading {self.ref} ({resolved.path}) with transformers ...")
         trust = bool(self.model_args.get("trust_remote_code", False))
         try:
@@ -262,7 +263,8 @@ class TransformersModel:
         if self.model_args.get("attn_implementation"):
             kwargs["attn_implementation"] = self.model_args["attn_implementation"]
         try:
-            model = AutoModelForCausalLM.from_pretrained(str(resolved.path), **kwargs)
+            auto: Any = transformers.AutoModelForCausalLM
+            model = auto.from_pretrained(str(resolved.path), **kwargs)
         except (OSError, ValueError) as exc:
             raise ConfigError(
                 f"--model {self.ref!r}: cannot load the weights from {resolved.path}: {str(exc)[:200]}",
