@@ -153,6 +153,24 @@ async def test_generation_leaves_the_event_loop_free(tiny_llama: Path) -> None:
     assert ticks >= max(3, int(wall / 0.01 * 0.2)), (ticks, wall)
 
 
+@pytest.mark.timeout(300)
+async def test_closing_stops_a_long_batch_at_once(tiny_llama: Path) -> None:
+    m = TransformersModel(str(tiny_llama), batch_size=8)
+    await m.start()
+    jobs = [
+        asyncio.create_task(m.generate(_messages(p), {"max_tokens": 4000}, f"r{i}"))
+        for i, p in enumerate(PROMPTS)
+    ]
+    while m.batches == 0:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
+    t0 = time.perf_counter()
+    await m.aclose()  # 4000 tokens would take minutes here; the abort criterion ends it at the next token
+    assert time.perf_counter() - t0 < 20
+    done = await asyncio.wait_for(asyncio.gather(*jobs), 10)  # every waiting sample is answered
+    assert all(not d.ok and d.error.kind == "cancelled" for d in done)
+
+
 def test_chat_template_choice(tmp_path: Path) -> None:
     said: list[str] = []
     assert pick_chat_template("TOK", None, None, said.append) == "TOK" and not said

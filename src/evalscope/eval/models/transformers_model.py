@@ -190,11 +190,14 @@ class TransformersModel:
         self._eos: list[int] = []
         self._pad = 0
         self._pending: list[_Request] = []
+        self._running: list[_Request] = []  # the batch in the worker thread
         self._wake: asyncio.Event | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._seq = 0
         self._closed = False
+        self._abort = False  # set by aclose(): the batch being generated stops at its next token
+        self._stopper: Any = None
 
     @property
     def name(self) -> str:
@@ -286,7 +289,21 @@ class TransformersModel:
         self._pad = pad if isinstance(pad, int) else (eos[0] if eos else 0)
         self._tok = tok
         self._model = model
+        self._stopper = self._abort_criterion(torch, transformers)
         self.say(f"Loaded {self.ref} with transformers on {self.device} (batch size {self.batch_size}).")
+
+    def _abort_criterion(self, torch: Any, transformers: Any) -> Any:
+        """A stopping criterion that ends every row once :meth:`aclose` sets ``_abort`` (Ctrl-C, errors), so
+        closing never waits for a long batch to run to ``max_tokens``."""
+        owner = self
+
+        class _Abort(transformers.StoppingCriteria):  # type: ignore[misc]
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                return torch.full(
+                    (input_ids.shape[0],), owner._abort, dtype=torch.bool, device=input_ids.device
+                )
+
+        return transformers.StoppingCriteriaList([_Abort()])
 
     # ------------------------------------------------------------------------------------------ requests
 
@@ -370,6 +387,7 @@ class TransformersModel:
                     break
             while self._pending:
                 batch = self._take_batch()
+                self._running = batch
                 try:
                     gens = await loop.run_in_executor(self._executor, self._run, batch)
                 except Exception as exc:  # noqa: BLE001 - the batch fails; the run goes on
@@ -444,6 +462,8 @@ class TransformersModel:
             kwargs.update(temperature=None, top_p=None, top_k=None)
         if s.stop:
             kwargs.update(stop_strings=s.stop, tokenizer=self._tok)
+        if self._stopper is not None:
+            kwargs["stopping_criteria"] = self._stopper
         self.sent += len(batch)
         self.batches += 1
         t0 = time.perf_counter()
@@ -452,6 +472,8 @@ class TransformersModel:
                 input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device), **kwargs
             )
         latency = time.perf_counter() - t0
+        if self._abort:
+            raise RuntimeError("generation stopped: the model is being closed")
         rows = out[:, width:].tolist()
         return [self._finish(r, row, s, latency) for r, row in zip(batch, rows, strict=True)]
 
@@ -497,6 +519,7 @@ class TransformersModel:
         if self._closed:
             return
         self._closed = True
+        self._abort = True
         task, self._loop_task = self._loop_task, None
         if task is not None:
             task.cancel()
@@ -504,10 +527,11 @@ class TransformersModel:
                 await task
             except asyncio.CancelledError:
                 pass
-        for req in self._pending:
+        closed = ErrorInfo(kind="cancelled", message="the model was closed before this sample was generated")
+        for req in [*self._running, *self._pending]:
             if not req.future.done():
-                req.future.cancel()
-        self._pending = []
+                req.future.set_result(Generation(error=closed, attempts=0))
+        self._pending, self._running = [], []
         executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
