@@ -94,3 +94,15 @@ def any_transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(client_mod, "DEFAULT_TRANSPORT", request.param)
     return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight Llama directory (tests/tinymodel.py); skipped with the reason when torch /
+    transformers / tokenizers are not installed (pip install -e ".[local]")."""
+    from tinymodel import build_tiny_llama, missing
+
+    lack = missing()
+    if lack is not None:
+        pytest.skip(f"{lack} is not installed: the local-model tests need the 'local' extra")
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama") / "tiny-llama")

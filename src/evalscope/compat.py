@@ -233,29 +233,39 @@ def apply_prompt_template(messages: list[dict[str, Any]], args: Mapping[str, Any
 
 def is_local_model_ref(model: str) -> bool:
     """A hub id (``org/name``) or a filesystem path, i.e. weights rather than a served model name."""
-    import os
+    from evalscope.localmodel import is_local_ref
 
-    return "/" in model or "\\" in model or os.path.exists(model)
+    return is_local_ref(model)
 
 
-def check_eval_target(model: str | None, api_url: str | None, simulator: bool) -> None:
-    """Refuse to label a simulator run with a model that did not answer.
+def check_eval_target(
+    model: str | None, api_url: str | None, simulator: bool, backend: str | None = None
+) -> None:
+    """Refuse to label a simulator run with a model that did not answer, and a contradictory backend.
 
     The built-in simulator answers only when no ``--model`` is given, or when it is asked for explicitly
-    (``--simulator`` / ``--api-url sim``). Loading weights locally is not supported (yet): a hub id or a
-    local path without ``--api-url`` is refused.
+    (``--simulator`` / ``--api-url sim``). A hub id or a local path without ``--api-url`` is run locally
+    (``evalscope.localmodel.choose_backend``); a served model name without ``--api-url`` is refused.
     """
-    if api_url is not None or simulator or model is None:
+    from evalscope.localmodel import choose_backend
+
+    chosen = choose_backend(backend, model, api_url, simulator)
+    if chosen != "api" or api_url is not None or simulator or model is None:
         return
     from evalscope.eval.models.builtin import BUILTIN_MODEL
 
     if model == BUILTIN_MODEL:
         return
-    what = "a hub id or local path" if is_local_model_ref(model) else "a model name"
+    if is_local_model_ref(model):
+        raise ConfigError(
+            f"--backend api with --model {model!r} (a hub id or local path) needs --api-url",
+            "pass --api-url http://HOST:PORT/v1, or drop --backend api to run the weights here "
+            "(--backend transformers)",
+        )
     raise ConfigError(
-        f"--model {model!r} is {what} but no --api-url was given; evalscope does not load weights, "
-        "it evaluates a served model",
-        "serve it (e.g. `vllm serve MODEL`) and pass --api-url http://HOST:PORT/v1, "
+        f"--model {model!r} is a model name but no --api-url was given, and it is no local path or hub id "
+        "(org/name) whose weights could be run here",
+        "serve it and pass --api-url http://HOST:PORT/v1, pass a model directory or hub id, "
         "or pass --simulator to score the built-in simulator",
     )
 
@@ -265,16 +275,31 @@ def check_eval_target(model: str | None, api_url: str | None, simulator: bool) -
 
 #: Seed-era run_task / YAML keys that mean nothing here, with the one-line reason printed when ignored.
 TASK_KEYS_IGNORED: dict[str, str] = {
-    "template_type": "chat templates are applied by the server",
-    "model_args": "no weights are loaded here (precision, device_map and revision belong to the server)",
     "mem_cache": "use use_cache (a directory) for a response cache",
-    "chat_template": "chat templates are applied by the server",
     "eval_backend": "only the native backend exists",
     "analysis_report": "no LLM-written analysis is produced",
     "judge_worker_num": "there is no judge yet: judge-scored benchmarks are not available",
     "ignore_errors": "failed samples are retried, journalled, counted in the report and retried by --resume",
     "outputs": "use work_dir",
 }
+
+
+#: Seed keys that configure a local model (--backend transformers / a managed server): ignored, with a notice,
+#: when the model is an endpoint (``--api-url``), where the server owns templates, dtype and revision.
+LOCAL_ONLY_KEYS: dict[str, str] = {
+    "template_type": "chat templates are applied by the server (--api-url)",
+    "chat_template": "chat templates are applied by the server (--api-url)",
+    "model_args": "precision, device_map and revision belong to the server (--api-url)",
+}
+
+
+def local_only_notices(given: Mapping[str, Any]) -> list[str]:
+    """One notice per local-model key given to a run whose model is an endpoint."""
+    return [
+        f"Note: {key!r} is accepted for compatibility and ignored: {why}."
+        for key, why in LOCAL_ONLY_KEYS.items()
+        if given.get(key) not in (None, False, {}, "")
+    ]
 
 
 def task_key_notice(key: str) -> str:
@@ -347,6 +372,11 @@ def _task_rows() -> list[CompatRow]:
         CompatRow("python", "eval_type", "-", "mapped", "see --eval-type"),
         CompatRow("python", "dataset_hub", "dataset_hub", "same"),
         CompatRow("python", "dry_run", "dry_run", "same", "validate and load data; no requests"),
+    ]
+    rows += [
+        CompatRow("python", "model_args", "model_args", "mapped", "local models: precision, device_map, revision"),
+        CompatRow("python", "template_type", "template_type", "mapped", "local models without a tokenizer template"),
+        CompatRow("python", "chat_template", "chat_template", "mapped", "local models: a Jinja template file"),
     ]
     rows += [CompatRow("python", k, "-", "ignored", why) for k, why in TASK_KEYS_IGNORED.items()]
     return rows

@@ -67,17 +67,14 @@ EVAL_TYPES: dict[str, tuple[str, str]] = {
     "openai_api": ("service", "an OpenAI-compatible endpoint (--api-url)"),
     "service": ("service", "an OpenAI-compatible endpoint (--api-url)"),
     "server": ("service", "an OpenAI-compatible endpoint (--api-url)"),
-    "checkpoint": (
-        "",
-        "local checkpoints are not loaded: serve the model (e.g. `vllm serve MODEL`) and pass --api-url",
-    ),
-    "llm_ckpt": ("", "local checkpoints are not loaded: serve the model and pass --api-url"),
+    "checkpoint": ("local", "local weights: a model directory or hub id run here (see --backend)"),
+    "llm_ckpt": ("local", "local weights: a model directory or hub id run here (see --backend)"),
     "mock_llm": ("simulator", "the built-in simulator (same as --simulator)"),
 }
 
 
 def map_eval_type(value: str | None) -> str | None:
-    """``service``, ``simulator``, or a ConfigError; None when not given."""
+    """``service``, ``simulator``, ``local``, or a ConfigError; None when not given."""
     if value is None:
         return None
     spec = EVAL_TYPES.get(value.strip().lower())

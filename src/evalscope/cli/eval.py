@@ -24,6 +24,7 @@ _HELP = """Measure a served model's accuracy on standard benchmarks.
 Examples:
   evalscope eval --api-url http://127.0.0.1:8000/v1 --datasets gsm8k arc --dataset-dir ../shared/datasets
   evalscope eval --datasets arc --dataset-dir ../shared/datasets --limit 10    # built-in simulator
+  evalscope eval --model <model_dir> --datasets arc --dataset-dir ../shared/datasets   # local weights
   evalscope eval --resume outputs/20260101_120000 --api-url http://127.0.0.1:8000/v1
 
 Exit codes: 0 ok, 1 internal error, 2 invalid option / dataset / refused resume, 3 endpoint unreachable

@@ -23,7 +23,7 @@ def compat_options() -> list[Any]:
         click.option(
             "--eval-type",
             help="Upstream's: openai_api / service (needs --api-url), mock_llm (the simulator); checkpoint is "
-            "refused (no local weights).",
+            "a local model (see --backend).",
         ),
         click.option(
             "--stream", "stream_on", is_flag=True, default=None, help="Stream responses (the default)."
@@ -36,9 +36,6 @@ def compat_options() -> list[Any]:
             type=click.Choice(JUDGE_STRATEGIES),
             help="rule / auto: rule-based scoring (what every built-in benchmark does); llm / llm_recall are refused.",
         ),
-        click.option("--template-type", hidden=True),
-        click.option("--chat-template", hidden=True),
-        click.option("--model-args", hidden=True),
         click.option("--judge-worker-num", hidden=True),
         click.option("--ignore-errors", is_flag=True, default=None, hidden=True),
         click.option("--analysis-report", is_flag=True, default=None, hidden=True),
@@ -64,9 +61,6 @@ def apply_compat_options(kw: dict[str, Any], err: Any = None) -> None:
         kw["sample_timeout_s"] = timeout
     check_judge_strategy(kw.pop("judge_strategy", None))
     for key in (
-        "template_type",
-        "chat_template",
-        "model_args",
         "judge_worker_num",
         "ignore_errors",
         "analysis_report",

@@ -175,6 +175,37 @@ class EvalConfig(BaseModel):
         json_schema_extra=_opt("--dry-run", "flag"),
     )
 
+    # local models (issue 13): --model as a directory or hub id, run by a backend (evalscope.localmodel)
+    backend: str | None = Field(
+        None,
+        description="How the model is run: api (--api-url or the simulator), transformers (in-process), vllm, "
+        "llama.cpp, sglang, swift (a managed server). Default: api with --api-url, else for a model directory "
+        "or hub id vllm when installed, else transformers.",
+        json_schema_extra={"cli": "--backend"},
+    )
+    model_hub: Literal["modelscope", "huggingface"] = Field(
+        "modelscope",
+        description="Hub a --model hub id (org/name) is downloaded from, into the cache (extra 'hub').",
+        json_schema_extra={"cli": "--model-hub"},
+    )
+    model_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Local model settings: precision (float16, bfloat16, float32, auto), device_map, revision, "
+        "trust_remote_code, attn_implementation; key=value,key=value or JSON.",
+        json_schema_extra={"cli": "--model-args"},
+    )
+    chat_template: Path | None = Field(
+        None,
+        description="Jinja chat template file for a local model (default: the tokenizer's own).",
+        json_schema_extra={"cli": "--chat-template"},
+    )
+    template_type: str | None = Field(
+        None,
+        description="The seed's template name (qwen, chatml, llama3 ...): used for a local model whose "
+        "tokenizer has no chat template; the tokenizer's own template supersedes it.",
+        json_schema_extra={"cli": "--template-type"},
+    )
+
     # what to evaluate
     datasets: list[str] = Field(
         ...,
@@ -353,6 +384,27 @@ class EvalConfig(BaseModel):
             raise ValueError("temperature must be >= 0")
         return out
 
+    @field_validator("backend", mode="before")
+    @classmethod
+    def _backend(cls, v: Any) -> Any:
+        from evalscope.localmodel import check_backend
+
+        return check_backend(v) if isinstance(v, str) else v
+
+    @field_validator("model_args", mode="before")
+    @classmethod
+    def _model_args(cls, v: Any) -> dict[str, Any]:
+        from evalscope.localmodel import check_model_args
+
+        return check_model_args(parse_generation_config(v))
+
+    @field_validator("chat_template")
+    @classmethod
+    def _chat_template(cls, v: Path | None) -> Path | None:
+        if v is not None and not v.is_file():
+            raise ValueError("not a file (a Jinja chat template)")
+        return v
+
     @field_validator("dataset_args", mode="before")
     @classmethod
     def _dargs(cls, v: Any) -> Any:
@@ -416,7 +468,7 @@ class EvalConfig(BaseModel):
             raise ValueError("--simulator and --api-url are mutually exclusive")
         from evalscope.compat import check_eval_target
 
-        check_eval_target(self.model, self.api_url, self.simulator)
+        check_eval_target(self.model, self.api_url, self.simulator, self.backend)
         return self
 
     # ---------------------------------------------------------------------------------------- helpers
@@ -428,6 +480,12 @@ class EvalConfig(BaseModel):
         return resolve_api_key(
             None if self.api_key is None else self.api_key.get_secret_value(), self.api_key_file
         )
+
+    def resolved_backend(self) -> str:
+        """``api`` or the local backend that runs --model (evalscope.localmodel.choose_backend has the rule)."""
+        from evalscope.localmodel import choose_backend
+
+        return choose_backend(self.backend, self.model, self.api_url, self.simulator)
 
     def resolved_judge_key(self) -> str | None:
         if self.judge_api_key is not None:

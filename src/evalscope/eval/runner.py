@@ -44,6 +44,7 @@ from evalscope.eval.models.api import ApiModel
 from evalscope.eval.models.base import Generation, Model
 from evalscope.eval.models.builtin import BUILTIN_ENDPOINT, BUILTIN_MODEL, BuiltinSimModel
 from evalscope.eval.report import perf_fields
+from evalscope.localmodel import local_identity
 
 log = logging.getLogger(__name__)
 
@@ -241,6 +242,7 @@ class EvalRunner:
         self.err = out if out is not None else sys.stderr
         self.tasks: list[_Task] = []
         self.run_dir: Path | None = None
+        self.backend = cfg.resolved_backend() if model is None else "api"
         self.model_name = (
             model.name if model is not None else cfg.model or (BUILTIN_MODEL if cfg.api_url is None else "")
         )
@@ -251,6 +253,8 @@ class EvalRunner:
             self.endpoint_id = (
                 model.endpoint_id
                 if model is not None
+                else local_identity(self.backend, self.model_name, cfg.model_args)[1]
+                if self.backend != "api"
                 else BUILTIN_ENDPOINT
                 if cfg.api_url is None
                 else redact_url(normalize_url(cfg.api_url, "/v1/chat/completions")) or ""
@@ -302,6 +306,11 @@ class EvalRunner:
                 f"benchmark {judged[0]!r} is scored by a judge model",
                 "pass --judge-model (and --judge-api-url)",
             )
+        if self.backend == "api":
+            from evalscope.compat import local_only_notices
+
+            for note in local_only_notices(cfg.model_dump(include={"template_type", "chat_template", "model_args"})):
+                self.say(note)
         root = cfg.dataset_root()
         from evalscope.compat import apply_prompt_template, check_dataset_args
 
@@ -469,8 +478,13 @@ class EvalRunner:
         )
 
     def _build_model(self) -> Model:
-        """The model the config describes: the endpoint at --api-url, else the built-in simulator."""
+        """The model the config describes: weights run by a local backend, the endpoint at --api-url, else the
+        built-in simulator."""
         cfg = self.cfg
+        if self.backend != "api":
+            from evalscope.eval.models.local import build_local_model
+
+            return build_local_model(self.backend, cfg, cache=self.cache, say=self.say)
         common: dict[str, Any] = {
             "api": cfg.api,
             "api_key": self.api_key,
@@ -707,7 +721,11 @@ class EvalRunner:
                 f"Dry run: {t.name}: {len(t.samples)} samples x {self.cfg.repeats} repeats, "
                 f"generation {_jsonable(t.generation)}"
             )
-        target = "the built-in simulator" if self.cfg.api_url is None else self.endpoint_id
+        target = (
+            self.endpoint_id
+            if self.backend != "api" or self.cfg.api_url is not None
+            else "the built-in simulator"
+        )
         self.say(f"Dry run: nothing sent to {target}; no run directory created.")
         return EvalResult(run_dir=self.cfg.work_dir)
 

@@ -71,7 +71,7 @@ class HFTokenizer:
                 "pip install 'evalscope[tokenizers]', or omit --tokenizer-path to count words",
             ) from None
         try:
-            self._tok = AutoTokenizer.from_pretrained(path)
+            self._tok: Any = AutoTokenizer.from_pretrained(path)  # typed loosely: decode() is str | list[str]
         except Exception as exc:  # noqa: BLE001 - transformers raises many types; one line for the user
             raise ConfigError(f"--tokenizer-path {path!r}: cannot load tokenizer ({exc})") from None
         self.name = f"hf:{path}"
