@@ -55,6 +55,14 @@ def _eval_options(f: Any) -> Any:
         ),
         click.option("--api", type=click.Choice(["openai", "openai-completions"]), help=_h("api")),
         click.option(
+            "--backend",
+            type=click.Choice(["api", "transformers", "vllm", "llama.cpp", "sglang", "swift"]),
+            help=_h("backend"),
+        ),
+        click.option("--server-args", help=_h("server_args")),
+        click.option("--server-bin", help=_h("server_bin")),
+        click.option("--server-timeout", type=float, help=_h("server_timeout")),
+        click.option(
             "--datasets", multiple=True, help=_h("datasets", " Several names may follow one --datasets.")
         ),
         click.option("--limit", type=int, help=_h("limit")),

@@ -44,6 +44,7 @@ from evalscope.eval.models.api import ApiModel
 from evalscope.eval.models.base import Generation, Model
 from evalscope.eval.models.builtin import BUILTIN_ENDPOINT, BUILTIN_MODEL, BuiltinSimModel
 from evalscope.eval.report import perf_fields
+from evalscope.servers import MANAGED_BACKENDS
 
 log = logging.getLogger(__name__)
 
@@ -258,6 +259,11 @@ class EvalRunner:
         except ConfigError as exc:
             exc.message = exc.message.replace("--url", "--api-url")
             raise
+        if model is None and cfg.backend in MANAGED_BACKENDS:
+            from evalscope.eval.models.managed import managed_identity
+
+            assert cfg.model is not None
+            self.model_name, self.endpoint_id = managed_identity(cfg.backend, cfg.model, cfg.server_args)
         self.api_key = cfg.resolved_api_key()
         if self.api_key:
             register_secret(self.api_key)
@@ -480,6 +486,24 @@ class EvalRunner:
             "stream": cfg.stream,
             "cache": self.cache,
         }
+        if cfg.backend in MANAGED_BACKENDS:
+            from evalscope.eval.models.managed import ManagedServerModel
+
+            assert cfg.model is not None
+            return ManagedServerModel(
+                cfg.backend,
+                cfg.model,
+                server_args=cfg.server_args,
+                server_bin=cfg.server_bin,
+                timeout_s=cfg.server_timeout,
+                log_dir=cfg.work_dir,
+                endpoint_id=self.endpoint_id,
+                served_name=self.model_name,
+                stopping=lambda: self._stopping,
+                run_dir=lambda: self.run_dir,
+                say=self.say,
+                **common,
+            )
         if cfg.api_url is None:
             return BuiltinSimModel(self.model_name, **common)
         return ApiModel(cfg.api_url, self.model_name, endpoint_id=self.endpoint_id, **common)
@@ -706,6 +730,8 @@ class EvalRunner:
                 f"generation {_jsonable(t.generation)}"
             )
         target = "the built-in simulator" if self.cfg.api_url is None else self.endpoint_id
+        if self.cfg.backend in MANAGED_BACKENDS:
+            target = f"the managed {self.cfg.backend} server (not started)"
         self.say(f"Dry run: nothing sent to {target}; no run directory created.")
         return EvalResult(run_dir=self.cfg.work_dir)
 
