@@ -6,7 +6,8 @@ name given by ``--served-model-name`` / ``--alias`` / ``--served_model_name``.
 
 - ``ok``: exec the simulator (the stand-in's PID is the server's);
 - ``slow:S``: sleep S seconds first (a model that takes long to load);
-- ``loading:S``: answer HTTP 503 on the port for S seconds first (llama-server while it loads the model);
+- ``loading:S``: the simulator answers 503 "Loading model" for S seconds first (``--loading-ms``, as
+  llama-server does while it loads the model);
 - ``crash``: print a few log lines and exit 3 during start-up;
 - ``ignore-term``: ignore SIGTERM, start the simulator as a child plus a grandchild that ignores SIGTERM too
   (the whole tree must be killed by SIGKILL);
@@ -61,25 +62,8 @@ if mode == "crash":
     sys.exit(3)
 if mode.startswith("slow:"):
     time.sleep(float(mode[5:]))
-if mode.startswith("loading:"):
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
-    class H(BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(503)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(b'{{"error":{{"code":503,"message":"Loading model"}}}}')
-
-        def log_message(self, *a):
-            pass
-
-    srv = HTTPServer((host, int(port)), H)
-    srv.timeout = 0.1
-    end = time.monotonic() + float(mode[8:])
-    while time.monotonic() < end:
-        srv.handle_request()
-    srv.server_close()
+if mode.startswith("loading:"):  # the simulator's llama-server quirk: 503 "Loading model" on an open port
+    sim += ["--loading-ms", str(float(mode[8:]) * 1000)]
 if mode == "ignore-term":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     child = subprocess.Popen(sim)

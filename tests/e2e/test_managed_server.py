@@ -101,7 +101,7 @@ def test_crash_at_start_fails_fast_with_the_log_tail(
 def test_deadline_stops_the_tree(tmp_path: Path, standin: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STANDIN_MODE", "slow:60")
     s = _server(tmp_path, standin, timeout_s=1.5, grace_s=2.0)
-    with pytest.raises(ServerStartError, match="did not answer /v1/models within 1.5 s"):
+    with pytest.raises(ServerStartError, match=r"did not answer /v1/models within 1\.5 s"):
         s.start()
     assert s.pid is not None and _wait_gone([s.pid]) == []
 
@@ -236,7 +236,7 @@ def test_server_args_may_not_move_the_server(tmp_path: Path) -> None:
         ManagedServer("vllm", str(tmp_path), server_args=["--host", "0.0.0.0"])
     with pytest.raises(ConfigError, match="must not set --port"):
         ManagedServer("vllm", str(tmp_path), server_args=["--port=8000"])
-    with pytest.raises(ConfigError, match="needs --model FILE.gguf"):
+    with pytest.raises(ConfigError, match=r"needs --model FILE\.gguf"):
         ManagedServer("llama.cpp", str(tmp_path))
 
 
