@@ -319,3 +319,37 @@ def test_ctrl_c_during_start_up_leaves_no_server(tmp_path: Path) -> None:
     assert rc == 130, errlog.read_text()
     assert time.monotonic() - t0 < 20
     assert _gone([pid], 10.0)
+
+
+def test_dry_run_starts_no_server(tmp_path: Path, shared_datasets: Path) -> None:
+    exe = write_standin(tmp_path / "bin")
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "evalscope",
+            "eval",
+            "--model",
+            str(_model(tmp_path)),
+            "--backend",
+            "vllm",
+            "--server-bin",
+            str(exe),
+            "--datasets",
+            "arc",
+            "--limit",
+            "2",
+            "--dataset-dir",
+            str(shared_datasets),
+            "--work-dir",
+            str(tmp_path / "out"),
+            "--dry-run",
+        ],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "the managed vllm server (not started)" in r.stderr
+    assert not (tmp_path / "pids").exists() and "Starting" not in r.stderr

@@ -541,6 +541,7 @@ class ManagedServer:
             return
         self._stopped = True
         proc, pgid = self.proc, self.proc.pid
+        exited = proc.poll()  # exited by itself (a crash at start-up): only its leftovers are stopped
         t0 = time.monotonic()
         tree = set(_descendants(pgid))
         grace = float(self.grace_s or 0.0)
@@ -570,7 +571,10 @@ class ManagedServer:
                     guard.kill()
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     guard.wait(timeout=5)
-        if not quiet:
+        if exited is not None:
+            if not quiet:
+                self._say(f"{self.backend} server (pid {pgid}) had exited (code {exited})")
+        elif not quiet:
             how = f"killed after {grace:g} s (SIGTERM ignored)" if self.killed else "stopped"
             self._say(f"{self.backend} server (pid {pgid}) {how} in {self.stop_s:.1f} s")
 
