@@ -35,6 +35,7 @@ SKIPPED: dict[str, str] = {
     "--tokenizer-path": "downloads a Hugging Face tokenizer (no network in CI)",
     "--wandb-api-key": "needs a wandb account",
     "--swanlab-api-key": "needs a swanlab account",
+    "--backend": "starts a real model server (tests/e2e/test_managed_cli.py runs these with a stand-in server)",
 }
 
 CAPS: dict[str, float] = {

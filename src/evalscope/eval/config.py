@@ -205,6 +205,24 @@ class EvalConfig(BaseModel):
         "tokenizer has no chat template; the tokenizer's own template supersedes it.",
         json_schema_extra={"cli": "--template-type"},
     )
+    server_args: str | None = Field(
+        None,
+        description="Extra arguments of the managed server, one string split like a shell line "
+        "(e.g. '--max-model-len 4096'); not --host / --port.",
+        json_schema_extra={"cli": "--server-args"},
+    )
+    server_bin: str | None = Field(
+        None,
+        description="The managed server's executable (default: vllm, llama-server, swift on PATH; for sglang "
+        "the Python that has it).",
+        json_schema_extra={"cli": "--server-bin"},
+    )
+    server_timeout: float = Field(
+        600.0,
+        gt=0,
+        description="Seconds to wait for the managed server to answer /v1/models (exit 3 after).",
+        json_schema_extra={"cli": "--server-timeout"},
+    )
 
     # what to evaluate
     datasets: list[str] = Field(
@@ -466,6 +484,11 @@ class EvalConfig(BaseModel):
                 raise ValueError(f"--dataset-args names {name!r}, which is not in --datasets")
         if self.simulator and self.api_url is not None:
             raise ValueError("--simulator and --api-url are mutually exclusive")
+        from evalscope.servers import MANAGED_BACKENDS
+
+        if self.backend in MANAGED_BACKENDS:
+            _check_managed(self)
+            return self
         from evalscope.compat import check_eval_target
 
         check_eval_target(self.model, self.api_url, self.simulator, self.backend)
@@ -519,6 +542,21 @@ class EvalConfig(BaseModel):
             d[key] = redact_url(d.get(key))
         result: dict[str, Any] = scrub_secrets(d)
         return result
+
+
+def _check_managed(cfg: EvalConfig) -> None:
+    """--backend vllm etc.: the managed server is the endpoint, so no --api-url / --simulator; --model needed."""
+    if cfg.api_url is not None or cfg.simulator:
+        what = "--api-url" if cfg.api_url is not None else "--simulator"
+        raise ValueError(
+            f"{what} and --backend {cfg.backend} are mutually exclusive: the managed server is the endpoint "
+            f"(drop {what}, or drop --backend to evaluate a running server)"
+        )
+    if not cfg.model:
+        raise ValueError(f"--backend {cfg.backend} needs --model (a model directory, hub id or GGUF file)")
+    from evalscope.servers.managed import split_server_args
+
+    split_server_args(cfg.server_args)
 
 
 #: Keys whose values are credentials wherever they appear (exact names: "max_tokens" is not a secret).

@@ -45,6 +45,7 @@ from evalscope.eval.models.base import Generation, Model
 from evalscope.eval.models.builtin import BUILTIN_ENDPOINT, BUILTIN_MODEL, BuiltinSimModel
 from evalscope.eval.report import perf_fields
 from evalscope.localmodel import local_identity
+from evalscope.servers import MANAGED_BACKENDS
 
 log = logging.getLogger(__name__)
 
@@ -262,6 +263,11 @@ class EvalRunner:
         except ConfigError as exc:
             exc.message = exc.message.replace("--url", "--api-url")
             raise
+        if model is None and self.backend in MANAGED_BACKENDS:
+            from evalscope.eval.models.managed import managed_identity
+
+            assert cfg.model is not None
+            self.model_name, self.endpoint_id = managed_identity(self.backend, cfg.model, cfg.server_args)
         self.api_key = cfg.resolved_api_key()
         if self.api_key:
             register_secret(self.api_key)
@@ -481,7 +487,7 @@ class EvalRunner:
         """The model the config describes: weights run by a local backend, the endpoint at --api-url, else the
         built-in simulator."""
         cfg = self.cfg
-        if self.backend != "api":
+        if self.backend != "api" and self.backend not in MANAGED_BACKENDS:
             from evalscope.eval.models.local import build_local_model
 
             return build_local_model(self.backend, cfg, cache=self.cache, say=self.say)
@@ -495,6 +501,24 @@ class EvalRunner:
             "cache": self.cache,
             "transport": cfg.transport,
         }
+        if self.backend in MANAGED_BACKENDS:
+            from evalscope.eval.models.managed import ManagedServerModel
+
+            assert cfg.model is not None
+            return ManagedServerModel(
+                self.backend,
+                cfg.model,
+                server_args=cfg.server_args,
+                server_bin=cfg.server_bin,
+                timeout_s=cfg.server_timeout,
+                log_dir=cfg.work_dir,
+                endpoint_id=self.endpoint_id,
+                served_name=self.model_name,
+                stopping=lambda: self._stopping,
+                run_dir=lambda: self.run_dir,
+                say=self.say,
+                **common,
+            )
         if cfg.api_url is None:
             return BuiltinSimModel(self.model_name, **common)
         return ApiModel(cfg.api_url, self.model_name, endpoint_id=self.endpoint_id, **common)
@@ -726,6 +750,8 @@ class EvalRunner:
             if self.backend != "api" or self.cfg.api_url is not None
             else "the built-in simulator"
         )
+        if self.backend in MANAGED_BACKENDS:
+            target = f"the managed {self.backend} server (not started)"
         self.say(f"Dry run: nothing sent to {target}; no run directory created.")
         return EvalResult(run_dir=self.cfg.work_dir)
 

@@ -115,6 +115,30 @@ class PerfConfig(BaseModel):
         description="Check the endpoint (reachability, key, path, model) before the run.",
         json_schema_extra=_cli("--test-connection/--no-test-connection", kind="flag", group="target"),
     )
+    backend: Literal["api", "transformers", "vllm", "llama.cpp", "sglang", "swift"] = Field(
+        "api",
+        description="api: load --url (or the simulator). vllm | llama.cpp | sglang | swift: start that server "
+        "for --model (a path, a GGUF file for llama.cpp) on a free 127.0.0.1 port, load it, stop it.",
+        json_schema_extra=_cli("--backend", group="target"),
+    )
+    server_args: str | None = Field(
+        None,
+        description="Extra arguments of the managed server, one string split like a shell line "
+        "(e.g. '--max-model-len 4096'); not --host / --port.",
+        json_schema_extra=_cli("--server-args", group="target"),
+    )
+    server_bin: str | None = Field(
+        None,
+        description="The managed server's executable (default: vllm, llama-server, swift on PATH; "
+        "for sglang the Python that has it); env EVALSCOPE_VLLM_BIN etc. also work.",
+        json_schema_extra=_cli("--server-bin", group="target"),
+    )
+    server_timeout: float = Field(
+        600.0,
+        gt=0,
+        description="Seconds to wait for the managed server to answer /v1/models before giving up (exit 3).",
+        json_schema_extra=_cli("--server-timeout", group="target"),
+    )
 
     # ---- load
     parallel: list[int] = Field(
@@ -596,6 +620,28 @@ class PerfConfig(BaseModel):
                 )
         if self.api_key_file is not None and not self.api_key_file.is_file():
             raise ValueError(f"--api-key-file {str(self.api_key_file)!r} does not exist")
+        return self
+
+    @model_validator(mode="after")
+    def _managed(self) -> PerfConfig:
+        """--backend: a managed server replaces --url; perf measures a server, so transformers is refused."""
+        if self.backend == "api":
+            return self
+        if self.backend == "transformers":
+            raise ValueError(
+                "--backend transformers runs the model in-process, which perf cannot load-test; "
+                "use --backend vllm (or llama.cpp, sglang, swift) to serve it"
+            )
+        if self.url is not None:
+            raise ValueError(
+                f"--url and --backend {self.backend} are mutually exclusive: the managed server is the endpoint "
+                "(drop --url, or drop --backend to test a running server)"
+            )
+        if not self.model:
+            raise ValueError(f"--backend {self.backend} needs --model (a model directory, hub id or GGUF file)")
+        from evalscope.servers.managed import split_server_args
+
+        split_server_args(self.server_args)
         return self
 
     # ---- derived -------------------------------------------------------------------------------------

@@ -6,14 +6,15 @@ the network (options, dataset files, tokenizer, URL) is checked here before any 
 core in-process, worker processes with ``--workers``, Ray actors with ``--ray``; see ``_pools.py``).
 
 May import: ``engine`` (redact, session, protocols), ``perf.config``, ``perf.datasets``, ``perf.tokenizer``,
-``perf._coordinator``, ``perf._pools``, ``perf.progress``; ``perf.ray_backend`` (``--ray``) and ``sim``
-(no ``--url``) lazily.
+``perf._coordinator``, ``perf._pools``, ``perf.progress``; ``perf.ray_backend`` (``--ray``), ``sim``
+(no ``--url``) and ``servers`` (``--backend vllm`` etc.) lazily.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any
 
 from evalscope.engine.redact import register_secret, register_url_secrets
@@ -119,7 +120,11 @@ def run_perf(
     reporter = reporter or Reporter()
     sim_cm: AbstractContextManager[Any] | None = None
     sim_info: dict[str, Any] | None = None
+    server: Any = None  # a ManagedServer with --backend vllm | llama.cpp | sglang | swift
+    pr: Coordinator | None = None
     try:
+        if cfg.backend != "api":
+            server, cfg, url, api_key = _start_managed(cfg, api_key)
         if url is None:
             sim_cm, sim_url, sim_info = _start_simulator()
             from evalscope.engine.protocols.base import PROTOCOLS
@@ -135,6 +140,30 @@ def run_perf(
     finally:
         if sim_cm is not None:
             sim_cm.__exit__(None, None, None)
+        if server is not None:
+            server.stop()
+            server.keep_in(pr.run_dir if pr is not None else None)
+
+
+def _start_managed(cfg: PerfConfig, api_key: str | None) -> tuple[Any, PerfConfig, str, str | None]:
+    """--backend: start the model's server (printing its command line), wait until it answers, and point the
+    run at it: the URL is the server's, ``model`` the name it serves (the path stays in ``server.json``)."""
+    from evalscope.engine.protocols.base import PROTOCOLS
+    from evalscope.servers.managed import ManagedServer, split_server_args
+
+    assert cfg.model is not None
+    server = ManagedServer(
+        cfg.backend,
+        cfg.model,
+        server_args=split_server_args(cfg.server_args),
+        server_bin=cfg.server_bin,
+        timeout_s=cfg.server_timeout,
+        log_dir=Path(cfg.outputs_dir),
+    )
+    server.start()  # stops the process tree itself when it fails or is interrupted
+    run_cfg = cfg.model_copy(update={"url": server.url, "model": server.served_model})
+    url = normalize_url(server.url, PROTOCOLS.get(cfg.api).default_path)
+    return server, run_cfg, url, api_key or server.api_key
 
 
 __all__ = ["EvalscopeError", "LiveStage", "PerfConfig", "PerfRun", "Reporter", "run_perf"]

@@ -113,7 +113,7 @@ def apply_upstream_options(cfg: PerfConfig) -> PerfConfig:
         from evalscope.engine.redact import register_secret
 
         register_secret(key.get_secret_value())
-    if cfg.url is None and cfg.model and cfg.model != "sim-model":
+    if cfg.url is None and cfg.model and cfg.model != "sim-model" and cfg.backend == "api":
         # never label a simulator run with a model that did not answer (upstream's --url had a default)
         raise ValueError(
             f"--model {cfg.model} needs --url: without it the built-in simulator answers, and it serves "

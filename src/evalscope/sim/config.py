@@ -180,6 +180,12 @@ class SimConfig(BaseModel):
     emit_timestamps: bool = Field(
         default=False, description="Add sim_ns (perf_counter_ns at send) to each chunk."
     )
+    loading_ms: float = Field(
+        default=0.0,
+        ge=0,
+        description="Answer every request with 503 'Loading model' for this long after start (ms), as "
+        "llama-server does while it loads the weights.",
+    )
 
     # connections (real servers' habits; all off by default, see sim/conns.py)
     keepalive_max_requests: int | None = Field(

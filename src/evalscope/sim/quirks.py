@@ -1,8 +1,37 @@
-"""Hostile replies of the simulator (``usage_fault``): what buggy or hostile servers were seen to send."""
+"""Hostile replies of the simulator (``usage_fault``, ``loading_ms``): what buggy, hostile or still-starting
+servers were seen to send."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
+
+from aiohttp import web
+
+#: llama-server's reply (same bytes) to every request while it loads the model: /health and /v1/models
+#: included, on a port that is already open (seen for ~0.35 s with the tiny model of benchmarks/realservers).
+LOADING_BODY = b'{"error":{"message":"Loading model","type":"unavailable_error","code":503}}'
+
+
+def loading(
+    ready_at: float,
+) -> Callable[
+    [web.Request, Callable[[web.Request], Awaitable[web.StreamResponse]]],
+    Coroutine[Any, Any, web.StreamResponse],
+]:
+    """A middleware answering 503 ``Loading model`` until ``time.monotonic()`` reaches ``ready_at``
+    (``--loading-ms``): a readiness check must wait for a 200, not for an open port."""
+
+    @web.middleware
+    async def middleware(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if time.monotonic() < ready_at:
+            return web.Response(status=503, body=LOADING_BODY, content_type="application/json")
+        return await handler(request)
+
+    return middleware
 
 
 def bad_usage(fault: str, prompt: int, completion: int) -> Any:

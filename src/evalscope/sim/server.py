@@ -434,7 +434,11 @@ class SimServer:
 
     def build_app(self) -> web.Application:
         """The aiohttp application with every route (no middleware: it would cost on every request)."""
-        middlewares = [_conns.uuid_request_ids] if self.cfg.uuid_request_ids else []
+        middlewares: list[Any] = [_conns.uuid_request_ids] if self.cfg.uuid_request_ids else []
+        if self.cfg.loading_ms > 0:
+            from evalscope.sim.quirks import loading
+
+            middlewares.append(loading(time.monotonic() + self.cfg.loading_ms / 1000))
         app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=middlewares)
         if self._conns is not None:
             app.on_response_prepare.append(self._on_prepare)

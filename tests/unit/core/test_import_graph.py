@@ -32,6 +32,11 @@ RUNNERS = (
 RULES: list[tuple[str, tuple[str, ...], str]] = [
     ("evalscope.engine", (*FRONT_ENDS, "evalscope.sim"), "the engine is shared by every front end"),
     ("evalscope.sim", FRONT_ENDS, "the simulator is the test double of servers, not a client"),
+    (
+        "evalscope.servers",
+        (*FRONT_ENDS, "evalscope.sim"),
+        "managed servers are started for perf and eval alike; they know neither",
+    ),
     ("evalscope.tokens", ("evalscope.",), "the word tokenizer is a leaf shared by perf and the simulator"),
     ("evalscope.errors", ("evalscope.",), "errors are a leaf"),
     (
