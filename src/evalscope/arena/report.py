@@ -349,17 +349,19 @@ def render_console(report: dict[str, Any], console: Any) -> None:
         + (" - SIMULATED" if report["judge"].get("simulated") else "")
         + f"; {report['questions']} questions)"
     )
-    t = Table(title=title)
+    t = Table(title=title, caption=None if single else f"rating: Bradley-Terry, {report['anchor']} = 1000")
     t.add_column("#", justify="right")
     t.add_column("model")
-    t.add_column("mean score" if single else f"rating (anchor {report['anchor']}=1000)", justify="right")
-    t.add_column(f"{int(b['level'] * 100)}% CI ({b['rounds']} rounds)", justify="right")
-    t.add_column("elo K=32", justify="right")
-    t.add_column("W / T / L", justify="right")
+    t.add_column("mean score" if single else "rating", justify="right")
+    t.add_column(f"{round(b['level'] * 100)}% CI ({b['rounds']}x)", justify="right", no_wrap=True)
+    t.add_column("elo", justify="right")
+    t.add_column("W/T/L", justify="right", no_wrap=True)
     t.add_column("win rate", justify="right")
     t.add_column("mean len", justify="right")
     for n, r in enumerate(report["ratings"], 1):
-        ci = "-" if r["ci_low"] is None else f"{r['ci_low']:.1f} .. {r['ci_high']:.1f}"
+        ci = "-" if r["ci_low"] is None else f"{r['ci_low']:.0f}..{r['ci_high']:.0f}"
+        if single and r["ci_low"] is not None:
+            ci = f"{r['ci_low']:.2f}..{r['ci_high']:.2f}"
         wr = "-" if r["win_rate"] is None else f"{100 * r['win_rate']:.1f}%"
         ml = report["mean_answer_length"].get(r["model"])
         t.add_row(
@@ -368,7 +370,7 @@ def render_console(report: dict[str, Any], console: Any) -> None:
             "-" if r["rating"] is None else f"{r['rating']:.1f}" if not single else f"{r['rating']:.2f}",
             ci,
             "-" if r["elo"] is None else f"{r['elo']:.0f}",
-            f"{r['wins']} / {r['ties']} / {r['losses']}",
+            f"{r['wins']}/{r['ties']}/{r['losses']}",
             wr,
             "-" if ml is None else f"{ml:.0f}",
         )

@@ -388,6 +388,9 @@ async def arun_arena(cfg: ArenaConfig, judge: Model | None = None) -> ArenaResul
         else:
             jinfo = {"model": judge.name, "endpoint": judge.endpoint_id, "simulated": isinstance(judge, LocalSimJudge)}
         await judge.start(check=not jinfo.get("simulated"), check_model=True)
+        # who wrote which answer goes only to our simulator (its judge policy needs it; a real judge is blind)
+        client = getattr(judge, "client", None)
+        to_sim = bool(jinfo.get("simulated")) or bool(client is not None and await client.identify())
         judge_id = [jinfo["model"], jinfo["endpoint"], jinfo.get("truth")]
         planned = plan(cfg, questions, order, answers, judge_id, baseline)
         version = load_templates(cfg.judge_prompt).version
@@ -398,10 +401,12 @@ async def arun_arena(cfg: ArenaConfig, judge: Model | None = None) -> ArenaResul
         todo = [p for p in todo if not (p.key in seen or seen.add(p.key))]  # identical answers: judged once
         if entries:
             _log(f"Resuming: {len(planned) - len(todo)} of {len(planned)} judgments journaled", cfg.quiet)
+        tj = time.perf_counter()
         try:
-            sent, errors = await _judge_all(cfg, judge, todo, journal, version, bool(jinfo.get("simulated")))
+            sent, errors = await _judge_all(cfg, judge, todo, journal, version, to_sim)
         finally:
             journal.close()
+        judge_wall = time.perf_counter() - tj
         entries.update({str(e["key"]): e for e in read_lines(arena_dir / "judgments.jsonl")[0] if "key" in e})
         if todo and errors == len(todo) and sent:
             raise EndpointError(f"every judge call failed ({errors})", "check --judge-api-url and --judge-model")
@@ -425,7 +430,8 @@ async def arun_arena(cfg: ArenaConfig, judge: Model | None = None) -> ArenaResul
     )
     report["candidate_usage"] = cand_usage
     report["judge_errors"] = errors
-    report["run"] = {"dir": str(run_dir), "wall_s": round(time.perf_counter() - t0, 3), "requests_sent": sent}
+    report["run"] = {"dir": str(run_dir), "wall_s": round(time.perf_counter() - t0, 3), "requests_sent": sent,
+                     "judging_wall_s": round(judge_wall, 3)}
     (arena_dir / "report.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     if errors:
         _log(f"Warning: {errors} judgments failed at the judge endpoint; --resume {run_dir} retries them", cfg.quiet)

@@ -69,12 +69,14 @@ def fit_bt(
     base: float = 1000.0,
     tol: float = 1e-10,
     max_iter: int = 200,
+    start: BTFit | None = None,
 ) -> BTFit:
     """Maximum-likelihood Bradley-Terry strengths by Newton's method with step halving.
 
     ``w_tab[i, j]`` games had ``i`` first and ``j`` second, scoring ``s_tab[i, j]`` for ``i``. Strength of
     ``anchor`` is fixed at 0 (rating ``base``); with ``position`` a common first-position logit is fitted too.
     ``ridge`` (a tiny Gaussian prior on the strengths) keeps a model that won or lost every game finite.
+    ``start``: a previous fit to start from (bootstrap rounds start at the full fit).
     """
     k = w_tab.shape[0]
     free = [i for i in range(k) if i != anchor]
@@ -90,6 +92,10 @@ def fit_bt(
         return th, float(x[-1]) if position else 0.0
 
     x = np.zeros(n)
+    if start is not None:
+        theta = (start.ratings - base) / ELO_PER_LOGIT
+        beta = start.position if position else 0.0
+        x = np.append(theta[free], beta) if position else theta[free].copy()
     ll = bt_loglik(theta, beta, w_tab, s_tab, ridge)
     converged = False
     it = 0
@@ -144,11 +150,12 @@ def bootstrap_bt(
     q = w_q.shape[0]
     rng = np.random.default_rng(seed)
     out = np.empty((rounds, w_q.shape[1]))
+    full = fit_bt(w_q.sum(axis=0), s_q.sum(axis=0), anchor=anchor, position=position, ridge=ridge, base=base)
     for r in range(rounds):
         counts = np.bincount(rng.integers(0, q, size=q), minlength=q).astype(np.float64)
         w = np.tensordot(counts, w_q, axes=1)
         s = np.tensordot(counts, s_q, axes=1)
-        out[r] = fit_bt(w, s, anchor=anchor, position=position, ridge=ridge, base=base).ratings
+        out[r] = fit_bt(w, s, anchor=anchor, position=position, ridge=ridge, base=base, start=full).ratings
     return out
 
 
