@@ -307,26 +307,26 @@ async def _judge_all(
         ptok = ctok = 0
         latency = 0.0
         attempts = 0
-        for attempt in (1, 2):  # an unparseable verdict is asked once more, then it is null
-            params: dict[str, Any] = {"max_tokens": cfg.judge_max_tokens, "temperature": 0.0}
-            if simulated:
-                params["metadata"] = {"evalscope_arena": {**p.meta, "attempt": attempt}}
-            async with sem:
+        async with sem:  # held across the retry: a judgment in flight is finished before a new one starts
+            for attempt in (1, 2):  # an unparseable verdict is asked once more, then it is null
+                params: dict[str, Any] = {"max_tokens": cfg.judge_max_tokens, "temperature": 0.0}
+                if simulated:
+                    params["metadata"] = {"evalscope_arena": {**p.meta, "attempt": attempt}}
                 sent += 1
                 gen = await judge.generate(
                     [{"role": "user", "content": p.prompt}], params, f"arena-{p.key[:16]}-{attempt}"
                 )
-            if not gen.ok:
-                errors += 1
-                return  # not journaled: asked again on resume
-            attempts = attempt
-            raws.append(gen.text)
-            ptok += gen.prompt_tokens or 0
-            ctok += gen.completion_tokens or 0
-            latency += gen.latency_s or 0.0
-            result = parse_single(gen.text) if single else parse_pairwise(gen.text)
-            if result is not None:
-                break
+                if not gen.ok:
+                    errors += 1
+                    return  # not journaled: asked again on resume
+                attempts = attempt
+                raws.append(gen.text)
+                ptok += gen.prompt_tokens or 0
+                ctok += gen.completion_tokens or 0
+                latency += gen.latency_s or 0.0
+                result = parse_single(gen.text) if single else parse_pairwise(gen.text)
+                if result is not None:
+                    break
         journal.append(
             {
                 "key": p.key,

@@ -101,11 +101,12 @@ def load_templates(path: str | None) -> Templates:
     return Templates(pairwise, single)
 
 
+_PLACEHOLDER = re.compile(r"\{(question|reference_block|answer_a|answer_b|answer)\}")
+
+
 def _fill(template: str, **values: str) -> str:
-    out = template
-    for k, v in values.items():
-        out = out.replace("{" + k + "}", v)
-    return out
+    """One pass over the template: text inserted for one placeholder is never scanned for another."""
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
 
 
 def _reference_block(reference: str | None) -> str:
