@@ -32,7 +32,10 @@ def _inputs(d: Path, n_q: int, seed: int) -> tuple[str, list[str]]:
     cats = ["writing", "reasoning", "math", "coding"]
     with qs.open("w") as f:
         for i in range(n_q):
-            f.write(json.dumps({"question_id": f"q{i}", "question": f"Question {i}?", "category": cats[i % 4]}) + "\n")
+            f.write(
+                json.dumps({"question_id": f"q{i}", "question": f"Question {i}?", "category": cats[i % 4]})
+                + "\n"
+            )
     files = []
     for m in TRUE:
         p = d / f"{m}.jsonl"
@@ -61,8 +64,14 @@ def coverage(seeds: int, n_q: int, rounds: int, level: float, position_bias: flo
         for s in range(seeds):
             rep = run_arena(
                 {
-                    "answers": files, "questions": qs, "work_dir": tmp, "bootstrap": rounds, "ci_level": level,
-                    "seed": s, "quiet": True, "baseline": anchor,
+                    "answers": files,
+                    "questions": qs,
+                    "work_dir": tmp,
+                    "bootstrap": rounds,
+                    "ci_level": level,
+                    "seed": s,
+                    "quiet": True,
+                    "baseline": anchor,
                 },
                 judge=LocalSimJudge(truth, seed=1000 + s),
             ).report
@@ -97,7 +106,11 @@ def timing(n_q: int, latency: float, batch: int) -> dict[str, object]:
 
     sim = SimProcess(
         SimConfig(
-            policy="judge", judge=JudgeTruth(ratings=TRUE), models=["judge"], ttft_ms=latency * 1000, itl_ms=0.0,
+            policy="judge",
+            judge=JudgeTruth(ratings=TRUE),
+            models=["judge"],
+            ttft_ms=latency * 1000,
+            itl_ms=0.0,
             truth=False,
         )
     ).start()
@@ -107,8 +120,14 @@ def timing(n_q: int, latency: float, batch: int) -> dict[str, object]:
             t0 = time.perf_counter()
             res = run_arena(
                 {
-                    "answers": files, "questions": qs, "work_dir": tmp, "bootstrap": 100, "quiet": True,
-                    "judge_model": "judge", "judge_api_url": str(sim.url), "eval_batch_size": batch,
+                    "answers": files,
+                    "questions": qs,
+                    "work_dir": tmp,
+                    "bootstrap": 100,
+                    "quiet": True,
+                    "judge_model": "judge",
+                    "judge_api_url": str(sim.url),
+                    "eval_batch_size": batch,
                 }
             )
             wall = time.perf_counter() - t0
@@ -116,9 +135,15 @@ def timing(n_q: int, latency: float, batch: int) -> dict[str, object]:
         sim.stop()
     calls = res.sent
     ideal = math.ceil(calls / batch) * latency
-    return {"judge_calls": calls, "latency_s": latency, "batch": batch, "wall_s": round(wall, 3),
-            "judging_wall_s": res.report["run"]["judging_wall_s"],
-            "ideal_s": ideal, "ratio": round(wall / ideal, 3)}
+    return {
+        "judge_calls": calls,
+        "latency_s": latency,
+        "batch": batch,
+        "wall_s": round(wall, 3),
+        "judging_wall_s": res.report["run"]["judging_wall_s"],
+        "ideal_s": ideal,
+        "ratio": round(wall / ideal, 3),
+    }
 
 
 def main() -> None:

@@ -22,14 +22,32 @@ ENV = {**os.environ, "PYTHONPATH": str(SRC)}
 
 def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "evalscope", "arena", *args], capture_output=True, text=True, env=ENV, timeout=timeout
+        [sys.executable, "-m", "evalscope", "arena", *args],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=timeout,
     )
 
 
 def test_runs_with_no_server(tmp_path: Path) -> None:
     res = _cli(
-        "--models", "alpha=sim", "beta=sim", "gamma=sim", "--sim-ratings", "alpha=1200", "beta=1000", "gamma=800",
-        "--limit", "8", "--work-dir", str(tmp_path), "--run-name", "demo", "--bootstrap", "20",
+        "--models",
+        "alpha=sim",
+        "beta=sim",
+        "gamma=sim",
+        "--sim-ratings",
+        "alpha=1200",
+        "beta=1000",
+        "gamma=800",
+        "--limit",
+        "8",
+        "--work-dir",
+        str(tmp_path),
+        "--run-name",
+        "demo",
+        "--bootstrap",
+        "20",
     )
     assert res.returncode == 0, res.stderr
     assert "built-in simulator judges" in res.stderr
@@ -37,11 +55,42 @@ def test_runs_with_no_server(tmp_path: Path) -> None:
     assert rep["judge"]["simulated"] is True
     assert rep["judgments"] == {"planned": 48, "done": 48, "missing": 0}
     for row in rep["ratings"]:
-        assert set(row) >= {"model", "rating", "ci_low", "ci_high", "elo", "wins", "ties", "losses", "win_rate"}
+        assert set(row) >= {
+            "model",
+            "rating",
+            "ci_low",
+            "ci_high",
+            "elo",
+            "wins",
+            "ties",
+            "losses",
+            "win_rate",
+        }
     assert {"consistency", "null_judgments", "matrix"} <= set(rep)
     assert rep["ratings"][0]["model"] == "alpha"
     for m in ("alpha", "beta", "gamma"):  # one answer journal per model
         assert len((tmp_path / "demo" / "arena" / "answers" / f"{m}.jsonl").read_text().splitlines()) == 8
+
+
+def test_yaml_config_run_task_and_no_secret_saved(tmp_path: Path) -> None:
+    from evalscope.run import run_task
+
+    cfg = tmp_path / "arena.yaml"
+    cfg.write_text(
+        "eval_type: arena\nmode: single\nmodels: ['alpha=sim,key=sk-arena-secret-123', 'beta=sim']\n"
+        f"limit: 4\nbootstrap: 10\nwork_dir: {tmp_path}\nrun_name: y\nquiet: true\n"
+        "judge_model: my-judge\n"
+    )
+    rep = run_task(str(cfg))
+    assert rep["mode"] == "single" and rep["judge"]["model"] == "my-judge"
+    assert {r["model"] for r in rep["ratings"]} == {"alpha", "beta"}
+    for f in (tmp_path / "y").rglob("*"):
+        if f.is_file():
+            assert b"sk-arena-secret-123" not in f.read_bytes(), f
+    res = _cli("--config", str(cfg), "--run-name", "y2", "--mode", "pairwise-all")
+    assert res.returncode == 0, res.stderr
+    rep2 = json.loads((tmp_path / "y2" / "arena" / "report.json").read_text())
+    assert rep2["mode"] == "pairwise-all" and rep2["judgments"]["planned"] == 8
 
 
 @pytest.mark.parametrize(
@@ -63,13 +112,17 @@ def test_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], needle: s
 def _inputs(d: Path, n_q: int) -> list[str]:
     rng = random.Random(2)
     qs = d / "q.jsonl"
-    qs.write_text("".join(json.dumps({"question_id": f"q{i}", "question": f"Q{i}?"}) + "\n" for i in range(n_q)))
+    qs.write_text(
+        "".join(json.dumps({"question_id": f"q{i}", "question": f"Q{i}?"}) + "\n" for i in range(n_q))
+    )
     files = []
     for m in ("alpha", "beta", "gamma"):
         p = d / f"{m}.jsonl"
         p.write_text(
             "".join(
-                json.dumps({"question_id": f"q{i}", "model": m, "answer": f"{m} {i} " + "w " * rng.randint(5, 50)})
+                json.dumps(
+                    {"question_id": f"q{i}", "model": m, "answer": f"{m} {i} " + "w " * rng.randint(5, 50)}
+                )
                 + "\n"
                 for i in range(n_q)
             )
@@ -79,8 +132,11 @@ def _inputs(d: Path, n_q: int) -> list[str]:
 
 
 def _ids(truth: list[dict[str, Any]], outcome: str | None = None) -> list[str]:
-    return [str(t["request_id"]) for t in truth if str(t["request_id"]).startswith("arena-")
-            and (outcome is None or t["outcome"] == outcome)]
+    return [
+        str(t["request_id"])
+        for t in truth
+        if str(t["request_id"]).startswith("arena-") and (outcome is None or t["outcome"] == outcome)
+    ]
 
 
 def _comparable(rep: dict[str, Any]) -> dict[str, Any]:
@@ -95,7 +151,9 @@ def test_sigkill_then_resume(tmp_path: Path) -> None:
     inputs = _inputs(tmp_path, n_q)
     cfg = SimConfig(
         policy="judge",
-        judge=JudgeTruth(ratings={"alpha": 1100, "beta": 1000, "gamma": 900}, position_bias=0.3, null_rate=0.3),
+        judge=JudgeTruth(
+            ratings={"alpha": 1100, "beta": 1000, "gamma": 900}, position_bias=0.3, null_rate=0.3
+        ),
         models=["judge"],
         ttft_ms=60.0,
         itl_ms=0.0,
@@ -105,9 +163,23 @@ def test_sigkill_then_resume(tmp_path: Path) -> None:
     with SimProcess(cfg) as sim:
         work = tmp_path / "work"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "evalscope", "arena", *common, "--judge-api-url", sim.url,
-             "--work-dir", str(work), "--run-name", "r1"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "evalscope",
+                "arena",
+                *common,
+                "--judge-api-url",
+                sim.url,
+                "--work-dir",
+                str(work),
+                "--run-name",
+                "r1",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=ENV,
+            start_new_session=True,
         )
         journal = work / "r1" / "arena" / "judgments.jsonl"
         try:
@@ -147,7 +219,9 @@ def test_sigkill_then_resume(tmp_path: Path) -> None:
         dup = {i.split("-")[1] for i in answered if answered.count(i) > 1}
         assert not dup & done and len(dup) <= 8
         # reference: an uninterrupted run
-        ref = _cli(*common, "--judge-api-url", sim.url, "--work-dir", str(tmp_path / "ref"), "--run-name", "ref")
+        ref = _cli(
+            *common, "--judge-api-url", sim.url, "--work-dir", str(tmp_path / "ref"), "--run-name", "ref"
+        )
         assert ref.returncode == 0, ref.stderr
     resumed = json.loads((work / "r1" / "arena" / "report.json").read_text())
     reference = json.loads((tmp_path / "ref" / "ref" / "arena" / "report.json").read_text())

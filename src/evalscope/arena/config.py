@@ -12,7 +12,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from evalscope.errors import ConfigError
 
@@ -75,7 +83,9 @@ class ArenaConfig(BaseModel):
         json_schema_extra=_x("--judge-api-url", "str", "URL"),
     )
     judge_api_key: SecretStr | None = Field(
-        None, description="Judge API key (never saved).", json_schema_extra=_x("--judge-api-key", "str", "KEY")
+        None,
+        description="Judge API key (never saved).",
+        json_schema_extra=_x("--judge-api-key", "str", "KEY"),
     )
     judge_prompt: str | None = Field(
         None,
@@ -95,18 +105,32 @@ class ArenaConfig(BaseModel):
         json_schema_extra=_x("--strong-weight", "float"),
     )
     bootstrap: int = Field(
-        100, ge=0, description="Bootstrap rounds for the intervals (0: none).", json_schema_extra=_x("--bootstrap", "int")
+        100,
+        ge=0,
+        description="Bootstrap rounds for the intervals (0: none).",
+        json_schema_extra=_x("--bootstrap", "int"),
     )
     ci_level: float = Field(
-        0.95, gt=0, lt=1, description="Confidence level of the intervals.", json_schema_extra=_x("--ci-level", "float")
+        0.95,
+        gt=0,
+        lt=1,
+        description="Confidence level of the intervals.",
+        json_schema_extra=_x("--ci-level", "float"),
     )
-    seed: int = Field(42, description="Seed of position draws and bootstrap.", json_schema_extra=_x("--seed", "int"))
+    seed: int = Field(
+        42, description="Seed of position draws and bootstrap.", json_schema_extra=_x("--seed", "int")
+    )
     eval_batch_size: int = Field(
-        32, ge=1, description="Requests in flight (judge calls, and answer generation).",
+        32,
+        ge=1,
+        description="Requests in flight (judge calls, and answer generation).",
         json_schema_extra=_x("--eval-batch-size", "int"),
     )
     max_tokens: int = Field(
-        512, ge=1, description="Answer length cap for --models candidates.", json_schema_extra=_x("--max-tokens", "int")
+        512,
+        ge=1,
+        description="Answer length cap for --models candidates.",
+        json_schema_extra=_x("--max-tokens", "int"),
     )
     judge_max_tokens: int = Field(
         1024, ge=1, description="Judge reply length cap.", json_schema_extra=_x("--judge-max-tokens", "int")
@@ -115,10 +139,14 @@ class ArenaConfig(BaseModel):
         300.0, gt=0, description="Per-request timeout (s).", json_schema_extra=_x("--timeout", "float")
     )
     work_dir: str = Field(
-        "outputs", description="Where run directories are created.", json_schema_extra=_x("--work-dir", "str", "DIR")
+        "outputs",
+        description="Where run directories are created.",
+        json_schema_extra=_x("--work-dir", "str", "DIR"),
     )
     run_name: str | None = Field(
-        None, description="Run directory name (default: a timestamp).", json_schema_extra=_x("--run-name", "str")
+        None,
+        description="Run directory name (default: a timestamp).",
+        json_schema_extra=_x("--run-name", "str"),
     )
     resume: str | None = Field(
         None,
@@ -134,22 +162,34 @@ class ArenaConfig(BaseModel):
         json_schema_extra=_x("--sim-ratings", "map", "NAME=RATING"),
     )
     sim_position_bias: float = Field(
-        0.0, description="Simulated judge: logit favouring the answer shown first.",
+        0.0,
+        description="Simulated judge: logit favouring the answer shown first.",
         json_schema_extra=_x("--sim-position-bias", "float"),
     )
     sim_length_bias: float = Field(
-        0.0, description="Simulated judge: logit per tanh(length difference / 100 tokens).",
+        0.0,
+        description="Simulated judge: logit per tanh(length difference / 100 tokens).",
         json_schema_extra=_x("--sim-length-bias", "float"),
     )
     sim_tie_rate: float = Field(
-        0.3, ge=0, le=1, description="Simulated judge: tie propensity.", json_schema_extra=_x("--sim-tie-rate", "float")
+        0.3,
+        ge=0,
+        le=1,
+        description="Simulated judge: tie propensity.",
+        json_schema_extra=_x("--sim-tie-rate", "float"),
     )
     sim_null_rate: float = Field(
-        0.0, ge=0, le=1, description="Simulated judge: share of replies without a verdict.",
+        0.0,
+        ge=0,
+        le=1,
+        description="Simulated judge: share of replies without a verdict.",
         json_schema_extra=_x("--sim-null-rate", "float"),
     )
     sim_latency_ms: float = Field(
-        20.0, ge=0, description="Simulated judge: latency per call (ms).", json_schema_extra=_x("--sim-latency-ms", "float")
+        20.0,
+        ge=0,
+        description="Simulated judge: latency per call (ms).",
+        json_schema_extra=_x("--sim-latency-ms", "float"),
     )
     quiet: bool = Field(False, description="No console leaderboard.", json_schema_extra=_x("--quiet", "flag"))
     debug: bool = Field(False, description="Show tracebacks.", json_schema_extra=_x("--debug", "flag"))

@@ -43,7 +43,8 @@ def read_lines(path: Path) -> tuple[list[dict[str, Any]], int]:
                 if nl < 0 or not data[nl + 1 :].strip():
                     return out, pos  # torn last line
                 raise ConfigError(
-                    f"journal {str(path)!r} line {lineno} is corrupt", "delete the run directory or fix the line"
+                    f"journal {str(path)!r} line {lineno} is corrupt",
+                    "delete the run directory or fix the line",
                 ) from None
             if isinstance(obj, dict):
                 out.append(obj)

@@ -29,10 +29,26 @@ class Question:
 
 
 _BUILTIN: list[tuple[str, str, str | None]] = [
-    ("writing", "Write a short, friendly note to a neighbour asking them to water your plants for a week.", None),
-    ("writing", "Draft a three-sentence product description for a reusable water bottle aimed at hikers.", None),
-    ("roleplay", "You are a museum guide. Introduce a fossil of a trilobite to a group of ten-year-olds.", None),
-    ("roleplay", "Act as a ship's captain announcing a two-hour delay to passengers. Keep it calm and brief.", None),
+    (
+        "writing",
+        "Write a short, friendly note to a neighbour asking them to water your plants for a week.",
+        None,
+    ),
+    (
+        "writing",
+        "Draft a three-sentence product description for a reusable water bottle aimed at hikers.",
+        None,
+    ),
+    (
+        "roleplay",
+        "You are a museum guide. Introduce a fossil of a trilobite to a group of ten-year-olds.",
+        None,
+    ),
+    (
+        "roleplay",
+        "Act as a ship's captain announcing a two-hour delay to passengers. Keep it calm and brief.",
+        None,
+    ),
     (
         "reasoning",
         "A train leaves at 14:10 and arrives at 16:55. It stopped twice for 10 minutes each. How long was it "
@@ -45,7 +61,11 @@ _BUILTIN: list[tuple[str, str, str | None]] = [
         "from one box. How do you relabel all three?",
         "Take a fruit from the box labelled mixed; it holds only that fruit; the rest follows.",
     ),
-    ("math", "What is the sum of the interior angles of a hexagon? Show the formula you use.", "720 degrees."),
+    (
+        "math",
+        "What is the sum of the interior angles of a hexagon? Show the formula you use.",
+        "720 degrees.",
+    ),
     ("math", "Solve for x: 3x + 7 = 2x - 5.", "x = -12."),
     (
         "coding",
@@ -66,7 +86,11 @@ _BUILTIN: list[tuple[str, str, str | None]] = [
     ),
     ("stem", "Why does ice float on water? Answer in two or three sentences.", None),
     ("stem", "Explain the difference between latency and throughput for a web service.", None),
-    ("humanities", "Summarise the main causes of the fall of the Western Roman Empire in one paragraph.", None),
+    (
+        "humanities",
+        "Summarise the main causes of the fall of the Western Roman Empire in one paragraph.",
+        None,
+    ),
     ("humanities", "What is the difference between a republic and a direct democracy?", None),
 ]
 
@@ -121,7 +145,9 @@ def load_questions(path: str | None, limit: int | None = None) -> list[Question]
             ref = obj.get("reference")
             if isinstance(ref, list):
                 ref = ref[0] if ref else None
-            qs.append(Question(qid, text, str(obj.get("category") or "general"), None if ref is None else str(ref)))
+            qs.append(
+                Question(qid, text, str(obj.get("category") or "general"), None if ref is None else str(ref))
+            )
     return qs[:limit] if limit else qs
 
 
@@ -148,13 +174,17 @@ def parse_model_spec(spec: str) -> tuple[str, str, dict[str, str]]:
     """``NAME=URL[,key=K][,model=SERVED]`` -> (name, url, options); URL ``sim`` is the built-in simulator."""
     name, sep, rest = spec.partition("=")
     if not sep or not name.strip() or not rest.strip():
-        raise ConfigError(f"--models {spec.split(',')[0]!r}: expected NAME=URL[,key=...]", "e.g. gpt=http://host:8000")
+        raise ConfigError(
+            f"--models {spec.split(',')[0]!r}: expected NAME=URL[,key=...]", "e.g. gpt=http://host:8000"
+        )
     url, *opts = rest.split(",")
     options: dict[str, str] = {}
     for o in opts:
         k, eq, v = o.partition("=")
         if not eq or k.strip() not in ("key", "model"):
-            raise ConfigError(f"--models {name}: unknown option {k.strip()!r}", "options are key=... and model=...")
+            raise ConfigError(
+                f"--models {name}: unknown option {k.strip()!r}", "options are key=... and model=..."
+            )
         options[k.strip()] = v.strip()
     return name.strip(), url.strip(), options
 

@@ -68,6 +68,11 @@ def _wtl(games: list[_Game], k: int) -> np.ndarray:
     return out
 
 
+def _by_rating(row: dict[str, Any]) -> float:
+    r = row["rating"]
+    return -float(r) if r is not None else math.inf
+
+
 def _ratings_block(
     games: list[_Game],
     models: list[str],
@@ -110,7 +115,7 @@ def _ratings_block(
                 "win_rate": _r((w + 0.5 * t) / n) if n else None,
             }
         )
-    rows.sort(key=lambda r: -(r["rating"] if r["rating"] is not None else -math.inf))
+    rows.sort(key=_by_rating)
     return rows, fit.position
 
 
@@ -146,7 +151,8 @@ def build_report(
         "completion_tokens": sum(int(e.get("completion_tokens") or 0) for _, e in done),
     }
     mean_len = {
-        m: _r(float(np.mean(list(lengths.get(m, {}).values()))), 1) if lengths.get(m) else None for m in models
+        m: _r(float(np.mean(list(lengths.get(m, {}).values()))), 1) if lengths.get(m) else None
+        for m in models
     }
     report: dict[str, Any] = {
         "schema": SCHEMA,
@@ -179,8 +185,14 @@ def build_report(
             continue
         s, strong = PAIRWISE_VERDICTS[v]
         games.append(
-            _Game(qindex[p.question.question_id], p.question.category, idx[p.a], idx[p.b], s,
-                  strong_weight if strong else 1.0)
+            _Game(
+                qindex[p.question.question_id],
+                p.question.category,
+                idx[p.a],
+                idx[p.b],
+                s,
+                strong_weight if strong else 1.0,
+            )
         )
     position = position_bias != "none"
     a_i = idx[anchor]
@@ -296,7 +308,13 @@ def _single(
             cv = np.array([s for cc, s in scores[m].values() if cc == c], dtype=np.float64)
             cm, cl, ch = stats.mean_ci(cv, max(rounds, 1), seed, level)
             cat_out[c] = {"mean": _r(cm, 3), "ci_low": _r(cl, 3), "ci_high": _r(ch, 3), "n": len(cv)}
-        per[m] = {"mean": _r(mean, 3), "ci_low": _r(lo, 3), "ci_high": _r(hi, 3), "n": len(vals), "categories": cat_out}
+        per[m] = {
+            "mean": _r(mean, 3),
+            "ci_low": _r(lo, 3),
+            "ci_high": _r(hi, 3),
+            "n": len(vals),
+            "categories": cat_out,
+        }
     # implied games: on each question, the higher grade wins (for W/T/L and the online Elo)
     games = []
     k = len(models)
@@ -307,7 +325,16 @@ def _single(
                 sj = scores[models[j]].get(qid)
                 if si is None or sj is None:
                     continue
-                games.append(_Game(qindex[qid], si[0], i, j, 1.0 if si[1] > sj[1] else 0.5 if si[1] == sj[1] else 0.0, 1.0))
+                games.append(
+                    _Game(
+                        qindex[qid],
+                        si[0],
+                        i,
+                        j,
+                        1.0 if si[1] > sj[1] else 0.5 if si[1] == sj[1] else 0.0,
+                        1.0,
+                    )
+                )
     wtl = _wtl(games, k)
     elo = stats.online_elo([(g.a, g.b, g.s) for g in games], k)
     rows = []
@@ -328,7 +355,7 @@ def _single(
                 "win_rate": _r((w + 0.5 * t) / n) if n else None,
             }
         )
-    rows.sort(key=lambda r: -(r["rating"] if r["rating"] is not None else -math.inf))
+    rows.sort(key=_by_rating)
     return {
         "ratings": rows,
         "rating_scale": "mean judge score (1-10)",

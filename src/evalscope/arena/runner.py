@@ -58,7 +58,9 @@ def _run_dir(cfg: ArenaConfig) -> Path:
     if cfg.resume:
         rd = Path(cfg.resume)
         if not (rd / "arena" / "config.json").is_file():
-            raise ConfigError(f"--resume {cfg.resume!r} is not an arena run directory", "pass <work-dir>/<run>")
+            raise ConfigError(
+                f"--resume {cfg.resume!r} is not an arena run directory", "pass <work-dir>/<run>"
+            )
         return rd
     base = Path(cfg.work_dir)
     base.mkdir(parents=True, exist_ok=True)
@@ -145,7 +147,11 @@ async def _build_judge(cfg: ArenaConfig, closer: _Closer) -> tuple[Model, dict[s
         )
         closer.procs.append(proc)
         judge: Model = ApiModel(
-            str(proc.url), name, concurrency=cfg.eval_batch_size, stream=False, endpoint_id=SIM_JUDGE_ENDPOINT,
+            str(proc.url),
+            name,
+            concurrency=cfg.eval_batch_size,
+            stream=False,
+            endpoint_id=SIM_JUDGE_ENDPOINT,
             timeouts=timeouts,
         )
         digest = hashlib.sha256(truth.model_dump_json().encode()).hexdigest()[:12]
@@ -156,7 +162,11 @@ async def _build_judge(cfg: ArenaConfig, closer: _Closer) -> tuple[Model, dict[s
             register_secret(key)
         assert cfg.judge_model and cfg.judge_api_url
         judge = ApiModel(
-            cfg.judge_api_url, cfg.judge_model, api_key=key, concurrency=cfg.eval_batch_size, stream=False,
+            cfg.judge_api_url,
+            cfg.judge_model,
+            api_key=key,
+            concurrency=cfg.eval_batch_size,
+            stream=False,
             timeouts=timeouts,
         )
         info = {"model": cfg.judge_model, "endpoint": redact_url(cfg.judge_api_url), "simulated": False}
@@ -184,8 +194,14 @@ async def _generate_answers(
             None,
             _start_sim,
             {
-                "policy": "random", "models": served, "ttft_ms": 5.0, "itl_ms": 0.0, "output_tokens": 60,
-                "output_dist": "uniform", "output_spread": 0.6, "seed": cfg.seed,
+                "policy": "random",
+                "models": served,
+                "ttft_ms": 5.0,
+                "itl_ms": 0.0,
+                "output_tokens": 60,
+                "output_dist": "uniform",
+                "output_spread": 0.6,
+                "seed": cfg.seed,
             },
         )
         closer.procs.append(proc)
@@ -210,16 +226,23 @@ async def _generate_answers(
         if key:
             register_secret(key)
         model = ApiModel(
-            sim_url if url == "sim" else url, opts.get("model", name), api_key=key,
-            concurrency=cfg.eval_batch_size, endpoint_id=None if url != "sim" else "builtin-sim",
+            str(sim_url) if url == "sim" else url,
+            opts.get("model", name),
+            api_key=key,
+            concurrency=cfg.eval_batch_size,
+            endpoint_id=None if url != "sim" else "builtin-sim",
         )
         closer.models.append(model)
         await model.start(check=True)
 
-        async def one(q: Question, model: ApiModel = model, name: str = name, journal: Journal = journal) -> str | None:
+        async def one(
+            q: Question, model: ApiModel = model, name: str = name, journal: Journal = journal
+        ) -> str | None:
             async with sem:
                 gen = await model.generate(
-                    [{"role": "user", "content": q.question}], {"max_tokens": cfg.max_tokens}, f"{name}-{q.question_id}"
+                    [{"role": "user", "content": q.question}],
+                    {"max_tokens": cfg.max_tokens},
+                    f"{name}-{q.question_id}",
                 )
             if not gen.ok:
                 return gen.error.kind if gen.error else "error"
@@ -241,7 +264,10 @@ async def _generate_answers(
         errs = [e for e in await asyncio.gather(*(one(q) for q in todo)) if e]
         journal.close()
         if errs:
-            _log(f"Warning: {name}: {len(errs)} of {len(todo)} answers failed ({errs[0]}); rerun with --resume", cfg.quiet)
+            _log(
+                f"Warning: {name}: {len(errs)} of {len(todo)} answers failed ({errs[0]}); rerun with --resume",
+                cfg.quiet,
+            )
     return answers, usage, order
 
 
@@ -264,7 +290,9 @@ def plan(
                 if ans is None:
                     continue
                 prompt = single_prompt(templates, q.question, q.reference, ans)
-                key = judgment_key(*judge_id, version, "single", q.question_id, q.question, q.reference, m, ans)
+                key = judgment_key(
+                    *judge_id, version, "single", q.question_id, q.question, q.reference, m, ans
+                )
                 out.append(Planned(key, q, m, None, 0, prompt, ans, None, {"model": m}))
             continue
         if cfg.mode == "pairwise-baseline":
@@ -376,7 +404,9 @@ async def arun_arena(cfg: ArenaConfig, judge: Model | None = None) -> ArenaResul
             raise ConfigError(f"--mode {cfg.mode} needs at least {need} models, got {len(order)}")
         baseline = cfg.baseline or order[0]
         if baseline not in answers:
-            raise ConfigError(f"--baseline {baseline!r} is not a candidate", "candidates: " + ", ".join(order))
+            raise ConfigError(
+                f"--baseline {baseline!r} is not a candidate", "candidates: " + ", ".join(order)
+            )
         if judge is None:
             judge, jinfo = await _build_judge(cfg, closer)
             if cfg.simulated_judge:
@@ -386,7 +416,11 @@ async def arun_arena(cfg: ArenaConfig, judge: Model | None = None) -> ArenaResul
                     cfg.quiet,
                 )
         else:
-            jinfo = {"model": judge.name, "endpoint": judge.endpoint_id, "simulated": isinstance(judge, LocalSimJudge)}
+            jinfo = {
+                "model": judge.name,
+                "endpoint": judge.endpoint_id,
+                "simulated": isinstance(judge, LocalSimJudge),
+            }
         await judge.start(check=not jinfo.get("simulated"), check_model=True)
         # who wrote which answer goes only to our simulator (its judge policy needs it; a real judge is blind)
         client = getattr(judge, "client", None)
@@ -397,8 +431,7 @@ async def arun_arena(cfg: ArenaConfig, judge: Model | None = None) -> ArenaResul
         journal = Journal(arena_dir / "judgments.jsonl")
         entries = {str(e["key"]): e for e in journal.entries if "key" in e}
         todo = [p for p in planned if p.key not in entries]
-        seen: set[str] = set()
-        todo = [p for p in todo if not (p.key in seen or seen.add(p.key))]  # identical answers: judged once
+        todo = list({p.key: p for p in todo}.values())  # a key planned twice is judged once
         if entries:
             _log(f"Resuming: {len(planned) - len(todo)} of {len(planned)} judgments journaled", cfg.quiet)
         tj = time.perf_counter()
@@ -409,7 +442,9 @@ async def arun_arena(cfg: ArenaConfig, judge: Model | None = None) -> ArenaResul
         judge_wall = time.perf_counter() - tj
         entries.update({str(e["key"]): e for e in read_lines(arena_dir / "judgments.jsonl")[0] if "key" in e})
         if todo and errors == len(todo) and sent:
-            raise EndpointError(f"every judge call failed ({errors})", "check --judge-api-url and --judge-model")
+            raise EndpointError(
+                f"every judge call failed ({errors})", "check --judge-api-url and --judge-model"
+            )
     finally:
         await closer.aclose()
     lengths = _lengths(answers, order)
@@ -430,11 +465,18 @@ async def arun_arena(cfg: ArenaConfig, judge: Model | None = None) -> ArenaResul
     )
     report["candidate_usage"] = cand_usage
     report["judge_errors"] = errors
-    report["run"] = {"dir": str(run_dir), "wall_s": round(time.perf_counter() - t0, 3), "requests_sent": sent,
-                     "judging_wall_s": round(judge_wall, 3)}
+    report["run"] = {
+        "dir": str(run_dir),
+        "wall_s": round(time.perf_counter() - t0, 3),
+        "requests_sent": sent,
+        "judging_wall_s": round(judge_wall, 3),
+    }
     (arena_dir / "report.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     if errors:
-        _log(f"Warning: {errors} judgments failed at the judge endpoint; --resume {run_dir} retries them", cfg.quiet)
+        _log(
+            f"Warning: {errors} judgments failed at the judge endpoint; --resume {run_dir} retries them",
+            cfg.quiet,
+        )
     return ArenaResult(run_dir, report, sent, errors)
 
 

@@ -19,7 +19,9 @@ class LocalSimJudge:
 
     endpoint_id = "local-sim-judge"
 
-    def __init__(self, truth: JudgeTruth, seed: int = 0, latency_s: float = 0.0, name: str = "sim-judge") -> None:
+    def __init__(
+        self, truth: JudgeTruth, seed: int = 0, latency_s: float = 0.0, name: str = "sim-judge"
+    ) -> None:
         self.truth = truth
         self.seed = seed
         self.latency_s = latency_s

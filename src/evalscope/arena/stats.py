@@ -179,7 +179,9 @@ def online_elo(
     return r
 
 
-def fit_logistic(x: Array, y: Array, w: Array | None = None, tol: float = 1e-10, max_iter: int = 100) -> Array:
+def fit_logistic(
+    x: Array, y: Array, w: Array | None = None, tol: float = 1e-10, max_iter: int = 100
+) -> Array:
     """Logistic regression by IRLS: ``y`` in [0, 1] (fractional outcomes allowed), optional weights."""
     n, d = x.shape
     wt = np.ones(n) if w is None else w

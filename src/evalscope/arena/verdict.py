@@ -96,7 +96,8 @@ def load_templates(path: str | None) -> Templates:
     single = text if "{answer}" in text else SINGLE_TEMPLATE
     if pairwise is PAIRWISE_TEMPLATE and single is SINGLE_TEMPLATE:
         raise ConfigError(
-            f"--judge-prompt {path!r} has neither {{answer_a}}/{{answer_b}} nor {{answer}}", "see docs/arena.md"
+            f"--judge-prompt {path!r} has neither {{answer_a}}/{{answer_b}} nor {{answer}}",
+            "see docs/arena.md",
         )
     return Templates(pairwise, single)
 
@@ -134,7 +135,7 @@ def single_prompt(t: Templates, question: str, reference: str | None, answer: st
 def parse_pairwise(text: str) -> str | None:
     """The last ``[[verdict]]`` of the five, normalised (``[[ A > B ]]`` -> ``A>B``); None when there is none
     or when the judge's bracketed verdicts disagree."""
-    found = [m.replace(" ", "").upper() for m in _BRACKETS.findall(text or "")]
+    found = [str(m).replace(" ", "").upper() for m in _BRACKETS.findall(text or "")]
     valid = [v for v in found if v in PAIRWISE_VERDICTS]
     if not valid or len(set(valid)) > 1:
         return None

@@ -72,12 +72,17 @@ def _build(func: Any) -> Any:
             ptype = {"int": click.INT, "float": click.FLOAT}.get(str(kind), click.STRING)
             func = click.option(opt, name, type=ptype, default=None, help=help_text, metavar=metavar)(func)
     return click.option(
-        "--config", "config_file", default=None, help="YAML or JSON file of options (field names); flags override it."
+        "--config",
+        "config_file",
+        default=None,
+        help="YAML or JSON file of options (field names); flags override it.",
     )(func)
 
 
 @click.command(
-    "arena", cls=ArenaCommand, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+    "arena",
+    cls=ArenaCommand,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @_build
 def arena(config_file: str | None, **kwargs: Any) -> None:

@@ -41,7 +41,9 @@ def _scipy_bt(first: np.ndarray, second: np.ndarray, score: np.ndarray, k: int, 
     def nll(x: np.ndarray) -> float:
         theta, beta = unpack(x)
         eta = theta[first] - theta[second] + beta
-        return float(-np.sum(score * scipy_special.log_expit(eta) + (1 - score) * scipy_special.log_expit(-eta)))
+        return float(
+            -np.sum(score * scipy_special.log_expit(eta) + (1 - score) * scipy_special.log_expit(-eta))
+        )
 
     def grad(x: np.ndarray) -> np.ndarray:
         theta, beta = unpack(x)
@@ -137,8 +139,15 @@ def test_parse_pairwise(text: str, want: str | None) -> None:
 
 @pytest.mark.parametrize(
     ("text", "want"),
-    [("Rating: [[7]]", 7), ("[[10]]", 10), ("[[7.0]]", 7), ("[[0]]", None), ("[[11]]", None), ("7/10", None),
-     ("[[3]] ... [[8]]", None)],
+    [
+        ("Rating: [[7]]", 7),
+        ("[[10]]", 10),
+        ("[[7.0]]", 7),
+        ("[[0]]", None),
+        ("[[11]]", None),
+        ("7/10", None),
+        ("[[3]] ... [[8]]", None),
+    ],
 )
 def test_parse_single(text: str, want: int | None) -> None:
     assert parse_single(text) == want

@@ -33,7 +33,9 @@ def _inputs(d: Path, n_q: int, lengths: dict[str, tuple[int, int]] | None = None
         p = d / f"{m}.jsonl"
         p.write_text(
             "".join(
-                json.dumps({"question_id": f"q{i}", "model": m, "answer": f"{m} {i} " + "w " * rng.randint(lo, hi)})
+                json.dumps(
+                    {"question_id": f"q{i}", "model": m, "answer": f"{m} {i} " + "w " * rng.randint(lo, hi)}
+                )
                 + "\n"
                 for i in range(n_q)
             )
