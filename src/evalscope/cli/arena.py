@@ -89,9 +89,10 @@ def arena(config_file: str | None, **kwargs: Any) -> None:
     """Compare models with an LLM judge (single grading, pairwise against a baseline, or all pairs).
 
     \b
-    Without --judge-api-url the built-in simulator judges (it says so), so this runs with no server:
+    Candidates come from --models NAME=URL (answers generated and journaled) or --answers FILE...; the
+    judge from --judge-model/--judge-api-url. Without --judge-api-url the built-in simulator judges (it
+    says so), so this runs with no server:
       evalscope arena --models alpha=sim beta=sim gamma=sim --sim-ratings alpha=1100 beta=1000 gamma=900
-      evalscope arena --answers a.jsonl b.jsonl --judge-model gpt-4o --judge-api-url https://host/v1
     Writes <work-dir>/<run>/arena/report.json (schema: docs/arena.md) and the judgment journal.
 
     Exit codes: 0 ok, 2 bad option/config/file, 3 judge endpoint failed, 130 interrupted.
