@@ -43,7 +43,8 @@ def compat_options() -> list[Any]:
         click.option(
             "--judge-strategy",
             type=click.Choice(JUDGE_STRATEGIES),
-            help="rule / auto: rule-based scoring (what every built-in benchmark does); llm / llm_recall are refused.",
+            help="general_qa's scorer: rule (the metric), llm (the judge), auto (the judge when --judge-model is "
+            "given), llm_recall (rule, then the judge for answers scored 0).",
         ),
         click.option("--template-type", hidden=True),
         click.option("--chat-template", hidden=True),
@@ -71,7 +72,9 @@ def apply_compat_options(kw: dict[str, Any], err: Any = None) -> None:
         if kw.get("sample_timeout_s") is not None:
             raise ConfigError("--timeout and --sample-timeout both given; they are one setting", "pick one")
         kw["sample_timeout_s"] = timeout
-    check_judge_strategy(kw.pop("judge_strategy", None))
+    strategy = check_judge_strategy(kw.pop("judge_strategy", None))
+    if strategy is not None:
+        kw["judge_strategy"] = strategy
     for key in (
         "template_type",
         "chat_template",

@@ -189,11 +189,18 @@ class EvalConfig(BaseModel):
     resume: Path | None = Field(None, description="Resume the run in this directory.")
     force: bool = Field(False, description="Resume even when the configuration fingerprint differs.")
 
-    # judge: refused unless a selected benchmark is judge-scored (uses_judge; none of the built-in ones is)
+    # judge: refused unless a selected benchmark would use it (uses_judge, or judge_capable + judge_strategy)
     judge_model: str | None = Field(
         None,
-        description="Judge model for judge-scored benchmarks (plugins with uses_judge; no built-in one is: "
-        "refused otherwise).",
+        description="Judge model for judge-scored benchmarks (truthful_qa_gen) and --judge-strategy "
+        "(general_qa); refused when no selected benchmark would use it.",
+    )
+    judge_strategy: Literal["auto", "llm", "rule", "llm_recall"] | None = Field(
+        None,
+        description="Who scores benchmarks that can use a judge (general_qa): rule (the metric), llm (the "
+        "judge), auto (the judge when --judge-model is given, else rule), llm_recall (rule, then the judge "
+        "for answers the rule scored 0). Judge-scored benchmarks (truthful_qa_gen) always use the judge.",
+        json_schema_extra={"cli": "--judge-strategy"},
     )
     judge_api_url: str | None = Field(None, description="Judge endpoint (default: --api-url).")
     judge_api_key: SecretStr | None = Field(None, description="Judge API key (default: the main key).")
