@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -228,3 +229,31 @@ def test_sigkill_then_resume(tmp_path: Path) -> None:
     assert resumed["judgments"]["done"] == 180
     assert resumed["null_judgments"]["count"] > 0
     assert _comparable(resumed) == _comparable(reference)
+
+
+def test_benchmark_script_scaled_down(tmp_path: Path) -> None:
+    """CI's version of benchmarks/bench_arena.py: a few seeds, short judge latency, no timing assertion."""
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_arena.py"
+    res = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--seeds",
+            "3",
+            "--questions",
+            "12",
+            "--rounds",
+            "20",
+            "--latency",
+            "0.05",
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=180,
+        cwd=tmp_path,
+    )
+    assert res.returncode == 0, res.stderr
+    cov, timing = (json.loads(b) for b in re.findall(r"^\{.*?^\}", res.stdout, re.S | re.M))
+    assert cov["seeds"] == 3 and set(cov["coverage"]) == {"beta", "gamma"}
+    assert timing["judge_calls"] == 72 and timing["judging_wall_s"] > 0

@@ -99,24 +99,26 @@ def fit_bt(
     ll = bt_loglik(theta, beta, w_tab, s_tab, ridge)
     converged = False
     it = 0
+    keep = np.array(free + ([k] if position else []), dtype=np.intp)
+    full_h = np.zeros((k + 1, k + 1))
+    full_g = np.zeros(k + 1)
     for it in range(1, max_iter + 1):  # noqa: B007 - reported
         eta = theta[:, None] - theta[None, :] + beta
         p = _sigmoid(eta)
         resid = s_tab - w_tab * p  # d ll / d eta
         info = w_tab * p * (1.0 - p)  # - d2 ll / d eta2
-        # gradient wrt theta_i: sum_j resid[i, j] - sum_j resid[j, i]
-        g_theta = resid.sum(axis=1) - resid.sum(axis=0) - ridge * theta
-        sym = info + info.T
-        h_theta = -sym
-        h_theta[np.diag_indices(k)] = sym.sum(axis=1) - np.diag(sym) + ridge
-        grad = g_theta[free]
-        hess = h_theta[np.ix_(free, free)]
-        if position:
-            g_beta = resid.sum()
-            hb = info.sum(axis=1) - info.sum(axis=0)  # d2/(dtheta_i dbeta), sign: -(row - col)
-            col = hb[free]
-            hess = np.block([[hess, col[:, None]], [col[None, :], np.array([[info.sum()]])]])
-            grad = np.append(grad, g_beta)
+        row_r, col_r = resid.sum(axis=1), resid.sum(axis=0)
+        row_i, col_i = info.sum(axis=1), info.sum(axis=0)
+        # gradient wrt theta_i: sum_j resid[i, j] - sum_j resid[j, i]; the last slot is the position term
+        full_g[:k] = row_r - col_r - ridge * theta
+        full_g[k] = row_r.sum()
+        # negative Hessian: -(info + info.T) off the diagonal, row + column sums on it
+        full_h[:k, :k] = -(info + info.T)
+        full_h[np.arange(k), np.arange(k)] = row_i + col_i - 2.0 * np.diag(info) + ridge
+        full_h[:k, k] = full_h[k, :k] = row_i - col_i
+        full_h[k, k] = info.sum()
+        grad = full_g[keep]
+        hess = full_h[np.ix_(keep, keep)]
         if float(np.max(np.abs(grad))) < tol:
             converged = True
             break
@@ -146,16 +148,70 @@ def bootstrap_bt(
     ridge: float = 1e-6,
     base: float = 1000.0,
 ) -> Array:
-    """Ratings of ``rounds`` refits on questions resampled with replacement (``w_q``: Q x k x k tables)."""
-    q = w_q.shape[0]
+    """Ratings of ``rounds`` refits on questions resampled with replacement (``w_q``: Q x k x k tables).
+
+    All rounds are fitted at once: Newton steps on a stack of small systems, started at the full fit, with
+    step halving per round where the likelihood would fall (rounds that do not converge in 100 steps are
+    refitted one by one).
+    """
+    q, k = w_q.shape[0], w_q.shape[1]
     rng = np.random.default_rng(seed)
-    out = np.empty((rounds, w_q.shape[1]))
+    counts = np.stack([np.bincount(rng.integers(0, q, size=q), minlength=q) for _ in range(rounds)]).astype(
+        np.float64
+    )
+    w = np.tensordot(counts, w_q, axes=1)  # R x k x k
+    s = np.tensordot(counts, s_q, axes=1)
     full = fit_bt(w_q.sum(axis=0), s_q.sum(axis=0), anchor=anchor, position=position, ridge=ridge, base=base)
-    for r in range(rounds):
-        counts = np.bincount(rng.integers(0, q, size=q), minlength=q).astype(np.float64)
-        w = np.tensordot(counts, w_q, axes=1)
-        s = np.tensordot(counts, s_q, axes=1)
-        out[r] = fit_bt(w, s, anchor=anchor, position=position, ridge=ridge, base=base, start=full).ratings
+    free = np.array([i for i in range(k) if i != anchor], dtype=np.intp)
+    keep = np.append(free, k) if position else free
+    theta = np.tile((full.ratings - base) / ELO_PER_LOGIT, (rounds, 1))
+    beta = np.full(rounds, full.position if position else 0.0)
+
+    def loglik(th: Array, be: Array) -> Array:
+        eta = th[:, :, None] - th[:, None, :] + be[:, None, None]
+        ll = -(s * np.logaddexp(0.0, -eta) + (w - s) * np.logaddexp(0.0, eta)).sum(axis=(1, 2))
+        out: Array = ll - 0.5 * ridge * (th * th).sum(axis=1)
+        return out
+
+    ll = loglik(theta, beta)
+    done = np.zeros(rounds, dtype=bool)
+    idx = np.arange(k)
+    for _ in range(100):
+        eta = theta[:, :, None] - theta[:, None, :] + beta[:, None, None]
+        p = _sigmoid(eta)
+        resid = s - w * p
+        info = w * p * (1.0 - p)
+        row_r, col_r = resid.sum(axis=2), resid.sum(axis=1)
+        row_i, col_i = info.sum(axis=2), info.sum(axis=1)
+        g = np.zeros((rounds, k + 1))
+        g[:, :k] = row_r - col_r - ridge * theta
+        g[:, k] = row_r.sum(axis=1)
+        h = np.zeros((rounds, k + 1, k + 1))
+        h[:, :k, :k] = -(info + info.transpose(0, 2, 1))
+        h[:, idx, idx] = row_i + col_i - 2.0 * info[:, idx, idx] + ridge
+        h[:, :k, k] = h[:, k, :k] = row_i - col_i
+        h[:, k, k] = info.sum(axis=(1, 2))
+        grad = g[:, keep]
+        done |= np.max(np.abs(grad), axis=1) < 1e-10
+        if done.all():
+            break
+        hess = h[:, keep][:, :, keep]
+        step = np.linalg.solve(hess, grad[:, :, None])[:, :, 0]
+        step[done] = 0.0
+        t = np.ones(rounds)
+        for _half in range(30):
+            th = theta.copy()
+            th[:, free] += t[:, None] * step[:, : len(free)]
+            be = beta + (t * step[:, -1] if position else 0.0)
+            new_ll = loglik(th, be)
+            bad = new_ll < ll - 1e-12
+            if not bad.any():
+                break
+            t = np.where(bad, t * 0.5, t)
+        theta, beta, ll = th, be, new_ll
+    out: Array = base + ELO_PER_LOGIT * theta
+    for r in np.flatnonzero(~done):
+        out[r] = fit_bt(w[r], s[r], anchor=anchor, position=position, ridge=ridge, base=base).ratings
     return out
 
 

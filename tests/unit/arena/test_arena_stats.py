@@ -156,3 +156,22 @@ def test_parse_single(text: str, want: int | None) -> None:
 def test_prompt_keeps_braces_in_answers() -> None:
     p = pairwise_prompt(DEFAULT_TEMPLATES, "Q {x}?", None, "use {answer_b}", "b")
     assert "use {answer_b}" in p and "[The Start of Assistant B's Answer]\nb\n" in p
+
+
+@pytest.mark.parametrize("position", [False, True])
+def test_batched_bootstrap_equals_round_by_round_fits(position: bool) -> None:
+    rng = np.random.default_rng(9)
+    q, k = 40, 4
+    w_q = rng.integers(0, 2, (q, k, k)).astype(float)
+    for t in range(q):
+        np.fill_diagonal(w_q[t], 0.0)
+    w_q[:5, 3, :] = 0.0  # a sparse corner: some rounds barely see model 3
+    s_q = w_q * rng.choice([0.0, 0.5, 1.0], size=(q, k, k))
+    boot = stats.bootstrap_bt(w_q, s_q, 50, seed=4, anchor=1, position=position)
+    r = np.random.default_rng(4)
+    for i in range(50):
+        c = np.bincount(r.integers(0, q, size=q), minlength=q).astype(float)
+        one = stats.fit_bt(
+            np.tensordot(c, w_q, axes=1), np.tensordot(c, s_q, axes=1), anchor=1, position=position
+        )
+        assert np.max(np.abs(one.ratings - boot[i])) < 1e-6
