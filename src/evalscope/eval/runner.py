@@ -817,6 +817,8 @@ class EvalRunner:
         )
         if self.cache is not None:
             session["cache_hits"] = self.cache.hits
+        if self.judge is not None:  # the judge's requests, apart from the candidate's (requests_sent)
+            session["judge"] = {"model": self.judge.name, **self.judge.stats().as_dict()}
         perf = cumulative_performance(self._past_entries + self._session_entries, self.manifest["sessions"])
         by_bench: dict[str, dict[str, Any]] = {}
         for t in self.tasks:

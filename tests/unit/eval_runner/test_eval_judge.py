@@ -180,3 +180,10 @@ async def test_truthful_qa_generation_is_judged(tmp_path: Path, shared_datasets:
     assert rep["judge_usage"]["requests"] == 6
     manifest = json.loads((res.run_dir / "manifest.json").read_text())
     assert manifest["sessions"][-1]["requests_sent"] == 6  # the candidate's, judge calls apart
+    assert manifest["sessions"][-1]["judge"] == {
+        "model": "judge-t",
+        "requests_sent": 6,
+        "retries": 0,
+        "reconnects": 0,
+        "concurrency_cuts": 0,
+    }
