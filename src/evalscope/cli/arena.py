@@ -121,9 +121,7 @@ def _main(config_file: str | None, given: dict[str, Any]) -> None:
 
     data: dict[str, Any] = load_arena_file(config_file) if config_file else {}
     data.update(given)
-    cfg = make_arena_config(data)
-    if cfg.resume:
-        cfg = cfg.model_copy()  # fields given now override the saved ones (the runner merges)
+    cfg = make_arena_config(data)  # with --resume, the runner puts the fields given now over the saved ones
     result = run_arena(cfg)
     if not cfg.quiet:
         render_console(result.report, Console(highlight=False))
