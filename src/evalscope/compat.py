@@ -278,7 +278,7 @@ TASK_KEYS_IGNORED: dict[str, str] = {
     "mem_cache": "use use_cache (a directory) for a response cache",
     "eval_backend": "only the native backend exists",
     "analysis_report": "no LLM-written analysis is produced",
-    "judge_worker_num": "there is no judge yet: judge-scored benchmarks are not available",
+    "judge_worker_num": "judge calls share --eval-batch-size",
     "ignore_errors": "failed samples are retried, journalled, counted in the report and retried by --resume",
     "outputs": "use work_dir",
 }
@@ -310,7 +310,7 @@ def task_key_notice(key: str) -> str:
 def normalize_seed_task(d: Mapping[str, Any], err: Any = None) -> dict[str, Any]:
     """Seed / upstream ``run_task`` keys -> EvalConfig keys: mapped, or dropped with a one-line notice.
 
-    ``eval_type`` (service / openai_api / checkpoint / mock_llm), ``judge_strategy`` (rule only),
+    ``eval_type`` (service / openai_api / checkpoint / mock_llm), ``judge_strategy`` (validated),
     ``timeout`` -> ``sample_timeout_s``, ``dataset_hub`` and ``dry_run`` as they are; the keys of
     :data:`TASK_KEYS_IGNORED` are ignored with a notice on stderr.
     """
@@ -322,7 +322,9 @@ def normalize_seed_task(d: Mapping[str, Any], err: Any = None) -> dict[str, Any]
     out = dict(d)
     if map_eval_type(out.pop("eval_type", None)) == "simulator":
         out["simulator"] = True
-    check_judge_strategy(out.pop("judge_strategy", None))
+    strategy = check_judge_strategy(out.pop("judge_strategy", None))
+    if strategy is not None:
+        out["judge_strategy"] = strategy
     if isinstance(out.get("dataset_hub"), str):
         out["dataset_hub"] = out["dataset_hub"].lower()  # the seed wrote 'ModelScope'
     if "timeout" in out:

@@ -90,28 +90,19 @@ def map_eval_type(value: str | None) -> str | None:
     return kind  # "service" without --api-url: check_eval_target decides (a --model needs an endpoint)
 
 
-#: Judge strategies upstream knows. ``rule`` is what happens here; ``auto`` means "an LLM judge only where a
-#: benchmark needs one", and no built-in benchmark does, so it is rule scoring too. The LLM ones are refused.
+#: Judge strategies upstream knows, all honoured: rule (metric), llm (judge), auto (judge when --judge-model is
+#: given), llm_recall (rule, then the judge for answers the rule scored 0); see EvalConfig.judge_strategy.
 JUDGE_STRATEGIES = ("rule", "auto", "llm", "llm_recall")
 
 
-def check_judge_strategy(value: str | None) -> None:
-    """Accept the strategies that mean rule scoring here (``auto`` with a notice); refuse the LLM ones."""
-    if value is None or value == "rule":
-        return
-    if value == "auto":
-        import sys
-
-        print(
-            f"Warning: judge_strategy {value!r} ignored: the built-in benchmarks are scored by rule, "
-            "and a judge-scored benchmark always uses judge_model",
-            file=sys.stderr,
-        )
-        return
-    raise ConfigError(
-        f"judge_strategy {value!r} is not supported: evalscope has no LLM-judge strategies",
-        "remove judge_strategy (--judge-strategy); the built-in benchmarks are scored by rule",
-    )
+def check_judge_strategy(value: str | None) -> str | None:
+    """The judge strategy, validated (None when not given)."""
+    if value is None:
+        return None
+    v = str(value).strip().lower()
+    if v not in JUDGE_STRATEGIES:
+        raise ConfigError(f"judge_strategy {value!r} is unknown", "use one of " + ", ".join(JUDGE_STRATEGIES))
+    return v
 
 
 #: perf options: upstream flag -> (ours, status, note). "same" rows are the options spelled identically.
@@ -207,9 +198,9 @@ EVAL_OPTIONS: dict[str, tuple[str, str, str]] = {
     "--judge-strategy": (
         "--judge-strategy",
         "mapped",
-        "rule: what we do; llm / auto: refused (no judge yet)",
+        "rule / llm / auto / llm_recall (general_qa; judge-scored benchmarks always use the judge)",
     ),
-    "--judge-worker-num": ("-", "ignored", "there is no judge yet"),
+    "--judge-worker-num": ("-", "ignored", "judge calls share --eval-batch-size"),
     "--mem-cache": ("-", "ignored", "use --use-cache DIR"),
 }
 

@@ -254,7 +254,7 @@ def test_unreachable_endpoint_leaves_no_run_dir(tmp_path: Path, mcq_dir: Path) -
     assert not out.exists() or not any(out.iterdir()), list(out.iterdir())
 
 
-def test_judge_strategy_rule_is_accepted_llm_refused(tmp_path: Path, mcq_dir: Path) -> None:
+def test_judge_strategy_rule_and_auto_accepted_llm_needs_a_judge(tmp_path: Path, mcq_dir: Path) -> None:
     base = [
         "--datasets",
         "general_mcq",
@@ -263,7 +263,7 @@ def test_judge_strategy_rule_is_accepted_llm_refused(tmp_path: Path, mcq_dir: Pa
         json.dumps({"general_mcq": {"local_path": str(mcq_dir)}}),
     ]
     assert CliRunner().invoke(eval_cmd, [*base, "--judge-strategy", "rule"]).exit_code == 0
-    res = CliRunner().invoke(eval_cmd, [*base, "--judge-strategy", "llm"])
-    assert res.exit_code == 2 and "not supported" in res.output
     res = CliRunner().invoke(eval_cmd, [*base, "--judge-strategy", "auto"])
-    assert res.exit_code == 0 and "judge_strategy 'auto' ignored" in res.output
+    assert res.exit_code == 0, res.output  # auto without a judge: rule scoring
+    res = CliRunner().invoke(eval_cmd, [*base, "--judge-strategy", "llm"])
+    assert res.exit_code == 2 and "needs a judge" in res.output  # general_mcq cannot be judged: no judge given

@@ -27,7 +27,10 @@ pytestmark = pytest.mark.integration
 
 LIMIT = 60
 _ensure_registered(["__all__"])
-NAMES = [n for n in BENCHMARKS.names() if not n.startswith("general_")]
+# judge-scored benchmarks need a judge; tests/unit/eval_runner/test_eval_judge.py checks them against one
+NAMES = [
+    n for n in BENCHMARKS.names() if not n.startswith("general_") and not getattr(BENCHMARKS.get(n), "uses_judge", False)
+]
 
 
 def _last_user(messages: list[dict[str, Any]]) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from evalscope.compat import task_key_notice
-from evalscope.compat_cli import JUDGE_STRATEGIES, check_judge_strategy, map_eval_type
+from evalscope.compat_cli import check_judge_strategy, map_eval_type
 from evalscope.errors import ConfigError
 
 
@@ -30,11 +30,6 @@ def compat_options() -> list[Any]:
         ),
         click.option(
             "--timeout", type=float, help="Upstream's request timeout (s): same as --sample-timeout."
-        ),
-        click.option(
-            "--judge-strategy",
-            type=click.Choice(JUDGE_STRATEGIES),
-            help="rule / auto: rule-based scoring (what every built-in benchmark does); llm / llm_recall are refused.",
         ),
         click.option("--judge-worker-num", hidden=True),
         click.option("--ignore-errors", is_flag=True, default=None, hidden=True),
@@ -59,7 +54,9 @@ def apply_compat_options(kw: dict[str, Any], err: Any = None) -> None:
         if kw.get("sample_timeout_s") is not None:
             raise ConfigError("--timeout and --sample-timeout both given; they are one setting", "pick one")
         kw["sample_timeout_s"] = timeout
-    check_judge_strategy(kw.pop("judge_strategy", None))
+    strategy = check_judge_strategy(kw.pop("judge_strategy", None))
+    if strategy is not None:
+        kw["judge_strategy"] = strategy
     for key in (
         "judge_worker_num",
         "ignore_errors",

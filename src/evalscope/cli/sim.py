@@ -18,7 +18,7 @@ from evalscope.sim.config import SimConfig
 #: Fields whose flag name is not simply the field name with dashes.
 _FLAG_NAMES: dict[str, str] = {"models": "--model"}
 #: Fields only settable through --config-json.
-_SKIP = frozenset({"script_rules"})
+_SKIP = frozenset({"script_rules", "judge"})
 
 
 def _base_type(annotation: Any) -> Any:

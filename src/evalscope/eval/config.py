@@ -353,12 +353,19 @@ class EvalConfig(BaseModel):
         json_schema_extra=_opt("--force", "flag"),
     )
 
-    # judge: refused unless a selected benchmark is judge-scored (uses_judge; none of the built-in ones is)
+    # judge: refused unless a selected benchmark would use it (uses_judge, or judge_capable + judge_strategy)
     judge_model: str | None = Field(
         None,
-        description="Judge model for judge-scored benchmarks (plugins with uses_judge; no built-in one is: "
-        "refused otherwise).",
+        description="Judge model for judge-scored benchmarks (truthful_qa_gen) and --judge-strategy "
+        "(general_qa); refused when no selected benchmark would use it.",
         json_schema_extra=_opt("--judge-model"),
+    )
+    judge_strategy: Literal["auto", "llm", "rule", "llm_recall"] | None = Field(
+        None,
+        description="Who scores benchmarks that can use a judge (general_qa): rule (the metric), llm (the "
+        "judge), auto (the judge when --judge-model is given, else rule), llm_recall (rule, then the judge "
+        "for answers the rule scored 0). Judge-scored benchmarks (truthful_qa_gen) always use the judge.",
+        json_schema_extra={"cli": "--judge-strategy"},
     )
     judge_api_url: str | None = Field(
         None, description="Judge endpoint (default: --api-url).", json_schema_extra=_opt("--judge-api-url")

@@ -108,6 +108,28 @@ def _ensure_registered(names: list[str]) -> None:
             log.debug("benchmark module %s not importable: %s", info.name, exc)
 
 
+def _judge_mode(cls: type[Benchmark], strategy: str, has_judge: bool) -> str | None:
+    """How a benchmark is scored: ``llm`` (by the judge), ``llm_recall`` (rule, then the judge for 0s), None
+    (rule). Judge-scored benchmarks always use the judge; judge-capable ones (general_qa) follow the strategy."""
+    if getattr(cls, "uses_judge", False):
+        return "llm"
+    if not getattr(cls, "judge_capable", False) or strategy == "rule":
+        return None
+    if strategy == "llm" or (strategy == "auto" and has_judge):
+        return "llm"
+    return "llm_recall" if strategy == "llm_recall" else None
+
+
+def judge_usage(details: list[dict[str, Any]]) -> dict[str, int] | None:
+    """The judge's own requests and tokens summed over samples' ``detail["judge"]`` (None: no judge used)."""
+    found = [d["judge"] for d in details if isinstance(d.get("judge"), dict)]
+    if not found:
+        return None
+    return {
+        k: sum(int(j.get(k) or 0) for j in found) for k in ("requests", "prompt_tokens", "completion_tokens")
+    }
+
+
 def limit_samples(samples: list[Sample], limit: int) -> list[Sample]:
     """The first ``limit`` samples taken round-robin across subsets (each subset in dataset order), so a small
     ``--limit`` still covers every subset; the result keeps dataset order. Deterministic."""
@@ -242,6 +264,7 @@ class EvalRunner:
         self.out = out if out is not None else sys.stdout
         self.err = out if out is not None else sys.stderr
         self.tasks: list[_Task] = []
+        self._judge_modes: dict[str, str | None] = {}
         self.run_dir: Path | None = None
         self.backend = cfg.resolved_backend() if model is None else "api"
         self.model_name = (
@@ -299,8 +322,12 @@ class EvalRunner:
                     f"benchmark {name!r} runs model-generated code",
                     "pass --allow-code-execution to run it in the sandbox",
                 )
-        judged = [name for name, cls in classes if getattr(cls, "uses_judge", False)]
         has_judge = bool(cfg.judge_model) or self.judge is not None
+        strategy = cfg.judge_strategy or "auto"
+        if strategy in ("llm", "llm_recall") and not has_judge:
+            raise ConfigError(f"--judge-strategy {strategy} needs a judge", "pass --judge-model (and --judge-api-url)")
+        self._judge_modes = {name: _judge_mode(cls, strategy, has_judge) for name, cls in classes}
+        judged = [name for name, mode in self._judge_modes.items() if mode is not None]
         if has_judge and not judged:
             raise ConfigError(
                 f"--judge-model: none of the benchmarks {', '.join(cfg.datasets)} is judge-scored, "
@@ -365,6 +392,8 @@ class EvalRunner:
                     "model": cfg.judge_model,
                     "endpoint": redact_url(cfg.judge_api_url) or self.endpoint_id,
                 }
+            if self._judge_modes.get(name) is not None:
+                fp["judge_mode"] = self._judge_modes[name]
             self.tasks.append(_Task(name, bench, samples, fp, gen))
             if not cls.needs_code_execution:
                 # Warm lazy imports (sympy...) now: doing it on the first answer would stall the event loop
@@ -633,11 +662,15 @@ class EvalRunner:
             entry["retried_errors"] = gen.retried_errors
         if gen.ok:
             try:
-                if t.bench.uses_judge:
+                mode = self._judge_modes.get(t.name)
+                if mode == "llm":
                     assert self.judge is not None  # prepare() refused judge-scored benchmarks without one
                     res = await t.bench.ajudge(s, gen.text, self.judge)
                 else:
                     res = await t.bench.ascore(s, gen.text)
+                    if mode == "llm_recall" and res.value == 0.0:
+                        assert self.judge is not None
+                        res = await t.bench.ajudge(s, gen.text, self.judge)
             except Exception as exc:  # noqa: BLE001 - a scorer bug marks the sample errored, never wrong
                 entry.update(status=ERRORED, error={"kind": "scoring", "message": scrub(repr(exc))[:1024]})
             else:
@@ -830,6 +863,8 @@ class EvalRunner:
         )
         if self.cache is not None:
             session["cache_hits"] = self.cache.hits
+        if self.judge is not None:  # the judge's requests, apart from the candidate's (requests_sent)
+            session["judge"] = {"model": self.judge.name, **self.judge.stats().as_dict()}
         perf = cumulative_performance(self._past_entries + self._session_entries, self.manifest["sessions"])
         by_bench: dict[str, dict[str, Any]] = {}
         for t in self.tasks:
@@ -865,6 +900,9 @@ class EvalRunner:
                 perf,
                 errored_as_wrong=as_wrong,
             )
+            ju = judge_usage([sr.detail for _s, _r, sr, _e in triples])
+            if ju is not None:  # the judge's tokens, apart from the candidate's (usage / performance)
+                rep["judge_usage"] = ju
             write_report(self.run_dir, self.model_name, t.name, rep)
             by_bench[t.name] = rep
             result.errored += len(errored)

@@ -11,7 +11,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Policy = Literal["random", "echo", "choice", "scripted"]
+from evalscope.sim.judge import JudgeTruth
+
+Policy = Literal["random", "echo", "choice", "scripted", "judge"]
 OutputDist = Literal["fixed", "uniform", "normal"]
 UsageFault = Literal["string", "text", "negative", "huge", "float", "junk"]
 ReplyQuirk = Literal[
@@ -131,7 +133,10 @@ class SimConfig(BaseModel):
 
     # replies
     policy: Policy = Field(
-        default="random", description="How reply text is made: random, echo, choice, scripted."
+        default="random", description="How reply text is made: random, echo, choice, scripted, judge."
+    )
+    judge: JudgeTruth | None = Field(
+        default=None, description="The judge policy's hidden truth (sim/judge.py); defaults when None."
     )
     script: str | None = Field(
         default=None, description="JSON or JSONL file of {pattern, reply} rules (scripted)."

@@ -13,8 +13,10 @@ import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from evalscope.sim.config import ScriptRule, SimConfig
+from evalscope.sim.judge import JudgeTruth, judge_text
 from evalscope.tokens import tokenize
 
 #: Small vocabulary for random replies; each entry is one token (word plus trailing space).
@@ -193,11 +195,14 @@ class ReplyMaker:
 
     def natural_length(self) -> bool:
         """True when the policy decides the reply length itself (choice, scripted)."""
-        return self.cfg.policy in ("choice", "scripted")
+        return self.cfg.policy in ("choice", "scripted", "judge")
 
-    def make(self, prompt: str, n: int) -> list[str]:
-        """Reply tokens: ``n`` of them for random/echo; the natural reply for choice/scripted."""
+    def make(self, prompt: str, n: int, body: dict[str, Any] | None = None) -> list[str]:
+        """Reply tokens: ``n`` of them for random/echo; the natural reply for choice/scripted/judge."""
         policy = self.cfg.policy
+        if policy == "judge":
+            truth = self.cfg.judge if self.cfg.judge is not None else JudgeTruth()
+            return tokenize(judge_text(truth, self.cfg.seed, prompt, body or {}))
         if policy == "echo":
             return echo_tokens(prompt, n)
         rng = random.Random(prompt_seed(self.cfg.seed, prompt))

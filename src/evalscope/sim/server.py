@@ -770,7 +770,7 @@ class SimServer:
 
         n, max_tokens = self._planned_length(body, rng)
         if self._maker.natural_length():
-            content = self._maker.make(prompt, 0)
+            content = self._maker.make(prompt, 0, body)
             if max_tokens is not None and len(content) > max_tokens:
                 content = content[:max_tokens]
         else:

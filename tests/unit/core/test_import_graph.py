@@ -22,7 +22,7 @@ ROOT = "evalscope"
 KNOWN_CYCLES: list[frozenset[str]] = []
 
 #: Layering: (modules matching ``source`` prefix) may not import (modules matching any ``forbidden`` prefix).
-FRONT_ENDS = ("evalscope.perf", "evalscope.eval", "evalscope.cli", "evalscope.report")
+FRONT_ENDS = ("evalscope.perf", "evalscope.eval", "evalscope.cli", "evalscope.report", "evalscope.arena")
 RUNNERS = (
     "evalscope.perf.runner",
     "evalscope.perf.workers",
@@ -51,6 +51,11 @@ RULES: list[tuple[str, tuple[str, ...], str]] = [
         "evalscope.eval",
         ("evalscope.perf", "evalscope.cli"),
         "eval is a front end; the CLI imports it, not back",
+    ),
+    (
+        "evalscope.arena",
+        ("evalscope.perf", "evalscope.cli", "evalscope.eval.runner", "evalscope.eval.benchmarks"),
+        "the arena rides on eval's models, not on its runner",
     ),
     (
         "evalscope.eval.models",

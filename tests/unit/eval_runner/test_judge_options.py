@@ -1,5 +1,5 @@
-"""Options that would do nothing are refused (issue 11 item 7): a judge for benchmarks scored by rule, and
-LLM-judge strategies that do not exist; ``judge_strategy: auto`` from seed-era configs is said to be ignored."""
+"""Options that would do nothing are refused (issue 11 item 7): a judge for benchmarks scored by rule; judge
+strategies are validated and kept (issue 14: general_qa honours them)."""
 
 from __future__ import annotations
 
@@ -74,13 +74,20 @@ def test_cli_judge_model_exit_2_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1 and "judge-scored" in lines[0], r.output
 
 
-@pytest.mark.parametrize("strategy", ["llm", "llm_recall"])
-def test_llm_judge_strategy_is_refused(strategy: str) -> None:
-    with pytest.raises(ConfigError, match=f"judge_strategy '{strategy}' is not supported"):
-        load_task_config({"datasets": ["arc"], "judge_strategy": strategy})
+@pytest.mark.parametrize("strategy", ["llm", "llm_recall", "auto", "rule"])
+def test_judge_strategy_is_kept(strategy: str) -> None:
+    cfg = load_task_config({"datasets": ["arc"], "judge_strategy": strategy})
+    assert cfg.judge_strategy == strategy
 
 
-def test_rule_judge_strategy_is_ignored_with_a_warning(capsys: pytest.CaptureFixture[str]) -> None:
-    cfg = load_task_config({"datasets": ["arc"], "judge_strategy": "auto"})
-    assert cfg.datasets == ["arc"]
-    assert "judge_strategy 'auto' ignored" in capsys.readouterr().err
+def test_unknown_judge_strategy_is_refused() -> None:
+    with pytest.raises(ConfigError, match="judge_strategy 'gpt' is unknown"):
+        load_task_config({"datasets": ["arc"], "judge_strategy": "gpt"})
+
+
+def test_llm_strategy_needs_a_judge(tmp_path: Path) -> None:
+    cfg = build_config(
+        {"datasets": ["general_qa"], "judge_strategy": "llm", "work_dir": str(tmp_path), "dataset_dir": str(DATA)}
+    )
+    with pytest.raises(ConfigError, match="--judge-strategy llm needs a judge"):
+        EvalRunner(cfg).prepare()

@@ -148,7 +148,7 @@ class Benchmark(ABC):
     #: Where the files live below ``--dataset-dir`` (laid out like ../shared/datasets).
     data_subdir: ClassVar[str] = ""
     needs_code_execution: ClassVar[bool] = False
-    #: Scored by a judge model (from --judge-model, passed to :meth:`ajudge`); none of the built-in benchmarks is.
+    #: Scored by a judge model (from --judge-model, passed to :meth:`ajudge`), e.g. truthful_qa_gen.
     uses_judge: ClassVar[bool] = False
     #: Generation defaults merged under the user's --generation-config.
     default_generation: ClassVar[dict[str, Any]] = {}

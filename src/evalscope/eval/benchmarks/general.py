@@ -236,8 +236,33 @@ class GeneralQA(BaseBenchmark):
         m = {"exact_match": exact_match(pred, refs), "bleu": bleu(pred, refs), "rouge_l": rouge_l(pred, refs)}
         return ScoreResult(m[self.metric_name], extracted=pred, detail=m)
 
+    #: ``--judge-strategy llm|auto|llm_recall`` may score it with the judge (:meth:`ajudge`) instead of a metric.
+    judge_capable = True
+
+    async def ajudge(self, sample: Sample, output: str, judge: Any) -> ScoreResult:
+        """The judge decides whether the answer matches the reference (1 / 0); rule metrics stay in detail."""
+        from evalscope.eval.scoring.judge import QA_TEMPLATE, ask_judge, fill, parse_correct
+
+        rule = self.score(sample, output)
+        pred = strip_reasoning(output or "").strip()
+        refs = list(sample.gold) if isinstance(sample.gold, list) else [str(sample.gold)]
+        question = str(sample.messages[-1].get("content", ""))
+        prompt = fill(QA_TEMPLATE, question=question, reference=" | ".join(refs), answer=pred)
+        ok, info = await ask_judge(judge, prompt, parse_correct, sample.id)
+        detail = {**rule.detail, "judge": info, "rule_score": rule.value}
+        if ok is None:
+            return ScoreResult(0.0, extracted=pred, parsed=False, status="judge_null", detail=detail)
+        return ScoreResult(1.0 if ok else 0.0, extracted=pred, detail=detail)
+
     def aggregate(self, results: list[tuple[Sample, int, ScoreResult]]) -> dict[str, Any]:
         agg = super().aggregate(results)
+        if any("judge" in r.detail for _s, _rep, r in results):
+            agg["metric"] = "llm_judge"
+            agg["metrics"] = {
+                k: mean_with_stderr([float(r.detail.get(k, 0.0)) for _s, _rep, r in results])[0]
+                for k in QA_METRICS
+            }
+            return agg
         agg["metric"] = self.metric_name
         agg["metrics"] = {
             k: mean_with_stderr([float(r.detail.get(k, 0.0)) for _s, _rep, r in results])[0]
