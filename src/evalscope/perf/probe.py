@@ -370,9 +370,12 @@ def oversaturated(samples: list[tuple[float, int, int, int, Any, Any]], rate: fl
     p50, e2e p50), or None. Only judged once the system had time to settle (3 x the median latency)."""
     if len(samples) < 4:
         return None
-    t_end, sent_end, done_end, fl_end, ttft_end, e2e_end = samples[-1]
+    t_end, sent_end, done_end, fl_end, ttft_end, _ = samples[-1]
     t_start = samples[0][0]
-    settle = max(WATCH_WINDOW_S, 3 * (float(e2e_end) / 1e3 if e2e_end else 0.0))
+    # settled after 3 x the latency seen first (before any queue built up: a growing queue would otherwise
+    # keep postponing its own verdict)
+    first_e2e = next((float(x[5]) for x in samples if x[5]), 0.0)
+    settle = max(WATCH_WINDOW_S, 3 * first_e2e / 1e3)
     if t_end - t_start < settle + WATCH_WINDOW_S:
         return None
     past = [s for s in samples if s[0] <= t_end - WATCH_WINDOW_S]
