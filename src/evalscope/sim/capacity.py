@@ -161,3 +161,28 @@ def capacity_rps(cfg: SimConfig, output_tokens: int, prompt_tokens: int = 0) -> 
     if k is None:
         return None
     return k / service_time_s(cfg, output_tokens, prompt_tokens, k)
+
+
+def queue_waits(arrivals_s: list[float], k: int, service_s: float) -> list[float]:
+    """Exact FIFO waits of the model with fixed service time: K servers, each arrival takes the earliest
+    free slot (``start = max(arrival, earliest free)``). What the simulator does on its ideal timeline."""
+    import heapq
+
+    free = [0.0] * k
+    waits = []
+    for a in sorted(arrivals_s):
+        start = max(a, heapq.heappop(free))
+        waits.append(start - a)
+        heapq.heappush(free, start + service_s)
+    return waits
+
+
+def erlang_c(k: int, offered: float) -> float:
+    """Probability that an arrival waits in an M/M/k queue with ``offered`` = lambda * S Erlangs (< k)."""
+    import math
+
+    if offered >= k:
+        return 1.0
+    term = sum(offered**i / math.factorial(i) for i in range(k))
+    last = offered**k / math.factorial(k) * k / (k - offered)
+    return last / (term + last)
