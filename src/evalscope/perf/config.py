@@ -443,8 +443,8 @@ class PerfConfig(BaseModel):
     sla_repeats: int = Field(
         1,
         ge=1,
-        description="Runs per SLA probe; with 2 or more a probe passes only if the 95% confidence bound of "
-        "each metric meets its target.",
+        description="Runs per SLA probe: a probe passes only if every run meets the SLA (mean and 95% "
+        "interval reported).",
         json_schema_extra=_cli("--sla-repeats", group="capacity"),
     )
     sla_num_runs: int | None = Field(
