@@ -30,6 +30,9 @@ class PerfCommand(StrictSuggestCommand):
     """Accepts ``--parallel 1 4 16`` (several values after one list option), as the original EvalScope did."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args[:1] == ["compare"]:  # `evalscope perf compare RUN_A RUN_B` (perf/compare.py)
+            ctx.meta["perf_compare"] = args[1:]
+            return super().parse_args(ctx, [])
         args = upstream_argv(args)
         out: list[str] = []
         i = 0
@@ -107,12 +110,17 @@ def _build(func: Any) -> Any:
 def perf(config_file: str | None, **kwargs: Any) -> None:
     """Stress-test an OpenAI-compatible endpoint (or, without --url, the built-in simulator).
 
+    `evalscope perf compare RUN_A RUN_B` prints the differences of two runs, marking those beyond the noise.
+
     Exit codes: 0 ok, 2 bad option/config/dataset, 3 endpoint/auth, 4 aborted by --max-errors /
-    --max-error-rate, 5 --strict check failed, 130 interrupted.
+    --max-error-rate, 5 --strict check failed (with --sla-auto-tune: no value met the SLA), 130 interrupted.
     """
     from evalscope.cli import run_cli_command
 
     ctx = click.get_current_context()
+    if "perf_compare" in ctx.meta:
+        compare_cmd.main(ctx.meta["perf_compare"], prog_name="evalscope perf compare")
+        return
     given: dict[str, Any] = {}
     for name, value in kwargs.items():
         if ctx.get_parameter_source(name) in (ParameterSource.DEFAULT, None):
@@ -148,6 +156,10 @@ def _main(config_file: str | None, given: dict[str, Any]) -> None:
     reporter = ConsoleReporter(console, live=cfg.live)
     summary = run_perf(cfg, reporter=reporter)
     reporter.final(summary)
+    from evalscope.perf.probe import describe
+
+    for line in describe(summary):  # a sweep's knee, the SLA answer, the repeats' intervals
+        console.print(line, markup=False)
     if cfg.wandb_api_key is not None or cfg.swanlab_api_key is not None:
         from evalscope.perf.upstream import log_to_trackers
 
@@ -169,5 +181,31 @@ def _main(config_file: str | None, given: dict[str, Any]) -> None:
                 problems.append(
                     f"stage {s['stage'] + 1}: goodput {ratio} < {100 * cfg.goodput_min_ratio:g}% of requests met the SLOs"
                 )
+        sla = summary.get("sla")
+        if isinstance(sla, dict) and sla.get("mode") == "constraint" and sla.get("largest_met") is None:
+            problems.append("--sla-auto-tune: no value met the SLA")
         if problems:
             raise ThresholdError("--strict: " + "; ".join(problems))
+
+
+@click.command(
+    "compare",
+    cls=StrictSuggestCommand,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.argument("run_a", type=click.Path(exists=True))
+@click.argument("run_b", type=click.Path(exists=True))
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def compare_cmd(run_a: str, run_b: str, debug: bool) -> None:
+    """Compare two perf runs (directories): per stage and metric, A, B, the difference, and whether it is
+    beyond the noise (repeats' confidence intervals, else a bootstrap over the records; ? when unknown)."""
+    from evalscope.cli import run_cli_command
+
+    def _run() -> None:
+        from pathlib import Path
+
+        from evalscope.perf.compare import compare, render
+
+        click.echo(render(compare(Path(run_a), Path(run_b)), run_a, run_b))
+
+    run_cli_command(_run, debug=debug)

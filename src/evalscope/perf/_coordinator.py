@@ -64,6 +64,7 @@ class Stage:
     number: int | None
     rate: float | None  # None: closed loop
     warmup: bool = False
+    duration: float | None = None  # a time limit of this stage only (an SLA probe); None: --duration
 
 
 def plan_stages(cfg: Any) -> list[Stage]:
@@ -129,6 +130,9 @@ class Coordinator:
         self._active = 0
         self._failure: BaseException | str | None = None
         self._warned: frozenset[str] = frozenset()
+        #: a sweep / SLA search / repeats plan (perf/probe.py): adds its block to the summary
+        self.planner: Any = None
+        self.resume_dir: Path | None = None  # --resume: reuse this run directory
 
     # ---- lifecycle ---------------------------------------------------------------------------------------
 
@@ -229,7 +233,9 @@ class Coordinator:
 
     def _open_run_dir(self) -> None:
         cfg = self.cfg
-        self.run_dir = make_run_dir(Path(cfg.outputs_dir), cfg.name, timestamp=not cfg.no_timestamp)
+        self.run_dir = self.resume_dir or make_run_dir(
+            Path(cfg.outputs_dir), cfg.name, timestamp=not cfg.no_timestamp
+        )
         self.writer = RecordWriter(self.run_dir / "records.jsonl", cfg.save_responses)
         self._manifest = {
             "schema": "evalscope.perf.manifest/1",
@@ -322,6 +328,8 @@ class Coordinator:
             "trustworthy": overall_trust(self.stage_summaries),
             "stages": self.stage_summaries,
         }
+        if self.planner is not None:
+            s.update(self.planner.summary_blocks())
         if not self.pool.local:
             s["workers"] = {
                 "backend": self.pool.backend,
@@ -520,7 +528,7 @@ class Coordinator:
         index, parallel, number, warmup = stage.index, stage.parallel, stage.number, stage.warmup
         t0: int | None = None  # a local core starts as soon as its connections are open
         if not self.pool.local:
-            prewarm = not warmup and cfg.prewarm_count(parallel)
+            prewarm = not warmup and cfg.prewarm_count(parallel, stage.rate)
             t0 = _clock() + START_DELAY_NS + (PREWARM_ALLOWANCE_NS if prewarm else 0)
         return {
             "index": index,
@@ -529,7 +537,7 @@ class Coordinator:
             "number": number,
             "parallel": parallel,
             "t0_ns": t0,
-            "duration_ns": int(cfg.duration * 1e9) if cfg.duration is not None and not warmup else None,
+            "duration_ns": _duration_ns(stage.duration if stage.duration is not None else cfg.duration, warmup),
             "id_base": 0 if warmup else self._next_id,
             "prompt_base": self._prompts_used,
         }
@@ -538,7 +546,7 @@ class Coordinator:
         cfg = self.cfg
         index, parallel, number, warmup = stage.index, stage.parallel, stage.number, stage.warmup
         pool = self.pool
-        cap = parallel if warmup else cfg.concurrency_cap(parallel)
+        cap = parallel if warmup else cfg.concurrency_cap(parallel, stage.rate)
         active = min(pool.n, cap)
         caps = split_evenly(cap, active)
         rec_offset = self._records_offset()
@@ -656,6 +664,10 @@ class Coordinator:
         if not self.pool.local:
             block["worker_requests"] = [int(d["dispatched"]) for d in done]
         return block
+
+
+def _duration_ns(duration: float | None, warmup: bool) -> int | None:
+    return int(duration * 1e9) if duration is not None and not warmup else None
 
 
 async def first_served_model(client: Client) -> str:

@@ -279,6 +279,18 @@ class WorkerCore:
         if self._dispatcher is not None and not self._dispatcher.done():
             self._dispatcher.cancel()
 
+    def cut_stage(self) -> None:
+        """End the running stage now (an over-saturated probe): stop dispatching, cancel what is in flight.
+
+        Unlike :meth:`stop`, later stages still run. A cut during the drain takes effect at its next wake-up.
+        """
+        st = self.stage
+        if st is None:
+            return
+        st.deadline_ns = _clock()
+        if self._dispatcher is not None and not self._dispatcher.done():
+            self._dispatcher.cancel()
+
     def flush(self) -> None:
         """Hand over the records waiting in this core's batch now (a second Ctrl-C)."""
         self._send_records()
@@ -345,13 +357,13 @@ class WorkerCore:
             src = _Strided(spec["rank"], spec["active"])
         cpu = CpuMeter()
         parallel = spec.get("parallel", st.cap)
-        n_warm = cfg.prewarm_count(parallel) if not st.warmup else 0
+        n_warm = cfg.prewarm_count(parallel, st.rate) if not st.warmup else 0
         if n_warm and self.client is not None:
             if st.t0_ns is None:  # the whole stage is ours: open every connection, then start
                 await self.client.prewarm(n_warm)
             else:
                 # Our share, and never past the stage's start time (the schedule is the coordinator's).
-                share = max(1, round(n_warm * st.cap / max(1, cfg.concurrency_cap(parallel))))
+                share = max(1, round(n_warm * st.cap / max(1, cfg.concurrency_cap(parallel, st.rate))))
                 left_s = (st.t0_ns - _clock()) / 1e9 - 0.05
                 if left_s > 0.05:
                     await self.client.prewarm(min(share, n_warm), timeout_s=left_s)

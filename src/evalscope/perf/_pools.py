@@ -124,6 +124,9 @@ class Pool:
     def stop(self, abort: bool, limit_ns: int | None) -> None:
         raise NotImplementedError
 
+    def cut_stage(self) -> None:
+        """End the running stage on every core now (an over-saturated probe); Ray actors ignore it."""
+
     def flush(self) -> None:
         """Hand over the records the cores hold now, where that is possible synchronously (second Ctrl-C)."""
 
@@ -187,6 +190,10 @@ class LocalPool(Pool):
     def stop(self, abort: bool, limit_ns: int | None) -> None:
         if self._core is not None:
             self._core.stop(abort, limit_ns)
+
+    def cut_stage(self) -> None:
+        if self._core is not None:
+            self._core.cut_stage()
 
     def flush(self) -> None:
         if self._core is not None:
@@ -270,7 +277,10 @@ async def _process_async(
                 stage_task = asyncio.get_running_loop().create_task(core.run_stage(orjson.loads(payload)))
             elif kind == STOP:
                 d = orjson.loads(payload)
-                core.stop(bool(d["abort"]), d.get("limit_ns"))
+                if d.get("cut"):
+                    core.cut_stage()
+                else:
+                    core.stop(bool(d["abort"]), d.get("limit_ns"))
             elif kind == QUIT:
                 break
         if stage_task is not None:
@@ -369,6 +379,11 @@ class ProcessPool(Pool):
 
     def stop(self, abort: bool, limit_ns: int | None) -> None:
         payload = orjson.dumps({"abort": abort, "limit_ns": limit_ns})
+        for k in range(len(self._writers)):
+            self._send(k, STOP, payload)
+
+    def cut_stage(self) -> None:
+        payload = orjson.dumps({"cut": True})
         for k in range(len(self._writers)):
             self._send(k, STOP, payload)
 

@@ -438,6 +438,111 @@ class PerfConfig(BaseModel):
         False, description="Show tracebacks.", json_schema_extra=_cli("--debug", kind="flag", group="output")
     )
 
+    # ---- capacity planning: sweeps, SLA search, repeats, resume (perf/sweep.py, perf/sla.py, perf/probe.py)
+    sweep: int | None = Field(
+        None,
+        ge=1,
+        description="Sweep: one stream, then max throughput (closed loop, --sweep-parallel), then N open-loop "
+        "rates spaced between the two; reports the knee and the max sustainable rate.",
+        json_schema_extra=_cli("--sweep", group="capacity", metavar="N"),
+    )
+    sweep_parallel: int = Field(
+        64,
+        ge=1,
+        description="Concurrency of the sweep's max-throughput stage.",
+        json_schema_extra=_cli("--sweep-parallel", group="capacity"),
+    )
+    sla_auto_tune: bool = Field(
+        False,
+        description="Search the largest --sla-variable value that meets --sla-params (bracket by doubling, "
+        "then interpolate the SLO margin); results in summary.json under sla.",
+        json_schema_extra=_cli("--sla-auto-tune", kind="flag", group="capacity"),
+    )
+    sla_variable: Literal["parallel", "rate"] = Field(
+        "parallel",
+        description="What the SLA search varies: parallel (closed loop) or rate (open loop, req/s).",
+        json_schema_extra=_cli("--sla-variable", group="capacity"),
+    )
+    sla_params: list[dict[str, str]] | None = Field(
+        None,
+        description='SLOs as JSON: [{"p99_ttft": "<=500", "p99_tpot": "<=50"}, {"error_rate": "<=0.01"}] '
+        "(AND inside a group, OR across groups; latencies in ms unless suffixed s/ms); or one "
+        '{"tps": "max"} / {"goodput": "max"} to find the best value.',
+        json_schema_extra=_cli("--sla-params", group="capacity", metavar="JSON"),
+    )
+    sla_repeats: int = Field(
+        1,
+        ge=1,
+        description="Runs per SLA probe: a probe passes only if every run meets the SLA (mean and 95% "
+        "interval reported).",
+        json_schema_extra=_cli("--sla-repeats", group="capacity"),
+    )
+    sla_num_runs: int | None = Field(
+        None,
+        ge=1,
+        description="Upstream EvalScope's name for --sla-repeats.",
+        json_schema_extra=_cli("--sla-num-runs", group="capacity"),
+    )
+    sla_resolution: float = Field(
+        0.02,
+        gt=0,
+        lt=1,
+        description="Stop the SLA search when the failing value is within this fraction of the passing one "
+        "(0.02 or 2%).",
+        json_schema_extra=_cli("--sla-resolution", group="capacity"),
+    )
+    sla_lower_bound: float | None = Field(
+        None,
+        gt=0,
+        description="Smallest value the SLA search tries (default 1).",
+        json_schema_extra=_cli("--sla-lower-bound", group="capacity"),
+    )
+    sla_upper_bound: float | None = Field(
+        None,
+        gt=0,
+        description="Largest value the SLA search tries (default 65536).",
+        json_schema_extra=_cli("--sla-upper-bound", group="capacity"),
+    )
+    sla_fixed_parallel: int | None = Field(
+        None,
+        ge=1,
+        description="Concurrency cap of open-loop SLA probes (--sla-variable rate); default: no cap.",
+        json_schema_extra=_cli("--sla-fixed-parallel", group="capacity"),
+    )
+    sla_number_multiplier: float | None = Field(
+        None,
+        gt=0,
+        description="Requests per SLA probe = value x this (at least --sla-min-requests).",
+        json_schema_extra=_cli("--sla-number-multiplier", group="capacity"),
+    )
+    sla_min_requests: int | None = Field(
+        None,
+        ge=1,
+        description="Least measured requests per probe (default: 2 beyond the highest percentile asked, "
+        "e.g. 200 for p99, and at least 20).",
+        json_schema_extra=_cli("--sla-min-requests", group="capacity"),
+    )
+    sla_warmup: int | None = Field(
+        None,
+        ge=0,
+        description="Requests at the start of each probe left out of its metrics (default: one round, "
+        "the parallel value, or one second of arrivals).",
+        json_schema_extra=_cli("--sla-warmup", group="capacity"),
+    )
+    repeats: int = Field(
+        1,
+        ge=1,
+        description="Run each stage N times: mean and 95% confidence interval per metric in the summary "
+        "(compare runs with `evalscope perf compare A B`).",
+        json_schema_extra=_cli("--repeats", group="capacity"),
+    )
+    resume: Path | None = Field(
+        None,
+        description="Continue a sweep / SLA / repeats run in this run directory (after Ctrl-C or a crash): "
+        "its saved options are used and finished probes are not rerun.",
+        json_schema_extra=_cli("--resume", group="capacity", metavar="RUN_DIR"),
+    )
+
     # ---- validators ------------------------------------------------------------------------------------
 
     @field_validator("parallel", "number", "percentiles", mode="before")
@@ -583,6 +688,30 @@ class PerfConfig(BaseModel):
             return [v]
         return v
 
+    @field_validator("sla_params", mode="before")
+    @classmethod
+    def _sla_params(cls, v: Any) -> Any:
+        from evalscope.perf.sla import normalise_sla_params
+
+        return normalise_sla_params(v)
+
+    @field_validator("sla_resolution", mode="before")
+    @classmethod
+    def _percent(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.strip().endswith("%"):
+            try:
+                return float(v.strip()[:-1]) / 100
+            except ValueError:
+                return v
+        return v
+
+    @model_validator(mode="after")
+    def _capacity(self) -> PerfConfig:
+        from evalscope.perf.sla import check_capacity_options
+
+        check_capacity_options(self)
+        return self
+
     @model_validator(mode="after")
     def _upstream(self) -> PerfConfig:
         from evalscope.perf.upstream import apply_upstream_options
@@ -660,19 +789,22 @@ class PerfConfig(BaseModel):
             out.append((p, num))
         return out
 
-    def prewarm_count(self, parallel: int) -> int:
+    def prewarm_count(self, parallel: int, stage_rate: float | None = None) -> int:
         """Connections to open before a stage: one per closed-loop slot; about one second of arrivals in
         open loop (the rest open on demand). 0 with --no-prewarm."""
         if not self.prewarm:
             return 0
-        cap = self.concurrency_cap(parallel)
-        if self.rate is not None:
-            cap = min(cap, max(1, math.ceil(self.rate)))
+        rate = self.rate if stage_rate is None else stage_rate
+        cap = self.concurrency_cap(parallel, rate)
+        if rate is not None:
+            cap = min(cap, max(1, math.ceil(rate)))
         return min(cap, 1024)
 
-    def concurrency_cap(self, parallel: int) -> int:
-        """With --rate and no explicit --parallel, the cap is generous (pure open loop), else --parallel."""
-        if self.rate is not None and "parallel" not in self.model_fields_set:
+    def concurrency_cap(self, parallel: int, stage_rate: float | None = None) -> int:
+        """With --rate (or an open-loop stage's rate) and no explicit --parallel, the cap is generous (pure
+        open loop), else --parallel."""
+        rate = self.rate if stage_rate is None else stage_rate
+        if rate is not None and "parallel" not in self.model_fields_set:
             return 100_000
         return parallel
 

@@ -116,6 +116,11 @@ def run_perf(
         EndpointError: the endpoint failed the preflight checks.
     """
     cfg = make_config(config, **overrides)
+    resume_dir = None
+    if cfg.resume is not None:
+        from evalscope.perf.resume import resume_config
+
+        cfg, resume_dir = resume_config(cfg)
     tokenizer, dataset, url, api_key = prepare(cfg)
     reporter = reporter or Reporter()
     sim_cm: AbstractContextManager[Any] | None = None
@@ -131,6 +136,10 @@ def run_perf(
 
             url = normalize_url(sim_url, PROTOCOLS.get(cfg.api).default_path)
         pr = _make_run(cfg, dataset, tokenizer, url, api_key, reporter, sim_info)
+        from evalscope.perf import probe
+
+        if probe.wanted(cfg):  # a sweep, an SLA search or repeats: stages decided as the run goes
+            probe.Plan(cfg).bind(pr, resume_dir)
         if sim_info is not None:
             pr.kill_on_exit.append(int(sim_info["pid"]))
         try:

@@ -131,6 +131,25 @@ class SimConfig(BaseModel):
         default=262144, ge=1, description="KV-cache capacity (tokens) behind /metrics' cache usage gauge."
     )
 
+    # capacity model (sim/capacity.py; formulas in docs/capacity.md); all off by default
+    max_batch: int | None = Field(
+        default=None,
+        ge=1,
+        description="At most this many sequences are generated at once; the rest wait in a FIFO queue "
+        "(their wait is truth's queue_ns).",
+    )
+    itl_slope_ms: float = Field(
+        default=0.0,
+        ge=0,
+        description="Decode step grows with the running batch: ITL = itl_ms + itl_slope_ms * running.",
+    )
+    kv_budget_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="KV-cache budget (tokens): a request is admitted only while the running sequences' "
+        "prompt + planned output tokens plus its own fit.",
+    )
+
     # replies
     policy: Policy = Field(
         default="random", description="How reply text is made: random, echo, choice, scripted, judge."

@@ -28,6 +28,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from evalscope.engine.records import SIM_ID_HEADER, SIM_MARK_HEADER
 from evalscope.sim import conns as _conns
+from evalscope.sim.capacity import Capacity
 from evalscope.sim.config import SimConfig
 from evalscope.sim.policies import ReplyMaker, prompt_seed, reasoning_tokens
 from evalscope.sim.serverside import PrefixCache, metrics_text, timings_json
@@ -256,7 +257,8 @@ class _Stream:
 
     def _next_due(self, due_ns: int) -> int:
         """Deadline of chunk ``i``: k tokens after the previous deadline (absolute, so lateness never drifts)."""
-        nxt = self.chunks[self.i][2] * self.itl_ns
+        cap = self.server.capacity  # with a capacity model the decode step depends on the running batch
+        nxt = self.chunks[self.i][2] * (self.itl_ns if cap is None else cap.itl_ns)
         if self.rng is not None and nxt:
             nxt = round(nxt * (1.0 + self.jitter * (2.0 * self.rng.random() - 1.0)))
         return due_ns + nxt
@@ -423,6 +425,7 @@ class SimServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._accepting: set[asyncio.Task[Any]] = set()
         self._conns: _conns.ConnPolicy | None = None
+        self.capacity: Capacity | None = Capacity(self.cfg) if Capacity.wanted(self.cfg) else None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -567,6 +570,8 @@ class SimServer:
         snap = self._stats.snapshot(len(self._active), len(self.truth))
         if self._conns is not None:
             snap["connections"] = self._conns.snapshot()
+        if self.capacity is not None:
+            snap["capacity"] = self.capacity.snapshot()
         return snap
 
     async def _on_prepare(self, request: web.Request, resp: web.StreamResponse) -> None:
@@ -607,6 +612,9 @@ class SimServer:
             st.client_closed += 1
         if rec.end_ns is None:
             rec.end_ns = perf_counter_ns()
+        if rec.queue_ns is not None and self.capacity is not None:  # admitted: free its batch slot
+            ideal_end = rec.due_ns[-1] if rec.due_ns else rec.end_ns  # the last chunk's due time
+            self.capacity.release(rec.prompt_tokens + rec.planned_tokens, ideal_end)
 
     # ------------------------------------------------------------------ helpers
 
@@ -807,6 +815,15 @@ class SimServer:
             quirky = await self._quirk(request, rec, quirk)
             if quirky is not None:
                 return quirky
+        if self.capacity is not None:  # wait for a batch slot (FIFO); the schedule starts at admission
+            need = rec.prompt_tokens + rec.planned_tokens
+            admitted = await self.capacity.admit(arrival, need, request.transport)
+            if admitted is None:
+                rec.outcome = "client_closed"
+                return web.Response(status=200)
+            rec.queue_ns = admitted - arrival
+            first_due += rec.queue_ns
+            itl_ns = self.capacity.itl_ns
         if not rec.stream or quirk == "json_for_stream":
             return await self._whole(
                 request, rec, chat, content, reasoning, finish, fault, first_due, itl_ns, created
@@ -1127,7 +1144,7 @@ class SimServer:
 
     async def _metrics(self, request: web.Request) -> web.StreamResponse:
         """Prometheus text exposition with vLLM's gauge names: running requests (streams and non-stream
-        requests being generated), waiting (always 0: the simulator has no queue) and KV-cache usage (the
+        requests being generated), waiting (the capacity model's queue; 0 without one) and KV-cache usage (the
         prompt and generated tokens of running streams over ``kv_cache_tokens``)."""
         streams = list(self._active.values())
         kv = sum(st.rec.prompt_tokens + st.sent_tokens for st in streams) / self.cfg.kv_cache_tokens
@@ -1135,7 +1152,7 @@ class SimServer:
         text = metrics_text(
             self._models,
             len(streams) + len(self._pending),
-            0,
+            self.capacity.waiting if self.capacity is not None else 0,
             min(1.0, kv),
             st.prompt_tokens,
             st.completion_tokens,

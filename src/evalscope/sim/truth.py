@@ -52,6 +52,9 @@ class TruthRecord:
     #: when the kernel received the request's first read (SO_TIMESTAMPNS, moved onto perf_counter_ns); None
     #: when unknown (uvloop). ``arrival_ns - kernel_arrival_ns`` is the simulator's own lateness in reading it.
     kernel_arrival_ns: int | None = None
+    #: with the capacity model (``max_batch`` / ``kv_budget_tokens``): time spent in the wait queue before
+    #: admission, on the ideal timeline (its schedule starts at ``arrival_ns + queue_ns``); None without it
+    queue_ns: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (arrays become lists)."""
@@ -63,6 +66,7 @@ class TruthRecord:
             "stream": self.stream,
             "arrival_ns": self.arrival_ns,
             "kernel_arrival_ns": self.kernel_arrival_ns,
+            "queue_ns": self.queue_ns,
             "status": self.status,
             "fault": self.fault,
             "outcome": self.outcome,
