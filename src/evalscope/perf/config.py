@@ -668,8 +668,6 @@ class PerfConfig(BaseModel):
         has_ramp = self.ramp_up_strategy is not None
         if has_ramp and self.rate is not None:
             raise ValueError("--ramp-up-strategy replaces --rate: drop --rate")
-        if has_ramp and self.number is None and self.duration is None:
-            raise ValueError("a ramp runs over --number requests or --duration seconds: give one")
         trace = self.dataset == "trace"
         if self.stage_list is not None:
             if has_ramp or trace or self.multi_turn:
