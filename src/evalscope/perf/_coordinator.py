@@ -64,7 +64,7 @@ class Stage:
     number: int | None
     rate: float | None  # None: closed loop
     warmup: bool = False
-    duration: float | None = None  # this stage's own duration (--stages); None: --duration
+    duration: float | None = None  # this stage's own duration (--stage-list); None: --duration
     cap: int | None = None  # this stage's concurrency cap; None: cfg.concurrency_cap(parallel)
     arrivals: dict[str, Any] | None = None  # a ramp or a trace (perf/shapes.py); None: steady --rate
     sessions: bool = False  # --multi-turn (perf/sessions.py)
@@ -72,7 +72,7 @@ class Stage:
 
 def plan_stages(cfg: Any, dataset: Any = None) -> list[Stage]:
     """The stages of ``cfg``: the warm-up (if any), then one per ``--parallel`` / ``--number`` value, or
-    one per ``--stages`` entry; ramps and traces shape each stage's arrivals (perf/shapes.py)."""
+    one per ``--stage-list`` entry; ramps and traces shape each stage's arrivals (perf/shapes.py)."""
     stages = cfg.stages()
     out = [Stage(-1, stages[0][0], cfg.warmup, None, warmup=True)] if cfg.warmup else []
     if cfg.stage_list is not None:
@@ -229,7 +229,7 @@ class Coordinator:
             "simulator": self.simulator,
             "dataset": cfg.dataset,
             "tokenizer": self.tokenizer.name,
-            "stages": cfg.stages(),
+            "stages": [(s.parallel, s.number) for s in self.stages if not s.warmup],
             "rate": cfg.rate,
             "duration": cfg.duration,
             "run_dir": str(self.run_dir),

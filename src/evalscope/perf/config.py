@@ -160,7 +160,7 @@ class PerfConfig(BaseModel):
         alias="stages",
         description='Stages as a list of {rate|parallel, duration[, number]}: JSON (\'[{"rate": 5, "duration": '
         "10}]'), a .json/.yaml file, or a 'stages:' list in --config. Replaces --parallel/--number lists.",
-        json_schema_extra=_cli("--stages", group="load", metavar="JSON|FILE"),
+        json_schema_extra=_cli("--stage-list", group="load", metavar="JSON|FILE"),
     )
     time_scale: float = Field(
         1.0,
@@ -672,10 +672,10 @@ class PerfConfig(BaseModel):
         if self.stage_list is not None:
             if has_ramp or trace or self.multi_turn:
                 raise ValueError(
-                    "--stages cannot be combined with a ramp, --dataset trace or --multi-turn; use one"
+                    "--stage-list cannot be combined with a ramp, --dataset trace or --multi-turn; use one"
                 )
             if len(self.parallel) > 1 or (self.number is not None and len(self.number) > 1):
-                raise ValueError("--stages replaces --parallel/--number lists: give the stages in one place")
+                raise ValueError("--stage-list replaces --parallel/--number lists: give the stages in one place")
         if trace and (has_ramp or self.rate is not None):
             raise ValueError("--dataset trace sends at the trace's own times: drop --rate / --ramp-up-*")
         if self.multi_turn:
@@ -787,7 +787,9 @@ def parse_headers(v: Any) -> Any:
 
 def option_name(field: str) -> str:
     """The CLI spelling of a config field (``max_tokens`` -> ``--max-tokens``)."""
-    info = PerfConfig.model_fields.get(field)
+    info = PerfConfig.model_fields.get(field) or next(
+        (f for f in PerfConfig.model_fields.values() if f.alias == field), None
+    )
     extra = info.json_schema_extra if info is not None else None
     if isinstance(extra, dict) and isinstance(extra.get("cli"), str):
         return str(extra["cli"]).split("/")[0]

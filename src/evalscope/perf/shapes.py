@@ -112,7 +112,7 @@ _STAGE_KEYS = {"rate", "parallel", "duration", "number"}
 
 
 def parse_stage_list(v: Any) -> list[dict[str, Any]] | None:
-    """``--stages``: a list of ``{rate|parallel, duration[, number]}`` (JSON text, a .json/.yaml file path, or
+    """``--stage-list``: a list of ``{rate|parallel, duration[, number]}`` (JSON text, a .json/.yaml file path, or
     the list itself from a config file) -> normalised dicts. Raises ValueError with one line on bad input."""
     if v is None:
         return None
@@ -199,7 +199,7 @@ def trace_offsets_cycled(timestamps_ms: Sequence[float], base: int, scale: float
 
 
 def plan_stage_list(cfg: Any) -> list[dict[str, Any]]:
-    """``--stages`` entries -> Stage fields: a ``rate`` stage is open loop (cap: its ``parallel``, else none),
+    """``--stage-list`` entries -> Stage fields: a ``rate`` stage is open loop (cap: its ``parallel``, else none),
     a ``parallel``-only stage closed loop; each runs for its own ``duration`` and/or ``number``."""
     out = []
     for st in cfg.stage_list:

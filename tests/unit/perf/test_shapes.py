@@ -118,7 +118,7 @@ def test_stage_list_errors_are_one_line(value: str, fragment: str) -> None:
     with pytest.raises(ConfigError) as exc:
         make_config(stages=value)
     msg = str(exc.value)
-    assert fragment in msg and "\n" not in msg and "--stages" in msg
+    assert fragment in msg and "\n" not in msg and "--stage-list" in msg
 
 
 def test_plan_from_a_stage_list() -> None:
