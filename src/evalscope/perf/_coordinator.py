@@ -561,7 +561,8 @@ class Coordinator:
         active = min(pool.n, cap)
         caps = split_evenly(cap, active)
         rec_offset = self._records_offset()
-        self.live = LiveStage(index, parallel, number, cfg.duration, warmup=warmup)
+        live_n = None if stage.sessions else number  # a sessions stage counts sessions, the view requests
+        self.live = LiveStage(index, parallel, live_n, stage.duration or cfg.duration, warmup=warmup)
         self._done = {}
         self._progress = {}
         self._active = active
