@@ -242,3 +242,12 @@ def test_multi_turn_sessions_send_the_growing_history(tmp_path: Path, workers: i
 def users_k(convs: list[list[str]], sid: int, k: int) -> list[str]:
     """The words of user turn ``k`` of session ``sid``: which conversation a session gets is its index."""
     return convs[sid][k].split()
+
+
+@pytest.mark.timeout(90)
+def test_prefix_length_shows_as_cached_tokens_on_the_built_in_simulator(tmp_path: Path) -> None:
+    """No --url: the simulator started for the run has its prefix cache on when prompts share a prefix."""
+    summary = run_perf(prefix_length=48, number=12, max_tokens=2, outputs_dir=str(tmp_path), live=False)
+    assert summary["target"]["simulator"]["config"]["prefix_cache"] is True
+    pc = summary["stages"][0]["server"]["prefix_cache"]
+    assert pc["requests"] == 12 and pc["cached_tokens"] == 11 * 48  # every prompt after the first

@@ -238,7 +238,7 @@ def shaped_stage(cfg: Any, dataset: Any, parallel: int, number: int | None) -> d
         raise ValueError("--dataset trace: the trace dataset is needed to plan the stage")
     rows = len(stamps)
     if cfg.number is None:
-        number = rows  # the whole trace (a --duration still cuts it)
+        number = max(1, rows - cfg.warmup)  # the rest of the trace after any warm-up (a --duration cuts it)
     span_s = (stamps[-1] - stamps[0]) / 1e3 * cfg.time_scale
     rate = (rows - 1) / span_s if rows > 1 and span_s > 0 else 1000.0
     shape = {"kind": "trace", "scale": cfg.time_scale, "requests": rows}
