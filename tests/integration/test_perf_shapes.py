@@ -251,3 +251,26 @@ def test_prefix_length_shows_as_cached_tokens_on_the_built_in_simulator(tmp_path
     assert summary["target"]["simulator"]["config"]["prefix_cache"] is True
     pc = summary["stages"][0]["server"]["prefix_cache"]
     assert pc["requests"] == 12 and pc["cached_tokens"] == 11 * 48  # every prompt after the first
+
+
+@pytest.mark.timeout(90)
+def test_sessions_are_cut_at_the_deadline_not_waited_for(tmp_path: Path) -> None:
+    _sharegpt(tmp_path / "sg.json", 8, 3)
+    with SimProcess(SimConfig(ttft_ms=5, itl_ms=1, output_tokens=4)) as sim:
+        summary = run_perf(
+            url=sim.url,
+            dataset="sharegpt",
+            dataset_path=str(tmp_path / "sg.json"),
+            multi_turn=True,
+            think_time="0.6",
+            parallel=3,
+            duration=1.0,
+            outputs_dir=str(tmp_path / "out"),
+            live=False,
+        )
+    st = summary["stages"][0]
+    ss = st["sessions"]
+    # turn 1 at ~0, turn 2 at ~0.6 s; turn 3 would be due after the 1 s deadline: every session is cut
+    assert ss["completed"] == 0 and ss["failed"] == 0 and ss["cut"] == ss["started"] >= 3
+    assert [t["turn"] for t in ss["by_turn"]] == ["1", "2"]
+    assert st["duration_s"] < 1.5 and st["requests"]["failed"] == 0

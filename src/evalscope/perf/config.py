@@ -674,6 +674,8 @@ class PerfConfig(BaseModel):
                 raise ValueError(
                     "--stage-list cannot be combined with a ramp, --dataset trace or --multi-turn; use one"
                 )
+            if self.rate is not None:
+                raise ValueError("--stage-list sets each stage's rate: drop --rate")
             if len(self.parallel) > 1 or (self.number is not None and len(self.number) > 1):
                 raise ValueError("--stage-list replaces --parallel/--number lists: give the stages in one place")
         if trace and (has_ramp or self.rate is not None):

@@ -252,8 +252,12 @@ async def dispatch_sessions(core: Any, st: Any, src: Any, spec: dict[str, Any], 
         sid = f"warmup-{i}" if st.warmup else str(st.id_base + i)
         seed = cfg.seed * 1_000_003 + st.prompt_base + i
         st.dispatched += 1
+        stats_or_none = None if st.warmup else stats
+        first = (
+            due if arrivals is not None else 0
+        )  # open loop: the session's first turn is due at its arrival
         task = loop.create_task(
-            _session(core, st, sem, sid, turns, p.max_tokens, None if st.warmup else stats, think, seed)
+            _session(core, st, sem, sid, turns, p.max_tokens, stats_or_none, think, seed, first)
         )
         st.in_flight.add(task)
 
@@ -268,6 +272,7 @@ async def _session(
     stats: SessionStats | None,
     think: ThinkTime | None,
     seed: int,
+    first_due_ns: int = 0,
 ) -> None:
     task = asyncio.current_task()
     client = core.client
@@ -285,12 +290,17 @@ async def _session(
                 delay = think.draw(rng)
                 if st.deadline_ns is not None and _clock() + delay * 1e9 >= st.deadline_ns:
                     break
-                await asyncio.sleep(delay)
+                if delay > 0:
+                    try:  # think, but stop thinking at once on Ctrl-C / abort
+                        await asyncio.wait_for(core._stopping.wait(), delay)
+                    except TimeoutError:
+                        pass
             if core._stopping.is_set():
                 break
             history.append({"role": "user", "content": user})
             tokens += count(user)
             now = _clock()
+            due = first_due_ns if k == 0 and first_due_ns else now
             req = Request(
                 request_id=f"{sid}-{k}",
                 messages=list(history),
@@ -298,11 +308,11 @@ async def _session(
                 min_tokens=core.cfg.min_tokens,
                 params=core._params,
                 prompt_tokens=tokens,
-                scheduled_ns=now,
+                scheduled_ns=due,
             )
             if st.first_sched_ns is None:
-                st.first_sched_ns = now
-            st.last_sched_ns = now
+                st.first_sched_ns = due
+            st.last_sched_ns = due
 
             def cancelled(r: RequestRecord, slot_ns: int = now) -> None:
                 core._on_record(st, r, slot_ns)

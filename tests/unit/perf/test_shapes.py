@@ -163,6 +163,7 @@ def test_plan_of_a_ramp() -> None:
         ),
         ({"dataset": "trace", "dataset_path": "t.jsonl", "rate": 3}, "trace's own times"),
         ({"stages": '[{"rate": 1, "duration": 1}]', "parallel": [1, 2]}, "replaces --parallel"),
+        ({"stages": '[{"rate": 1, "duration": 1}]', "rate": 4}, "drop --rate"),
     ],
 )
 def test_shape_option_errors(kwargs: dict[str, object], fragment: str) -> None:
