@@ -13,7 +13,8 @@ with status ``interrupted``; a second one flushes the records, marks the manifes
 
 May import: ``engine``, ``perf._pools`` (the protocol), ``perf.aggregate``, ``perf.fidelity``,
 ``perf.servermetrics``, ``perf.storage``, ``perf.summary``, ``perf.progress``, ``perf.min_window``,
-``perf.sendside``; ``report`` (the HTML hook) lazily. Never ``perf.runner`` or ``perf.report``.
+``perf.sendside``; ``report`` (the HTML hook) and ``perf.shapes`` lazily. Never ``perf.runner`` or
+``perf.report``.
 """
 
 from __future__ import annotations

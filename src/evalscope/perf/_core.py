@@ -13,7 +13,8 @@ loop: every core recomputes the seeded arrival times and takes arrivals ``i % ac
 absolute on the coordinator's clock. Nothing is retried (E1).
 
 May import: ``engine`` (client, records, session, redact), ``perf.aggregate``, ``perf.coverage``,
-``perf.fidelity``, ``perf.schedule``, ``perf.storage``; ``perf.datasets`` / ``perf.tokenizer`` lazily.
+``perf.fidelity``, ``perf.schedule``, ``perf.storage``; ``perf.datasets`` / ``perf.tokenizer`` /
+``perf.shapes`` / ``perf.sessions`` lazily.
 """
 
 from __future__ import annotations
