@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -74,3 +75,25 @@ def test_bad_rows_name_the_line(tmp_path: Path, line: str, fragment: str) -> Non
     with pytest.raises(DatasetError) as exc:
         _dataset(p)
     assert fragment in str(exc.value) and f"{p}:2" in str(exc.value)
+
+
+def test_lazy_build_matches_the_prebuilt_one_and_repeats(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A big trace is built prompt by prompt at send time; the texts are the same as a prebuilt one's, and a
+    second pass over the trace repeats the first (shared blocks stay shared)."""
+    import evalscope.perf.datasets.trace as trace_mod
+
+    rows = [
+        {"timestamp": i, "input_length": 10 + 7 * (i % 3), "output_length": 2, "hash_ids": [i % 2, 50 + i]}
+        for i in range(9)
+    ]
+    path = _write(tmp_path, rows)
+    eager = _dataset(path)
+    assert eager.describe()["prebuilt"] is True  # type: ignore[attr-defined]
+    monkeypatch.setattr(trace_mod, "EAGER_TOKENS", 0)
+    lazy = _dataset(path)
+    assert lazy.describe()["prebuilt"] is False  # type: ignore[attr-defined]
+    a = [p.prompt for p in itertools.islice(eager.prompts(), 18)]  # type: ignore[attr-defined]
+    b = [p.prompt for p in itertools.islice(lazy.prompts(), 18)]  # type: ignore[attr-defined]
+    assert a == b and a[:9] == a[9:]

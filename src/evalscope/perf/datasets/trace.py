@@ -3,14 +3,15 @@
 Each line is one request: ``timestamp`` (ms since the trace's start), ``input_length`` and ``output_length``
 (tokens) and optionally ``hash_ids``, the ids of the prompt's blocks of ``--trace-block-size`` tokens (512 in
 the Mooncake traces); requests that share a leading run of block ids share that prompt prefix. So that the
-server sees those shared prefixes, one block id always becomes the same text: ``block_size`` random words
-drawn from a generator seeded by (``--seed``, block id). A prompt is its blocks in order, cut to
-``input_length``; a partial last block is its own text, and tokens past the listed blocks are unique to the
-request. ``output_length`` is the request's ``max_tokens``.
+server sees those shared prefixes, one block id always becomes the same text: ``block_size`` random words,
+drawn when a prompt (in trace order) first lists the block from one generator seeded by ``--seed``. A prompt
+is its blocks in order, cut to ``input_length``; a partial last block, and tokens past the listed blocks,
+are text of the request's own. ``output_length`` is the request's ``max_tokens``.
 
 Rows are validated when the dataset is built (one line naming the file and line on a bad row) and kept in
-timestamp order; :attr:`TraceDataset.timestamps_ms` is what the schedule replays (perf/shapes.py). Prompt
-texts are built lazily from cached block texts, so building one at its send time is a join of a few strings.
+timestamp order; :attr:`TraceDataset.timestamps_ms` is what the schedule replays (perf/shapes.py). Traces up
+to :data:`EAGER_TOKENS` prompt tokens are built when the dataset is (so nothing is generated at a send
+time, where it would show as send lateness); bigger ones are built prompt by prompt, in order.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ from evalscope.perf.datasets.files import _jsonl, _read_text
 
 if TYPE_CHECKING:
     from evalscope.perf.tokenizer import Tokenizer
+
+#: Traces with at most this many prompt tokens in all are built up front (~6 bytes a token with the word
+#: counter); bigger ones build each prompt when it is sent (about 0.05 ms per new block of 512 tokens).
+EAGER_TOKENS = 8_000_000
 
 
 def _int_field(path: Path, lineno: int, row: dict[str, Any], name: str, lo: int) -> int:
@@ -73,48 +78,50 @@ class TraceDataset(PerfDataset):
         self.timestamps_ms: list[float] = [r[0] for r in rows]
         self.block = config.trace_block_size
         self._blocks: dict[int, str] = {}
-        self._shared_tokens = 0
-        self._built = 0
-        self._seen: set[int] = set()
+        # One generator, used in trace order: a block's text is drawn when a prompt first lists it, so the
+        # texts do not depend on how many cores share the trace (every core builds every prompt in order).
+        self._rng = np.random.default_rng(config.seed)
+        seen: set[int] = set()
+        self._repeated = 0
+        for _, n_in, _, ids in rows:
+            for h in ids[: n_in // self.block]:
+                if h in seen:
+                    self._repeated += self.block
+                seen.add(h)
+        total = sum(r[1] for r in rows)
+        # Small enough: build every prompt now, so that building one costs nothing at its send time.
+        self._texts: list[str] | None = None
+        if total <= EAGER_TOKENS:
+            self._texts = [self._build(i) for i in range(len(rows))]
+            self._blocks.clear()
 
     def _block_text(self, hid: int) -> str:
         text = self._blocks.get(hid)
         if text is None:
-            rng = np.random.default_rng([self.config.seed, hid & 0xFFFFFFFF, hid >> 32 & 0xFFFFFFFF])
-            text = self.tokenizer.random_text(self.block, rng)
+            text = self.tokenizer.random_text(self.block, self._rng)
             self._blocks[hid] = text
         return text
 
-    def prompt_text(self, index: int) -> str:
-        """The prompt of request ``index`` (see the module docstring for how blocks become text)."""
+    def _build(self, index: int) -> str:
         _, n_in, _, ids = self.rows[index]
         b = self.block
-        full, part = divmod(n_in, b)
+        full = n_in // b
         parts = [self._block_text(h) for h in ids[:full]]
-        covered = len(parts) * b
-        seen = self._seen
-        for h in ids[:full]:
-            if h in seen:
-                self._shared_tokens += b
-            else:
-                seen.add(h)
-        rest = n_in - covered
-        if rest > 0:
-            tail_id = ids[full] if part and len(ids) > full and covered == full * b else None
-            seed = (
-                [self.config.seed, 1 << 31, index]
-                if tail_id is None
-                else [self.config.seed, 1 << 30, tail_id & 0xFFFFFFFF, rest]
-            )
-            parts.append(self.tokenizer.random_text(rest, np.random.default_rng(seed)))
+        rest = n_in - len(parts) * b
+        if rest > 0:  # a partial last block, or tokens past the listed blocks: this request's own text
+            parts.append(self.tokenizer.random_text(rest, self._rng))
         return " ".join(parts)
 
     def prompts(self) -> Iterator[Prompt]:
         rows = self.rows
+        texts = self._texts
         while True:
             for i, (_, n_in, n_out, _) in enumerate(rows):
-                self._built += 1
-                yield Prompt(prompt=self.prompt_text(i), max_tokens=n_out, prompt_tokens=n_in)
+                text = texts[i] if texts is not None else self._build(i)
+                yield Prompt(prompt=text, max_tokens=n_out, prompt_tokens=n_in)
+            if texts is None:
+                self._rng = np.random.default_rng(self.config.seed)  # a second pass repeats the first
+                self._blocks.clear()
 
     def describe(self) -> dict[str, Any]:
         span = self.timestamps_ms[-1] - self.timestamps_ms[0]
@@ -126,6 +133,7 @@ class TraceDataset(PerfDataset):
             "blocks": len({h for r in self.rows for h in r[3]}),
             "input_tokens": sum(r[1] for r in self.rows),
             "output_tokens": sum(r[2] for r in self.rows),
-            # blocks already sent by an earlier prompt of this run: what a prefix cache could reuse at best
-            "repeated_block_tokens": self._shared_tokens,
+            # tokens of blocks an earlier request of the trace also lists (a prefix cache's best case)
+            "repeated_block_tokens": self._repeated,
+            "prebuilt": self._texts is not None,
         }
