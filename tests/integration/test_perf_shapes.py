@@ -79,7 +79,7 @@ def test_trace_replay_times_and_shared_prefixes(tmp_path: Path, machine_load: An
     assert se["vs"] == "trace" and se["requests"] == len(rows)
     assert se["max_ms"] == pytest.approx(late_ms.max(), abs=0.01)
     share, note = machine_load.foreign_share()
-    bound = 1.0 if share < 0.25 else 25.0  # a loaded CI machine gets a looser bound, and says so
+    bound = 1.0 if share < 0.25 else 50.0  # a loaded CI machine gets a looser bound, and says so
     assert np.percentile(late_ms, 99) < bound, note
     # the server saw the shared prefixes: cached tokens = the leading run of blocks some earlier request sent
     seen: list[list[int]] = []

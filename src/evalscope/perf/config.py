@@ -689,6 +689,8 @@ class PerfConfig(BaseModel):
                 )
             if has_ramp:
                 raise ValueError("--multi-turn sessions cannot ramp: use --rate for session starts")
+            if self.api == "openai-embeddings":
+                raise ValueError("--multi-turn needs replies to send back: use a chat or completions --api")
         elif self.think_time is not None:
             raise ValueError("--think-time applies to --multi-turn sessions only: add --multi-turn")
 

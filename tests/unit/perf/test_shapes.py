@@ -158,6 +158,10 @@ def test_plan_of_a_ramp() -> None:
         ({"multi_turn": True}, "conversations"),
         ({"think_time": "2"}, "add --multi-turn"),
         (
+            {"multi_turn": True, "dataset": "sharegpt", "dataset_path": "x.json", "api": "openai-embeddings"},
+            "replies to send back",
+        ),
+        (
             {"multi_turn": True, "dataset": "sharegpt", "dataset_path": "x.json", "think_time": "soon"},
             "think time",
         ),
