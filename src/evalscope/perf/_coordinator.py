@@ -533,7 +533,7 @@ class Coordinator:
         index, parallel, number, warmup = stage.index, stage.parallel, stage.number, stage.warmup
         t0: int | None = None  # a local core starts as soon as its connections are open
         if not self.pool.local:
-            prewarm = not warmup and cfg.prewarm_count(parallel)
+            prewarm = not warmup and cfg.prewarm_count(parallel, stage.rate)
             t0 = _clock() + START_DELAY_NS + (PREWARM_ALLOWANCE_NS if prewarm else 0)
         spec: dict[str, Any] = {
             "index": index,

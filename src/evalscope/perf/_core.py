@@ -337,7 +337,7 @@ class WorkerCore:
             src = _Strided(spec["rank"], spec["active"])
         cpu = CpuMeter()
         parallel = spec.get("parallel", st.cap)
-        n_warm = cfg.prewarm_count(parallel) if not st.warmup else 0
+        n_warm = cfg.prewarm_count(parallel, st.rate) if not st.warmup else 0
         if n_warm and self.client is not None:
             if st.t0_ns is None:  # the whole stage is ours: open every connection, then start
                 await self.client.prewarm(n_warm)

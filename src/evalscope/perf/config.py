@@ -677,7 +677,9 @@ class PerfConfig(BaseModel):
             if self.rate is not None:
                 raise ValueError("--stage-list sets each stage's rate: drop --rate")
             if len(self.parallel) > 1 or (self.number is not None and len(self.number) > 1):
-                raise ValueError("--stage-list replaces --parallel/--number lists: give the stages in one place")
+                raise ValueError(
+                    "--stage-list replaces --parallel/--number lists: give the stages in one place"
+                )
         if trace and (has_ramp or self.rate is not None):
             raise ValueError("--dataset trace sends at the trace's own times: drop --rate / --ramp-up-*")
         if self.multi_turn:
@@ -710,14 +712,15 @@ class PerfConfig(BaseModel):
             out.append((p, num))
         return out
 
-    def prewarm_count(self, parallel: int) -> int:
+    def prewarm_count(self, parallel: int, rate: float | None = None) -> int:
         """Connections to open before a stage: one per closed-loop slot; about one second of arrivals in
-        open loop (the rest open on demand). 0 with --no-prewarm."""
+        open loop (the rest open on demand; ``rate``: the stage's, for ramps and traces). 0 with --no-prewarm."""
         if not self.prewarm:
             return 0
         cap = self.concurrency_cap(parallel)
-        if self.rate is not None:
-            cap = min(cap, max(1, math.ceil(self.rate)))
+        rate = self.rate if rate is None else rate
+        if rate is not None:
+            cap = min(cap, max(1, math.ceil(rate)))
         return min(cap, 1024)
 
     def concurrency_cap(self, parallel: int) -> int:

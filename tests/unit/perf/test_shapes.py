@@ -138,6 +138,8 @@ def test_plan_of_a_ramp() -> None:
     assert st.rate == 50 and st.arrivals is not None
     assert st.arrivals["kind"] == "ramp" and st.arrivals["number"] == 300
     assert cfg.concurrency_cap(st.parallel) == 100_000  # open loop: no cap unless --parallel is given
+    # about a second of arrivals at the stage's rate is prewarmed, not the 1,024-connection ceiling
+    assert cfg.prewarm_count(st.parallel, st.rate) == 50
 
 
 @pytest.mark.parametrize(
