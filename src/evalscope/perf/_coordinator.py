@@ -13,7 +13,8 @@ with status ``interrupted``; a second one flushes the records, marks the manifes
 
 May import: ``engine``, ``perf._pools`` (the protocol), ``perf.aggregate``, ``perf.fidelity``,
 ``perf.servermetrics``, ``perf.storage``, ``perf.summary``, ``perf.progress``, ``perf.min_window``,
-``perf.sendside``; ``report`` (the HTML hook) lazily. Never ``perf.runner`` or ``perf.report``.
+``perf.sendside``; ``report`` (the HTML hook) and ``perf.shapes`` lazily. Never ``perf.runner`` or
+``perf.report``.
 """
 
 from __future__ import annotations
@@ -64,14 +65,26 @@ class Stage:
     number: int | None
     rate: float | None  # None: closed loop
     warmup: bool = False
-    duration: float | None = None  # a time limit of this stage only (an SLA probe); None: --duration
+    duration: float | None = None  # this stage's own time limit (--stage-list, an SLA probe); None: --duration
+    cap: int | None = None  # this stage's concurrency cap; None: cfg.concurrency_cap(parallel)
+    arrivals: dict[str, Any] | None = None  # a ramp or a trace (perf/shapes.py); None: steady --rate
+    sessions: bool = False  # --multi-turn (perf/sessions.py)
 
 
-def plan_stages(cfg: Any) -> list[Stage]:
-    """The stages of ``cfg``: the warm-up (if any), then one per ``--parallel`` / ``--number`` value."""
+def plan_stages(cfg: Any, dataset: Any = None) -> list[Stage]:
+    """The stages of ``cfg``: the warm-up (if any), then one per ``--parallel`` / ``--number`` value, or
+    one per ``--stage-list`` entry; ramps and traces shape each stage's arrivals (perf/shapes.py)."""
     stages = cfg.stages()
     out = [Stage(-1, stages[0][0], cfg.warmup, None, warmup=True)] if cfg.warmup else []
-    return out + [Stage(i, p, n, cfg.rate) for i, (p, n) in enumerate(stages)]
+    if cfg.stage_list is not None:
+        from evalscope.perf.shapes import plan_stage_list
+
+        return out + [Stage(i, **row) for i, row in enumerate(plan_stage_list(cfg))]
+    if cfg.ramp_up_strategy is None and cfg.dataset != "trace" and not cfg.multi_turn:
+        return out + [Stage(i, p, n, cfg.rate) for i, (p, n) in enumerate(stages)]
+    from evalscope.perf.shapes import shaped_stage
+
+    return out + [Stage(i, **shaped_stage(cfg, dataset, p, n)) for i, (p, n) in enumerate(stages)]
 
 
 def _iso(ts: float) -> str:
@@ -103,7 +116,7 @@ class Coordinator:
         self.pool = pool
         self.simulator = simulator
         self.how = how  # how the number of workers was chosen (None: in-process by default)
-        self.stages = stages if stages is not None else plan_stages(cfg)
+        self.stages = stages if stages is not None else plan_stages(cfg, dataset)
         self.status = "running"
         self.stop_reason: str | None = None
         self.run_dir: Path | None = None
@@ -146,7 +159,7 @@ class Coordinator:
             headers=cfg.headers,
             timeouts=Timeouts(cfg.connect_timeout, cfg.read_timeout, cfg.total_timeout),
             stream=cfg.stream,
-            keep_text=cfg.save_responses,
+            keep_text=cfg.save_responses or cfg.multi_turn,  # sessions send the replies back
             continuous_usage=cfg.continuous_usage,
             transport=cfg.transport,
         )
@@ -221,7 +234,7 @@ class Coordinator:
             "simulator": self.simulator,
             "dataset": cfg.dataset,
             "tokenizer": self.tokenizer.name,
-            "stages": cfg.stages(),
+            "stages": [(s.parallel, s.number) for s in self.stages if not s.warmup],
             "rate": cfg.rate,
             "duration": cfg.duration,
             "run_dir": str(self.run_dir),
@@ -530,7 +543,7 @@ class Coordinator:
         if not self.pool.local:
             prewarm = not warmup and cfg.prewarm_count(parallel, stage.rate)
             t0 = _clock() + START_DELAY_NS + (PREWARM_ALLOWANCE_NS if prewarm else 0)
-        return {
+        spec: dict[str, Any] = {
             "index": index,
             "warmup": warmup,
             "rate": stage.rate,
@@ -541,16 +554,30 @@ class Coordinator:
             "id_base": 0 if warmup else self._next_id,
             "prompt_base": self._prompts_used,
         }
+        if stage.duration is not None:
+            spec["duration_ns"] = int(stage.duration * 1e9)
+        if stage.arrivals is not None:
+            spec["arrivals"] = stage.arrivals
+        if stage.sessions:
+            spec["sessions"] = True
+        return spec
 
     async def _run_stage(self, stage: Stage) -> None:
         cfg = self.cfg
         index, parallel, number, warmup = stage.index, stage.parallel, stage.number, stage.warmup
         pool = self.pool
-        cap = parallel if warmup else cfg.concurrency_cap(parallel, stage.rate)
+        cap = (
+            parallel
+            if warmup
+            else stage.cap
+            if stage.cap is not None
+            else cfg.concurrency_cap(parallel, stage.rate)
+        )
         active = min(pool.n, cap)
         caps = split_evenly(cap, active)
         rec_offset = self._records_offset()
-        self.live = LiveStage(index, parallel, number, cfg.duration, warmup=warmup)
+        live_n = None if stage.sessions else number  # a sessions stage counts sessions, the view requests
+        self.live = LiveStage(index, parallel, live_n, stage.duration or cfg.duration, warmup=warmup)
         self._done = {}
         self._progress = {}
         self._active = active
@@ -606,6 +633,10 @@ class Coordinator:
             dispatch_start_ns=t0,
             percentiles=tuple(cfg.percentiles),
         )
+        if stage.arrivals is not None or stage.sessions:  # ramps, traces, sessions (perf/shapes.py)
+            from evalscope.perf.shapes import add_shape_summary
+
+            add_shape_summary(summary, stage.arrivals, [d for d, _ in done], tuple(cfg.percentiles))
         if self.scraper is not None:
             summary["server_metrics"] = self.scraper.end_stage()
         self.stage_summaries.append(summary)

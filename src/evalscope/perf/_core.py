@@ -13,7 +13,8 @@ loop: every core recomputes the seeded arrival times and takes arrivals ``i % ac
 absolute on the coordinator's clock. Nothing is retried (E1).
 
 May import: ``engine`` (client, records, session, redact), ``perf.aggregate``, ``perf.coverage``,
-``perf.fidelity``, ``perf.schedule``, ``perf.storage``; ``perf.datasets`` / ``perf.tokenizer`` lazily.
+``perf.fidelity``, ``perf.schedule``, ``perf.storage``; ``perf.datasets`` / ``perf.tokenizer`` /
+``perf.shapes`` / ``perf.sessions`` lazily.
 """
 
 from __future__ import annotations
@@ -212,6 +213,7 @@ class WorkerCore:
         self._monitor: LoopLagMonitor | None = None
         self._params: dict[str, Any] | None = None
         self._thresholds = self.cfg.max_errors is not None or self.cfg.max_error_rate is not None
+        self._sessions: Any = None  # SessionStats of a --multi-turn stage (perf/sessions.py)
 
     async def open(self) -> dict[str, Any]:
         cfg = self.cfg
@@ -249,7 +251,7 @@ class WorkerCore:
                 headers=cfg.headers,
                 timeouts=Timeouts(cfg.connect_timeout, cfg.read_timeout, cfg.total_timeout),
                 stream=cfg.stream,
-                keep_text=cfg.save_responses,
+                keep_text=cfg.save_responses or cfg.multi_turn,  # sessions send the replies back
                 continuous_usage=cfg.continuous_usage,
                 transport=cfg.transport,
                 send_request_id=setup.get("simulator"),  # the coordinator's answer: no probe per worker
@@ -405,6 +407,9 @@ class WorkerCore:
             "prompts_used": self._prompt_pos,
             "dataset": self._dataset.describe() if self._dataset is not None else {},
         }
+        if self._sessions is not None:
+            done["sessions"] = self._sessions.to_state()
+            self._sessions = None
         self.stage = None
         self.out.done(done, st.agg)
 
@@ -419,15 +424,33 @@ class WorkerCore:
 
     async def _dispatch(self, st: CoreStage, src: SharedCounter | _Strided, spec: dict[str, Any]) -> None:
         cfg = self.cfg
+        if spec.get("sessions"):  # --multi-turn: its own loop (perf/sessions.py), this one stays as it is
+            from evalscope.perf.sessions import SessionStats, dispatch_sessions
+
+            self._sessions = SessionStats()
+            await dispatch_sessions(self, st, src, spec, self._sessions)
+            return
         loop = asyncio.get_running_loop()
         sem = asyncio.Semaphore(st.cap)
         number = st.number
         deadline = st.deadline_ns
         arrivals: Iterator[int] | None = None
         if st.rate is not None:
-            offsets = arrival_offsets_ns(
-                st.rate, cfg.burstiness, cfg.seed + max(0, st.index), cfg.constant_rate
-            )
+            shape = spec.get("arrivals")
+            if shape is None:
+                offsets = arrival_offsets_ns(
+                    st.rate, cfg.burstiness, cfg.seed + max(0, st.index), cfg.constant_rate
+                )
+            else:  # a ramp or a trace (perf/shapes.py)
+                from evalscope.perf.shapes import shaped_offsets
+
+                offsets = shaped_offsets(
+                    shape,
+                    burstiness=cfg.burstiness,
+                    seed=cfg.seed + max(0, st.index),
+                    dataset=self._dataset,
+                    prompt_base=spec["prompt_base"],
+                )
             active = spec["active"]
             arrivals = offsets if active == 1 else itertools.islice(offsets, spec["rank"], None, active)
         t0 = st.t0_ns

@@ -167,6 +167,48 @@ class PerfConfig(BaseModel):
         description="With --rate: evenly spaced arrivals instead of random ones.",
         json_schema_extra=_cli("--constant-rate", kind="flag", group="load"),
     )
+    ramp_up_strategy: Literal["linear", "exponential"] | None = Field(
+        None,
+        description="Open loop whose rate ramps from --ramp-up-start-rate to --ramp-up-end-rate over the stage's "
+        "requests (vLLM's semantics; over --duration without --number). Replaces --rate.",
+        json_schema_extra=_cli("--ramp-up-strategy", group="load"),
+    )
+    ramp_up_start_rate: float | None = Field(
+        None,
+        gt=0,
+        description="Requests/s at the start of the ramp.",
+        json_schema_extra=_cli("--ramp-up-start-rate", group="load"),
+    )
+    ramp_up_end_rate: float | None = Field(
+        None,
+        gt=0,
+        description="Requests/s at the end of the ramp.",
+        json_schema_extra=_cli("--ramp-up-end-rate", group="load"),
+    )
+    stage_list: list[dict[str, Any]] | None = Field(
+        None,
+        alias="stages",
+        description='Stages as a list of {rate|parallel, duration[, number]}: JSON (\'[{"rate": 5, "duration": '
+        "10}]'), a .json/.yaml file, or a 'stages:' list in --config. Replaces --parallel/--number lists.",
+        json_schema_extra=_cli("--stage-list", group="load", metavar="JSON|FILE"),
+    )
+    time_scale: float = Field(
+        1.0,
+        gt=0,
+        description="--dataset trace: multiply the trace's timestamps by this (0.5 replays twice as fast).",
+        json_schema_extra=_cli("--time-scale", group="load"),
+    )
+    multi_turn: bool = Field(
+        False,
+        description="Each conversation is a session: its turns are sent in order with the growing history "
+        "(the model's replies as assistant turns); --parallel sessions at a time, --number sessions.",
+        json_schema_extra=_cli("--multi-turn", kind="flag", group="load"),
+    )
+    think_time: str | None = Field(
+        None,
+        description="With --multi-turn: seconds between a reply and the next turn: S, uniform:LO,HI or exp:MEAN.",
+        json_schema_extra=_cli("--think-time", group="load", metavar="SPEC"),
+    )
     duration: float | None = Field(
         None,
         gt=0,
@@ -211,7 +253,8 @@ class PerfConfig(BaseModel):
     # ---- requests
     dataset: str = Field(
         "random",
-        description="Prompt source: random | openqa | longalpaca | line_by_line | sharegpt | custom | plugin.",
+        description="Prompt source: random | openqa | longalpaca | line_by_line | sharegpt | custom | trace | "
+        "plugin.",
         json_schema_extra=_cli("--dataset", group="requests"),
     )
     dataset_path: Path | None = Field(
@@ -234,6 +277,12 @@ class PerfConfig(BaseModel):
         ge=0,
         description="Tokens of a prefix shared by every random prompt (prefix caching).",
         json_schema_extra=_cli("--prefix-length", group="requests"),
+    )
+    trace_block_size: int = Field(
+        512,
+        ge=1,
+        description="--dataset trace: tokens per hash_ids block (mooncake uses 512); one block id is one text.",
+        json_schema_extra=_cli("--trace-block-size", group="requests"),
     )
     min_tokens: int | None = Field(
         None,
@@ -585,6 +634,22 @@ class PerfConfig(BaseModel):
                 raise ValueError("must be > 0 requests/s (or -1 for closed loop)")
         return v
 
+    @field_validator("stage_list", mode="before")
+    @classmethod
+    def _stage_list(cls, v: Any) -> Any:
+        from evalscope.perf.shapes import parse_stage_list
+
+        return parse_stage_list(v)
+
+    @field_validator("think_time")
+    @classmethod
+    def _think_time(cls, v: str | None) -> str | None:
+        if v is not None:
+            from evalscope.perf.sessions import parse_think_time
+
+            parse_think_time(v)
+        return v
+
     @field_validator("workers", mode="before")
     @classmethod
     def _workers(cls, v: Any) -> Any:
@@ -747,6 +812,7 @@ class PerfConfig(BaseModel):
                 raise ValueError(
                     f"--dataset {self.dataset} needs --dataset-path FILE (no hub download without a local file)"
                 )
+        self._check_shapes()
         if self.api_key_file is not None and not self.api_key_file.is_file():
             raise ValueError(f"--api-key-file {str(self.api_key_file)!r} does not exist")
         return self
@@ -773,6 +839,44 @@ class PerfConfig(BaseModel):
         split_server_args(self.server_args)
         return self
 
+    def _check_shapes(self) -> None:
+        """Ramps, stage lists, traces and sessions: which combinations make sense (perf/shapes.py)."""
+        ramp = (self.ramp_up_strategy, self.ramp_up_start_rate, self.ramp_up_end_rate)
+        if any(x is not None for x in ramp) and any(x is None for x in ramp):
+            raise ValueError(
+                "a ramp needs all of --ramp-up-strategy, --ramp-up-start-rate and --ramp-up-end-rate"
+            )
+        has_ramp = self.ramp_up_strategy is not None
+        if has_ramp and self.rate is not None:
+            raise ValueError("--ramp-up-strategy replaces --rate: drop --rate")
+        trace = self.dataset == "trace"
+        if self.stage_list is not None:
+            if has_ramp or trace or self.multi_turn:
+                raise ValueError(
+                    "--stage-list cannot be combined with a ramp, --dataset trace or --multi-turn; use one"
+                )
+            if self.rate is not None:
+                raise ValueError("--stage-list sets each stage's rate: drop --rate")
+            if len(self.parallel) > 1 or (self.number is not None and len(self.number) > 1):
+                raise ValueError(
+                    "--stage-list replaces --parallel/--number lists: give the stages in one place"
+                )
+        if trace and (has_ramp or self.rate is not None):
+            raise ValueError("--dataset trace sends at the trace's own times: drop --rate / --ramp-up-*")
+        if self.multi_turn:
+            from evalscope.perf.datasets import DATASETS
+
+            if not getattr(DATASETS.get(self.dataset), "multi_turn", False):
+                raise ValueError(
+                    f"--multi-turn needs a dataset of conversations (sharegpt), not --dataset {self.dataset}"
+                )
+            if has_ramp:
+                raise ValueError("--multi-turn sessions cannot ramp: use --rate for session starts")
+            if self.api == "openai-embeddings":
+                raise ValueError("--multi-turn needs replies to send back: use a chat or completions --api")
+        elif self.think_time is not None:
+            raise ValueError("--think-time applies to --multi-turn sessions only: add --multi-turn")
+
     # ---- derived -------------------------------------------------------------------------------------
 
     def stages(self) -> list[tuple[int, int | None]]:
@@ -791,7 +895,7 @@ class PerfConfig(BaseModel):
 
     def prewarm_count(self, parallel: int, stage_rate: float | None = None) -> int:
         """Connections to open before a stage: one per closed-loop slot; about one second of arrivals in
-        open loop (the rest open on demand). 0 with --no-prewarm."""
+        open loop (the rest open on demand; ``rate``: the stage's, for ramps and traces). 0 with --no-prewarm."""
         if not self.prewarm:
             return 0
         rate = self.rate if stage_rate is None else stage_rate
@@ -801,10 +905,11 @@ class PerfConfig(BaseModel):
         return min(cap, 1024)
 
     def concurrency_cap(self, parallel: int, stage_rate: float | None = None) -> int:
-        """With --rate (or an open-loop stage's rate) and no explicit --parallel, the cap is generous (pure
-        open loop), else --parallel."""
+        """With --rate (or an open-loop stage's rate, a ramp, a trace) and no explicit --parallel, the cap is
+        generous (pure open loop), else --parallel."""
         rate = self.rate if stage_rate is None else stage_rate
-        if rate is not None and "parallel" not in self.model_fields_set:
+        open_loop = rate is not None or self.ramp_up_strategy is not None or self.dataset == "trace"
+        if open_loop and "parallel" not in self.model_fields_set:
             return 100_000
         return parallel
 
@@ -872,7 +977,9 @@ def parse_headers(v: Any) -> Any:
 
 def option_name(field: str) -> str:
     """The CLI spelling of a config field (``max_tokens`` -> ``--max-tokens``)."""
-    info = PerfConfig.model_fields.get(field)
+    info = PerfConfig.model_fields.get(field) or next(
+        (f for f in PerfConfig.model_fields.values() if f.alias == field), None
+    )
     extra = info.json_schema_extra if info is not None else None
     if isinstance(extra, dict) and isinstance(extra.get("cli"), str):
         return str(extra["cli"]).split("/")[0]

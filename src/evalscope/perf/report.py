@@ -223,6 +223,7 @@ class ConsoleReporter(Reporter):
                 )
             c.print(lt)
         _server_table(c, stages)
+        _print_shapes(c, stages)
         for s in stages:
             g = s.get("goodput")
             if g:
@@ -346,6 +347,41 @@ def _goodput_of(g: dict[str, Any]) -> str:
     if undef:
         text += "; undefined, so not met: " + ", ".join(f"{k} x{v}" for k, v in sorted(undef.items()))
     return text
+
+
+def _print_shapes(c: Console, stages: list[dict[str, Any]]) -> None:
+    """Schedule error of ramps and traces; per-turn and per-session numbers of --multi-turn stages."""
+    for s in stages:
+        n = s["stage"] + 1
+        se = s.get("schedule_error")
+        if se:
+            c.print(
+                f"schedule error (stage {n}, send time - {se['vs']} time over {se['requests']} requests): "
+                f"p50 {_ms(se['p50_ms'])} / p99 {_ms(se['p99_ms'])} / max {_ms(se['max_ms'])} ms"
+            )
+        ss = s.get("sessions")
+        if not ss:
+            continue
+        dur = ss.get("duration") or {}
+        c.print(
+            f"sessions (stage {n}): {ss['started']} started, {ss['completed']} completed, {ss['failed']} failed, "
+            f"{ss['cut']} cut; turns per session {_num(ss['turns_completed']['mean'], 2)}; duration p50 "
+            f"{_ms(dur.get('p50'))} / p99 {_ms(dur.get('p99'))} ms"
+        )
+        t = Table(title=f"By turn (stage {n}, ms)", title_justify="left", box=None, pad_edge=False)
+        for col in ("turn", "ok", "TTFT p50", "TTFT p99", "E2E p50", "E2E p99"):
+            t.add_column(col, justify="right")
+        for row in ss["by_turn"]:
+            ttft, e2e = row.get("ttft") or {}, row.get("e2e_latency") or {}
+            t.add_row(
+                row["turn"],
+                str(row["succeeded"]),
+                _ms(ttft.get("p50")),
+                _ms(ttft.get("p99")),
+                _ms(e2e.get("p50")),
+                _ms(e2e.get("p99")),
+            )
+        c.print(t)
 
 
 def _print_incomplete(c: Console, stages: list[dict[str, Any]]) -> None:

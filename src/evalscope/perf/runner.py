@@ -34,16 +34,21 @@ PerfRun = Coordinator
 DEFAULT_SIM: dict[str, Any] = {"ttft_ms": 50.0, "itl_ms": 10.0, "output_tokens": 64}
 
 
-def _start_simulator() -> tuple[AbstractContextManager[Any], str, dict[str, Any]]:
+def _start_simulator(
+    cfg: PerfConfig | None = None,
+) -> tuple[AbstractContextManager[Any], str, dict[str, Any]]:
+    settings = dict(DEFAULT_SIM)
+    if cfg is not None and (cfg.prefix_length or cfg.dataset == "trace" or cfg.multi_turn):
+        settings["prefix_cache"] = True  # shared prefixes are the point: let the numbers show cache hits
     try:
         from evalscope.sim import SimConfig, SimProcess
     except ImportError:
         raise EndpointError(
             "no --url given and the built-in simulator is not available", "pass --url of a server"
         ) from None
-    proc = SimProcess(SimConfig(**DEFAULT_SIM))
+    proc = SimProcess(SimConfig(**settings))
     p = proc.__enter__()
-    info = {"started": True, "url": p.url, "pid": p.pid, "config": DEFAULT_SIM}
+    info = {"started": True, "url": p.url, "pid": p.pid, "config": settings}
     return proc, str(p.url), info
 
 
@@ -131,7 +136,7 @@ def run_perf(
         if cfg.backend != "api":
             server, cfg, url, api_key = _start_managed(cfg, api_key)
         if url is None:
-            sim_cm, sim_url, sim_info = _start_simulator()
+            sim_cm, sim_url, sim_info = _start_simulator(cfg)
             from evalscope.engine.protocols.base import PROTOCOLS
 
             url = normalize_url(sim_url, PROTOCOLS.get(cfg.api).default_path)

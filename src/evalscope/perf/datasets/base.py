@@ -29,6 +29,8 @@ class DatasetOptions:
     max_tokens: int | None = None
     seed: int = 0
     prompt: str | None = None  # --prompt TEXT (the one-prompt dataset)
+    multi_turn: bool = False  # --multi-turn: yield whole conversations (Prompt.turns)
+    trace_block_size: int = 512  # --dataset trace: tokens per hash_ids block
 
     @classmethod
     def of(cls, source: Any) -> DatasetOptions:
@@ -46,6 +48,8 @@ class Prompt:
     messages: list[dict[str, Any]] | None = None
     max_tokens: int | None = None
     prompt_tokens: int | None = None
+    #: --multi-turn: the user turns of one conversation, sent in order as one session
+    turns: list[str] | None = None
 
 
 class PerfDataset:

@@ -181,9 +181,14 @@ class LineByLineDataset(FileDataset):
 
 
 class ShareGPTDataset(FileDataset):
-    """ShareGPT conversations (JSON array or JSONL); the first human turn is the prompt."""
+    """ShareGPT conversations (JSON array or JSONL); the first human turn is the prompt.
+
+    With ``--multi-turn`` each conversation is one session: its human turns in order (``Prompt.turns``); the
+    recorded assistant turns are dropped, since the session sends the model's own replies as history.
+    """
 
     item_name: ClassVar[str] = "conversation"
+    multi_turn: ClassVar[bool] = True  # can yield sessions
 
     def _rows(self, text: str) -> Iterator[tuple[int, Prompt | None]]:
         for lineno, row in _json_or_jsonl(self.path, text):
@@ -202,7 +207,17 @@ class ShareGPTDataset(FileDataset):
                 ),
                 None,
             )
-            yield lineno, None if first is None else Prompt(prompt=first["value"])
+            if first is None:
+                yield lineno, None
+            elif self.config.multi_turn:
+                turns = [
+                    str(t["value"])
+                    for t in row["conversations"]
+                    if isinstance(t, dict) and t.get("from") in ("human", "user") and isinstance(t.get("value"), str)
+                ]
+                yield lineno, Prompt(prompt=first["value"], turns=turns)
+            else:
+                yield lineno, Prompt(prompt=first["value"])
 
 
 class CustomDataset(FileDataset):
