@@ -269,7 +269,6 @@ TASK_KEYS_IGNORED: dict[str, str] = {
     "model_args": "no weights are loaded here (precision, device_map and revision belong to the server)",
     "mem_cache": "use use_cache (a directory) for a response cache",
     "chat_template": "chat templates are applied by the server",
-    "eval_backend": "only the native backend exists",
     "analysis_report": "no LLM-written analysis is produced",
     "judge_worker_num": "there is no judge yet: judge-scored benchmarks are not available",
     "ignore_errors": "failed samples are retried, journalled, counted in the report and retried by --resume",
@@ -347,6 +346,8 @@ def _task_rows() -> list[CompatRow]:
         CompatRow("python", "eval_type", "-", "mapped", "see --eval-type"),
         CompatRow("python", "dataset_hub", "dataset_hub", "same"),
         CompatRow("python", "dry_run", "dry_run", "same", "validate and load data; no requests"),
+        CompatRow("python", "eval_backend", "eval_backend", "same", "Native, OpenCompass, VLMEvalKit, ThirdParty"),
+        CompatRow("python", "eval_config", "eval_config", "same", "the backend's settings (docs/backends.md)"),
     ]
     rows += [CompatRow("python", k, "-", "ignored", why) for k, why in TASK_KEYS_IGNORED.items()]
     return rows

@@ -24,6 +24,8 @@ Examples:
   evalscope eval --api-url http://127.0.0.1:8000/v1 --datasets gsm8k arc --dataset-dir ../shared/datasets
   evalscope eval --datasets arc --dataset-dir ../shared/datasets --limit 10    # built-in simulator
   evalscope eval --resume outputs/20260101_120000 --api-url http://127.0.0.1:8000/v1
+  evalscope eval --eval-backend OpenCompass --datasets gsm8k ARC_c --api-url http://127.0.0.1:8000/v1 \\
+      --model qwen --dataset-dir ../shared/datasets     # another framework (docs/backends.md)
 
 Exit codes: 0 ok, 1 internal error, 2 invalid option / dataset / refused resume, 3 endpoint unreachable
 or rejected the key / model, 4 a benchmark's errored samples exceeded --max-error-rate (reports are
@@ -97,6 +99,12 @@ def _eval_options(f: Any) -> Any:
         click.option(
             "--no-html", "html", flag_value=False, default=None, help=_h("html", " --no-html: don't.")
         ),
+        click.option(
+            "--eval-backend",
+            type=click.Choice(["Native", "OpenCompass", "VLMEvalKit", "ThirdParty"], case_sensitive=False),
+            help=_h("eval_backend"),
+        ),
+        click.option("--eval-config", help=_h("eval_config")),
         click.option("--debug", is_flag=True, default=False, help=_h("debug")),
         *compat_options(),
         click.argument("more_datasets", nargs=-1),
