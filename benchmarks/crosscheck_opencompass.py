@@ -14,7 +14,6 @@ Needs OpenCompass in some interpreter (``--oc-python`` or ``$EVALSCOPE_OPENCOMPA
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict
 import json
 import os
 import re
@@ -22,6 +21,7 @@ import sys
 import tempfile
 import zlib
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +88,9 @@ def load_gsm(data: Path, n: int) -> list[dict[str, Any]]:
             o = json.loads(line)
             gold = o["answer"].rsplit("####", 1)[1].strip().replace(",", "")
             style, reply = gsm_reply(o["question"], gold)
-            out.append({"bench": "gsm8k", "question": o["question"], "gold": gold, "style": style, "reply": reply})
+            out.append(
+                {"bench": "gsm8k", "question": o["question"], "gold": gold, "style": style, "reply": reply}
+            )
     return out
 
 
@@ -108,7 +110,14 @@ def load_arc(data: Path, n: int) -> list[dict[str, Any]]:
             q = o["question"]["stem"]
             style, reply = arc_reply(q, gold, options)
             out.append(
-                {"bench": "arc", "question": q, "gold": gold, "style": style, "reply": reply, "n_options": len(choices)}
+                {
+                    "bench": "arc",
+                    "question": q,
+                    "gold": gold,
+                    "style": style,
+                    "reply": reply,
+                    "n_options": len(choices),
+                }
             )
     return out
 
@@ -120,11 +129,15 @@ def native_results(run_dir: Path, bench: str) -> list[dict[str, Any]]:
     out = []
     for e in entries.values():
         prompt = "\n".join(str(m.get("content")) for m in e.get("prompt") or [] if isinstance(m, dict))
-        out.append({"prompt": prompt, "correct": float(e.get("score") or 0) >= 1, "extracted": e.get("extracted")})
+        out.append(
+            {"prompt": prompt, "correct": float(e.get("score") or 0) >= 1, "extracted": e.get("extracted")}
+        )
     return out
 
 
-def match(key: list[dict[str, Any]], rows: list[dict[str, Any]], prompt_of: str = "prompt") -> dict[int, dict[str, Any]]:
+def match(
+    key: list[dict[str, Any]], rows: list[dict[str, Any]], prompt_of: str = "prompt"
+) -> dict[int, dict[str, Any]]:
     """Answer-key index -> the row whose prompt contains that question (the last user turn holds it)."""
     pats = [re.compile(pattern(k["question"])) for k in key]
     out: dict[int, dict[str, Any]] = {}
@@ -139,7 +152,11 @@ def match(key: list[dict[str, Any]], rows: list[dict[str, Any]], prompt_of: str 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--dataset-dir", type=Path, default=Path(os.environ.get("EVALSCOPE_DATASETS", "/work/shared/datasets")))
+    ap.add_argument(
+        "--dataset-dir",
+        type=Path,
+        default=Path(os.environ.get("EVALSCOPE_DATASETS", "/work/shared/datasets")),
+    )
     ap.add_argument("--limit", type=int, default=60, help="questions per benchmark")
     ap.add_argument("--oc-python", default=os.environ.get("EVALSCOPE_OPENCOMPASS_PYTHON"))
     ap.add_argument("--out", type=Path, default=None, help="write crosscheck.json / crosscheck.md here")
@@ -158,8 +175,14 @@ def main() -> int:
     script = work / "answer_key.json"
     script.write_text(json.dumps(rules), encoding="utf-8")
     sim = SimProcess(
-        SimConfig(policy="scripted", script=str(script), script_default="I do not know.", models=["sim-model"],
-                  ttft_ms=1.0, itl_ms=0.0)
+        SimConfig(
+            policy="scripted",
+            script=str(script),
+            script_default="I do not know.",
+            models=["sim-model"],
+            ttft_ms=1.0,
+            itl_ms=0.0,
+        )
     ).start()
     try:
         url = f"{sim.url}/v1"
@@ -182,8 +205,15 @@ def main() -> int:
                 "eval_backend": "OpenCompass",
                 "eval_config": {
                     "datasets": ["gsm8k", "ARC_c"],
-                    "models": [{"path": "sim-model", "openai_api_base": f"{url}/chat/completions", "is_chat": True,
-                                "batch_size": 16, "temperature": 0.0}],
+                    "models": [
+                        {
+                            "path": "sim-model",
+                            "openai_api_base": f"{url}/chat/completions",
+                            "is_chat": True,
+                            "batch_size": 16,
+                            "temperature": 0.0,
+                        }
+                    ],
                     "limit": args.limit,
                     "dataset_dir": str(args.dataset_dir),
                     "work_dir": str(work / "opencompass"),
@@ -198,8 +228,10 @@ def main() -> int:
 
     summary: dict[str, Any] = {"limit": args.limit, "benchmarks": {}}
     lines = ["# OpenCompass cross-check", ""]
-    lines += ["| benchmark | answer key | native scored | OpenCompass scored | matched | agree | disagree | native acc | OC acc (same samples) |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "| benchmark | answer key | native scored | OpenCompass scored | matched | agree | disagree | native acc | OC acc (same samples) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     details: list[str] = []
     for ours, theirs in (("gsm8k", "gsm8k"), ("arc", "ARC_c")):
         ks = key[ours]
@@ -218,15 +250,27 @@ def main() -> int:
         )
         only_native = [i for i in mn if i not in mo]
         summary["benchmarks"][ours] = {
-            "answer_key": len(ks), "native": len(mn), "opencompass": len(mo), "matched": len(both),
-            "agree": len(agree), "disagree": len(dis), "disagree_by_style": dict(by_style),
-            "native_accuracy": nat_acc, "opencompass_accuracy": oc_acc,
+            "answer_key": len(ks),
+            "native": len(mn),
+            "opencompass": len(mo),
+            "matched": len(both),
+            "agree": len(agree),
+            "disagree": len(dis),
+            "disagree_by_style": dict(by_style),
+            "native_accuracy": nat_acc,
+            "opencompass_accuracy": oc_acc,
             "styles": dict(Counter(k["style"] for k in ks)),
-            "only_native": [{"question": ks[i]["question"][:80], "n_options": ks[i].get("n_options")} for i in only_native],
+            "only_native": [
+                {"question": ks[i]["question"][:80], "n_options": ks[i].get("n_options")} for i in only_native
+            ],
             "disagreements": [
-                {"style": ks[i]["style"], "reply": ks[i]["reply"], "gold": ks[i]["gold"],
-                 "native": {"correct": mn[i]["correct"], "extracted": mn[i]["extracted"]},
-                 "opencompass": {"correct": mo[i]["correct"], "extracted": mo[i]["extracted"]}}
+                {
+                    "style": ks[i]["style"],
+                    "reply": ks[i]["reply"],
+                    "gold": ks[i]["gold"],
+                    "native": {"correct": mn[i]["correct"], "extracted": mn[i]["extracted"]},
+                    "opencompass": {"correct": mo[i]["correct"], "extracted": mo[i]["extracted"]},
+                }
                 for i in dis
             ],
         }
@@ -238,8 +282,10 @@ def main() -> int:
                 f"(extracted `{d['opencompass']['extracted']}`); reply: `{d['reply']!r}`"
             )
         if only_native:
-            details.append(f"- {len(only_native)} question(s) scored by ours only (OpenCompass's ARC loader drops "
-                           "questions without exactly 4 options)")
+            details.append(
+                f"- {len(only_native)} question(s) scored by ours only (OpenCompass's ARC loader drops "
+                "questions without exactly 4 options)"
+            )
     text = "\n".join(lines + details) + "\n"
     (out_dir / "crosscheck.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     (out_dir / "crosscheck.md").write_text(text, encoding="utf-8")

@@ -346,8 +346,12 @@ def _task_rows() -> list[CompatRow]:
         CompatRow("python", "eval_type", "-", "mapped", "see --eval-type"),
         CompatRow("python", "dataset_hub", "dataset_hub", "same"),
         CompatRow("python", "dry_run", "dry_run", "same", "validate and load data; no requests"),
-        CompatRow("python", "eval_backend", "eval_backend", "same", "Native, OpenCompass, VLMEvalKit, ThirdParty"),
-        CompatRow("python", "eval_config", "eval_config", "same", "the backend's settings (docs/backends.md)"),
+        CompatRow(
+            "python", "eval_backend", "eval_backend", "same", "Native, OpenCompass, VLMEvalKit, ThirdParty"
+        ),
+        CompatRow(
+            "python", "eval_config", "eval_config", "same", "the backend's settings (docs/backends.md)"
+        ),
     ]
     rows += [CompatRow("python", k, "-", "ignored", why) for k, why in TASK_KEYS_IGNORED.items()]
     return rows

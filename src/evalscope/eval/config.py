@@ -318,7 +318,9 @@ class EvalConfig(BaseModel):
             if self.eval_config:
                 raise ValueError("--eval-config needs --eval-backend OpenCompass, VLMEvalKit or ThirdParty")
         elif not self.datasets and not (self.eval_config or {}).get("datasets"):
-            raise ValueError(f"--datasets is required (or 'datasets' in --eval-config) for {self.eval_backend}")
+            raise ValueError(
+                f"--datasets is required (or 'datasets' in --eval-config) for {self.eval_backend}"
+            )
         if self.use_cache is not None and self.resume is not None:
             raise ValueError("--use-cache and --resume are mutually exclusive")
         if (self.judge_api_url or self.judge_api_key) and not self.judge_model:

@@ -308,7 +308,7 @@ def write_tokenizer(dest: Path) -> Path:
 # ------------------------------------------------------------------------------------- config file
 
 
-def test_range(limit: Any) -> Any:
+def reader_range(limit: Any) -> Any:
     """Our ``limit`` for OpenCompass's reader: an int N -> ``'[0:N]'`` (the first N of each dataset, as our
     native runner takes them; OpenCompass's own int means N random ones); a slice string or a fraction as is."""
     if limit is None:
@@ -631,7 +631,7 @@ class OpenCompassBackend:
         oc_dir.mkdir(parents=True, exist_ok=True)
         paths = local_paths(groups, run.dataset_dir, oc_dir)
         tok = write_tokenizer(oc_dir / "tokenizer")
-        limit = test_range(run.eval_config.get("limit", run.limit))
+        limit = reader_range(run.eval_config.get("limit", run.limit))
         cfg_path = oc_dir / "config.py"
         cfg_path.write_text(render_config(groups, paths, models, tok, limit), encoding="utf-8")
         task = {
