@@ -414,7 +414,9 @@ def subprocess_env(python: str, oc_dir: Path, key: str | None) -> dict[str, str]
     )
     no_proxy = env.get("NO_PROXY", env.get("no_proxy", ""))
     env["NO_PROXY"] = env["no_proxy"] = ",".join(x for x in (no_proxy, "127.0.0.1", "localhost") if x)
-    if env.get("PYTHONPATH"):  # the framework runs in the run directory: keep relative entries meaning the same
+    if env.get(
+        "PYTHONPATH"
+    ):  # the framework runs in the run directory: keep relative entries meaning the same
         env["PYTHONPATH"] = os.pathsep.join(
             str(Path(p).resolve()) if p else p for p in env["PYTHONPATH"].split(os.pathsep)
         )
