@@ -35,6 +35,7 @@ SKIPPED: dict[str, str] = {
     "--tokenizer-path": "downloads a Hugging Face tokenizer (no network in CI)",
     "--wandb-api-key": "needs a wandb account",
     "--swanlab-api-key": "needs a swanlab account",
+    "--eval-backend OpenCompass": "needs OpenCompass (heavy: nox -s crosscheck_opencompass runs it)",
 }
 
 CAPS: dict[str, float] = {

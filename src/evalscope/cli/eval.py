@@ -24,8 +24,7 @@ Examples:
   evalscope eval --api-url http://127.0.0.1:8000/v1 --datasets gsm8k arc --dataset-dir ../shared/datasets
   evalscope eval --datasets arc --dataset-dir ../shared/datasets --limit 10    # built-in simulator
   evalscope eval --resume outputs/20260101_120000 --api-url http://127.0.0.1:8000/v1
-  evalscope eval --eval-backend OpenCompass --datasets gsm8k ARC_c --api-url http://127.0.0.1:8000/v1 \\
-      --model qwen --dataset-dir ../shared/datasets     # another framework (docs/backends.md)
+  evalscope eval --eval-backend OpenCompass --datasets gsm8k ARC_c --dataset-dir ../shared/datasets  # backends.md
 
 Exit codes: 0 ok, 1 internal error, 2 invalid option / dataset / refused resume, 3 endpoint unreachable
 or rejected the key / model, 4 a benchmark's errored samples exceeded --max-error-rate (reports are
