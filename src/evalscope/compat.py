@@ -276,7 +276,6 @@ def check_eval_target(
 #: Seed-era run_task / YAML keys that mean nothing here, with the one-line reason printed when ignored.
 TASK_KEYS_IGNORED: dict[str, str] = {
     "mem_cache": "use use_cache (a directory) for a response cache",
-    "eval_backend": "only the native backend exists",
     "analysis_report": "no LLM-written analysis is produced",
     "judge_worker_num": "judge calls share --eval-batch-size",
     "ignore_errors": "failed samples are retried, journalled, counted in the report and retried by --resume",
@@ -374,6 +373,12 @@ def _task_rows() -> list[CompatRow]:
         CompatRow("python", "eval_type", "-", "mapped", "see --eval-type"),
         CompatRow("python", "dataset_hub", "dataset_hub", "same"),
         CompatRow("python", "dry_run", "dry_run", "same", "validate and load data; no requests"),
+        CompatRow(
+            "python", "eval_backend", "eval_backend", "same", "Native, OpenCompass, VLMEvalKit, ThirdParty"
+        ),
+        CompatRow(
+            "python", "eval_config", "eval_config", "same", "the backend's settings (docs/backends.md)"
+        ),
     ]
     rows += [
         CompatRow("python", "model_args", "model_args", "mapped", "local models: precision, device_map, revision"),

@@ -36,6 +36,7 @@ SKIPPED: dict[str, str] = {
     "--wandb-api-key": "needs a wandb account",
     "--swanlab-api-key": "needs a swanlab account",
     "--backend": "starts a real model server (tests/e2e/test_managed_cli.py runs these with a stand-in server)",
+    "--eval-backend OpenCompass": "needs OpenCompass (heavy: nox -s crosscheck_opencompass runs it)",
 }
 
 CAPS: dict[str, float] = {

@@ -10,7 +10,7 @@ A field takes part when its ``json_schema_extra`` holds ``cli`` (the option name
 
 Optional keys: ``metavar``, ``help`` (appended to the description on the command line only), ``text`` (the
 command line's wording instead of the description, e.g. for a ``--no-x`` flag), ``short``
-(an extra spelling such as ``-n``), ``hidden``. Defaults are shown from the field, so help, config files and
+(an extra spelling such as ``-n``), ``hidden``, ``nocase`` (a choice matched case-insensitively). Defaults are shown from the field, so help, config files and
 the Python API cannot drift apart. Imported by the command modules only, never at ``evalscope --help`` time
 beyond what those modules already load.
 """
@@ -123,6 +123,8 @@ def build_options(
             )
         else:
             ctype = _click_type(annotation) if typed else None
+            if isinstance(ctype, click.Choice) and extra.get("nocase"):
+                ctype = click.Choice(list(ctype.choices), case_sensitive=False)
             opts.append(
                 click.option(
                     *spellings,

@@ -25,6 +25,7 @@ from pydantic import (
 from evalscope.errors import ConfigError
 
 DatasetHub = Literal["huggingface", "modelscope", "local"]
+EvalBackendName = Literal["Native", "OpenCompass", "VLMEvalKit", "ThirdParty"]
 
 #: Default dataset directory when none is given (the hub cache layout is the same as --dataset-dir's).
 DEFAULT_DATASET_CACHE = (
@@ -226,9 +227,8 @@ class EvalConfig(BaseModel):
 
     # what to evaluate
     datasets: list[str] = Field(
-        ...,
-        min_length=1,
-        description="Benchmark names (e.g. gsm8k arc mmlu).",
+        default_factory=list,
+        description="Benchmark names (e.g. gsm8k arc mmlu); required unless --eval-config names them.",
         json_schema_extra=_opt("--datasets", "list", help=" Several names may follow one --datasets."),
     )
     dataset_args: dict[str, dict[str, Any]] = Field(
@@ -374,6 +374,20 @@ class EvalConfig(BaseModel):
         None, description="Judge API key (default: the main key).", json_schema_extra=_opt("--judge-api-key")
     )
 
+    # another evaluation framework behind the same entry point (docs/backends.md)
+    eval_backend: EvalBackendName = Field(
+        "Native",
+        description="Evaluation framework: Native (ours), OpenCompass, VLMEvalKit or ThirdParty (its "
+        "extra must be installed).",
+        json_schema_extra={"cli": "--eval-backend", "nocase": True},
+    )
+    eval_config: dict[str, Any] | None = Field(
+        None,
+        description="The backend's settings in the original EvalScope's shape (datasets, models, work_dir, "
+        "limit...): a mapping, JSON text, or a YAML/JSON file.",
+        json_schema_extra={"cli": "--eval-config"},
+    )
+
     debug: bool = Field(False, description="Show tracebacks.", json_schema_extra=_opt("--debug", "flag"))
     quiet: bool = Field(
         False, description="No console table / progress.", json_schema_extra=_opt("--quiet", "flag")
@@ -430,6 +444,21 @@ class EvalConfig(BaseModel):
             raise ValueError("not a file (a Jinja chat template)")
         return v
 
+    @field_validator("eval_backend", mode="before")
+    @classmethod
+    def _eval_backend(cls, v: Any) -> Any:
+        """Case-insensitive, as the original's ``eval_backend`` values are written both ways."""
+        if isinstance(v, str):
+            for name in ("Native", "OpenCompass", "VLMEvalKit", "ThirdParty"):
+                if v.strip().lower() == name.lower():
+                    return name
+        return v
+
+    @field_validator("eval_config", mode="before")
+    @classmethod
+    def _eval_config(cls, v: Any) -> Any:
+        return parse_eval_config(v)
+
     @field_validator("dataset_args", mode="before")
     @classmethod
     def _dargs(cls, v: Any) -> Any:
@@ -480,6 +509,15 @@ class EvalConfig(BaseModel):
 
     @model_validator(mode="after")
     def _cross(self) -> EvalConfig:
+        if self.eval_backend == "Native":
+            if not self.datasets:
+                raise ValueError("--datasets is required")
+            if self.eval_config:
+                raise ValueError("--eval-config needs --eval-backend OpenCompass, VLMEvalKit or ThirdParty")
+        elif not self.datasets and not (self.eval_config or {}).get("datasets"):
+            raise ValueError(
+                f"--datasets is required (or 'datasets' in --eval-config) for {self.eval_backend}"
+            )
         if self.use_cache is not None and self.resume is not None:
             raise ValueError("--use-cache and --resume are mutually exclusive")
         if (self.judge_api_url or self.judge_api_key) and not self.judge_model:
@@ -547,6 +585,8 @@ class EvalConfig(BaseModel):
 
         for key in ("api_url", "judge_api_url"):
             d[key] = redact_url(d.get(key))
+        if isinstance(d.get("eval_config"), dict):
+            d["eval_config"] = mask_model_keys(d["eval_config"])
         result: dict[str, Any] = scrub_secrets(d)
         return result
 
@@ -572,6 +612,54 @@ def scrub_secrets(obj: Any) -> Any:
     from evalscope.engine.redact import redact
 
     return redact(obj)
+
+
+def parse_eval_config(value: Any) -> dict[str, Any] | None:
+    """``eval_config`` from a mapping, JSON object text, or a YAML / JSON file path."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, Path) or (isinstance(value, str) and not value.strip().startswith("{")):
+        path = Path(value)
+        if not path.is_file():
+            raise ValueError(f"{str(path)!r} is neither a JSON object nor a file")
+        text = path.read_text(encoding="utf-8")
+        try:
+            if path.suffix.lower() == ".json":
+                obj = json.loads(text)
+            else:
+                import yaml
+
+                obj = yaml.safe_load(text)
+        except Exception as exc:  # noqa: BLE001 - json and yaml raise different trees
+            raise ValueError(f"{str(path)!r} is not valid YAML/JSON ({str(exc).splitlines()[0]})") from None
+        if isinstance(obj, dict) and isinstance(obj.get("eval_config"), dict):
+            obj = obj["eval_config"]  # a whole task file: take its eval_config
+    elif isinstance(value, str):
+        try:
+            obj = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"invalid JSON ({exc.msg} at column {exc.colno})") from None
+    else:
+        raise ValueError("must be a mapping, JSON object text or a YAML/JSON file path")
+    if not isinstance(obj, dict):
+        raise ValueError("must be a mapping (datasets, models, ...)")
+    return obj
+
+
+def mask_model_keys(eval_config: dict[str, Any]) -> dict[str, Any]:
+    """A copy with each ``models[].key`` (the original's API-key field) masked; 'EMPTY' is not a secret."""
+    out = dict(eval_config)
+    models = out.get("models")
+    if isinstance(models, list):
+        masked: list[Any] = []
+        for m in models:
+            if isinstance(m, dict) and m.get("key") not in (None, "", "EMPTY"):
+                m = {**m, "key": "***"}
+            masked.append(m)
+        out["models"] = masked
+    return out
 
 
 def _format_validation_error(exc: ValidationError) -> str:

@@ -940,6 +940,9 @@ class EvalRunner:
 async def arun_eval(cfg: EvalConfig | dict[str, Any] | str | Path, out: TextIO | None = None) -> EvalResult:
     """Async form of :func:`run_eval` (for callers already in an event loop)."""
     config = load_task_config(cfg)
+    if config.eval_backend != "Native":
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, _run_other_backend, config, out)
     return await EvalRunner(config, out).run()
 
 
@@ -948,4 +951,14 @@ def run_eval(cfg: EvalConfig | dict[str, Any] | str | Path, out: TextIO | None =
     from evalscope.engine.session import run
 
     config = load_task_config(cfg)
+    if config.eval_backend != "Native":
+        return _run_other_backend(config, out)
     return run(EvalRunner(config, out).run())
+
+
+def _run_other_backend(config: EvalConfig, out: TextIO | None) -> EvalResult:
+    """``--eval-backend OpenCompass|VLMEvalKit|ThirdParty``: the adapter runs the framework (docs/backends.md)."""
+    from evalscope.eval.backends.dispatch import run_backend
+
+    run_dir, res = run_backend(config, _new_run_dir, out)
+    return EvalResult(run_dir=run_dir, reports=res.reports)
