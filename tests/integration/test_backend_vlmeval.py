@@ -20,8 +20,8 @@ import pytest
 
 from evalscope.errors import ConfigError, DatasetError
 from evalscope.eval.backends.base import BackendRun, get_backend
-from evalscope.eval.backends.image_mcq import DATA_FILE, TSV_NAME, build_tsv, read_tsv, vlmeval_prompt
 from evalscope.eval.backends.vlmeval import INSTALL_HINT, PYTHON_ENV, norm_model_name, translate
+from evalscope.eval.benchmarks.image_mcq import DATA_FILE, TSV_NAME, build_tsv, read_tsv, vlmeval_prompt
 from evalscope.eval.report import print_table
 from evalscope.sim import SimConfig, SimProcess
 from evalscope.sim.config import ScriptRule
@@ -219,6 +219,27 @@ def test_dataset_dir(tmp_path: Path, fake_vlmeval: None) -> None:
             )
 
 
+def native_hits(tmp_path: Path, url: str, limit: int | None) -> dict[str, bool]:
+    """index -> correct, from our own eval of ``image_mcq`` (same prompt text, image as an image_url part)."""
+    from evalscope.eval.runner import run_eval
+
+    cfg = {"model": "sim-model", "api_url": url + "/v1", "datasets": ["image_mcq"], "limit": limit}
+    res = run_eval({**cfg, "work_dir": str(tmp_path)}, out=io.StringIO())
+    journal = next(res.run_dir.glob("journal/image_mcq.jsonl"))
+    rows = [json.loads(ln) for ln in journal.read_text().splitlines() if ln]
+    return {str(r["sample_id"]): r["score"] == 1.0 for r in rows if "sample_id" in r}
+
+
+def test_native_image_mcq_answers_like_the_simulator(tmp_path: Path) -> None:
+    want = expected_choice(seed=5)
+    rows = {r["index"]: r for r in read_tsv()}
+    with SimProcess(SimConfig(ttft_ms=1, itl_ms=0, policy="choice", seed=5)) as sim:
+        hits = native_hits(tmp_path, sim.url, None)
+        truth = sim.fetch_truth()
+    assert len(hits) == 24 and all(t["status"] == 200 for t in truth)
+    assert hits == {i: want[i] == rows[i]["answer"] for i in rows}
+
+
 @pytest.mark.skipif(
     not os.environ.get(PYTHON_ENV), reason=f"set {PYTHON_ENV} to a Python with ms-vlmeval (nox -s vlmeval)"
 )
@@ -230,6 +251,7 @@ def test_real_vlmevalkit(tmp_path: Path) -> None:
         res = get_backend("VLMEvalKit").run(
             BackendRun(eval_config=documented(sim.url + "/v1/chat/completions"), run_dir=tmp_path)
         )
+        native = native_hits(tmp_path / "native", sim.url, 20)
     rep = res.reports["sim-model"][TSV_NAME]
     samples = [
         json.loads(ln)
@@ -242,3 +264,5 @@ def test_real_vlmevalkit(tmp_path: Path) -> None:
     for s in samples:
         assert bool(s["hit"]) == (want[str(s["index"])] == rows[str(s["index"])]["answer"]), s
     assert rep["score"] == pytest.approx(sum(bool(s["hit"]) for s in samples) / 20)
+    # cross-check: our extraction and VLMEvalKit's exact matching give every sample the same verdict
+    assert {str(s["index"]): bool(s["hit"]) for s in samples} == native

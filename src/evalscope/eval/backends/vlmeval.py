@@ -40,7 +40,7 @@ from typing import Any
 
 from evalscope.errors import ConfigError, DatasetError, EvalscopeError
 from evalscope.eval.backends.base import BackendResult, BackendRun, register
-from evalscope.eval.backends.image_mcq import DATA_FILE, TSV_NAME
+from evalscope.eval.benchmarks.image_mcq import DATA_FILE, TSV_NAME
 
 PYTHON_ENV = "EVALSCOPE_VLMEVAL_PYTHON"
 LMU_ENV = "LMUData"  # VLMEvalKit's data root variable, spelled its way

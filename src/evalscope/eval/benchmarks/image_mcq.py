@@ -1,4 +1,5 @@
-"""``evalscope_image_mcq``: a small image multiple-choice benchmark we draw ourselves, in VLMEvalKit's TSV format.
+"""``image_mcq`` (VLMEvalKit name ``evalscope_image_mcq``): a small image multiple-choice benchmark we draw
+ourselves, kept in VLMEvalKit's TSV format, run natively or by the VLMEvalKit backend.
 
 Why our own: the VLMEvalKit backend must run an image MCQ with nothing downloaded, and the public sets are large
 and licensed. Each item is a 96x96 PNG of flat shapes (circle, square, triangle, diamond) in named colours, with
@@ -6,6 +7,11 @@ one question of four kinds (``colour``, ``shape``, ``count``, ``position``) and 
 here, without an imaging library (a PNG is an RGB raster, zlib-deflated, in CRC-checked chunks), from a fixed
 seed, so :func:`build_tsv` reproduces the committed ``data/image_mcq/evalscope_image_mcq.tsv`` byte for byte
 (a test checks it).
+
+Natively (``--datasets image_mcq``), each sample is one user message with the image as an OpenAI ``image_url``
+part (a base64 data URL) and the text VLMEvalKit sends beside it, so that a model answers both runs alike; the
+answer is scored by our MCQ letter extraction. The data is the packaged TSV, or
+``<dataset-dir>/image_mcq/evalscope_image_mcq.tsv`` when present.
 
 TSV columns (VLMEvalKit's MCQ layout): ``index, question, A, B, C, D, answer, category, image`` (base64 PNG).
 Every (question, options) text is unique, so an answer key can be keyed on the prompt text.
@@ -18,6 +24,10 @@ import random
 import struct
 import zlib
 from pathlib import Path
+from typing import Any
+
+from evalscope.eval.benchmarks._common import MultipleChoiceBenchmark
+from evalscope.eval.benchmarks.base import Benchmark, Loader, PromptTemplate, Record, Sample
 
 SIZE = 96
 TSV_NAME = "evalscope_image_mcq"
@@ -157,7 +167,70 @@ def vlmeval_prompt(row: dict[str, str]) -> str:
     return f"Question: {row['question']}\nOptions:\n{opts}Please select the correct answer from the options above. \n"
 
 
-if __name__ == "__main__":  # regenerate the committed file: python -m evalscope.eval.backends.image_mcq
+class ImageMcqLoader(Loader):
+    """Rows of the TSV (packaged, or under ``--dataset-dir``) as MCQ records with the image in ``meta``."""
+
+    name = "vlmeval-tsv"
+    version = "1"
+
+    def data_files(self, bench: Benchmark) -> list[Path]:
+        if bench.dataset_dir is not None:
+            local = Path(bench.dataset_dir) / "image_mcq" / f"{TSV_NAME}.tsv"
+            if local.is_file():
+                return [local]
+        return [DATA_FILE]
+
+    def load(self, bench: Benchmark) -> list[Record]:
+        out = []
+        for row in read_tsv(self.data_files(bench)[0]):
+            choices = [row[k] for k in "ABCD" if row.get(k)]
+            meta: dict[str, Any] = {
+                "image": row["image"],
+                "letters": "ABCD"[: len(choices)],
+                "row": row["index"],
+            }
+            out.append(
+                Record(
+                    row["index"],
+                    row["question"],
+                    row["answer"],
+                    category=row.get("category"),
+                    choices=choices,
+                    meta=meta,
+                )
+            )
+        return out
+
+
+class ImageMcqPrompt(PromptTemplate):
+    """The image as a ``data:image/png;base64`` part, then VLMEvalKit's question-and-options text."""
+
+    name = "vlmeval-mcq"
+    version = "1"
+
+    def render(self, record: Record, bench: Benchmark) -> Sample:
+        row = {"question": record.question, **dict(zip("ABCD", record.choices or [], strict=False))}
+        parts = [
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64," + record.meta["image"]}},
+            {"type": "text", "text": vlmeval_prompt(row)},
+        ]
+        meta = {"letters": record.meta["letters"]}
+        return Sample(
+            record.id, [{"role": "user", "content": parts}], record.gold, category=record.category, meta=meta
+        )
+
+
+class ImageMCQ(MultipleChoiceBenchmark):
+    """Our drawn image MCQ (colour, shape, count, position), scored by MCQ letter extraction."""
+
+    name = "image_mcq"
+    version = "1"
+    data_subdir = ""  # packaged data: nothing to fetch from a hub (the loader looks in --dataset-dir itself)
+    loader = ImageMcqLoader()
+    prompt = ImageMcqPrompt()
+
+
+if __name__ == "__main__":  # regenerate the committed file: python -m evalscope.eval.benchmarks.image_mcq
     DATA_FILE.parent.mkdir(parents=True, exist_ok=True)
     DATA_FILE.write_text(build_tsv(), encoding="utf-8")
     print(f"wrote {DATA_FILE}")
