@@ -835,7 +835,8 @@ class SimServer:
             chunks += call.stream_pieces()
         else:
             chunks += [
-                (False, "".join(content[j : j + k]), len(content[j : j + k])) for j in range(0, len(content), k)
+                (False, "".join(content[j : j + k]), len(content[j : j + k]))
+                for j in range(0, len(content), k)
             ]
         if not content:
             chunks.append((False, "", 0))
@@ -1002,7 +1003,9 @@ class SimServer:
             usage = bad_usage(self.cfg.usage_fault, rec.prompt_tokens, ntok)
         choice: dict[str, Any]
         if chat:
-            message: dict[str, Any] = {"role": "assistant", "content": text} if call is None else call.message()
+            message: dict[str, Any] = (
+                {"role": "assistant", "content": text} if call is None else call.message()
+            )
             if reasoning:
                 message["reasoning_content"] = "".join(reasoning)
             choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}

@@ -104,7 +104,8 @@ async def test_streamed_tool_call_shape(make_sim: Any, http: aiohttp.ClientSessi
 
 async def test_tool_choice_and_policies(make_sim: Any, http: aiohttp.ClientSession) -> None:
     sim = await make_sim()
-    after_result = ASK + [
+    after_result = [
+        *ASK,
         {"role": "assistant", "content": None, "tool_calls": []},
         {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
     ]
