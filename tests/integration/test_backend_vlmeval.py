@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from evalscope.errors import ConfigError, DatasetError
+from evalscope.errors import ConfigError, DatasetError, EndpointError
 from evalscope.eval.backends.base import BackendRun, get_backend
 from evalscope.eval.backends.vlmeval import INSTALL_HINT, PYTHON_ENV, norm_model_name, translate
 from evalscope.eval.benchmarks.image_mcq import DATA_FILE, TSV_NAME, build_tsv, read_tsv, vlmeval_prompt
@@ -158,7 +158,8 @@ def test_answer_key_through_the_driver(tmp_path: Path, fake_vlmeval: None) -> No
         "position": 1.0,
         "shape": 1.0,
     }
-    assert len(truth) == 20 and all(t["status"] == 200 for t in truth)  # the image parts passed the check
+    asked = [t for t in truth if t["prompt_tokens"] > 1]  # not the 1-token preflight probe
+    assert len(asked) == 20 and all(t["status"] == 200 for t in asked)  # the image parts passed the check
     assert json.loads((tmp_path / "reports" / "sim-model" / f"{TSV_NAME}.json").read_text()) == rep
     assert (tmp_path / "LMUData" / f"{TSV_NAME}.tsv").read_text() == DATA_FILE.read_text()
     assert "fake vlmeval: sim-model" in (tmp_path / "logs" / "VLMEvalKit.log").read_text()
@@ -189,9 +190,21 @@ def test_key_reaches_the_endpoint_and_no_file(tmp_path: Path, fake_vlmeval: None
         cfg["model"][0]["key"] = secret
         ok = get_backend("VLMEvalKit").run(BackendRun(eval_config=cfg, run_dir=tmp_path / "a", limit=4))
         cfg["model"][0]["key"] = "wrong"
-        bad = get_backend("VLMEvalKit").run(BackendRun(eval_config=cfg, run_dir=tmp_path / "b", limit=4))
+        with pytest.raises(
+            EndpointError, match="rejected the API key"
+        ) as err:  # preflight, before VLMEvalKit
+            get_backend("VLMEvalKit").run(BackendRun(eval_config=cfg, run_dir=tmp_path / "b", limit=4))
+        assert err.value.exit_code == 3
+        assert not (tmp_path / "b" / "logs" / "VLMEvalKit.log").exists()
+        cfg["model"][0]["key"] = secret
+        cfg["model"][0]["type"] = "other-model"
+        with pytest.raises(EndpointError, match="not served"):
+            get_backend("VLMEvalKit").run(BackendRun(eval_config=cfg, run_dir=tmp_path / "c", limit=4))
     assert ok.reports["sim-model"][TSV_NAME]["score"] == 1.0
-    assert bad.reports["sim-model"][TSV_NAME]["score"] == 0.0  # every call refused, as VLMEvalKit scores it
+    with pytest.raises(
+        EndpointError, match=r"cannot reach|refused|connect"
+    ):  # nothing listens there any more
+        get_backend("VLMEvalKit").run(BackendRun(eval_config=cfg, run_dir=tmp_path / "d", limit=4))
     for p in tmp_path.rglob("*"):
         if p.is_file():
             assert secret not in p.read_text(errors="replace"), p

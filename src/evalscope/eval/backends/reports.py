@@ -4,7 +4,8 @@ read the same whichever backend produced them.
 A backend report carries the keys :func:`evalscope.eval.report.print_table` and report readers use (``benchmark``,
 ``model``, ``metric``, ``score`` 0-1, ``num_samples``, ``subsets``, ``errored``...), plus ``backend`` (which
 framework scored it), ``metrics`` (every metric the framework reported, by its own name) and ``source`` (the
-framework's own result files, relative to the run directory). Settings that only our native runner knows
+framework's own result files, relative to the run directory). ``errored`` counts samples whose request failed for
+good; the frameworks score those as wrong answers, so they are among ``num_samples``. Settings that only our native runner knows
 (prompt version, shots, dataset hash) are None.
 """
 
@@ -56,7 +57,7 @@ def backend_report(
         "truncated": 0,
         "truncated_rate": 0.0,
         "errored": errored,
-        "error_rate": errored / (n + errored) if n + errored else 0.0,
+        "error_rate": errored / n if n else 0.0,
         "errors": {},
         "statuses": {},
         "prompt_version": None,

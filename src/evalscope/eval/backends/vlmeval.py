@@ -49,6 +49,8 @@ DRIVER = Path(__file__).with_name("vlmeval_driver.py")
 _NOT_KWARGS = frozenset({"name", "type", "key"})
 #: eval_config keys that go to VLMEvalKit's environment (secrets or endpoints of a judge), never into files
 _ENV_KEYS = ("OPENAI_API_KEY", "OPENAI_API_BASE", "LOCAL_LLM")
+#: what VLMEvalKit records as the prediction of a call that failed (it scores it as a wrong answer)
+_FAILED = "Failed to obtain answer via API"
 INSTALL_HINT = (
     "VLMEvalKit is not installed: pip install 'evalscope[vlmeval]' "
     f"(or set {PYTHON_ENV} to a Python that has ms-vlmeval)"
@@ -208,6 +210,8 @@ class VLMEvalKitBackend:
         if python is None:
             raise ConfigError(why or INSTALL_HINT)
         lmu = prepare_data(run, plan["data"])
+        if plan["mode"] != "eval":
+            check_endpoints(plan, secrets)
         cfg_dir = run.run_dir / "configs"
         cfg_dir.mkdir(parents=True, exist_ok=True)
         plan_path = cfg_dir / "vlmeval_run.json"
@@ -222,6 +226,28 @@ class VLMEvalKitBackend:
                 f"VLMEvalKit failed ({last_error_line(log_path) or f'exit code {rc}'}); see {log_path}"
             )
         return convert(run, plan, lmu, log_path)
+
+
+def check_endpoints(plan: dict[str, Any], secrets: dict[str, str]) -> None:
+    """Preflight every model's endpoint with our engine before VLMEvalKit starts (its imports take half a
+    minute, and it records an unreachable endpoint as wrong answers): EndpointError, exit 3, in one line."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from evalscope.engine import Client
+    from evalscope.engine.preflight import preflight
+
+    async def one(i: int, kwargs: dict[str, Any]) -> None:
+        key = secrets.get(f"EVALSCOPE_VLMEVAL_KEY_{i}")
+        async with Client(kwargs["api_base"], str(kwargs["model"]), api_key=key, stream=False) as c:
+            await preflight(c, check_model=True)
+
+    async def all_models() -> None:
+        for i, kwargs in enumerate(plan["models"].values()):
+            await one(i, kwargs)
+
+    with ThreadPoolExecutor(1) as pool:  # its own event loop, also when our caller runs one
+        pool.submit(asyncio.run, all_models()).result()
 
 
 def _acc_file(model_dir: Path, model: str, data: str) -> Path | None:
@@ -274,6 +300,7 @@ def convert(run: BackendRun, plan: dict[str, Any], lmu: Path, log_path: Path | N
                 for c in cats:
                     c["num_samples"] = sum(1 for s in samples if str(s.get("category")) == c["name"])
             n = len(samples) if samples else _tsv_rows(lmu / f"{data}.tsv", plan.get("limit"))
+            failed = sum(1 for s in samples if str(s.get("prediction")).startswith(_FAILED))
             st = status.get(data) or {}
             source = [
                 str(p.relative_to(run.run_dir)) if p.is_relative_to(run.run_dir) else str(p)
@@ -287,6 +314,7 @@ def convert(run: BackendRun, plan: dict[str, Any], lmu: Path, log_path: Path | N
                 metric="acc",
                 score=score,
                 num_samples=n,
+                errored=failed,
                 metrics={"Overall": score, **(st.get("metrics") or {})},
                 endpoint=plan["models"][model].get("api_base"),
                 limit=plan.get("limit"),
