@@ -1,6 +1,9 @@
-"""nox sessions: tests, lint, typecheck, bench, bench_peers and realservers (not part of CI)."""
+"""nox sessions: tests, lint, typecheck, bench, bench_peers, realservers and vlmeval (not part of CI)."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import nox
 
@@ -58,3 +61,18 @@ def crosscheck_opencompass(session: nox.Session) -> None:
     session.install("-e", ".[dev]")
     py = os.environ.get("EVALSCOPE_OPENCOMPASS_PYTHON", "/work/cache/backends/opencompass/bin/python")
     session.run("python", "benchmarks/crosscheck_opencompass.py", "--oc-python", py, *session.posargs)
+
+
+@nox.session
+def vlmeval(session: nox.Session) -> None:
+    """The VLMEvalKit backend against the real ms-vlmeval (not CI: torch and ~6 GB). Reuses the Python named by
+    EVALSCOPE_VLMEVAL_PYTHON when set; else installs torch (the on-disk CPU/CUDA wheel pip finds) and
+    ms-vlmeval into this session's environment."""
+    session.install("-e", ".[dev]")
+    python = os.environ.get("EVALSCOPE_VLMEVAL_PYTHON")
+    if not python:
+        session.install("torch==2.14.1", "torchvision==0.29.1")
+        session.install("ms-vlmeval>=0.0.20")
+        python = str(Path(session.bin) / "python")
+    test = "tests/integration/test_backend_vlmeval.py"
+    session.run("pytest", "-q", test, *session.posargs, env={"EVALSCOPE_VLMEVAL_PYTHON": python})

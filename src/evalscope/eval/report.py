@@ -318,7 +318,7 @@ def print_table(model: str, reports: dict[str, dict[str, Any]], out: TextIO) -> 
                 )
         for cat in rep.get("categories") or []:
             table.add_row(
-                f"  [{cat['name']}]",
+                f"  \\[{cat['name']}]",  # \\[ : a literal bracket, not rich markup (which ate the name)
                 "",
                 _fmt(cat.get("score")),
                 "",

@@ -7,13 +7,14 @@ integer nanoseconds once per request.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from evalscope.sim.judge import JudgeTruth
 
 Policy = Literal["random", "echo", "choice", "scripted", "judge"]
+ToolPolicy = Literal["match", "first", "never"]
 OutputDist = Literal["fixed", "uniform", "normal"]
 UsageFault = Literal["string", "text", "negative", "huge", "float", "junk"]
 ReplyQuirk = Literal[
@@ -45,7 +46,9 @@ class ScriptRule(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     pattern: str
-    reply: str
+    reply: str = ""
+    #: ``{"name": ..., "arguments": {...}}``: with ``tools`` in the request, answer with this call (sim/tools.py)
+    tool_call: dict[str, Any] | None = None
 
     @field_validator("pattern")
     @classmethod
@@ -162,6 +165,11 @@ class SimConfig(BaseModel):
     )
     script_rules: list[ScriptRule] = Field(default_factory=list, description="Inline scripted rules.")
     script_default: str = Field(default="OK", description="Scripted reply when no rule matches.")
+    tool_policy: ToolPolicy = Field(
+        default="match",
+        description="With tools in a request: match (call the tool sharing most words with the question; "
+        "text after a tool result), first (always the first tool), never (always text).",
+    )
     embedding_dim: int = Field(default=64, ge=1, description="Length of /v1/embeddings vectors.")
 
     # fault injection (probability per request, mutually exclusive)

@@ -162,6 +162,7 @@ class CompiledRule:
 
     pattern: re.Pattern[str]
     reply: str
+    tool_call: dict[str, Any] | None = None
 
 
 def load_script(cfg: SimConfig) -> list[CompiledRule]:
@@ -175,7 +176,7 @@ def load_script(cfg: SimConfig) -> list[CompiledRule]:
         else:
             items = [json.loads(line) for line in text.splitlines() if line.strip()]
         rules.extend(ScriptRule.model_validate(item) for item in items)
-    return [CompiledRule(re.compile(r.pattern), r.reply) for r in rules]
+    return [CompiledRule(re.compile(r.pattern), r.reply, r.tool_call) for r in rules]
 
 
 def scripted_text(rules: list[CompiledRule], default: str, prompt: str) -> str:

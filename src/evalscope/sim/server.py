@@ -33,6 +33,7 @@ from evalscope.sim.config import SimConfig
 from evalscope.sim.policies import ReplyMaker, prompt_seed, reasoning_tokens
 from evalscope.sim.serverside import PrefixCache, metrics_text, timings_json
 from evalscope.sim.ticker import Ticker
+from evalscope.sim.tools import ToolCall, image_error, plan_tool_call
 from evalscope.sim.truth import LAG_BUCKETS, Stats, TruthRecord, TruthStore
 from evalscope.tokens import (
     count_message_tokens,
@@ -93,7 +94,8 @@ class _Waiter:
 class _Stream:
     """One streaming response, advanced chunk by chunk by the ticker.
 
-    ``chunks`` holds ``(is_reasoning, text, n_tokens)``; the fault (if any) strikes right after chunk
+    ``chunks`` holds ``(is_reasoning, text, n_tokens)`` (``is_reasoning`` None: a tool-call piece whose text is
+    the delta's pre-rendered JSON members, see ``sim/tools.py``); the fault (if any) strikes right after chunk
     ``fault_at`` (1-based count of chunks sent).
     """
 
@@ -126,7 +128,7 @@ class _Stream:
         transport: asyncio.Transport,
         base: bytes,
         chat: bool,
-        chunks: list[tuple[bool, str, int]],
+        chunks: list[tuple[bool | None, str, int]],
         finish: str,
         include_usage: bool,
         continuous: bool,
@@ -223,8 +225,11 @@ class _Stream:
         fr = b'"%b"' % self.finish.encode() if last and not ending_fault else b"null"
         if self.chat:
             delta = b'"delta":{"role":"assistant",' if i == 0 else b'"delta":{'
-            key = _REASONING_KEY if is_reasoning else _CONTENT_KEY
-            body = b'%b%b%b},"logprobs":null,"finish_reason":%b}]' % (delta, key, orjson.dumps(text), fr)
+            if is_reasoning is None:
+                body = b'%b%b},"logprobs":null,"finish_reason":%b}]' % (delta, text.encode(), fr)
+            else:
+                key = _REASONING_KEY if is_reasoning else _CONTENT_KEY
+                body = b'%b%b%b},"logprobs":null,"finish_reason":%b}]' % (delta, key, orjson.dumps(text), fr)
         else:
             body = b'"text":%b,"logprobs":null,"finish_reason":%b}]' % (orjson.dumps(text), fr)
         extra = b""
@@ -750,6 +755,9 @@ class SimServer:
             if not isinstance(messages, list) or not messages:
                 return self._reject(rec, 400, "`messages` must be a non-empty list.", "BadRequestError")
             rec.prompt_tokens = count_message_tokens(messages)
+            bad_image = image_error(messages)
+            if bad_image is not None:
+                return self._reject(rec, 400, bad_image, "BadRequestError")
             users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
             prompt = message_text(users[-1].get("content")) if users else messages_text(messages)
         else:
@@ -784,6 +792,11 @@ class SimServer:
         else:
             content = self._maker.make(prompt, n)
         finish = "length" if max_tokens is not None and len(content) >= max_tokens else "stop"
+        call: ToolCall | None = None
+        if chat and isinstance(messages, list) and body.get("tools"):
+            call = plan_tool_call(body, messages, self.cfg.tool_policy, self._maker.rules)
+            if call is not None:
+                content, finish = call.tokens(), "tool_calls"
         reasoning = reasoning_tokens(self.cfg.reasoning_tokens) if chat else []
         rec.reasoning_tokens = len(reasoning)
         rec.planned_tokens = len(reasoning) + len(content)
@@ -826,7 +839,7 @@ class SimServer:
             itl_ns = self.capacity.itl_ns
         if not rec.stream or quirk == "json_for_stream":
             return await self._whole(
-                request, rec, chat, content, reasoning, finish, fault, first_due, itl_ns, created
+                request, rec, chat, content, reasoning, finish, fault, first_due, itl_ns, created, call
             )
 
         opts = body.get("stream_options") or {}
@@ -835,13 +848,17 @@ class SimServer:
         if not cfg.stream_usage:
             include_usage = continuous = False
         k = cfg.tokens_per_chunk
-        chunks: list[tuple[bool, str, int]] = [
+        chunks: list[tuple[bool | None, str, int]] = [
             (True, "".join(reasoning[j : j + k]), len(reasoning[j : j + k]))
             for j in range(0, len(reasoning), k)
         ]
-        chunks += [
-            (False, "".join(content[j : j + k]), len(content[j : j + k])) for j in range(0, len(content), k)
-        ]
+        if call is not None:
+            chunks += call.stream_pieces()
+        else:
+            chunks += [
+                (False, "".join(content[j : j + k]), len(content[j : j + k]))
+                for j in range(0, len(content), k)
+            ]
         if not content:
             chunks.append((False, "", 0))
         obj = b"chat.completion.chunk" if chat else b"text_completion"
@@ -972,6 +989,7 @@ class SimServer:
         first_due: int,
         itl_ns: int,
         created: int,
+        call: ToolCall | None = None,
     ) -> web.StreamResponse:
         """A non-stream response, released when the last token would have been generated."""
         ntok = len(reasoning) + len(content)
@@ -1006,7 +1024,9 @@ class SimServer:
             usage = bad_usage(self.cfg.usage_fault, rec.prompt_tokens, ntok)
         choice: dict[str, Any]
         if chat:
-            message: dict[str, Any] = {"role": "assistant", "content": text}
+            message: dict[str, Any] = (
+                {"role": "assistant", "content": text} if call is None else call.message()
+            )
             if reasoning:
                 message["reasoning_content"] = "".join(reasoning)
             choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}

@@ -29,6 +29,7 @@ _BUILTIN = {
     "general_qa": "general:GeneralQA",
     "humaneval": "humaneval:HumanEval",
     "mbpp": "mbpp:MBPP",
+    "image_mcq": "image_mcq:ImageMCQ",
 }
 for _name, _ref in _BUILTIN.items():
     if _name not in BENCHMARKS:
