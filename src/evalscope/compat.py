@@ -381,9 +381,15 @@ def _task_rows() -> list[CompatRow]:
         ),
     ]
     rows += [
-        CompatRow("python", "model_args", "model_args", "mapped", "local models: precision, device_map, revision"),
-        CompatRow("python", "template_type", "template_type", "mapped", "local models without a tokenizer template"),
-        CompatRow("python", "chat_template", "chat_template", "mapped", "local models: a Jinja template file"),
+        CompatRow(
+            "python", "model_args", "model_args", "mapped", "local models: precision, device_map, revision"
+        ),
+        CompatRow(
+            "python", "template_type", "template_type", "mapped", "local models without a tokenizer template"
+        ),
+        CompatRow(
+            "python", "chat_template", "chat_template", "mapped", "local models: a Jinja template file"
+        ),
     ]
     rows += [CompatRow("python", k, "-", "ignored", why) for k, why in TASK_KEYS_IGNORED.items()]
     return rows

@@ -16,7 +16,11 @@ from evalscope import __version__
 
 # name -> (module, attribute, one-line help shown by `evalscope --help` without importing the module)
 _COMMANDS: dict[str, tuple[str, str, str]] = {
-    "arena": ("evalscope.cli.arena", "arena", "Compare models with an LLM judge (Bradley-Terry ratings, biases)."),
+    "arena": (
+        "evalscope.cli.arena",
+        "arena",
+        "Compare models with an LLM judge (Bradley-Terry ratings, biases).",
+    ),
     "perf": (
         "evalscope.cli.perf",
         "perf",

@@ -63,8 +63,10 @@ def _checked_proxy(url: str, transport: str) -> str | None:
     if transport not in TRANSPORTS:
         raise ConfigError(f"unknown transport {transport!r}", f"use one of: {', '.join(TRANSPORTS)}")
     proxy = proxy_for(url)
-    if proxy is not None and transport == "builtin" and not (
-        url.startswith("http://") and proxy.startswith("http://")
+    if (
+        proxy is not None
+        and transport == "builtin"
+        and not (url.startswith("http://") and proxy.startswith("http://"))
     ):
         raise ConfigError(
             f"a proxy is set for {redact_url(url)} ({redact_url(proxy)}): the built-in transport proxies only "
@@ -72,6 +74,7 @@ def _checked_proxy(url: str, transport: str) -> str | None:
             "pass --transport aiohttp (it tunnels https through an http:// proxy), or list the host in NO_PROXY",
         )
     return proxy
+
 
 _clock = time.perf_counter_ns
 
@@ -83,8 +86,6 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         return None  # an HTTP date: rare from inference servers; treated as "no hint"
-
-
 
 
 def _lost_before_reply(exc: BaseException, rec: RequestRecord) -> bool:
@@ -270,7 +271,9 @@ class Client:
     def _fresh(self) -> aiohttp.ClientSession:
         """A session whose every request opens (and then closes) its own connection: the resend path."""
         if self._fresh_session is None:
-            self._fresh_session = make_session(self.timeouts, fresh=True, ssl_context=self._ssl, proxy=self._proxy)
+            self._fresh_session = make_session(
+                self.timeouts, fresh=True, ssl_context=self._ssl, proxy=self._proxy
+            )
         return self._fresh_session
 
     async def prewarm(self, n: int, timeout_s: float = 10.0) -> int:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import ipaddress
 from urllib.parse import urlsplit
-from urllib.request import (
-    getproxies_environment,
-    proxy_bypass_environment,  # type: ignore[attr-defined]  # public, not in typeshed
-)
+from urllib import request as _urlrequest
+from urllib.request import getproxies_environment
+
+#: public in the standard library, missing from typeshed
+proxy_bypass_environment = _urlrequest.proxy_bypass_environment  # type: ignore[attr-defined]
 
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 

@@ -99,7 +99,9 @@ def make_session(
     connector = (
         TrackingConnector(limit=limit, limit_per_host=0, ttl_dns_cache=300, force_close=True, ssl=ssl_arg)
         if fresh
-        else TrackingConnector(limit=limit, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=60, ssl=ssl_arg)
+        else TrackingConnector(
+            limit=limit, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=60, ssl=ssl_arg
+        )
     )
     extra: dict[str, Any] = {"proxy": proxy} if proxy is not None else {}
     timeout = aiohttp.ClientTimeout(

@@ -325,7 +325,9 @@ class EvalRunner:
         has_judge = bool(cfg.judge_model) or self.judge is not None
         strategy = cfg.judge_strategy or "auto"
         if strategy in ("llm", "llm_recall") and not has_judge:
-            raise ConfigError(f"--judge-strategy {strategy} needs a judge", "pass --judge-model (and --judge-api-url)")
+            raise ConfigError(
+                f"--judge-strategy {strategy} needs a judge", "pass --judge-model (and --judge-api-url)"
+            )
         self._judge_modes = {name: _judge_mode(cls, strategy, has_judge) for name, cls in classes}
         judged = [name for name, mode in self._judge_modes.items() if mode is not None]
         if has_judge and not judged:
@@ -342,7 +344,9 @@ class EvalRunner:
         if self.backend == "api":
             from evalscope.compat import local_only_notices
 
-            for note in local_only_notices(cfg.model_dump(include={"template_type", "chat_template", "model_args"})):
+            for note in local_only_notices(
+                cfg.model_dump(include={"template_type", "chat_template", "model_args"})
+            ):
                 self.say(note)
         root = cfg.dataset_root()
         from evalscope.compat import apply_prompt_template, check_dataset_args

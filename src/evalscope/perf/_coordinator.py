@@ -65,7 +65,9 @@ class Stage:
     number: int | None
     rate: float | None  # None: closed loop
     warmup: bool = False
-    duration: float | None = None  # this stage's own time limit (--stage-list, an SLA probe); None: --duration
+    duration: float | None = (
+        None  # this stage's own time limit (--stage-list, an SLA probe); None: --duration
+    )
     cap: int | None = None  # this stage's concurrency cap; None: cfg.concurrency_cap(parallel)
     arrivals: dict[str, Any] | None = None  # a ramp or a trace (perf/shapes.py); None: steady --rate
     sessions: bool = False  # --multi-turn (perf/sessions.py)
@@ -550,7 +552,9 @@ class Coordinator:
             "number": number,
             "parallel": parallel,
             "t0_ns": t0,
-            "duration_ns": _duration_ns(stage.duration if stage.duration is not None else cfg.duration, warmup),
+            "duration_ns": _duration_ns(
+                stage.duration if stage.duration is not None else cfg.duration, warmup
+            ),
             "id_base": 0 if warmup else self._next_id,
             "prompt_base": self._prompts_used,
         }

@@ -833,7 +833,9 @@ class PerfConfig(BaseModel):
                 "(drop --url, or drop --backend to test a running server)"
             )
         if not self.model:
-            raise ValueError(f"--backend {self.backend} needs --model (a model directory, hub id or GGUF file)")
+            raise ValueError(
+                f"--backend {self.backend} needs --model (a model directory, hub id or GGUF file)"
+            )
         from evalscope.servers.managed import split_server_args
 
         split_server_args(self.server_args)

@@ -69,7 +69,9 @@ def value_at_percentile(hist: HdrHistogram, p: float) -> int:
     that delays the receive stamps of the streams in flight.
     """
     target = hist.get_target_count_at_percentile(p)
-    raw = hist.counts  # a ctypes array; read through the buffer protocol (np.ctypeslib's view sums 10x slower)
+    raw = (
+        hist.counts
+    )  # a ctypes array; read through the buffer protocol (np.ctypeslib's view sums 10x slower)
     counts = np.frombuffer(memoryview(raw).cast("B"), dtype=np.dtype(raw._type_))
     idx = int(np.searchsorted(np.cumsum(counts), target, side="left"))
     if idx >= len(counts):

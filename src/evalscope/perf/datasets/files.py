@@ -213,7 +213,9 @@ class ShareGPTDataset(FileDataset):
                 turns = [
                     str(t["value"])
                     for t in row["conversations"]
-                    if isinstance(t, dict) and t.get("from") in ("human", "user") and isinstance(t.get("value"), str)
+                    if isinstance(t, dict)
+                    and t.get("from") in ("human", "user")
+                    and isinstance(t.get("value"), str)
                 ]
                 yield lineno, Prompt(prompt=first["value"], turns=turns)
             else:
