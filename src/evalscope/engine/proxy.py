@@ -8,8 +8,8 @@ server through a proxy measures the proxy). Both transports use this one answer.
 from __future__ import annotations
 
 import ipaddress
-from urllib.parse import urlsplit
 from urllib import request as _urlrequest
+from urllib.parse import urlsplit
 from urllib.request import getproxies_environment
 
 #: public in the standard library, missing from typeshed
