@@ -236,7 +236,12 @@ class Coordinator:
             "simulator": self.simulator,
             "dataset": cfg.dataset,
             "tokenizer": self.tokenizer.name,
-            "stages": [(s.parallel, s.number) for s in self.stages if not s.warmup],
+            # A sweep / SLA search / repeats plan is a generator deciding as it goes: don't consume it here.
+            "stages": (
+                [(s.parallel, s.number) for s in self.stages if not s.warmup]
+                if isinstance(self.stages, list)
+                else cfg.stages()
+            ),
             "rate": cfg.rate,
             "duration": cfg.duration,
             "run_dir": str(self.run_dir),
