@@ -31,6 +31,9 @@ FLOOR_LIMIT_MS = 1.0
 SEND_MEDIAN_LIMIT_MS = 1.0
 RECV_MEDIAN_LIMIT_MS = 1.0
 BUSY_LIMIT = 0.25
+CLOCK_SLACK_NS = (
+    50_000  # realtime-to-monotonic conversion error of the kernel receive stamp (see one_attempt)
+)
 
 
 def _p(a: list[float], q: float) -> float:
@@ -75,8 +78,10 @@ def one_attempt(tag: str) -> tuple[list[float], list[float]]:
         k = t["kernel_arrival_ns"]
         assert k is not None, "no kernel receive stamp from the simulator"
         # One clock: the kernel cannot receive before the client stamped; the simulator's loop reads after.
-        assert k >= r.sent_ns and t["arrival_ns"] >= k - 100_000
-        send.append((k - r.sent_ns) / 1e6)
+        # The kernel stamps CLOCK_REALTIME and the simulator moves it onto the monotonic clock; on a VM that
+        # conversion was seen 7 us off (CI, builtin transport: it stamps right before the write), hence the slack.
+        assert k >= r.sent_ns - CLOCK_SLACK_NS and t["arrival_ns"] >= k - 100_000
+        send.append(max(0, k - r.sent_ns) / 1e6)
         assert len(t["chunk_ns"]) == len(r.event_ns)
         recv.extend((a - b) / 1e6 for a, b in zip(r.event_ns, t["chunk_ns"], strict=True))
     assert min(recv) >= 0
