@@ -93,7 +93,7 @@ def test_hallucinated_and_wrong_calls_are_counted(tmp_path: Path) -> None:
 
 def test_heuristic_policy_figures_and_limit(tmp_path: Path) -> None:
     """The default ``match`` tool policy: calls the tool sharing words with the question, answers with text
-    after a tool result. Figures are fixed by the sample (see docs/backends_vlm_toolbench.md)."""
+    after a tool result. Figures are fixed by the sample (see docs/backends.md)."""
     with SimProcess(SimConfig(ttft_ms=1, itl_ms=0, seed=1)) as sim:
         res = run(tmp_path, sim, api_key=None)
         limited = run(tmp_path / "lim", sim, limit=2)
