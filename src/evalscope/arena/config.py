@@ -7,22 +7,12 @@ command line, YAML / JSON configs and ``run_task({"eval_type": "arena", ...})`` 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from evalscope.errors import ConfigError
+from evalscope.options import read_config_file, validate_config
 
 Mode = Literal["single", "pairwise-baseline", "pairwise-all"]
 PositionBias = Literal["swap", "random", "none"]
@@ -241,16 +231,6 @@ class ArenaConfig(BaseModel):
         return d
 
 
-def _format(exc: ValidationError) -> str:
-    parts = []
-    for e in exc.errors():
-        loc = ".".join(str(x) for x in e["loc"]) or "config"
-        flag = "--" + loc.replace("_", "-") if loc in ArenaConfig.model_fields else loc
-        msg = str(e["msg"]).removeprefix("Value error, ")
-        parts.append(f"{flag}: {msg}")
-    return "; ".join(parts)
-
-
 def make_arena_config(values: Mapping[str, Any] | ArenaConfig | None = None, **kwargs: Any) -> ArenaConfig:
     """Validate into an ArenaConfig; ``eval_type`` (run_task's selector) is dropped; errors are one line."""
     if isinstance(values, ArenaConfig) and not kwargs:
@@ -262,30 +242,10 @@ def make_arena_config(values: Mapping[str, Any] | ArenaConfig | None = None, **k
         data.update({str(k).replace("-", "_"): v for k, v in values.items()})
     data.update(kwargs)
     data.pop("eval_type", None)
-    try:
-        return ArenaConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_format(exc)) from None
+    return validate_config(ArenaConfig, data)
 
 
 def load_arena_file(path: str) -> dict[str, Any]:
     """A YAML or JSON arena config file as a dict (keys are field names; dashes allowed)."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"--config {path!r}: cannot read ({exc.strerror or exc})") from None
-    try:
-        if p.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text)
-    except Exception as exc:  # noqa: BLE001 - json / yaml error trees, reported as one line
-        raise ConfigError(f"--config {path!r}: not valid JSON/YAML ({str(exc).splitlines()[0]})") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"--config {path!r}: the top level must be a mapping of option names to values")
+    data = read_config_file(path)
     return {str(k).replace("-", "_"): v for k, v in data.items()}

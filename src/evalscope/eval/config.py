@@ -12,16 +12,9 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from evalscope import options as opt
 from evalscope.errors import ConfigError
 
 DatasetHub = Literal["huggingface", "modelscope", "local"]
@@ -142,14 +135,8 @@ class EvalConfig(BaseModel):
         description="OpenAI-compatible endpoint; without it the built-in simulator is started.",
         json_schema_extra=_opt("--api-url"),
     )
-    api_key: SecretStr | None = Field(
-        None,
-        description="API key (or env EVALSCOPE_API_KEY / OPENAI_API_KEY).",
-        json_schema_extra=_opt("--api-key", help=" Prefer the env variables or --api-key-file."),
-    )
-    api_key_file: Path | None = Field(
-        None, description="File whose first line is the API key.", json_schema_extra=_opt("--api-key-file")
-    )
+    api_key: opt.ApiKey = None
+    api_key_file: opt.ApiKeyFile = None
     api: Literal["openai", "openai-completions"] = Field(
         "openai", description="Request protocol.", json_schema_extra=_opt("--api")
     )
@@ -206,24 +193,9 @@ class EvalConfig(BaseModel):
         "tokenizer has no chat template; the tokenizer's own template supersedes it.",
         json_schema_extra={"cli": "--template-type"},
     )
-    server_args: str | None = Field(
-        None,
-        description="Extra arguments of the managed server, one string split like a shell line "
-        "(e.g. '--max-model-len 4096'); not --host / --port.",
-        json_schema_extra={"cli": "--server-args"},
-    )
-    server_bin: str | None = Field(
-        None,
-        description="The managed server's executable (default: vllm, llama-server, swift on PATH; for sglang "
-        "the Python that has it).",
-        json_schema_extra={"cli": "--server-bin"},
-    )
-    server_timeout: float = Field(
-        600.0,
-        gt=0,
-        description="Seconds to wait for the managed server to answer /v1/models (exit 3 after).",
-        json_schema_extra={"cli": "--server-timeout"},
-    )
+    server_args: opt.ServerArgs = None
+    server_bin: opt.ServerBin = None
+    server_timeout: opt.ServerTimeout = 600.0
 
     # what to evaluate
     datasets: list[str] = Field(
@@ -310,12 +282,7 @@ class EvalConfig(BaseModel):
         description="Idle read timeout between bytes (s).",
         json_schema_extra=_opt("--read-timeout"),
     )
-    transport: Literal["builtin", "aiohttp"] = Field(
-        "builtin",
-        description="HTTP client: builtin (evalscope's own HTTP/1.1 transport) or aiohttp (the fallback; also "
-        "tunnels https through a proxy).",
-        json_schema_extra={"cli": "--transport"},
-    )
+    transport: opt.Transport = "builtin"
     drain_timeout_s: float = Field(
         30.0,
         ge=0,
@@ -388,7 +355,7 @@ class EvalConfig(BaseModel):
         json_schema_extra={"cli": "--eval-config"},
     )
 
-    debug: bool = Field(False, description="Show tracebacks.", json_schema_extra=_opt("--debug", "flag"))
+    debug: opt.Debug = False
     quiet: bool = Field(
         False, description="No console table / progress.", json_schema_extra=_opt("--quiet", "flag")
     )
@@ -624,16 +591,10 @@ def parse_eval_config(value: Any) -> dict[str, Any] | None:
         path = Path(value)
         if not path.is_file():
             raise ValueError(f"{str(path)!r} is neither a JSON object nor a file")
-        text = path.read_text(encoding="utf-8")
         try:
-            if path.suffix.lower() == ".json":
-                obj = json.loads(text)
-            else:
-                import yaml
-
-                obj = yaml.safe_load(text)
-        except Exception as exc:  # noqa: BLE001 - json and yaml raise different trees
-            raise ValueError(f"{str(path)!r} is not valid YAML/JSON ({str(exc).splitlines()[0]})") from None
+            obj = opt.read_config_file(path, "--eval-config", mapping=False)
+        except ConfigError as exc:
+            raise ValueError(exc.message) from None
         if isinstance(obj, dict) and isinstance(obj.get("eval_config"), dict):
             obj = obj["eval_config"]  # a whole task file: take its eval_config
     elif isinstance(value, str):
@@ -662,33 +623,11 @@ def mask_model_keys(eval_config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _format_validation_error(exc: ValidationError) -> str:
-    parts: list[str] = []
-    for err in exc.errors()[:3]:
-        loc = ".".join(str(x) for x in err.get("loc", ()))
-        opt = f"--{loc.replace('_', '-')}" if loc else "config"
-        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        inp = err.get("input")
-        if err.get("type") == "missing":
-            parts.append(f"{opt} is required")
-        elif err.get("type") == "extra_forbidden":
-            parts.append(f"unknown option {loc!r}")
-        elif loc and not isinstance(inp, dict):
-            shown = "***" if "key" in loc else repr(inp)[:80]
-            parts.append(f"{opt}={shown}: {msg}")
-        else:
-            parts.append(f"{opt}: {msg}")
-    return "; ".join(parts)
-
-
 def build_config(data: dict[str, Any]) -> EvalConfig:
     """Validate a mapping into an :class:`EvalConfig`, turning pydantic errors into one ConfigError line."""
-    try:
-        return EvalConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(
-            f"invalid eval configuration: {_format_validation_error(exc)}", "see `evalscope eval --help`"
-        ) from None
+    return opt.validate_config(
+        EvalConfig, data, "invalid eval configuration: ", "see `evalscope eval --help`"
+    )
 
 
 #: Seed-compatible aliases accepted in run_task dicts / YAML (old evalscope names -> EvalConfig fields).
@@ -728,23 +667,7 @@ def load_task_config(task_cfg: Any) -> EvalConfig:
     if isinstance(task_cfg, EvalConfig):
         return task_cfg
     if isinstance(task_cfg, str | Path):
-        path = Path(task_cfg)
-        if not path.is_file():
-            raise ConfigError(f"task config {str(path)!r} not found", "pass a YAML or JSON file, or a dict")
-        text = path.read_text(encoding="utf-8")
-        try:
-            if path.suffix.lower() == ".json":
-                data = json.loads(text)
-            else:
-                import yaml
-
-                data = yaml.safe_load(text)
-        except (json.JSONDecodeError, ValueError) as exc:
-            raise ConfigError(f"task config {str(path)!r} is not valid: {exc}", "fix the file") from None
-        except Exception as exc:  # noqa: BLE001 - yaml raises its own error tree
-            raise ConfigError(f"task config {str(path)!r} is not valid YAML: {exc}", "fix the file") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"task config {str(path)!r} must be a mapping", "use key: value pairs")
+        data = opt.read_config_file(task_cfg, "task config")
         return build_config(normalize_task_dict(data))
     if isinstance(task_cfg, dict):
         return build_config(normalize_task_dict(task_cfg))

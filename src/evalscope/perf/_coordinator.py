@@ -36,8 +36,9 @@ import orjson
 from evalscope import __version__
 from evalscope.engine.client import Client
 from evalscope.engine.redact import redact_url
-from evalscope.engine.session import Timeouts, base_url
+from evalscope.engine.session import base_url
 from evalscope.errors import EndpointError, EvalscopeError
+from evalscope.perf._core import make_client
 from evalscope.perf._pools import Pool, split_evenly
 from evalscope.perf._wire import boot_id
 from evalscope.perf.aggregate import Aggregator
@@ -153,18 +154,7 @@ class Coordinator:
 
     async def main(self) -> dict[str, Any]:
         cfg = self.cfg
-        client = Client(
-            self.url,
-            self.model,
-            api=cfg.api,
-            api_key=self.api_key,
-            headers=cfg.headers,
-            timeouts=Timeouts(cfg.connect_timeout, cfg.read_timeout, cfg.total_timeout),
-            stream=cfg.stream,
-            keep_text=cfg.save_responses or cfg.multi_turn,  # sessions send the replies back
-            continuous_usage=cfg.continuous_usage,
-            transport=cfg.transport,
-        )
+        client = make_client(cfg, self.url, self.model, self.api_key)
         async with client:
             if cfg.test_connection:
                 from evalscope.engine.preflight import preflight

@@ -25,7 +25,7 @@ import os
 import socket
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, Protocol
 
 from evalscope.engine.client import Client, yield_then
@@ -45,6 +45,28 @@ _clock = time.perf_counter_ns
 #: Cores hand over records and progress this often (and records sooner when this many are waiting).
 SEND_INTERVAL_NS = 250_000_000
 SEND_LINES = 1024
+
+
+#: Starts item *i* of a stage: ``(stage, slot semaphore, i, due_ns or None, slot_ns) -> the task's coroutine``;
+#: the coroutine releases the slot when it ends.
+Launch = Callable[["CoreStage", asyncio.Semaphore, int, int | None, int], Coroutine[Any, Any, None]]
+
+
+def make_client(cfg: Any, url: str, model: str, api_key: str | None, **more: Any) -> Client:
+    """The engine client a perf run uses (the coordinator's probe client and every core's), from its config."""
+    return Client(
+        url,
+        model,
+        api=cfg.api,
+        api_key=api_key,
+        headers=cfg.headers,
+        timeouts=Timeouts(cfg.connect_timeout, cfg.read_timeout, cfg.total_timeout),
+        stream=cfg.stream,
+        keep_text=cfg.save_responses or cfg.multi_turn,  # sessions send the replies back
+        continuous_usage=cfg.continuous_usage,
+        transport=cfg.transport,
+        **more,
+    )
 
 
 class Outbox(Protocol):
@@ -243,17 +265,11 @@ class WorkerCore:
         if client is not None:
             self.client, self._owns_client = client, False
         else:
-            self.client = Client(
+            self.client = make_client(
+                cfg,
                 setup["url"],
                 setup["model"],
-                api=cfg.api,
-                api_key=api_key,
-                headers=cfg.headers,
-                timeouts=Timeouts(cfg.connect_timeout, cfg.read_timeout, cfg.total_timeout),
-                stream=cfg.stream,
-                keep_text=cfg.save_responses or cfg.multi_turn,  # sessions send the replies back
-                continuous_usage=cfg.continuous_usage,
-                transport=cfg.transport,
+                api_key,
                 send_request_id=setup.get("simulator"),  # the coordinator's answer: no probe per worker
                 worker=self.worker,
             )
@@ -423,13 +439,15 @@ class WorkerCore:
         return p
 
     async def _dispatch(self, st: CoreStage, src: SharedCounter | _Strided, spec: dict[str, Any]) -> None:
+        """The stage's one dispatch loop: claim item *i* (a request, or a session with --multi-turn), wait for
+        its arrival time (open loop) and a slot, then start it as a task."""
         cfg = self.cfg
-        if spec.get("sessions"):  # --multi-turn: its own loop (perf/sessions.py), this one stays as it is
-            from evalscope.perf.sessions import SessionStats, dispatch_sessions
+        launch: Launch = self._request
+        if spec.get("sessions"):  # --multi-turn: number counts sessions (perf/sessions.py)
+            from evalscope.perf.sessions import SessionStats, session_launcher
 
             self._sessions = SessionStats()
-            await dispatch_sessions(self, st, src, spec, self._sessions)
-            return
+            launch = session_launcher(self, self._sessions)
         loop = asyncio.get_running_loop()
         sem = asyncio.Semaphore(st.cap)
         number = st.number
@@ -473,7 +491,12 @@ class WorkerCore:
             slot = await acquire_slot(sem, deadline)
             if slot == SLOT_DEADLINE:
                 st.cap_waits += 1
-                if arrivals is not None and deadline is not None and st.agg is not None:
+                if (
+                    arrivals is not None
+                    and deadline is not None
+                    and st.agg is not None
+                    and self._sessions is None
+                ):
                     more = lambda: src.claim(number) is not None  # noqa: E731
                     count_queued(st.agg.coverage, due, arrivals, t0, deadline, more)
                 break
@@ -485,26 +508,33 @@ class WorkerCore:
                     sem.release()
                     break
                 i = claimed
-            slot_ns = _clock()
-            scheduled = due if arrivals is not None else slot_ns
-            p = self._prompt_at(st.prompt_base + i)
-            rid: int | str = f"warmup-{i}" if st.warmup else st.id_base + i
-            req = Request(
-                request_id=rid,
-                prompt=p.prompt,
-                messages=p.messages,
-                max_tokens=p.max_tokens,
-                min_tokens=cfg.min_tokens,
-                params=self._params,
-                prompt_tokens=p.prompt_tokens,
-                scheduled_ns=scheduled,
-            )
-            if st.first_sched_ns is None:
-                st.first_sched_ns = scheduled
-            st.last_sched_ns = scheduled
             st.dispatched += 1
-            task = loop.create_task(self._one(st, sem, req, slot_ns))
+            task = loop.create_task(launch(st, sem, i, due if arrivals is not None else None, _clock()))
             st.in_flight.add(task)
+
+    def _request(
+        self, st: CoreStage, sem: asyncio.Semaphore, i: int, due: int | None, slot_ns: int
+    ) -> Coroutine[Any, Any, None]:
+        """Item *i* of an ordinary stage: one request, due at ``due`` (open loop) or now (closed loop); built
+        here, in the dispatch loop, and sent by the task that runs the returned coroutine."""
+        cfg = self.cfg
+        scheduled = due if due is not None else slot_ns
+        p = self._prompt_at(st.prompt_base + i)
+        rid: int | str = f"warmup-{i}" if st.warmup else st.id_base + i
+        req = Request(
+            request_id=rid,
+            prompt=p.prompt,
+            messages=p.messages,
+            max_tokens=p.max_tokens,
+            min_tokens=cfg.min_tokens,
+            params=self._params,
+            prompt_tokens=p.prompt_tokens,
+            scheduled_ns=scheduled,
+        )
+        if st.first_sched_ns is None:
+            st.first_sched_ns = scheduled
+        st.last_sched_ns = scheduled
+        return self._one(st, sem, req, slot_ns)
 
     async def _one(self, st: CoreStage, sem: asyncio.Semaphore, req: Request, slot_ns: int) -> None:
         task = asyncio.current_task()

@@ -16,17 +16,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from evalscope.errors import ConfigError
+from evalscope import options as opt
 
 MetricProfile = Literal["default", "vllm"]
 
@@ -71,16 +63,8 @@ class PerfConfig(BaseModel):
         description="API protocol: openai | openai-completions | openai-embeddings | a plugin name.",
         json_schema_extra=_cli("--api", group="target"),
     )
-    api_key: SecretStr | None = Field(
-        None,
-        description="API key (else $EVALSCOPE_API_KEY, $OPENAI_API_KEY or --api-key-file). Never saved.",
-        json_schema_extra=_cli("--api-key", group="target"),
-    )
-    api_key_file: Path | None = Field(
-        None,
-        description="Read the API key from this file (first line).",
-        json_schema_extra=_cli("--api-key-file", group="target"),
-    )
+    api_key: opt.ApiKey = None
+    api_key_file: opt.ApiKeyFile = None
     headers: dict[str, str] = Field(
         default_factory=dict,
         description="Extra HTTP headers, one per argument: K=V or 'K: V' (the value may contain spaces).",
@@ -104,12 +88,7 @@ class PerfConfig(BaseModel):
         description="Whole-request timeout (s); none by default.",
         json_schema_extra=_cli("--total-timeout", group="target"),
     )
-    transport: Literal["builtin", "aiohttp"] = Field(
-        "builtin",
-        description="HTTP client: builtin (evalscope's own HTTP/1.1 transport, lowest overhead) or aiohttp "
-        "(the fallback; also tunnels https through a proxy).",
-        json_schema_extra=_cli("--transport", group="target"),
-    )
+    transport: opt.Transport = "builtin"
     test_connection: bool = Field(
         True,
         description="Check the endpoint (reachability, key, path, model) before the run.",
@@ -121,24 +100,9 @@ class PerfConfig(BaseModel):
         "for --model (a path, a GGUF file for llama.cpp) on a free 127.0.0.1 port, load it, stop it.",
         json_schema_extra=_cli("--backend", group="target"),
     )
-    server_args: str | None = Field(
-        None,
-        description="Extra arguments of the managed server, one string split like a shell line "
-        "(e.g. '--max-model-len 4096'); not --host / --port.",
-        json_schema_extra=_cli("--server-args", group="target"),
-    )
-    server_bin: str | None = Field(
-        None,
-        description="The managed server's executable (default: vllm, llama-server, swift on PATH; "
-        "for sglang the Python that has it); env EVALSCOPE_VLLM_BIN etc. also work.",
-        json_schema_extra=_cli("--server-bin", group="target"),
-    )
-    server_timeout: float = Field(
-        600.0,
-        gt=0,
-        description="Seconds to wait for the managed server to answer /v1/models before giving up (exit 3).",
-        json_schema_extra=_cli("--server-timeout", group="target"),
-    )
+    server_args: opt.ServerArgs = None
+    server_bin: opt.ServerBin = None
+    server_timeout: opt.ServerTimeout = 600.0
 
     # ---- load
     parallel: list[int] = Field(
@@ -483,9 +447,7 @@ class PerfConfig(BaseModel):
         description="Live terminal view (off when stdout is not a terminal).",
         json_schema_extra=_cli("--live/--no-live", kind="flag", group="output"),
     )
-    debug: bool = Field(
-        False, description="Show tracebacks.", json_schema_extra=_cli("--debug", kind="flag", group="output")
-    )
+    debug: opt.Debug = False
 
     # ---- capacity planning: sweeps, SLA search, repeats, resume (perf/sweep.py, perf/sla.py, perf/probe.py)
     sweep: int | None = Field(
@@ -979,72 +941,12 @@ def parse_headers(v: Any) -> Any:
 
 def option_name(field: str) -> str:
     """The CLI spelling of a config field (``max_tokens`` -> ``--max-tokens``)."""
-    info = PerfConfig.model_fields.get(field) or next(
-        (f for f in PerfConfig.model_fields.values() if f.alias == field), None
-    )
-    extra = info.json_schema_extra if info is not None else None
-    if isinstance(extra, dict) and isinstance(extra.get("cli"), str):
-        return str(extra["cli"]).split("/")[0]
-    return "--" + field.replace("_", "-")
-
-
-def _format_validation_error(exc: ValidationError, given: Mapping[str, Any]) -> str:
-    err = exc.errors()[0]
-    loc = [str(p) for p in err.get("loc", ())]
-    msg = str(err.get("msg", "invalid value"))
-    msg = msg.removeprefix("Value error, ")
-    if not loc:
-        return msg
-    field = loc[0]
-    if err.get("type") == "extra_forbidden":
-        import difflib
-
-        close = difflib.get_close_matches(field, list(PerfConfig.model_fields), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        return f"unknown option {field!r}{hint}"
-    value = given.get(field, err.get("input"))
-    if field == "api_key":
-        value = "***"
-    if field == "headers":  # header values are often credentials: the message names the header only
-        return f"{option_name(field)}: {msg}"
-    allowed = msg
-    plain = {
-        "int_parsing": "must be an integer",
-        "float_parsing": "must be a number",
-        "bool_parsing": "must be true or false",
-    }
-    if err.get("type") in plain:
-        allowed = plain[str(err.get("type"))]
-    if err.get("type") == "literal_error":
-        allowed = msg.replace("Input should be", "allowed:")
-    return f"{option_name(field)} {value!r}: {allowed}"
+    return opt.option_name(PerfConfig, field)
 
 
 def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a YAML or JSON config file into a dict (keys are field names; dashes allowed)."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"--config {str(p)!r}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"--config {str(p)!r}: cannot read ({exc})") from None
-    try:
-        if p.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text)
-    except (json.JSONDecodeError, ValueError) as exc:
-        raise ConfigError(f"--config {str(p)!r}: not valid JSON/YAML ({exc})") from None
-    except Exception as exc:  # noqa: BLE001 - yaml's error tree; reported as a config error
-        raise ConfigError(f"--config {str(p)!r}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"--config {str(p)!r}: the top level must be a mapping of option names to values")
-    return {str(k).replace("-", "_").lstrip("_"): v for k, v in data.items()}
+    return {str(k).replace("-", "_").lstrip("_"): v for k, v in opt.read_config_file(path).items()}
 
 
 def make_config(values: Mapping[str, Any] | PerfConfig | None = None, **kwargs: Any) -> PerfConfig:
@@ -1057,7 +959,4 @@ def make_config(values: Mapping[str, Any] | PerfConfig | None = None, **kwargs: 
     elif values:
         data.update(values)
     data.update(kwargs)
-    try:
-        return PerfConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_format_validation_error(exc, data)) from None
+    return opt.validate_config(PerfConfig, data)

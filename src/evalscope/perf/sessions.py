@@ -5,8 +5,8 @@ open-loop arrival times) for its whole life. Turn *k* is sent once turn *k-1*'s 
 every earlier user turn followed by the model's actual reply, plus the new user turn; between a reply and the
 next turn the session waits its think time (``--think-time``). A failed or cancelled turn ends the session.
 
-This is a separate dispatch path (:func:`dispatch_sessions`, chosen once per stage by the core): the
-per-request path of ordinary runs is untouched. Every turn is an ordinary request and record (id
+The core's one dispatch loop claims sessions instead of requests: :func:`session_launcher` gives it the
+function that starts session *i* as one task (the per-request path of ordinary runs is untouched). Every turn is an ordinary request and record (id
 ``SESSION-TURN``) in the stage's aggregator; :class:`SessionStats` adds TTFT and E2E latency by turn index and
 the session-level numbers (duration from the first send to the last reply, turns completed). Its state is
 JSON-ready, so worker processes hand it over like their other results and the coordinator merges them
@@ -18,17 +18,14 @@ May import: ``engine`` (client, records), ``perf.histogram``, ``perf.schedule``,
 from __future__ import annotations
 
 import asyncio
-import itertools
 import random
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from evalscope.engine.client import yield_then
 from evalscope.engine.records import Request, RequestRecord
 from evalscope.perf.histogram import Metric
-from evalscope.perf.schedule import SLOT_DEADLINE, SLOT_WAITED, acquire_slot, arrival_offsets_ns, sleep_until
 
 _clock = time.perf_counter_ns
 
@@ -206,60 +203,23 @@ def merged_summary(states: list[dict[str, Any]], percentiles: tuple[float, ...] 
 # ---- dispatch -----------------------------------------------------------------------------------------------
 
 
-async def dispatch_sessions(core: Any, st: Any, src: Any, spec: dict[str, Any], stats: SessionStats) -> None:
-    """The core's dispatch loop for a sessions stage: claim session *i*, take a slot, run it as one task.
-
-    ``number`` counts sessions; with ``--rate`` sessions start at open-loop arrival times.
-    """
+def session_launcher(core: Any, stats: SessionStats) -> Any:
+    """The core's launch function for a sessions stage (see ``perf._core.Launch``): item *i* is session *i*,
+    run as one task; ``number`` counts sessions, and with ``--rate`` a session's first turn is due at its
+    arrival time."""
     cfg = core.cfg
-    loop = asyncio.get_running_loop()
-    sem = asyncio.Semaphore(st.cap)
-    number = st.number
-    deadline = st.deadline_ns
     think = parse_think_time(cfg.think_time) if cfg.think_time else None
-    arrivals: Iterator[int] | None = None
-    if st.rate is not None:
-        offsets = arrival_offsets_ns(st.rate, cfg.burstiness, cfg.seed + max(0, st.index), cfg.constant_rate)
-        active = spec["active"]
-        arrivals = offsets if active == 1 else itertools.islice(offsets, spec["rank"], None, active)
-    t0 = st.t0_ns
-    while True:
-        due = 0
-        if arrivals is not None:
-            i = src.claim(number)
-            if i is None:
-                break
-            due = t0 + next(arrivals)
-            if deadline is not None and due >= deadline:
-                break
-            if due > _clock():
-                await sleep_until(due)
-        elif deadline is not None and _clock() >= deadline:
-            break
-        slot = await acquire_slot(sem, deadline)
-        if slot == SLOT_DEADLINE:
-            st.cap_waits += 1
-            break
-        if slot == SLOT_WAITED:
-            st.cap_waits += 1
-        if arrivals is None:
-            i = src.claim(number)
-            if i is None:
-                sem.release()
-                break
+
+    def launch(st: Any, sem: asyncio.Semaphore, i: int, due: int | None, slot_ns: int) -> Any:
         p = core._prompt_at(st.prompt_base + i)
         turns = p.turns if p.turns else [p.prompt or ""]
         sid = f"warmup-{i}" if st.warmup else str(st.id_base + i)
         seed = cfg.seed * 1_000_003 + st.prompt_base + i
-        st.dispatched += 1
-        stats_or_none = None if st.warmup else stats
-        first = (
-            due if arrivals is not None else 0
-        )  # open loop: the session's first turn is due at its arrival
-        task = loop.create_task(
-            _session(core, st, sem, sid, turns, p.max_tokens, stats_or_none, think, seed, first)
+        return _session(
+            core, st, sem, sid, turns, p.max_tokens, None if st.warmup else stats, think, seed, due or 0
         )
-        st.in_flight.add(task)
+
+    return launch
 
 
 async def _session(

@@ -31,7 +31,7 @@ def test_rate_and_cap() -> None:
 @pytest.mark.parametrize(
     ("values", "needle"),
     [
-        ({"parallel": "0"}, "--parallel '0'"),
+        ({"parallel": "0"}, "--parallel='0'"),
         ({"rate": "0"}, "--rate"),
         ({"top_p": 2}, "--top-p"),
         ({"goodput": ["latency:5"]}, "unknown SLO metric 'latency'"),
