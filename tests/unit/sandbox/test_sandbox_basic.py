@@ -30,6 +30,19 @@ async def test_statuses(sandbox: Sandbox, run_root: Path) -> None:
     assert_clean(run_root)
 
 
+async def test_program_runs_below_the_evaluators_priority(sandbox: Sandbox) -> None:
+    """A busy loop or fork bomb must not starve the event loop that enforces its timeout."""
+    r = await sandbox.run("import os\nprint(os.getpriority(os.PRIO_PROCESS, 0))", 10)
+    assert r.status == "passed", r.stderr
+    assert int(r.stdout) == os.getpriority(os.PRIO_PROCESS, 0) + core_niceness()
+
+
+def core_niceness() -> int:
+    from evalscope.eval.sandbox._launcher import PROGRAM_NICENESS
+
+    return min(PROGRAM_NICENESS, 19 - os.getpriority(os.PRIO_PROCESS, 0))
+
+
 async def test_cpu_limit_is_a_timeout(run_root: Path) -> None:
     sb = Sandbox(limits=SandboxLimits(cpu_s=1), tmp_root=str(run_root))
     try:

@@ -243,6 +243,10 @@ def _tasks_of_uid(uid: int) -> int:
     return total
 
 
+#: how much lower than the evaluator a sandboxed program runs (CFS weight about 1/10 of the evaluator's)
+PROGRAM_NICENESS = 10
+
+
 def _set_limits(cfg: dict[str, Any]) -> None:
     lim = cfg["limits"]
     pairs = [
@@ -262,6 +266,14 @@ def _set_limits(cfg: dict[str, Any]) -> None:
         if soft is None:
             continue
         resource.setrlimit(which, (soft, hard))
+    if cfg["mode"] != "bwrap-inner":  # bwrap mode lowered it before exec'ing bwrap
+        _lower_priority()
+
+
+def _lower_priority() -> None:
+    """Below the evaluator's priority: a busy loop or a fork bomb in the program cannot starve the event loop
+    that enforces its timeout (raising one's own niceness needs no privilege)."""
+    os.nice(PROGRAM_NICENESS)
 
 
 def _exec_program(cfg: dict[str, Any], workdir: str) -> NoReturn:
@@ -410,6 +422,7 @@ def _run_bwrap(cfg: dict[str, Any], status_fd: int) -> NoReturn:
         try:
             _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PDEATHSIG)")
             os.set_inheritable(status_fd, True)
+            _lower_priority()  # bwrap and everything it starts
             os.execve(argv[0], argv, cfg["env"])
         except BaseException as e:  # noqa: BLE001 - a forked child must report anything and exit
             _report(status_fd, f"E exec bwrap: {type(e).__name__}: {e}")
