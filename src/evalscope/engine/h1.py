@@ -223,7 +223,13 @@ class _Exchange:
 
     # ---- httptools callbacks -------------------------------------------------------------------------
 
+    # The parser is this exchange's own (see _Conn.start), so bytes past the end of the response in the same
+    # read (a server that sends a second, unasked-for response) would call these again: a settled exchange
+    # ignores them, as the record is complete and the connection is no longer ours.
+
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.settled:
+            return
         key = _KEPT_HEADERS.get(name.lower())
         if key is None:
             return  # Date, Server, Cache-Control...: nothing the record or the framing needs
@@ -232,9 +238,11 @@ class _Exchange:
         self.headers[key] = val if old is None else f"{old}, {val}"
 
     def on_headers_complete(self) -> None:
+        if self.settled:
+            return
         conn = self.conn
         assert conn is not None
-        status = conn.parser.get_status_code()
+        status = conn.parser.get_status_code()  # type: ignore[union-attr]
         if status < 200:
             self.headers = {}  # an interim response (100 Continue...): the real one follows
             return
@@ -268,7 +276,14 @@ class _Exchange:
         mode = self.mode
         if mode == _M_SSE:
             if not self.finished:
-                self._events(self.dec.feed(body))  # type: ignore[union-attr]
+                dec = self.dec
+                data = dec.single(body)  # type: ignore[union-attr]
+                if data is not None:
+                    self._event(data)
+                else:
+                    self._events(dec.feed(body))  # type: ignore[union-attr]
+            return
+        if self.settled:
             return
         if mode == _M_SNIFF:
             self._sniff(body)
@@ -285,7 +300,7 @@ class _Exchange:
                 self._finish()  # enough for the message; the connection will not be reused
 
     def on_message_complete(self) -> None:
-        if self.status < 200:
+        if self.status < 200 or self.settled:
             return
         conn = self.conn
         assert conn is not None
@@ -314,27 +329,31 @@ class _Exchange:
         self._settle()
 
     def _events(self, events: list[tuple[bytes | None, bytes]]) -> None:
-        rec = self.rec
-        st = self.st
-        now = self.now
-        parse = self.parse
         for _name, data in events:
-            flags = parse(data, st)
-            if flags & EV_TOKEN:
-                if self.n == 0:
-                    rec.first_token_ns = now
-                self.n += 1
-                self.event_ns.append(now)
-                if self.track_tokens:
-                    self.event_tokens.append(st.event_tokens)
-                if flags & EV_CONTENT and rec.first_content_ns is None:
-                    rec.first_content_ns = now
-            if flags & EV_CHOICE and rec.first_choice_ns is None:
-                rec.first_choice_ns = now
-            if st.error is not None or st.done:
-                rec.end_ns = now
-                self._finish()
+            self._event(data)
+            if self.finished:
                 return
+
+    def _event(self, data: bytes) -> None:
+        """One SSE event's data: parsed by the protocol, stamped with this read's receive time."""
+        st = self.st
+        flags = self.parse(data, st)
+        if flags & EV_TOKEN:
+            now = self.now
+            rec = self.rec
+            if self.n == 0:
+                rec.first_token_ns = now
+            self.n += 1
+            self.event_ns.append(now)
+            if self.track_tokens:
+                self.event_tokens.append(st.event_tokens)
+            if flags & EV_CONTENT and rec.first_content_ns is None:
+                rec.first_content_ns = now
+        if flags & EV_CHOICE and self.rec.first_choice_ns is None:
+            self.rec.first_choice_ns = self.now
+        if st.error is not None or st.done:
+            self.rec.end_ns = self.now
+            self._finish()
 
     def _sniff(self, body: bytes) -> None:
         self.body.append(body)
@@ -424,7 +443,9 @@ class _Conn(asyncio.Protocol):
         self.pool = pool
         self.client_protocol = pool.client.protocol
         self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpResponseParser(self)
+        # One parser per exchange, made in start() with the exchange as its callback object: httptools binds
+        # the callbacks when the parser is made, so this saves a forwarding call per header and body read.
+        self.parser: httptools.HttpResponseParser | None = None
         self.ex: _Exchange | None = None
         self.used = False  # carried a request already: a reuse when handed out again
         self.closed = False
@@ -432,27 +453,6 @@ class _Conn(asyncio.Protocol):
         self.keep = True
         self.idle_timer: asyncio.TimerHandle | None = None
         self.timer_s = 0.0  # the read timeout the idle timer was armed for
-
-    # httptools calls these on the protocol object it was given: forward to the exchange
-    def on_header(self, name: bytes, value: bytes) -> None:
-        ex = self.ex
-        if ex is not None:
-            ex.on_header(name, value)
-
-    def on_headers_complete(self) -> None:
-        ex = self.ex
-        if ex is not None:
-            ex.on_headers_complete()
-
-    def on_body(self, body: bytes) -> None:
-        ex = self.ex
-        if ex is not None:
-            ex.on_body(body)
-
-    def on_message_complete(self) -> None:
-        ex = self.ex
-        if ex is not None:
-            ex.on_message_complete()
 
     # asyncio.Protocol
 
@@ -472,7 +472,7 @@ class _Conn(asyncio.Protocol):
             ex.got_bytes = True
             rec.first_byte_ns = now
         try:
-            self.parser.feed_data(data)
+            self.parser.feed_data(data)  # type: ignore[union-attr]  # set with self.ex in start()
         except httptools.HttpParserCallbackError as exc:  # our callback raised: a malformed event etc.
             ex.fail(exc.__context__ or exc)
             self.close()
@@ -522,6 +522,7 @@ class _Conn(asyncio.Protocol):
     def start(self, ex: _Exchange, payload: bytes, read_s: float) -> None:
         ex.conn = self
         self.ex = ex
+        self.parser = httptools.HttpResponseParser(ex)
         self.message_done = False
         self.used = True
         transport = self.transport
@@ -556,7 +557,8 @@ class _Conn(asyncio.Protocol):
         if self.ex is not ex:
             return
         self.ex = None
-        if self.closed or not self.keep or not self.parser.should_keep_alive():
+        parser = self.parser
+        if self.closed or not self.keep or parser is None or not parser.should_keep_alive():
             self.close()
         else:
             self.pool.put_idle(self)

@@ -25,6 +25,8 @@ class Tokenizer(Protocol):
 
     def random_text(self, n_tokens: int, rng: Any) -> str: ...
 
+    def random_texts(self, lengths: list[int], rng: Any) -> list[str]: ...
+
 
 _sim_count = count_tokens  # the simulator counts with the same function (evalscope/tokens.py)
 
@@ -56,6 +58,16 @@ class WordTokenizer:
             return ""
         return " ".join(_WORDS_ARRAY[rng.integers(0, len(_WORDS), n_tokens)].tolist())
 
+    def random_texts(self, lengths: list[int], rng: Any) -> list[str]:
+        """Many random texts from one draw: numpy's per-call cost, not the words, dominated one prompt."""
+        words = _WORDS_ARRAY[rng.integers(0, len(_WORDS), sum(lengths))].tolist()
+        out: list[str] = []
+        pos = 0
+        for n in lengths:
+            out.append(" ".join(words[pos : pos + n]) if n > 0 else "")
+            pos += max(n, 0)
+        return out
+
 
 class HFTokenizer:
     """A Hugging Face tokenizer; random prompts are re-tokenised until they have the exact length."""
@@ -81,6 +93,9 @@ class HFTokenizer:
 
     def count(self, text: str) -> int:
         return len(self._tok.encode(text, add_special_tokens=False))
+
+    def random_texts(self, lengths: list[int], rng: Any) -> list[str]:
+        return [self.random_text(n, rng) for n in lengths]
 
     def random_text(self, n_tokens: int, rng: Any) -> str:
         if n_tokens <= 0:

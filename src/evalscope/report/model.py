@@ -438,15 +438,18 @@ class _LightRec:
     __slots__ = ("completion_tokens", "end_ns", "error", "first_token_ns", "http_status", "sent_ns")
 
     def __init__(self, d: dict[str, Any]) -> None:
-        from evalscope.engine.records import ErrorInfo
-
         self.sent_ns = d["sent_ns"]
         self.end_ns = d.get("end_ns")
         self.first_token_ns = d.get("first_token_ns")
         self.completion_tokens = d.get("completion_tokens")
         self.http_status = d.get("http_status")
         err = d.get("error")
-        self.error = None if err is None else ErrorInfo.from_dict(err)
+        if err is None:
+            self.error = None
+        else:  # imported here, not per record: this runs once per line of records.jsonl
+            from evalscope.engine.records import ErrorInfo
+
+            self.error = ErrorInfo.from_dict(err)
 
 
 def light_record(d: dict[str, Any], stage: int) -> dict[str, Any]:

@@ -91,3 +91,30 @@ def test_huge_line_is_linear() -> None:
 
 def test_trailing_event_without_blank_line_flushed_on_close() -> None:
     assert decode_all([b"data: a\n\ndata: b"]) == [(None, b"a"), (None, b"b")]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.binary(max_size=40),
+    st.sampled_from([b"", b"data: x", b"data: x\n", b"event: e\n", b"\r", b"data: a\n\n"]),
+    st.sampled_from([b"data:", b"data: ", b"data:  ", b"dat", b""]),
+    st.sampled_from([b"\n\n", b"\r\n\r\n", b"\n", b"\n\ndata: y\n\n", b""]),
+)
+def test_single_event_fast_path_matches_the_general_path(
+    payload: bytes, before: bytes, field: bytes, end: bytes
+) -> None:
+    """``single`` (the one-whole-event shortcut) answers exactly when the general path yields one event and
+    keeps no state, and then with the same payload; from any prior state the decoder's output is unchanged."""
+    chunk = field + payload + end
+    fast, slow = SSEDecoder(), SSEDecoder()
+    fast_out = fast.feed(before)
+    slow_out = [ev for i in range(len(before)) for ev in slow.feed(before[i : i + 1])]
+    one = fast.single(chunk)
+    byte_out = [ev for i in range(len(chunk)) for ev in slow.feed(chunk[i : i + 1])]
+    if one is not None:
+        assert byte_out == [(None, one)]
+        fast_out.append((None, one))
+    else:
+        fast_out.extend(fast.feed(chunk))
+    slow_out.extend(byte_out)
+    assert fast_out + fast.close() == slow_out + slow.close()

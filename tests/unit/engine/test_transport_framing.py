@@ -204,6 +204,39 @@ async def test_whole_json_and_error_bodies() -> None:
     assert srv.connections == 1  # an error body read to its end leaves the connection reusable
 
 
+async def test_an_unasked_second_response_in_the_same_write_changes_nothing() -> None:
+    """A careless server writes a second response right behind the first, in one segment: the first
+    request's record (its status, error message, tokens) is the first response's alone."""
+    err = b'{"error": "overloaded"}'
+    evil = b'{"error": "EVIL"}'
+    wire = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: %d\r\n\r\n%b" % (
+        len(err),
+        err,
+    ) + b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%b" % (len(evil), evil)
+    sse = _sse(3)
+    wire_ok = HEAD_CHUNKED + _chunked(sse, [len(sse)]) + wire
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        writer.write(wire)
+        await writer.drain()
+        await asyncio.sleep(0.3)
+
+    async def handle_ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        writer.write(wire_ok)
+        await writer.drain()
+        await asyncio.sleep(0.3)
+
+    async with RawServer(handle) as srv:
+        (rec,) = await _one(f"http://127.0.0.1:{srv.port}", n=1)
+    assert rec.status == "error" and rec.error is not None and rec.http_status == 503
+    assert "overloaded" in rec.error.message and "EVIL" not in rec.error.message
+    async with RawServer(handle_ok) as srv:
+        (rec,) = await _one(f"http://127.0.0.1:{srv.port}", n=1)
+    assert rec.ok and rec.http_status == 200 and rec.completion_tokens == 3, rec.error
+
+
 async def test_garbage_reply_is_an_error_not_a_crash() -> None:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _read_request(reader)

@@ -39,6 +39,18 @@ def test_random_fixed_length_and_seed() -> None:
     assert a == b and all(count_tokens(t) == 64 for t in a)
 
 
+def test_random_prompts_are_the_same_across_draw_batches_and_skips() -> None:
+    """Prompts are drawn a batch at a time: past a batch boundary they stay exact, varied and reproducible,
+    and a consumer that skips (a worker's stride, a resumed run) sees the same prompt at each index."""
+    n = 700  # spans three draws
+    a = [p.prompt for p in itertools.islice(build(min_prompt_length=3, max_prompt_length=9).prompts(), n)]
+    b = [p.prompt for p in itertools.islice(build(min_prompt_length=3, max_prompt_length=9).prompts(), n)]
+    assert a == b and len(set(a[250:300])) > 40
+    assert all(3 <= count_tokens(t) <= 9 for t in a)
+    skipping = build(min_prompt_length=3, max_prompt_length=9).prompts()
+    assert [p.prompt for p in itertools.islice(skipping, 300, n, 97)] == a[300::97]
+
+
 def write(tmp_path: Path, name: str, text: str) -> Path:
     p = tmp_path / name
     p.write_text(text, encoding="utf-8")

@@ -25,16 +25,6 @@ from evalscope.engine.protocols.base import (
 from evalscope.engine.records import ErrorInfo, Request
 
 
-def _loads(data: bytes) -> dict[str, Any]:
-    try:
-        obj = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise ProtocolError(f"invalid JSON in stream event: {data[:200]!r}") from exc
-    if not isinstance(obj, dict):
-        raise ProtocolError(f"stream event is not a JSON object: {data[:200]!r}")
-    return obj
-
-
 def _error_event(obj: dict[str, Any], st: StreamState) -> None:
     err = obj["error"]
     if isinstance(err, dict):
@@ -114,7 +104,12 @@ def _event_choices(data: bytes, st: StreamState) -> list[dict[str, Any]] | int:
     if data == b"[DONE]":
         st.done = True
         return EV_DONE
-    obj = _loads(data)
+    try:  # _loads, inlined: this runs once per streamed event
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(f"invalid JSON in stream event: {data[:200]!r}") from exc
+    if type(obj) is not dict:
+        raise ProtocolError(f"stream event is not a JSON object: {data[:200]!r}")
     if obj.get("error"):
         _error_event(obj, st)
         return EV_NONE

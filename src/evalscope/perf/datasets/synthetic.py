@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from evalscope.perf.tokenizer import Tokenizer
 
 DEFAULT_PROMPT_LENGTH = 128
+_BATCH = 256  # prompts drawn per numpy call
 
 
 class RandomDataset(PerfDataset):
@@ -44,13 +45,17 @@ class RandomDataset(PerfDataset):
         tok = self.tokenizer
         prefix = self.prefix
         max_tokens = self.config.max_tokens
+        prefix_len = self.config.prefix_length
+        lo, hi = self.lo, self.hi
         while True:
-            target = int(rng.integers(self.lo, self.hi + 1))
-            body = tok.random_text(target, rng)
-            text = f"{prefix} {body}" if prefix else body
-            n = tok.count(text)
-            self._record(n, target + self.config.prefix_length)
-            yield Prompt(prompt=text, max_tokens=max_tokens, prompt_tokens=n)
+            # drawn a batch at a time: one numpy call per batch instead of two per prompt (deterministic for a
+            # seed whatever the consumer takes, as the batches follow one another in the same order)
+            targets = rng.integers(lo, hi + 1, _BATCH).tolist()
+            for target, body in zip(targets, tok.random_texts(targets, rng), strict=True):
+                text = f"{prefix} {body}" if prefix else body
+                n = tok.count(text)
+                self._record(n, target + prefix_len)
+                yield Prompt(prompt=text, max_tokens=max_tokens, prompt_tokens=n)
 
     def _record(self, n: int, target: int) -> None:
         self._n += 1
