@@ -685,11 +685,11 @@ def _json_obj(raw: bytes) -> dict[str, Any]:
 async def yield_then(func: Callable[..., None], *args: Any) -> None:
     """Yield to the event loop once, then call ``func(*args)`` (also if cancelled during the yield).
 
-    When many streams become readable in the same loop iteration (closed-loop streams finishing together),
-    each resumed task stamps its receive time before doing anything else; finishing a request (aggregation,
-    record encoding, dispatching the next one) costs tens of µs. Yielding first lets every other ready stream
-    stamp its event before that work runs, so a burst of completions does not inflate the later streams'
-    last-token and end times.
+    When many streams finish in the same moment (closed-loop streams ending together), finishing each request
+    (aggregation, record encoding, dispatching the next one) costs tens of µs. Yielding first lets the loop
+    poll again, so every other stream's read that became ready meanwhile is stamped (in its read callback
+    with the built-in transport, in its resumed task with aiohttp) before that work runs: a burst of
+    completions does not inflate the later streams' last-token and end times.
     """
     try:
         await asyncio.sleep(0)
