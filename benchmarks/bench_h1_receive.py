@@ -1,7 +1,8 @@
 """Client CPU per streamed event of the built-in transport's receive path, with no network and no loop I/O.
 
 One connection object of ``evalscope.engine.h1`` is fed, read by read, the exact bytes of a chunked SSE
-response (a vLLM-style chat stream: 256 one-token events, a usage event, ``[DONE]``, the chunked terminator),
+response (the vLLM-style chat stream of ``bench_sse_parse.py``: 256 one-token events, a usage event, ``[DONE]``,
+the chunked terminator),
 one event per read as a server writing each event on its own sends them. Everything a real read runs is
 timed: ``data_received`` (the stamp), httptools, the SSE decoder, ``parse_event`` and the record's stamps.
 What it leaves out on purpose is the socket and the event loop, whose cost the peers benchmark
@@ -19,7 +20,7 @@ import json
 import time
 from typing import Any
 
-import orjson
+from bench_sse_parse import make_stream  # this folder is on the path when a benchmark runs as a script
 
 from evalscope.engine import h1
 from evalscope.engine.protocols import get_protocol
@@ -39,27 +40,9 @@ def _chunk(data: bytes) -> bytes:
 
 
 def response_reads() -> list[bytes]:
-    """The reads of one response: the head, then one chunk-framed event per read."""
-    reads = [HEAD]
-    for i in range(N_TOKENS):
-        event = {
-            "id": "chatcmpl-0123456789abcdef",
-            "object": "chat.completion.chunk",
-            "created": 1700000000,
-            "model": "sim-model",
-            "choices": [
-                {
-                    "index": 0,
-                    "delta": {"content": f" word{i % 97}"},
-                    "logprobs": None,
-                    "finish_reason": None if i < N_TOKENS - 1 else "length",
-                }
-            ],
-        }
-        reads.append(_chunk(b"data: " + orjson.dumps(event) + b"\n\n"))
-    usage = {"id": "x", "choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": N_TOKENS}}
-    reads.append(_chunk(b"data: " + orjson.dumps(usage) + b"\n\n"))
-    reads.append(_chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
+    """The reads of one response: the head, then one chunk-framed event per read (bench_sse_parse's stream)."""
+    reads = [HEAD, *(_chunk(ev) for ev in make_stream(N_TOKENS))]
+    reads[-1] += b"0\r\n\r\n"
     return reads
 
 

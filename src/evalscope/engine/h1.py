@@ -281,7 +281,7 @@ class _Exchange:
                 if data is not None:
                     self._event(data)
                 else:
-                    self._events(dec.feed(body))  # type: ignore[union-attr]
+                    self._events(dec.feed_lines(body))  # type: ignore[union-attr]
             return
         if self.settled:
             return

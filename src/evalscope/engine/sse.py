@@ -58,6 +58,10 @@ class SSEDecoder:
         one = self.single(chunk)
         if one is not None:
             return [(None, one)]
+        return self.feed_lines(chunk)
+
+    def feed_lines(self, chunk: bytes) -> list[tuple[bytes | None, bytes]]:
+        """:meth:`feed` without the :meth:`single` shortcut, for a caller that has just tried it."""
         if self._pending_cr:
             self._pending_cr = False
             if chunk[:1] == b"\n":

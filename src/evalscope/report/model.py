@@ -446,7 +446,7 @@ class _LightRec:
         err = d.get("error")
         if err is None:
             self.error = None
-        else:  # imported here, not per record: this runs once per line of records.jsonl
+        else:  # imported only for an error line: this runs once per line of records.jsonl
             from evalscope.engine.records import ErrorInfo
 
             self.error = ErrorInfo.from_dict(err)

@@ -104,7 +104,7 @@ def _event_choices(data: bytes, st: StreamState) -> list[dict[str, Any]] | int:
     if data == b"[DONE]":
         st.done = True
         return EV_DONE
-    try:  # _loads, inlined: this runs once per streamed event
+    try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise ProtocolError(f"invalid JSON in stream event: {data[:200]!r}") from exc
