@@ -4,7 +4,8 @@ One connection object of ``evalscope.engine.h1`` is fed, read by read, the exact
 response (the vLLM-style chat stream of ``bench_sse_parse.py``: 256 one-token events, a usage event, ``[DONE]``,
 the chunked terminator),
 one event per read as a server writing each event on its own sends them. Everything a real read runs is
-timed: ``data_received`` (the stamp), httptools, the SSE decoder, ``parse_event`` and the record's stamps.
+timed: ``data_received`` (the stamp), httptools, the SSE decoder and ``parse_event`` (or, once learned, the
+stream's plain-text frame: ``learn_frame``) and the record's stamps.
 What it leaves out on purpose is the socket and the event loop, whose cost the peers benchmark
 (``benchmarks/peers``) includes: this isolates the Python work per event, so changes to it can be compared
 without the machine's noise. Reports the best of ``--rounds`` rounds in µs per event.
@@ -81,7 +82,9 @@ async def one_round(responses: int, reads: list[bytes]) -> float:
     for _ in range(responses):
         rec = RequestRecord(request_id=1, status="error", scheduled_ns=0, sent_ns=0)
         done: asyncio.Future[None] = loop.create_future()
-        ex = h1._Exchange(rec, StreamState(False), proto.parse_event, True, proto.continuous_usage, done)
+        ex = h1._Exchange(
+            rec, StreamState(False), proto.parse_event, True, proto.continuous_usage, done, proto.text_key
+        )
         conn.start(ex, b"", 0.0)
         for r in reads:
             conn.data_received(r)

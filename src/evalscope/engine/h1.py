@@ -9,6 +9,10 @@ The sending task sleeps on one future for the whole response.
 - Requests are written with a header block encoded once per client (only ``Content-Length`` and the optional
   simulator id vary); ``sent_ns`` is stamped just before ``transport.write``.
 - One receive timestamp per ``data_received``, shared by every event that read completed.
+- A stream's plain text events (a token's text and nothing else) repeat the same bytes around the text: after
+  the second one, that frame is learned (:func:`~evalscope.engine.protocols.base.learn_frame`, which proves
+  it by parsing probes) and an event that fits it is read with a few byte comparisons instead of the SSE
+  decoder and a JSON parse. Anything else takes the general path. A property test holds the two paths equal.
 - Kept-alive connections in a LIFO idle list (in effect one per concurrent slot). A request whose REUSED
   connection closes before any reply byte was never processed: the caller resends it once on a fresh one.
 - Timeouts: connect (per new connection), idle read (gap between reads: a lazily re-armed timer, so a read
@@ -35,7 +39,16 @@ from urllib.parse import unquote, urljoin, urlsplit
 import httptools
 import orjson
 
-from evalscope.engine.protocols.base import EV_CHOICE, EV_CONTENT, EV_TOKEN, ProtocolError, StreamState
+from evalscope.engine.protocols.base import (
+    EV_CHOICE,
+    EV_CONTENT,
+    EV_PLAIN,
+    EV_TOKEN,
+    NOT_PLAIN,
+    ProtocolError,
+    StreamState,
+    learn_frame,
+)
 from evalscope.engine.records import (
     MAX_RECONNECTS,
     SIM_ID_HEADER,
@@ -87,6 +100,8 @@ _WHOLE_BODY_MAX = 256 * 1024 * 1024
 #: After ``[DONE]`` the chunked terminator normally arrives at once; a server that keeps talking past it gets
 #: this long before the connection is closed instead of reused (the record is complete already).
 _TAIL_S = 1.0
+#: Plain-text frames learned per response at most (learn_frame): the first plain event normally does it.
+_LEARN_TRIES = 4
 
 #: Response headers kept (lower-case bytes -> str key); the rest are skipped without decoding.
 _KEPT_HEADERS: dict[bytes, str] = {
@@ -106,6 +121,14 @@ _KEPT_HEADERS: dict[bytes, str] = {
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 3
 _AUTH_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "cookie", "proxy-authorization"})
+
+
+def _utf8(b: bytes) -> bool:
+    try:
+        b.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 class TransportError(Exception):
@@ -171,6 +194,7 @@ class _Exchange:
         "got_bytes",
         "headers",
         "last_read_ns",
+        "learn",
         "mode",
         "n",
         "now",
@@ -182,6 +206,11 @@ class _Exchange:
         "status",
         "stream",
         "tail",
+        "text_key",
+        "tpl_lp",
+        "tpl_ls",
+        "tpl_pre",
+        "tpl_suf",
         "track_tokens",
         "until_close",
     )
@@ -194,6 +223,7 @@ class _Exchange:
         stream: bool,
         track_tokens: bool,
         done: asyncio.Future[None],
+        text_key: bytes | None = None,
     ) -> None:
         self.rec = rec
         self.st = st
@@ -220,6 +250,12 @@ class _Exchange:
         self.until_close = False
         self.error: BaseException | None = None
         self.finished = False  # the record is complete (the connection may still be reading the tail)
+        # The frame of this stream's plain text events (learn_frame): set only while the SSE decoder is idle.
+        self.text_key = text_key
+        self.learn = _LEARN_TRIES if text_key is not None else 0
+        self.tpl_pre = self.tpl_suf = b""
+        self.tpl_lp = 0  # 0: no frame learned
+        self.tpl_ls = 0
 
     # ---- httptools callbacks -------------------------------------------------------------------------
 
@@ -275,13 +311,33 @@ class _Exchange:
     def on_body(self, body: bytes) -> None:
         mode = self.mode
         if mode == _M_SSE:
-            if not self.finished:
-                dec = self.dec
-                data = dec.single(body)  # type: ignore[union-attr]
-                if data is not None:
-                    self._event(data)
-                else:
-                    self._events(dec.feed_lines(body))  # type: ignore[union-attr]
+            if self.finished:
+                return
+            lp = self.tpl_lp
+            if lp:
+                # The learned frame: another token's text between the same bytes is a plain text event.
+                n = len(body)
+                end = n - self.tpl_ls
+                if end > lp and body.startswith(self.tpl_pre) and body.endswith(self.tpl_suf):
+                    mid = body[lp:end]
+                    if len(mid.translate(None, NOT_PLAIN)) == end - lp and (mid.isascii() or _utf8(mid)):
+                        st = self.st
+                        st.event_tokens = 0
+                        if st.keep_text:
+                            st.text_parts.append(mid.decode())
+                        self.n += 1
+                        self.event_ns.append(self.now)
+                        if self.track_tokens:
+                            self.event_tokens.append(0)
+                        return
+            dec = self.dec
+            data = dec.single(body)  # type: ignore[union-attr]
+            if data is not None:
+                if self._event(data) == EV_PLAIN and self.learn and self.n > 1:
+                    self._learn(body, len(body) - 2 - len(data))
+            else:
+                self.tpl_lp = 0  # the decoder may now hold a partial line: frames are not whole reads
+                self._events(dec.feed_lines(body))  # type: ignore[union-attr]
             return
         if self.settled:
             return
@@ -334,8 +390,21 @@ class _Exchange:
             if self.finished:
                 return
 
-    def _event(self, data: bytes) -> None:
-        """One SSE event's data: parsed by the protocol, stamped with this read's receive time."""
+    def _learn(self, frame: bytes, start: int) -> None:
+        """Learn the frame of this stream's plain text events from one, from the second on (the first often
+        differs: vLLM's carries the role), a few tries per response at most (a server whose frames differ every
+        time gets the general path at a bounded cost). A failed try keeps the frame learned before."""
+        st = self.st
+        if self.finished or st.finish_reason is not None or st.usage is not None:
+            return  # the last event, or one the frame could not stand for: not worth a try
+        self.learn -= 1
+        got = learn_frame(self.parse, self.text_key, frame, start)  # type: ignore[arg-type]
+        if got is not None:
+            self.tpl_pre, self.tpl_suf = got
+            self.tpl_lp, self.tpl_ls = len(got[0]), len(got[1])
+
+    def _event(self, data: bytes) -> int:
+        """One SSE event's data: parsed by the protocol, stamped with this read's receive time; its flags."""
         st = self.st
         flags = self.parse(data, st)
         if flags & EV_TOKEN:
@@ -354,6 +423,7 @@ class _Exchange:
         if st.error is not None or st.done:
             self.rec.end_ns = self.now
             self._finish()
+        return flags
 
     def _sniff(self, body: bytes) -> None:
         self.body.append(body)
@@ -794,7 +864,9 @@ class H1Transport:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         proto = client.protocol
-        ex = _Exchange(rec, st, proto.parse_event, client.stream, proto.continuous_usage, done)
+        ex = _Exchange(
+            rec, st, proto.parse_event, client.stream, proto.continuous_usage, done, proto.text_key
+        )
         conn: _Conn | None = None
         total_timer: asyncio.TimerHandle | None = None
         reused = False

@@ -127,6 +127,7 @@ class OpenAIChat(Protocol):
 
     name = "openai"
     default_path = "/v1/chat/completions"
+    text_key = b'"content":'
 
     def build_body(self, request: Request, model: str, stream: bool) -> dict[str, Any]:
         messages = request.messages
@@ -220,6 +221,7 @@ class OpenAICompletions(Protocol):
 
     name = "openai-completions"
     default_path = "/v1/completions"
+    text_key = b'"text":'
 
     def build_body(self, request: Request, model: str, stream: bool) -> dict[str, Any]:
         prompt = request.prompt
