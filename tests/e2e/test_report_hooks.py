@@ -101,3 +101,33 @@ def test_eval_writes_report_html_unless_no_html(tmp_path: Path, shared_datasets:
     )
     assert r.returncode == 0, r.stderr
     assert not (_only_run(tmp_path / "b") / "report.html").exists()
+
+
+def test_report_distributions_come_from_the_runs_histograms(tmp_path: Path) -> None:
+    """perf writes histograms.json; the report draws its CDFs from it, the same ones the records give."""
+    import shutil
+
+    from evalscope.report.model import build_model
+
+    r = _perf(tmp_path / "a", "--parallel", "2", "4", "--number", "20", "40", "--max-tokens", "24")
+    assert r.returncode == 0, r.stderr
+    run = _only_run(tmp_path / "a")
+    assert (run / "histograms.json").is_file()
+    fast = build_model(run)
+    assert fast["cdf_source"] == "histograms.json"
+    for broken in (None, b"{not json", b'{"metric_profile": "default", "stages": {"0": {"ttft": 3}}}'):
+        slow_dir = tmp_path / f"slow{len(broken or b'')}"
+        shutil.copytree(run, slow_dir)
+        if broken is None:
+            (slow_dir / "histograms.json").unlink()
+        else:
+            (slow_dir / "histograms.json").write_bytes(broken)
+        slow = build_model(slow_dir)
+        assert slow["cdf_source"] == "records.jsonl"
+        assert set(slow["cdf"]) == set(fast["cdf"]) == {"ttft", "tpot", "itl", "e2e_latency"}
+        for name, per in fast["cdf"].items():
+            assert set(per) == set(slow["cdf"][name]) and len(per) >= 2
+            for stage, pts in per.items():
+                flat = [v for pt in pts for v in pt]
+                assert flat == pytest.approx([v for pt in slow["cdf"][name][stage] for v in pt], rel=1e-9), name
+        assert fast["timeline"] == slow["timeline"] and fast["samples"] == slow["samples"]

@@ -118,6 +118,18 @@ _KEPT_HEADERS: dict[bytes, str] = {
     )
 }
 
+#: The same lookup for header names as servers commonly spell them (no ``lower()`` per header); the
+#: common ones not kept map to None. Anything else falls back to ``_KEPT_HEADERS`` after ``lower()``.
+_UNSEEN = ""
+_HEADER_NAMES: dict[bytes, str | None] = {
+    spelling: key
+    for low, key in [
+        *_KEPT_HEADERS.items(),
+        *((k, None) for k in (b"date", b"server", b"cache-control", b"x-request-id", b"vary", b"keep-alive")),
+    ]
+    for spelling in (low, low.title())
+}
+
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 3
 _AUTH_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "cookie", "proxy-authorization"})
@@ -266,7 +278,9 @@ class _Exchange:
     def on_header(self, name: bytes, value: bytes) -> None:
         if self.settled:
             return
-        key = _KEPT_HEADERS.get(name.lower())
+        key = _HEADER_NAMES.get(name, _UNSEEN)
+        if key is _UNSEEN:
+            key = _KEPT_HEADERS.get(name.lower())
         if key is None:
             return  # Date, Server, Cache-Control...: nothing the record or the framing needs
         val = value.decode("latin-1")

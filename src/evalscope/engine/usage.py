@@ -84,7 +84,7 @@ def check_usage(usage: Any, events: int, counted_prompt: int | None, limit: int 
     """
     out = CheckedUsage()
     problems: list[str] = []
-    if not isinstance(usage, Mapping):
+    if type(usage) is not dict and not isinstance(usage, Mapping):  # (JSON gives dict: skip the ABC check)
         out.prompt_tokens, out.completion_tokens = counted_prompt, events
         out.rejected = f"usage {_show(usage)} is not an object"
         return out
@@ -92,7 +92,7 @@ def check_usage(usage: Any, events: int, counted_prompt: int | None, limit: int 
     ct = as_count(ct_raw)
     # Some servers give reasoning a budget of its own on top of max_tokens: the limit binds the rest.
     details = usage.get("completion_tokens_details")
-    rt_raw = details.get("reasoning_tokens") if isinstance(details, Mapping) else None
+    rt_raw = details.get("reasoning_tokens") if details is not None and isinstance(details, Mapping) else None
     rt = as_count(rt_raw)
     if "completion_tokens" not in usage and "prompt_tokens" in usage:
         pass  # embeddings: a prompt count only
@@ -120,7 +120,7 @@ def check_usage(usage: Any, events: int, counted_prompt: int | None, limit: int 
         else:
             out.reasoning_tokens = rt
     pdetails = usage.get("prompt_tokens_details")
-    if isinstance(pdetails, Mapping) and pdetails.get("cached_tokens") is not None:
+    if pdetails is not None and isinstance(pdetails, Mapping) and pdetails.get("cached_tokens") is not None:
         cached = as_count(pdetails.get("cached_tokens"))
         if cached is None or (out.prompt_tokens is not None and cached > out.prompt_tokens):
             problems.append(f"cached_tokens {_show(pdetails.get('cached_tokens'))} is not plausible")

@@ -45,7 +45,7 @@ from evalscope.perf.aggregate import Aggregator
 from evalscope.perf.fidelity import CpuMeter, MachineMeter, verdict
 from evalscope.perf.progress import LiveStage, Reporter
 from evalscope.perf.servermetrics import ServerMetricsScraper
-from evalscope.perf.storage import RecordWriter, make_run_dir, safe_json, write_json_atomic
+from evalscope.perf.storage import HISTOGRAMS_FILE, RecordWriter, make_run_dir, safe_json, write_json_atomic
 from evalscope.perf.summary import SCHEMA, stage_summary
 
 _clock = time.perf_counter_ns
@@ -126,6 +126,8 @@ class Coordinator:
         self.writer: RecordWriter | None = None
         self.live: LiveStage | None = None
         self.stage_summaries: list[dict[str, Any]] = []
+        # each stage's latency histograms, written to histograms.json: the report draws its CDFs from them
+        self.stage_histograms: dict[str, dict[str, Any]] = {}
         self.started_wall = time.time()
         self.started_ns = _clock()
         self.model = cfg.model or ""
@@ -289,6 +291,16 @@ class Coordinator:
             return
         self.final_summary = safe_json(self.summary())
         write_json_atomic(self.run_dir / "summary.json", self.final_summary)
+        if self.stage_histograms:
+            write_json_atomic(
+                self.run_dir / HISTOGRAMS_FILE,
+                {
+                    "schema": "evalscope.histograms/1",
+                    "metric_profile": self.cfg.metric_profile,
+                    "stages": self.stage_histograms,
+                },
+            )
+            self._manifest.setdefault("files", {})["histograms"] = HISTOGRAMS_FILE
         self._write_manifest()
         if self.cfg.html:
             from evalscope.report import write_html_safely
@@ -639,6 +651,7 @@ class Coordinator:
         if self.scraper is not None:
             summary["server_metrics"] = self.scraper.end_stage()
         self.stage_summaries.append(summary)
+        self.stage_histograms[str(index)] = {name: m.to_state() for name, m in agg.metrics.items()}
         self.live = None
         self.warn_quirks(summary)
         self.reporter.stage_end(summary)

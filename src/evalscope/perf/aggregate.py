@@ -11,13 +11,14 @@ May import: ``engine.records``, ``perf.histogram``, ``perf.metrics``, ``perf.cov
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
 
 from evalscope.engine.records import RequestRecord
 from evalscope.perf.coverage import Coverage
-from evalscope.perf.histogram import Metric, quantise
+from evalscope.perf.histogram import Metric, quantise, quantise_few
 from evalscope.perf.metrics import (
     WINDOW_FROM_DISPATCH,
     CounterMetric,
@@ -170,9 +171,11 @@ class Aggregator:
             pass  # a whole body: no per-token timing was observed
         elif len(rec.event_ns) >= _VECTOR_MIN_EVENTS:
             self._gaps_vectorised(rec)
-        else:
+        elif len(rec.event_ns) >= 2:
+            ev = rec.event_ns
+            raw_q = quantise_few([b - a for a, b in pairwise(ev)])
             for g, hist in self._gap_plan:
-                g.per_event(rec, hist.record)
+                g.short(rec, raw_q, hist)
         if self.slos_ns:
             itl_mean = None
             if itl_m.count > itl_before_n:

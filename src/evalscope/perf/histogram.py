@@ -61,6 +61,33 @@ def quantise(
     return keys.tolist(), wcounts.tolist(), int(weights.sum()), float((v * weights).sum()), lo, hi
 
 
+def quantise_few(values_ns: list[int] | list[float]) -> tuple[list[int], list[int], int, float, float, float]:
+    """:func:`quantise` for a handful of samples in plain Python (numpy's per-call cost is the larger part
+    below ~16): exactly what :meth:`Metric.record` does to each, done once for every metric that shares them."""
+    keys: list[int] = []
+    total = 0.0
+    lo = float("inf")
+    hi = float("-inf")
+    for ns in values_ns:
+        if ns < 0:
+            ns = 0
+        us = int(ns / 1000.0 + 0.5)
+        if us < LOWEST_US:
+            us = LOWEST_US
+        elif us > HIGHEST_US:
+            us = HIGHEST_US
+        shift = us.bit_length() - _SUB_BUCKET_BITS
+        if shift > 0:
+            us = (us >> shift) << shift
+        keys.append(us)
+        total += ns
+        if ns < lo:
+            lo = ns
+        if ns > hi:
+            hi = ns
+    return keys, [1] * len(keys), len(keys), total, float(lo), float(hi)
+
+
 def value_at_percentile(hist: HdrHistogram, p: float) -> int:
     """``hist.get_value_at_percentile(p)``, the same answer, with the scan of the counts done by numpy.
 
@@ -78,6 +105,29 @@ def value_at_percentile(hist: HdrHistogram, p: float) -> int:
         return 0
     value = hist.get_value_from_index(idx)
     return int(hist.get_highest_equivalent_value(value) if p else hist.get_lowest_equivalent_value(value))
+
+
+#: Distinct values from which a flush adds them with numpy (hdrh's ``record_value`` is ~3 µs of Python each).
+_FLUSH_VECTOR_MIN = 16
+
+
+def _add_counts(h: HdrHistogram, pending: dict[int, int]) -> None:
+    """``h.record_value(v, c)`` for every item of ``pending``, at once: the same counts index arithmetic as
+    hdrh's ``_counts_index_for`` (bucket from the bit length of ``v | sub_bucket_mask``), on numpy arrays.
+    The values are in the histogram's range (Metric clamps them), so none is dropped."""
+    n = len(pending)
+    vals = np.fromiter(pending.keys(), dtype=np.int64, count=n)
+    cnts = np.fromiter(pending.values(), dtype=np.int64, count=n)
+    bitlen = np.frexp((vals | h.sub_bucket_mask).astype(np.float64))[1].astype(np.int64)
+    bucket = bitlen - h.unit_magnitude - (h.sub_bucket_half_count_magnitude + 1)
+    sub = vals >> (bucket + h.unit_magnitude)
+    idx = ((bucket + 1) << h.sub_bucket_half_count_magnitude) + sub - h.sub_bucket_half_count
+    raw = h.counts
+    counts = np.frombuffer(memoryview(raw).cast("B"), dtype=np.dtype(raw._type_))
+    np.add.at(counts, idx, cnts)
+    h.total_count += int(cnts.sum())
+    h.min_value = min(h.min_value, int(vals.min()))
+    h.max_value = max(h.max_value, int(vals.max()))
 
 
 class Metric:
@@ -100,11 +150,17 @@ class Metric:
         return self._hist
 
     def _flush(self) -> None:
-        if self._pending:
-            rec = self._hist.record_value
-            for v, c in self._pending.items():
+        pending = self._pending
+        if not pending:
+            return
+        h = self._hist
+        if len(pending) < _FLUSH_VECTOR_MIN:
+            rec = h.record_value
+            for v, c in pending.items():
                 rec(v, c)
-            self._pending.clear()
+        else:
+            _add_counts(h, pending)
+        pending.clear()
 
     def record(self, ns: float, count: int = 1) -> None:
         """Add ``count`` samples of ``ns`` nanoseconds (negative values, e.g. clock noise, count as 0)."""

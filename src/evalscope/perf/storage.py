@@ -4,6 +4,8 @@
   exists): a run never overwrites another (D4).
 - ``manifest.json`` is written at start with ``status: running`` and replaced atomically (write a temporary
   file, fsync, ``os.replace``) at the end (D2).
+- ``histograms.json`` (at the end) holds each stage's latency histograms (HDR, compressed): the report draws
+  its distributions from them instead of recomputing them from every record.
 - ``records.jsonl`` gets one line per finished request, appended in batches and handed to the OS at least
   every second (D1), so after ``kill -9`` every older record is on disk and every line parses (a line is
   written with one ``write`` call of whole lines only).
@@ -23,6 +25,7 @@ import orjson
 from evalscope.engine.redact import redact, scrub
 
 FLUSH_INTERVAL_S = 0.5
+HISTOGRAMS_FILE = "histograms.json"
 FLUSH_LINES = 512
 
 

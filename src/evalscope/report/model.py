@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from evalscope.engine.redact import redact
+from evalscope.perf.storage import HISTOGRAMS_FILE
 
 #: Timeline bins shown at most (longer runs get wider bins).
 MAX_BINS = 1500
@@ -139,6 +140,7 @@ class PerfAccumulator:
         self.light = light and profile == "default"
         self._buf: dict[int, dict[str, list[float]]] = {}
         self._light_metrics: dict[int, dict[str, Any]] = {}
+        self._given_metrics: dict[int, dict[str, Any]] = {}  # from the run's histograms.json (use_histograms)
         self.records = 0
         self.bad_lines = 0
         self.pos = 0  # bytes of records.jsonl consumed
@@ -217,7 +219,7 @@ class PerfAccumulator:
             self.stage_first_sent[stage] = sent
         self._bin(_LightRec(d), status)
         self._sample(None, d, stage)
-        if status != "ok":
+        if status != "ok" or stage in self._given_metrics:
             return
         buf = self._buf.get(stage)
         if buf is None:
@@ -258,6 +260,26 @@ class PerfAccumulator:
                 buf["itl_w"].extend([1] * len(gaps))
         if len(buf["itl"]) > 32_768 or len(buf["ttft"]) > 32_768:
             self._flush_light(stage)
+
+    def use_histograms(self, doc: Any) -> bool:
+        """Take the CDF metrics' distributions from a run's ``histograms.json`` (the run's own aggregation of
+        the same records, default profile) instead of recomputing them record by record; False (and nothing
+        taken) when the document is not a usable one."""
+        from evalscope.perf.histogram import Metric
+
+        if not self.light or not isinstance(doc, dict) or doc.get("metric_profile") != "default":
+            return False
+        stages = doc.get("stages")
+        if not isinstance(stages, dict) or not stages:
+            return False
+        given: dict[int, dict[str, Any]] = {}
+        try:
+            for key, mets in stages.items():
+                given[int(key)] = {name: Metric.from_state(mets[name]) for name in CDF_METRICS}
+        except Exception:  # noqa: BLE001 - hand-edited, truncated or corrupt (hdrh raises its own types)
+            return False
+        self._given_metrics = given
+        return True
 
     def _flush_light(self, stage: int) -> None:
         import numpy as np
@@ -325,7 +347,9 @@ class PerfAccumulator:
         out: dict[str, dict[str, list[list[float]]]] = {}
         for stage in list(self._buf):
             self._flush_light(stage)
-        metrics = {st: agg.metrics for st, agg in self.aggs.items()} | self._light_metrics
+        metrics = (
+            {st: agg.metrics for st, agg in self.aggs.items()} | self._light_metrics | self._given_metrics
+        )
         for name in CDF_METRICS:
             per: dict[str, list[list[float]]] = {}
             for stage, mets in sorted(metrics.items()):
@@ -528,10 +552,12 @@ def perf_model(run_dir: Path, acc: PerfAccumulator | None = None) -> dict[str, A
     manifest = _load_json(run_dir / "manifest.json")
     summary = _load_json(run_dir / "summary.json")
     records = run_dir / "records.jsonl"
+    from_hist = False
     if acc is None:
         cfg = (manifest or {}).get("config") or {}
         have_summary = isinstance(summary, dict) and bool(summary.get("stages"))
         acc = PerfAccumulator(profile=str(cfg.get("metric_profile") or "default"), light=have_summary)
+        from_hist = acc.use_histograms(_load_json(run_dir / HISTOGRAMS_FILE))
         acc.feed_file(records)
     stages: list[dict[str, Any]]
     if isinstance(summary, dict) and summary.get("stages"):
@@ -556,14 +582,19 @@ def perf_model(run_dir: Path, acc: PerfAccumulator | None = None) -> dict[str, A
         "records": acc.records,
         "bad_lines": acc.bad_lines,
         "cdf": acc.cdfs(),
-        "cdf_source": "records.jsonl" if acc.records else "summary percentiles",
+        "cdf_source": HISTOGRAMS_FILE
+        if from_hist
+        else "records.jsonl"
+        if acc.records
+        else "summary percentiles",
         "timeline": acc.timeline(),
         "knee": knee(stages),
         "samples": acc.samples(),
         "sample_of": acc.records,
     }
     if not acc.records:
-        model["cdf"] = cdf_from_percentiles(stages)
+        if not from_hist:
+            model["cdf"] = cdf_from_percentiles(stages)
         model["timeline"] = timeline_from_summary(stages)
     return dict(redact(model))
 

@@ -183,30 +183,43 @@ def test_merge_equals_single_aggregate_and_state_roundtrip() -> None:
 
 
 @pytest.mark.parametrize("profile", ["default", "vllm"])
-def test_vectorised_gap_recording_matches_per_gap_path(profile: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    import evalscope.perf.aggregate as agg_mod
+@pytest.mark.parametrize("events", [2, 3, 8, 15, 16, 60])
+def test_gap_recording_matches_the_per_gap_definition(profile: str, events: int) -> None:
+    """The aggregator's short-stream (shared ``quantise_few``) and long-stream (numpy) paths give what each gap
+    metric's ``per_event`` definition gives, sample by sample, into a plain Metric."""
+    from evalscope.perf.metrics import plan
 
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(events)
 
     def rec(i: int, toks: list[int] | None = None, ct: int | None = None) -> RequestRecord:
-        gaps = [int(g) for g in rng.integers(1_000, 80_000_000, 59)]
-        r = ok_record(i, 0, 1_000_000, gaps, tokens=ct, event_tokens=toks)
-        return r
+        gaps = [int(g) for g in rng.integers(-2_000, 80_000_000, events - 1)]  # (a negative gap: clock noise)
+        return ok_record(i, 0, 1_000_000, gaps, tokens=ct, event_tokens=toks)
 
     recs = (
         [rec(i) for i in range(30)]
-        + [rec(100 + i, toks=[int(x) for x in rng.integers(1, 5, 60)]) for i in range(30)]
-        + [rec(200 + i, ct=150) for i in range(30)]
+        + [rec(100 + i, toks=[int(x) for x in rng.integers(1, 5, events)]) for i in range(30)]
+        + [rec(200 + i, ct=3 * events) for i in range(30)]
     )
-    fast = Aggregator(0, profile)
+    agg = Aggregator(0, profile)
     for r in recs:
-        fast.add(r)
-    monkeypatch.setattr(agg_mod, "_VECTOR_MIN_EVENTS", 10**9)
-    slow = Aggregator(0, profile)
-    for r in recs:
-        slow.add(r)
-    for name in ("itl", "icl"):
-        assert fast.metrics[name].stats() == pytest.approx(slow.metrics[name].stats(), rel=1e-9), name
+        agg.add(r)
+    for g in plan(profile)[1]:
+        ref = Metric()
+        for r in recs:
+            g.per_event(r, ref.record)
+        assert agg.metrics[g.name].stats() == pytest.approx(ref.stats(), rel=1e-9), g.name
+
+
+def test_quantise_few_is_metric_record_per_sample() -> None:
+    from evalscope.perf.histogram import quantise_few
+
+    vals = [-5, 0, 1, 499, 500, 1_499, 2_047_400, 2_048_600, 123_456_789, 9.9e15, 77_777.7]
+    a, b = Metric(), Metric()
+    for v in vals:
+        a.record(v)
+    b.add_quantised(*quantise_few(vals))
+    assert a.stats() == b.stats()
+    assert a.hist.encode() == b.hist.encode()
 
 
 def test_vectorised_percentile_matches_hdrh() -> None:
@@ -223,3 +236,22 @@ def test_vectorised_percentile_matches_hdrh() -> None:
         h = m.hist
         for p in (0.0, 0.1, 1.0, 50.0, 90.0, 99.0, 99.9, 100.0):
             assert value_at_percentile(h, p) == h.get_value_at_percentile(p), (n, scale, p)
+
+
+def test_metric_flush_equals_hdrh_record_value() -> None:
+    """The numpy flush of many distinct values leaves the HDR histogram exactly as hdrh's own record_value."""
+    from evalscope.perf.histogram import new_histogram
+
+    rng = np.random.default_rng(3)
+    vals_ns = np.concatenate([rng.exponential(5e6, 3000), rng.uniform(0, 3e3, 500), [0, 1e15, 2.048e6, 4.1e9]])
+    m = Metric()
+    for v in vals_ns:
+        m.record(float(v))
+    ref = new_histogram()
+    for k, c in m._pending.items():  # what the flush is handed
+        ref.record_value(k, c)
+    h = m.hist
+    assert len(vals_ns) > 16 and not m._pending
+    assert (h.total_count, h.min_value, h.max_value) == (ref.total_count, ref.min_value, ref.max_value)
+    assert list(h.counts) == list(ref.counts)
+    assert h.encode() == ref.encode()
