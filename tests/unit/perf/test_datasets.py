@@ -33,6 +33,15 @@ def test_random_exact_lengths_retokenised() -> None:
     assert d["exact_fraction"] == 1.0 and d["generated"] == 300
 
 
+@pytest.mark.parametrize(("lo", "hi", "prefix"), [(1, 3, 0), (1, 3, 2), (1, 1, 7), (40, 90, 0)])
+def test_random_counts_equal_the_simulators(lo: int, hi: int, prefix: int) -> None:
+    """The word tokenizer counts its own texts by their spaces: that is the simulator's count."""
+    ds = build(dataset="random", min_prompt_length=lo, max_prompt_length=hi, prefix_length=prefix, seed=3)
+    for p in itertools.islice(ds.prompts(), 300):
+        assert p.prompt is not None and p.prompt == p.prompt.strip()
+        assert p.prompt_tokens == count_tokens(p.prompt) == WordTokenizer().count(p.prompt)
+
+
 def test_random_fixed_length_and_seed() -> None:
     a = [p.prompt for p in itertools.islice(build(min_prompt_length=64, max_prompt_length=64).prompts(), 5)]
     b = [p.prompt for p in itertools.islice(build(min_prompt_length=64, max_prompt_length=64).prompts(), 5)]

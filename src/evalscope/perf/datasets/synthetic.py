@@ -52,8 +52,8 @@ class RandomDataset(PerfDataset):
             # seed whatever the consumer takes, as the batches follow one another in the same order)
             targets = rng.integers(lo, hi + 1, _BATCH).tolist()
             for target, body in zip(targets, tok.random_texts(targets, rng), strict=True):
-                text = f"{prefix} {body}" if prefix else body
-                n = tok.count(text)
+                text = f"{prefix} {body}" if prefix and body else prefix or body
+                n = tok.count_own(text)
                 self._record(n, target + prefix_len)
                 yield Prompt(prompt=text, max_tokens=max_tokens, prompt_tokens=n)
 
