@@ -73,3 +73,59 @@ def test_eval_gsm8k_arc(server: rig.Server, tmp_path: Path) -> None:
     assert "error" not in res, res["error"]
     for bench in ("gsm8k", "arc"):
         assert res[bench]["errored"] == 0, f"{bench}: {res[bench]['errors']}; log {res['log']}"
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("api", ["openai", "openai-completions"])
+def test_learned_frames_read_what_the_general_path_reads(
+    server: rig.Server, api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On each real server's own bytes, the built-in transport (which reads plain text events through a learned
+    frame) gives the text, events and finish reason that the SSE decoder + ``parse_event`` give on the same
+    bodies. Also reports how many events took the learned frame, so a server whose frames never repeat shows."""
+    from evalscope.engine import Client, Request, h1, run
+    from evalscope.engine.protocols import get_protocol
+    from evalscope.engine.protocols.base import EV_TOKEN, StreamState
+    from evalscope.engine.sse import SSEDecoder
+
+    bodies: dict[int, list[bytes]] = {}
+    real_on_body = h1._Exchange.on_body
+
+    def spy(self: Any, body: bytes) -> None:
+        if self.mode == h1._M_SSE:
+            bodies.setdefault(self.rec.request_id, []).append(bytes(body))
+        real_on_body(self, body)
+
+    monkeypatch.setattr(h1._Exchange, "on_body", spy)
+    path = "/v1/chat/completions" if api == "openai" else "/v1/completions"
+
+    async def go() -> list[Any]:
+        async with Client(server.base + path, server.model, api=api, keep_text=True) as c:
+            calls = 0
+            real_parse = c.protocol.parse_event
+
+            def counting(data: bytes, st: StreamState) -> int:
+                nonlocal calls
+                calls += 1
+                return real_parse(data, st)
+
+            c.protocol.parse_event = counting  # type: ignore[method-assign]
+            recs = [
+                await c.send(Request(request_id=i, prompt=f"Tell me a story about {i} cats.", max_tokens=48))
+                for i in range(6)
+            ]
+            print(f"{server.name} {api}: {sum(r.n_events for r in recs)} token events, {calls} JSON parses")
+            return recs
+
+    recs = run(go())
+    proto = get_protocol(api)
+    for rec in recs:
+        assert rec.ok, rec.error
+        dec, st, n = SSEDecoder(), StreamState(True), 0
+        for b in bodies[rec.request_id]:
+            for _name, data in dec.feed(b):
+                if not st.done:
+                    n += bool(proto.parse_event(data, st) & EV_TOKEN)
+        assert rec.text == "".join(st.text_parts)
+        assert rec.n_events == n
+        assert rec.finish_reason == st.finish_reason
