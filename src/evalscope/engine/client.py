@@ -9,13 +9,14 @@ event into integer timestamps and an ``array('q')`` of event times: no per-chunk
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import ssl
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import orjson
 
 from evalscope.engine.protocols.base import (
@@ -36,18 +37,18 @@ from evalscope.engine.records import (
     RequestRecord,
 )
 from evalscope.engine.redact import redact_url, register_secret, register_url_secrets, scrub
-from evalscope.engine.session import (
-    Timeouts,
-    connection_reused,
-    make_session,
-    normalize_url,
-    reset_connection_reused,
-)
+from evalscope.engine.session import Timeouts, normalize_url
 from evalscope.engine.sse import SSEDecoder, SSEError
 from evalscope.engine.usage import check_usage, limit_of
 
 if TYPE_CHECKING:
+    import aiohttp
+
     from evalscope.engine.h1 import H1Transport
+else:
+    from evalscope.engine._lazy import LazyModule
+
+    aiohttp = LazyModule("aiohttp")  # the aiohttp transport's paths only: the built-in one never imports it
 
 #: ``--transport`` choices: our own HTTP/1.1 client (evalscope.engine.h1), or aiohttp (the fallback).
 TRANSPORTS: tuple[str, ...] = ("builtin", "aiohttp")
@@ -104,7 +105,19 @@ def _lost_before_reply(exc: BaseException, rec: RequestRecord) -> bool:
         exc, aiohttp.ClientOSError | aiohttp.ClientConnectionResetError
     ):
         return False
+    from evalscope.engine.aio import connection_reused
+
     return connection_reused()
+
+
+class GetFailed(Exception):
+    """:meth:`Client.get` got no answer. ``kind``: ``dns`` (the host does not resolve), ``connect`` (nothing
+    listening, refused, unreachable), ``timeout``, or ``other`` (the connection broke, a garbled reply)."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
 
 
 class Client:
@@ -192,7 +205,8 @@ class Client:
         userinfo, _, hostport = parts.netloc.rpartition("@")
         if not any(k.lower() == "authorization" for k in self._headers):
             user, _, password = userinfo.partition(":")
-            basic = aiohttp.BasicAuth(unquote(user), unquote(password)).encode()
+            raw = f"{unquote(user)}:{unquote(password)}".encode()
+            basic = "Basic " + base64.b64encode(raw).decode("ascii")
             register_secret(basic.split(" ", 1)[-1])
             self._headers["Authorization"] = basic
         return urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment))
@@ -200,6 +214,8 @@ class Client:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
+            from evalscope.engine.aio import make_session
+
             self._session = make_session(self.timeouts, ssl_context=self._ssl, proxy=self._proxy)
         return self._session
 
@@ -253,24 +269,60 @@ class Client:
     async def _probe_identity(self, timeout_s: float) -> bool:
         from evalscope.engine.session import base_url
 
-        headers = {k: v for k, v in self._headers.items() if k.lower() != "content-type"}
-        try:
-            async with self.session.get(
-                base_url(self.url) + "/v1/models",
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=timeout_s),
-            ) as resp:
-                self.note_server(resp.headers)
-                await resp.read()
-        except (aiohttp.ClientError, TimeoutError):
-            pass
+        with contextlib.suppress(GetFailed):
+            await self.get(base_url(self.url) + "/v1/models", timeout_s, timeout_s, timeout_s)
         if self.send_request_id is None:
             self.send_request_id = False
         return self.send_request_id
 
+    async def get(
+        self, url: str, connect_s: float = 5.0, read_s: float = 10.0, total_s: float = 15.0
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """``GET url`` (a path of this client's server, e.g. ``/v1/models``) with the client's headers but no
+        ``Content-Type``, on the client's transport: (status, headers, body). Notes whether the server is the
+        simulator. Raises :class:`GetFailed` when no answer came."""
+        if self._h1 is not None:
+            from urllib.parse import urlsplit
+
+            from evalscope.engine.h1 import TransportError
+
+            parts = urlsplit(url)
+            path = parts.path + (f"?{parts.query}" if parts.query else "")
+            try:
+                return await self._h1.get(path, Timeouts(connect_s, read_s, total_s))
+            except TimeoutError as exc:
+                raise GetFailed("timeout", str(exc) or "timed out") from None
+            except TransportError as exc:
+                if exc.exc_type == "ConnectionTimeoutError":
+                    raise GetFailed("timeout", str(exc)) from None
+                detail = exc.detail  # set only by a failed connect (H1Pool.open)
+                if exc.kind in ("dns", "connect") and detail is not None:
+                    raise GetFailed(exc.kind, detail) from None
+                raise GetFailed("other", str(exc)) from None
+            except (OSError, ProtocolError, SSEError) as exc:
+                raise GetFailed("other", str(exc)) from None
+        headers = {k: v for k, v in self._headers.items() if k.lower() != "content-type"}
+        timeout = aiohttp.ClientTimeout(total=total_s, sock_connect=connect_s, sock_read=read_s)
+        try:
+            async with self.session.get(url, headers=headers, timeout=timeout) as resp:
+                self.note_server(resp.headers)
+                return resp.status, resp.headers, await resp.read()
+        except aiohttp.ClientConnectorDNSError as exc:
+            raise GetFailed("dns", str(exc)) from None
+        except aiohttp.ClientConnectorError as exc:
+            from evalscope.engine.h1 import os_words
+
+            raise GetFailed("connect", os_words(exc.os_error) if exc.os_error else str(exc)) from None
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise GetFailed("timeout", str(exc) or "timed out") from None
+        except aiohttp.ClientError as exc:
+            raise GetFailed("other", str(exc)) from None
+
     def _fresh(self) -> aiohttp.ClientSession:
         """A session whose every request opens (and then closes) its own connection: the resend path."""
         if self._fresh_session is None:
+            from evalscope.engine.aio import make_session
+
             self._fresh_session = make_session(
                 self.timeouts, fresh=True, ssl_context=self._ssl, proxy=self._proxy
             )
@@ -327,6 +379,8 @@ class Client:
         if self.send_request_id:
             headers = {**headers, SIM_ID_HEADER: str(req.request_id)}
         st = StreamState(self.keep_text)
+        from evalscope.engine.aio import reset_connection_reused
+
         reset_connection_reused()
         sent = _clock()
         rec = RequestRecord(

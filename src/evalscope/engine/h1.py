@@ -93,6 +93,7 @@ _M_ERROR = 3  # a non-2xx status: keep up to 64 KiB for the error message
 _M_DISCARD = (
     4  # a redirect or a prewarm probe: read to the end (so the connection can be reused), keep little
 )
+_M_RAW = 5  # a plain GET (Client.get): keep the whole body, whatever the status
 
 _SSE_STARTS = (b"data:", b":", b"event:", b"id:", b"retry:")
 _ERROR_BODY_MAX = 64 * 1024
@@ -135,6 +136,13 @@ MAX_REDIRECTS = 3
 _AUTH_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "cookie", "proxy-authorization"})
 
 
+def os_words(exc: OSError) -> str:
+    """The OS's words for a failed connect ("Connection refused"): asyncio's message only says it failed."""
+    import os
+
+    return os.strerror(exc.errno) if isinstance(exc.errno, int) and exc.errno > 0 else str(exc)
+
+
 def _utf8(b: bytes) -> bool:
     try:
         b.decode()
@@ -146,10 +154,13 @@ def _utf8(b: bytes) -> bool:
 class TransportError(Exception):
     """A failure below HTTP: ``kind`` is an :data:`ERROR_KINDS` entry (connect, dns, incomplete_stream...)."""
 
-    def __init__(self, kind: str, message: str, exc_type: str | None = None) -> None:
+    def __init__(
+        self, kind: str, message: str, exc_type: str | None = None, detail: str | None = None
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.exc_type = exc_type
+        self.detail = detail  # the OS's words for a failed connect ("Connection refused")
 
 
 class _Origin:
@@ -212,6 +223,7 @@ class _Exchange:
         "now",
         "parse",
         "probe",
+        "raw",
         "rec",
         "settled",
         "st",
@@ -254,6 +266,7 @@ class _Exchange:
         self.status = 0
         self.headers: dict[str, str] = {}
         self.probe = False  # a prewarm GET: whatever the answer, read it to the end and keep nothing
+        self.raw = False  # a plain GET (H1Transport.get): keep the body as it is, whatever the status
         self.tail: asyncio.Future[None] | None = None  # awaited when the record completed before the body
         self.settled = False  # the body ended (or the connection did): the connection is no longer ours
         self.mode = _M_SSE
@@ -302,7 +315,9 @@ class _Exchange:
         self.until_close = (
             "content-length" not in h and "transfer-encoding" not in h and status not in (204, 304)
         )
-        if self.probe or status in _REDIRECTS:
+        if self.raw:
+            self.mode = _M_RAW
+        elif self.probe or status in _REDIRECTS:
             self.mode = _M_DISCARD
         elif status >= 300:
             self.mode = _M_ERROR
@@ -359,7 +374,7 @@ class _Exchange:
             self._sniff(body)
             return
         self.body_len += len(body)
-        if mode == _M_WHOLE:
+        if mode in (_M_WHOLE, _M_RAW):
             if self.body_len > _WHOLE_BODY_MAX:
                 raise ProtocolError(f"response body larger than {_WHOLE_BODY_MAX} bytes")
             self.body.append(body)
@@ -708,7 +723,9 @@ class H1Pool:
 
             kind = "dns" if isinstance(exc, socket.gaierror) else "connect"
             where = f"{o.connect_host}:{o.connect_port}"
-            raise TransportError(kind, f"cannot connect to {where}: {exc}", type(exc).__name__) from None
+            raise TransportError(
+                kind, f"cannot connect to {where}: {exc}", type(exc).__name__, os_words(exc)
+            ) from None
         self.all.add(conn)
         return conn
 
@@ -801,6 +818,32 @@ class H1Transport:
 
         results = await asyncio.gather(*(one() for _ in range(max(0, n))))
         return sum(results)
+
+    async def get(self, path: str, timeouts: Timeouts) -> tuple[int, dict[str, str], bytes]:
+        """One ``GET path`` on the client's origin with its headers: (status, kept headers, body). Raises
+        :class:`TransportError` (connect failures from :meth:`H1Pool.open`, a broken reply) or TimeoutError."""
+        client = self.client
+        head = self._head(self.pool, path, client.headers, "GET") + b"\r\n"
+        loop = asyncio.get_running_loop()
+        conn: _Conn | None = None
+        try:
+            async with asyncio.timeout(timeouts.total_s):
+                conn = await self.pool.open(timeouts)
+                rec = RequestRecord(request_id="get", status="error", scheduled_ns=0, sent_ns=0)
+                done: asyncio.Future[None] = loop.create_future()
+                ex = _Exchange(rec, StreamState(), _never_parse, False, False, done)
+                ex.raw = True
+                conn.start(ex, head, timeouts.read_s)
+                await done
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            raise
+        if ex.error is not None:
+            conn.close()
+            raise ex.error
+        _note_server(client, ex.headers)
+        return ex.status, ex.headers, b"".join(ex.body)
 
     async def send(
         self, req: Request, on_cancel: Callable[[RequestRecord], None] | None

@@ -12,16 +12,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import ParamSpec
 
-import aiohttp
 import orjson
 
-from evalscope.engine.client import Client
+from evalscope.engine.client import Client, GetFailed
 from evalscope.engine.records import Request
 from evalscope.engine.redact import redact_url, scrub
 from evalscope.engine.session import base_url
 from evalscope.errors import EndpointError
 
-_PREFLIGHT_TIMEOUT = aiohttp.ClientTimeout(total=15, sock_connect=5, sock_read=10)
+#: connect, read (between bytes), total seconds for the preflight GET
+_PREFLIGHT_TIMEOUTS = (5.0, 10.0, 15.0)
 
 
 @dataclass(slots=True)
@@ -32,20 +32,20 @@ class PreflightResult:
     probe_ms: float | None = None
 
 
-def _describe_connect_error(exc: BaseException, url: str) -> EndpointError:
+def _describe_connect_error(exc: GetFailed, url: str) -> EndpointError:
     url = redact_url(url) or ""
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+    if exc.kind == "dns":
         return EndpointError(f"cannot resolve the host of {url}", "check the host name in --url")
-    if isinstance(exc, aiohttp.ClientConnectorError):
+    if exc.kind == "connect":
         return EndpointError(
-            f"connection refused at {url} ({exc.os_error.strerror if exc.os_error else exc})",
+            f"connection refused at {url} ({exc.detail})",
             "is the server running and listening on that host:port? check --url",
         )
-    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+    if exc.kind == "timeout":
         return EndpointError(
             f"no answer from {url} within the preflight timeout", "check --url and the network"
         )
-    return EndpointError(f"cannot reach {url}: {scrub(str(exc))}", "check --url")
+    return EndpointError(f"cannot reach {url}: {scrub(exc.detail)}", "check --url")
 
 
 _P = ParamSpec("_P")
@@ -93,26 +93,21 @@ async def preflight(client: Client, check_model: bool = True) -> PreflightResult
     """
     result = PreflightResult()
     root = base_url(client.url)
-    auth_headers = {k: v for k, v in client.headers.items() if k.lower() != "content-type"}
-    session = client.session
     try:
-        async with session.get(f"{root}/v1/models", headers=auth_headers, timeout=_PREFLIGHT_TIMEOUT) as resp:
-            client.note_server(resp.headers)
-            if resp.status in (401, 403):
-                raise EndpointError(
-                    f"the endpoint rejected the API key (HTTP {resp.status})",
-                    "check --api-key, --api-key-file or EVALSCOPE_API_KEY / OPENAI_API_KEY",
-                )
-            if resp.status == 200:
-                try:
-                    data = orjson.loads(await resp.read())
-                    result.served_models = [str(m["id"]) for m in data.get("data", []) if "id" in m]
-                except (orjson.JSONDecodeError, TypeError, KeyError, AttributeError):
-                    result.served_models = []
-    except EndpointError:
-        raise
-    except (aiohttp.ClientError, TimeoutError) as exc:
+        models_status, _headers, body = await client.get(f"{root}/v1/models", *_PREFLIGHT_TIMEOUTS)
+    except GetFailed as exc:
         raise _describe_connect_error(exc, root) from None
+    if models_status in (401, 403):
+        raise EndpointError(
+            f"the endpoint rejected the API key (HTTP {models_status})",
+            "check --api-key, --api-key-file or EVALSCOPE_API_KEY / OPENAI_API_KEY",
+        )
+    if models_status == 200:
+        try:
+            data = orjson.loads(body)
+            result.served_models = [str(m["id"]) for m in data.get("data", []) if "id" in m]
+        except (orjson.JSONDecodeError, TypeError, KeyError, AttributeError):
+            result.served_models = []
 
     if not client.model:
         if not result.served_models:

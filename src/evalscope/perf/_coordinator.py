@@ -30,11 +30,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import orjson
 
 from evalscope import __version__
-from evalscope.engine.client import Client
+from evalscope.engine.client import Client, GetFailed
 from evalscope.engine.redact import redact_url
 from evalscope.engine.session import base_url
 from evalscope.errors import EndpointError, EvalscopeError
@@ -151,12 +150,14 @@ class Coordinator:
         #: a sweep / SLA search / repeats plan (perf/probe.py): adds its block to the summary
         self.planner: Any = None
         self.resume_dir: Path | None = None  # --resume: reuse this run directory
+        self._client: Client | None = None  # the coordinator's own client (preflight, identify, GETs)
 
     # ---- lifecycle ---------------------------------------------------------------------------------------
 
     async def main(self) -> dict[str, Any]:
         cfg = self.cfg
         client = make_client(cfg, self.url, self.model, self.api_key)
+        self._client = client
         async with client:
             if cfg.test_connection:
                 from evalscope.engine.preflight import preflight
@@ -543,7 +544,11 @@ class Coordinator:
         if self.writer is None or n == 0:
             return
         self.writer.flush()
-        apply_send_side(client_block, await measure(self.url, self.writer.path, offset, index, n))
+        client = self._client
+        if client is None:
+            return
+        got = await measure(self.url, self.writer.path, offset, index, n, client.get)
+        apply_send_side(client_block, got)
 
     def _spec(self, stage: Stage) -> dict[str, Any]:
         cfg = self.cfg
@@ -715,13 +720,12 @@ def _duration_ns(duration: float | None, warmup: bool) -> int | None:
 
 async def first_served_model(client: Client) -> str:
     root = base_url(client.url)
-    headers = {k: v for k, v in client.headers.items() if k.lower() != "content-type"}
     try:
-        async with client.session.get(
-            f"{root}/v1/models", headers=headers, timeout=aiohttp.ClientTimeout(total=15)
-        ) as resp:
-            data = orjson.loads(await resp.read()) if resp.status == 200 else {}
-    except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError):
+        status, _headers, body = await client.get(f"{root}/v1/models")
+        data = orjson.loads(body) if status == 200 else {}
+    except (GetFailed, orjson.JSONDecodeError):
+        data = {}
+    if not isinstance(data, dict):
         data = {}
     models = [str(m["id"]) for m in data.get("data", []) if isinstance(m, dict) and "id" in m]
     if not models:

@@ -10,17 +10,17 @@ CLOCK_MONOTONIC, so ``arrival - sent`` is the send-side delay (plus a loopback h
 Checked only when the server answers ``/sim/truth`` (our simulator) on a loopback address; a sample of the
 stage's records (read back from ``records.jsonl``, so nothing is added to the per-request path).
 
-May import: ``engine.session`` only.
+May import: ``engine.session`` only (the GET is the caller's: ``Client.get``, on the run's own transport).
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 
 from evalscope.engine.session import base_url
@@ -101,7 +101,13 @@ def records_offset(records: Path) -> int:
         return 0
 
 
-async def measure(url: str, records: Path, offset: int, stage: int, requests: int) -> dict[str, Any] | None:
+#: ``Client.get``: (status, headers, body) of a GET, raising when no answer came
+Getter = Callable[[str], Awaitable[tuple[int, Mapping[str, str], bytes]]]
+
+
+async def measure(
+    url: str, records: Path, offset: int, stage: int, requests: int, get: Getter
+) -> dict[str, Any] | None:
     """The send-side block for one stage, or None (not our simulator, not on this machine, no sample)."""
     if not _loopback(url):
         return None
@@ -110,14 +116,11 @@ async def measure(url: str, records: Path, offset: int, stage: int, requests: in
         return None
     target = f"{base_url(url)}/sim/truth?view=arrival&last={requests + 64}"
     try:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
-            session.get(target) as resp,
-        ):
-            if resp.status != 200:
-                return None
-            truth = orjson.loads(await resp.read())
-    except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError):
+        status, _headers, body = await get(target)
+        if status != 200:
+            return None
+        truth = orjson.loads(body)
+    except Exception:  # noqa: BLE001 - no answer, or not our simulator's: no check
         return None
     if not isinstance(truth, list):
         return None

@@ -395,3 +395,44 @@ async def test_prewarm_probe_timeout_is_not_the_requests_read_timeout() -> None:
             assert await c.prewarm(1, timeout_s=0.3) == 1
             rec = await c.send(Request(prompt="hi", max_tokens=2))
     assert rec.ok, rec.error
+
+
+async def test_get_returns_status_headers_body_and_no_answer_is_get_failed() -> None:
+    """``Client.get`` (preflight's and identify's GET) on either transport: the body whatever the status, the
+    server's request carries the client's credentials but no Content-Type; refused and silent are told apart."""
+    from evalscope.engine.client import GetFailed
+
+    models = b'{"data": [{"id": "m"}]}'
+    box: list[RawServer] = []
+
+    def reply(s: RawServer) -> list[bytes]:
+        if len(s.heads) == 1:
+            return [b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n", b"Transfer-Encoding: chunked\r\n\r\n",
+                    _chunked(models, [7, 3])]  # fmt: skip
+        return [b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 4\r\n\r\nnope"]
+
+    async with RawServer(_keepalive(reply, box)) as srv:
+        box.append(srv)
+        async with Client(f"http://127.0.0.1:{srv.port}", "m", api_key="sk-get") as c:
+            status, headers, body = await c.get(f"http://127.0.0.1:{srv.port}/v1/models")
+            assert (status, body) == (200, models) and "json" in headers["content-type"].lower()
+            status, _, body = await c.get(f"http://127.0.0.1:{srv.port}/v1/models")
+            assert (status, body) == (401, b"nope")
+        head = srv.heads[0].decode().lower()
+        assert head.startswith("get /v1/models http/1.1") and "authorization: bearer sk-get" in head
+        assert "content-type" not in head
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        await asyncio.sleep(5)
+
+    async with RawServer(silent) as srv, Client(f"http://127.0.0.1:{srv.port}", "m") as c:
+        port = srv.port
+        with pytest.raises(GetFailed) as info:
+            await c.get(f"http://127.0.0.1:{port}/v1/models", 1.0, 0.3, 0.5)
+        assert info.value.kind == "timeout"
+    # closed now: nothing listens on that port
+    async with Client(f"http://127.0.0.1:{port}", "m") as c:
+        with pytest.raises(GetFailed) as info:
+            await c.get(f"http://127.0.0.1:{port}/v1/models")
+        assert info.value.kind == "connect" and "refused" in info.value.detail.lower()
