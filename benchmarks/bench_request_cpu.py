@@ -11,7 +11,8 @@ two CPUs):
 ``--profile`` runs the engine level under cProfile with a CPU-time clock (a wall clock would charge the time
 this process was preempted by the server it just woke to whatever function was running) and prints the top
 functions. Run: ``python benchmarks/bench_request_cpu.py [--quick] [--levels engine,perf] [--rounds 3] [--profile]``;
-``--rounds`` measures each level that many times and reports the minimum (every round is in the JSON).
+``--rounds`` measures each level that many times and reports the minimum (every round is in the JSON);
+``--baseline-src <worktree>/src`` measures another tree's perf level too, alternating with ours.
 """
 
 from __future__ import annotations
@@ -61,7 +62,17 @@ async def engine_loop(url: str, n: int, parallel: int, tokens: int, transport: s
         return cpu_self() - t0, ok
 
 
-def perf_run(url: str, n: int, parallel: int, tokens: int, transport: str, cpus: set[int] | None) -> float:
+def perf_run(
+    url: str,
+    n: int,
+    parallel: int,
+    tokens: int,
+    transport: str,
+    cpus: set[int] | None,
+    src: str | None = None,
+) -> float:
+    """CPU seconds of one ``evalscope perf`` subprocess (``src``: run that tree's package instead of ours)."""
+    env = dict(os.environ, PYTHONPATH=src) if src else None
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [
             sys.executable,
@@ -77,6 +88,7 @@ def perf_run(url: str, n: int, parallel: int, tokens: int, transport: str, cpus:
             text=True,
             start_new_session=True,
             preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+            env=env,
         )
         _, err = proc.communicate(timeout=600)
         if proc.returncode != 0:
@@ -105,10 +117,18 @@ def main() -> None:
     ap.add_argument("--transports", default=",".join(TRANSPORTS))
     ap.add_argument("--quick", action="store_true", help="2,000 requests")
     ap.add_argument(
-        "--rounds", type=int, default=1, help="measure each level this many times; report the minimum (and all)"
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure each level this many times; report the minimum (and all)",
     )
     ap.add_argument("--profile", action="store_true", help="cProfile the engine level (builtin) and exit")
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument(
+        "--baseline-src",
+        help="a src/ folder of another tree (a git worktree): its perf level is measured too, alternating with "
+        "ours round by round, so both see the same machine",
+    )
     a = ap.parse_args()
     n = 2000 if a.quick else a.requests
     allowed = sorted(os.sched_getaffinity(0))
@@ -126,6 +146,7 @@ def main() -> None:
             row: dict[str, Any] = {}
             engine_runs: list[float] = []
             perf_runs: list[float] = []
+            base_runs: list[float] = []
             for _ in range(max(1, a.rounds)):  # this VM's run-to-run spread is ~10 %: the minimum is steadier
                 if "engine" in a.levels:
                     cpu, ok = run(engine_loop(sim.url, n, a.parallel, a.tokens, transport))
@@ -138,12 +159,20 @@ def main() -> None:
                     c_big = perf_run(sim.url, n, a.parallel, a.tokens, transport, cli_cpus)
                     perf_runs.append(round((c_big - c_small) / (n - small) * 1e6, 1))
                     row["perf_fixed_cpu_s"] = round(c_small - (c_big - c_small) / (n - small) * small, 2)
+                    if a.baseline_src:
+                        base = (a.parallel, a.tokens, transport, cli_cpus, a.baseline_src)
+                        b_small = perf_run(sim.url, small, *base)
+                        b_big = perf_run(sim.url, n, *base)
+                        base_runs.append(round((b_big - b_small) / (n - small) * 1e6, 1))
             if engine_runs:
                 row["engine_us_per_request"] = min(engine_runs)
                 row["engine_rounds"] = engine_runs
             if perf_runs:
                 row["perf_us_per_request"] = min(perf_runs)
                 row["perf_rounds"] = perf_runs
+            if base_runs:
+                row["baseline_perf_us_per_request"] = min(base_runs)
+                row["baseline_perf_rounds"] = base_runs
             rows[transport] = row
     print(
         f"{'transport':<10}{'engine µs/req':>16}{'perf µs/req':>14}   ({n} requests x {a.tokens} tokens, {a.parallel} parallel)"
