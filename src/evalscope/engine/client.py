@@ -299,7 +299,7 @@ class Client:
                 if exc.kind in ("dns", "connect") and detail is not None:
                     raise GetFailed(exc.kind, detail) from None
                 raise GetFailed("other", str(exc)) from None
-            except (OSError, ProtocolError, SSEError) as exc:
+            except (OSError, ProtocolError) as exc:
                 raise GetFailed("other", str(exc)) from None
         headers = {k: v for k, v in self._headers.items() if k.lower() != "content-type"}
         timeout = aiohttp.ClientTimeout(total=total_s, sock_connect=connect_s, sock_read=read_s)

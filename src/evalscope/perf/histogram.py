@@ -61,6 +61,18 @@ def quantise(
     return keys.tolist(), wcounts.tolist(), int(weights.sum()), float((v * weights).sum()), lo, hi
 
 
+def bucket_us(ns: float) -> int:
+    """A non-negative sample in ns -> its HDR bucket key in µs (clamped to the range; values above 2048 µs keep
+    their top 11 bits, HDR's own bucket boundary, so no precision is lost)."""
+    us = int(ns / 1000.0 + 0.5)
+    if us < LOWEST_US:
+        return LOWEST_US
+    if us > HIGHEST_US:
+        us = HIGHEST_US
+    shift = us.bit_length() - _SUB_BUCKET_BITS
+    return (us >> shift) << shift if shift > 0 else us
+
+
 def quantise_few(values_ns: list[int] | list[float]) -> tuple[list[int], list[int], int, float, float, float]:
     """:func:`quantise` for a handful of samples in plain Python (numpy's per-call cost is the larger part
     below ~16): exactly what :meth:`Metric.record` does to each, done once for every metric that shares them."""
@@ -71,15 +83,7 @@ def quantise_few(values_ns: list[int] | list[float]) -> tuple[list[int], list[in
     for ns in values_ns:
         if ns < 0:
             ns = 0
-        us = int(ns / 1000.0 + 0.5)
-        if us < LOWEST_US:
-            us = LOWEST_US
-        elif us > HIGHEST_US:
-            us = HIGHEST_US
-        shift = us.bit_length() - _SUB_BUCKET_BITS
-        if shift > 0:
-            us = (us >> shift) << shift
-        keys.append(us)
+        keys.append(bucket_us(ns))
         total += ns
         if ns < lo:
             lo = ns
@@ -166,14 +170,7 @@ class Metric:
         """Add ``count`` samples of ``ns`` nanoseconds (negative values, e.g. clock noise, count as 0)."""
         if ns < 0:
             ns = 0
-        us = int(ns / 1000.0 + 0.5)
-        if us < LOWEST_US:
-            us = LOWEST_US
-        elif us > HIGHEST_US:
-            us = HIGHEST_US
-        shift = us.bit_length() - _SUB_BUCKET_BITS
-        if shift > 0:
-            us = (us >> shift) << shift  # HDR's own bucket boundary: no precision lost
+        us = bucket_us(ns)
         pending = self._pending
         pending[us] = pending.get(us, 0) + count
         if len(pending) > _PENDING_MAX:
