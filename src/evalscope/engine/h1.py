@@ -267,7 +267,7 @@ class _Exchange:
         self.headers: dict[str, str] = {}
         self.probe = False  # a prewarm GET: whatever the answer, read it to the end and keep nothing
         self.raw = False  # a plain GET (H1Transport.get): keep the body as it is, whatever the status
-        self.tail: asyncio.Future[None] | None = None  # awaited when the record completed before the body
+        self.tail: asyncio.Future[bool] | None = None  # awaited when the record completed before the body
         self.settled = False  # the body ended (or the connection did): the connection is no longer ours
         self.mode = _M_SSE
         self.body: list[bytes] = []
@@ -522,7 +522,7 @@ class _Exchange:
         self.settled = True
         tail = self.tail
         if tail is not None and not tail.done():
-            tail.set_result(None)
+            tail.set_result(True)
 
     def fail(self, exc: BaseException) -> None:
         """A failure while the exchange is open (parse error, lost connection, timeout)."""
@@ -950,12 +950,15 @@ class H1Transport:
                 if ex.error is None and st.done and st.error is None:
                     # [DONE] came before the body's end (the chunked terminator in a later segment): read it, so
                     # the connection is reused instead of the next request paying a connect inside its TTFT.
-                    ex.tail = loop.create_future()
+                    # A timer handle, not asyncio.timeout (a Timeout object, a task lookup and a reschedule):
+                    # this wait follows a good part of all requests.
+                    ex.tail = tail = loop.create_future()
+                    timer = loop.call_later(_TAIL_S, _tail_expired, tail)
                     try:
-                        async with asyncio.timeout(_TAIL_S):
-                            await ex.tail
-                    except TimeoutError:
-                        conn.abandon(ex)
+                        if not await tail:
+                            conn.abandon(ex)
+                    finally:
+                        timer.cancel()
                 else:
                     conn.abandon(ex)  # an error event or a cut-short error body: the rest is not read
         except asyncio.CancelledError:
@@ -1028,6 +1031,12 @@ def pool_url(pool: H1Pool, path: str) -> str:
 
 def _never_parse(data: bytes, st: StreamState) -> int:
     return 0
+
+
+def _tail_expired(tail: asyncio.Future[bool]) -> None:
+    """The body's tail did not come within ``_TAIL_S``: the sender gives the connection up."""
+    if not tail.done():
+        tail.set_result(False)
 
 
 def _total_expired(conn: _Conn, ex: _Exchange, total_s: float) -> None:

@@ -26,6 +26,7 @@ import socket
 import time
 import traceback
 from collections.abc import Callable, Coroutine, Iterator
+from functools import partial
 from typing import Any, Protocol
 
 from evalscope.engine.client import Client, yield_then
@@ -120,6 +121,7 @@ class CoreStage:
 
     __slots__ = (
         "agg",
+        "busy",
         "cap",
         "cap_waits",
         "cut_at_deadline",
@@ -137,6 +139,8 @@ class CoreStage:
         "prompt_base",
         "rate",
         "reconnects",
+        "slots_stop",
+        "slotted",
         "t0_ns",
         "warmup",
         "warmup_done",
@@ -156,6 +160,11 @@ class CoreStage:
         self.prompt_base: int = spec["prompt_base"]
         self.agg: Aggregator | None = None
         self.in_flight: set[asyncio.Task[None]] = set()
+        # closed loop runs one long-lived task per slot (WorkerCore._slots): in_flight then holds the slots,
+        # ``busy`` counts the requests they have in flight, and ``slots_stop`` tells them to claim no more
+        self.busy = 0
+        self.slotted = False
+        self.slots_stop = False
         self.dispatched = 0
         self.cap_waits = 0
         self.reconnects = 0
@@ -165,6 +174,9 @@ class CoreStage:
         self.last_sent_ns: int | None = None
         self.first_sched_ns: int | None = None
         self.last_sched_ns: int | None = None
+
+    def requests_in_flight(self) -> int:
+        return self.busy if self.slotted else len(self.in_flight)
 
     def start(self, t0_ns: int, agg: Aggregator | None) -> None:
         self.t0_ns = t0_ns
@@ -325,7 +337,7 @@ class WorkerCore:
         st = self.stage
         if st is not None and st.agg is not None and now - self._last_sample >= 500_000_000:
             self._last_sample = now
-            st.agg.sample_in_flight(now, len(st.in_flight))
+            st.agg.sample_in_flight(now, st.requests_in_flight())
         if now - self._last_send >= SEND_INTERVAL_NS:
             self._last_send = now
             self._send_records()
@@ -344,7 +356,7 @@ class WorkerCore:
             "failed": agg.failed,
             "cancelled": agg.cancelled,
             "sent": agg.sent,
-            "in_flight": len(st.in_flight),
+            "in_flight": st.requests_in_flight(),
             "dispatched": st.dispatched,
             "last_second": tl[-2] if len(tl) >= 2 else None,
             "ttft_p50": agg.metrics["ttft"].percentile_ms(50),
@@ -448,6 +460,9 @@ class WorkerCore:
 
             self._sessions = SessionStats()
             launch = session_launcher(self, self._sessions)
+        if st.rate is None and launch == self._request:
+            await self._slots(st, src)
+            return
         loop = asyncio.get_running_loop()
         sem = asyncio.Semaphore(st.cap)
         number = st.number
@@ -512,11 +527,70 @@ class WorkerCore:
             task = loop.create_task(launch(st, sem, i, due if arrivals is not None else None, _clock()))
             st.in_flight.add(task)
 
+    async def _slots(self, st: CoreStage, src: SharedCounter | _Strided) -> None:
+        """The closed loop: one long-lived task per slot, each claiming, sending and recording one request after
+        another (no task, semaphore or dispatcher wake-up per request). Returns at the deadline or when every
+        slot ran out of items; cancelled (a stop, a cut), it tells the slots to claim no more and lets
+        :meth:`_drain` wait for or cancel what they have in flight."""
+        loop = asyncio.get_running_loop()
+        st.slotted = True
+        slots = [loop.create_task(self._slot(st, src)) for _ in range(st.cap)]
+        st.in_flight.update(slots)
+        try:
+            while True:
+                deadline = st.deadline_ns
+                timeout = None if deadline is None else max(0.0, (deadline - _clock()) / 1e9)
+                done, _pending = await asyncio.wait(slots, timeout=timeout)
+                for t in done:
+                    exc = None if t.cancelled() else t.exception()
+                    if exc is not None:
+                        raise exc  # a bug in a slot fails the stage
+                if len(done) == len(slots) or (st.deadline_ns is not None and _clock() >= st.deadline_ns):
+                    break
+        finally:
+            st.slots_stop = True
+
+    async def _slot(self, st: CoreStage, src: SharedCounter | _Strided) -> None:
+        client = self.client
+        assert client is not None
+        number = st.number
+        first = True
+        try:
+            while not st.slots_stop:
+                deadline = st.deadline_ns
+                if deadline is not None and _clock() >= deadline:
+                    break
+                i = src.claim(number)
+                if i is None:
+                    break
+                if not first:
+                    st.cap_waits += 1  # this request waited for its slot's previous one (the closed loop)
+                first = False
+                st.dispatched += 1
+                slot_ns = _clock()
+                req = self._build(st, i, None, slot_ns)
+                st.busy += 1
+                try:
+                    rec = await client.send(req, on_cancel=partial(self._on_cancelled, st, slot_ns))
+                finally:
+                    st.busy -= 1
+                # yield before the record work, as _one does (see yield_then)
+                await yield_then(self._on_record, st, rec, slot_ns)
+        except asyncio.CancelledError:
+            pass  # the cancelled record (if the request had started) went through on_cancel
+        finally:
+            task = asyncio.current_task()
+            if task is not None:
+                st.in_flight.discard(task)
+
     def _request(
         self, st: CoreStage, sem: asyncio.Semaphore, i: int, due: int | None, slot_ns: int
     ) -> Coroutine[Any, Any, None]:
         """Item *i* of an ordinary stage: one request, due at ``due`` (open loop) or now (closed loop); built
         here, in the dispatch loop, and sent by the task that runs the returned coroutine."""
+        return self._one(st, sem, self._build(st, i, due, slot_ns), slot_ns)
+
+    def _build(self, st: CoreStage, i: int, due: int | None, slot_ns: int) -> Request:
         cfg = self.cfg
         scheduled = due if due is not None else slot_ns
         p = self._prompt_at(st.prompt_base + i)
@@ -534,7 +608,7 @@ class WorkerCore:
         if st.first_sched_ns is None:
             st.first_sched_ns = scheduled
         st.last_sched_ns = scheduled
-        return self._one(st, sem, req, slot_ns)
+        return req
 
     async def _one(self, st: CoreStage, sem: asyncio.Semaphore, req: Request, slot_ns: int) -> None:
         task = asyncio.current_task()
@@ -550,6 +624,9 @@ class WorkerCore:
             sem.release()
             if task is not None:
                 st.in_flight.discard(task)
+
+    def _on_cancelled(self, st: CoreStage, slot_ns: int, rec: RequestRecord) -> None:
+        self._on_record(st, rec, slot_ns)
 
     def _on_record(self, st: CoreStage, rec: RequestRecord, slot_ns: int) -> None:
         if st.first_sent_ns is None or rec.sent_ns < st.first_sent_ns:

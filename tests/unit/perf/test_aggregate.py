@@ -222,6 +222,27 @@ def test_quantise_few_is_metric_record_per_sample() -> None:
     assert a.hist.encode() == b.hist.encode()
 
 
+def test_buffered_record_is_seen_by_every_read() -> None:
+    """``Metric.record`` buffers single samples; count, sum, min, max, percentiles and the state see them at
+    once, before and after the buffer folds itself in, and equal the per-sample bucketing."""
+    from evalscope.perf.histogram import _BUF_MAX, quantise_few
+
+    vals = [float((i * 7919) % 100_003) * 1e3 for i in range(_BUF_MAX + 37)]
+    m = Metric()
+    for i, v in enumerate(vals[:5]):
+        m.record(v)
+        assert m.count == i + 1 and m.max_ns == max(vals[: i + 1])
+    for v in vals[5:]:
+        m.record(v)
+    m.record(-3.0)
+    ref = Metric()
+    ref.add_quantised(*quantise_few([*vals, -3.0]))
+    assert (m.count, m.sum_ns, m.min_ns, m.max_ns) == (ref.count, ref.sum_ns, ref.min_ns, ref.max_ns)
+    assert m.stats() == ref.stats()
+    assert m.to_state() == ref.to_state()
+    assert Metric.from_state(m.to_state()).stats() == ref.stats()
+
+
 def test_vectorised_percentile_matches_hdrh() -> None:
     """``value_at_percentile`` (numpy scan, used by the live progress) gives hdrh's own answer."""
     import random
@@ -247,8 +268,9 @@ def test_metric_flush_equals_hdrh_record_value() -> None:
     m = Metric()
     for v in vals_ns:
         m.record(float(v))
+    m._fold_buffer()  # the buffered samples, bucketed and counted: what the flush is handed
     ref = new_histogram()
-    for k, c in m._pending.items():  # what the flush is handed
+    for k, c in m._pending.items():
         ref.record_value(k, c)
     h = m.hist
     assert len(vals_ns) > 16 and not m._pending
