@@ -10,8 +10,8 @@ The sending task sleeps on one future for the whole response.
   simulator id vary); ``sent_ns`` is stamped just before ``transport.write``.
 - One receive timestamp per ``data_received``, shared by every event that read completed.
 - A stream's plain text events (a token's text and nothing else) repeat the same bytes around the text: after
-  the second one, that frame is learned (:func:`~evalscope.engine.protocols.base.learn_frame`, which proves
-  it by parsing probes) and an event that fits it is read with a few byte comparisons instead of the SSE
+  the second one, that frame is learned (proved by that event's own parse when the frame has no escape and
+  its text occurs once in it, else by :func:`~evalscope.engine.protocols.base.learn_frame`'s probes) and an event that fits it is read with a few byte comparisons instead of the SSE
   decoder and a JSON parse. Anything else takes the general path. A property test holds the two paths equal.
 - Kept-alive connections in a LIFO idle list (in effect one per concurrent slot). A request whose REUSED
   connection closes before any reply byte was never processed: the caller resends it once on a fresh one.
@@ -48,6 +48,7 @@ from evalscope.engine.protocols.base import (
     ProtocolError,
     StreamState,
     learn_frame,
+    text_span,
 )
 from evalscope.engine.records import (
     MAX_RECONNECTS,
@@ -362,8 +363,12 @@ class _Exchange:
             dec = self.dec
             data = dec.single(body)  # type: ignore[union-attr]
             if data is not None:
-                if self._event(data) == EV_PLAIN and self.learn and self.n > 1:
-                    self._learn(body, len(body) - 2 - len(data))
+                if not self.learn or not self.n:
+                    self._event(data)
+                elif not lp:
+                    self._event_learning(body, data)
+                elif self._event(data) == EV_PLAIN:
+                    self._learn(body, len(body) - 2 - len(data))  # another frame than the one learned
             else:
                 self.tpl_lp = 0  # the decoder may now hold a partial line: frames are not whole reads
                 self._events(dec.feed_lines(body))  # type: ignore[union-attr]
@@ -418,6 +423,67 @@ class _Exchange:
             self._event(data)
             if self.finished:
                 return
+
+    def _event_learning(self, frame: bytes, data: bytes) -> None:
+        """:meth:`_event` for a whole-frame event that may teach this stream's frame (tries left; not the first
+        token event, which often differs: vLLM's carries the role).
+
+        When the frame holds no backslash and its text occurs nowhere else in it, the event's own parse is the
+        check :func:`learn_frame` makes with two probes: with no escapes every JSON string is its raw bytes, so a
+        parse that yields exactly that text read it from that one place; and the state before and after shows
+        any other effect. Otherwise the probes decide (after the parse, as before)."""
+        st = self.st
+        span = None
+        if (
+            st.finish_reason is None
+            and st.usage is None
+            and st.timings is None
+            and not st.tool_calls
+            and not st.done
+            and st.error is None
+        ):
+            span = text_span(frame, self.text_key)  # type: ignore[arg-type]
+        if span is None:
+            self._event(data)  # not plain, or after an event the frame could not stand for
+            return
+        p, q = span
+        text = frame[p + 1 : q]
+        if frame.find(b"\\") >= 0 or frame.count(text) != 1:
+            if self._event(data) == EV_PLAIN:
+                self._learn(frame, len(frame) - 2 - len(data))
+            return
+        keep = st.keep_text
+        parts, reasoning = st.text_parts, st.reasoning_parts
+        n_text, n_reasoning, used = len(parts), len(reasoning), st.usage_completion
+        st.keep_text = True  # to see the text the protocol reads; what it would not have kept is undone below
+        try:
+            flags = self._event(data)
+        finally:
+            st.keep_text = keep
+        got = parts[n_text:]
+        plain = (
+            flags == EV_PLAIN
+            and len(got) == 1
+            and got[0].encode() == text
+            and len(reasoning) == n_reasoning
+            and not st.tool_calls
+            and st.usage is None
+            and st.timings is None
+            and st.usage_completion == used
+            and st.event_tokens == 0
+            and st.finish_reason is None
+            and not st.done
+            and st.error is None
+            and not self.finished
+        )
+        if not keep:
+            del parts[n_text:]
+            del reasoning[n_reasoning:]
+            st.tool_calls.clear()  # empty before this event (checked above)
+        self.learn -= 1
+        if plain:
+            self.tpl_pre, self.tpl_suf = frame[: p + 1], frame[q:]
+            self.tpl_lp, self.tpl_ls = p + 1, len(frame) - q
 
     def _learn(self, frame: bytes, start: int) -> None:
         """Learn the frame of this stream's plain text events from one, from the second on (the first often

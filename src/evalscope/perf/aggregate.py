@@ -18,7 +18,7 @@ import numpy as np
 
 from evalscope.engine.records import RequestRecord
 from evalscope.perf.coverage import Coverage
-from evalscope.perf.histogram import Metric, quantise, quantise_few
+from evalscope.perf.histogram import Metric, quantise
 from evalscope.perf.metrics import (
     WINDOW_FROM_DISPATCH,
     CounterMetric,
@@ -165,21 +165,24 @@ class Aggregator:
             vals[name] = v
             if v is not None:
                 record(v)
-        itl_m = self.metrics["itl"]
-        itl_before_sum, itl_before_n = itl_m.sum_ns, itl_m.count
+        slos = self.slos_ns
+        if slos:
+            itl_m = self.metrics["itl"]
+            itl_before_n, itl_before_sum = itl_m.totals()
         if not streamed:
             pass  # a whole body: no per-token timing was observed
         elif len(rec.event_ns) >= _VECTOR_MIN_EVENTS:
             self._gaps_vectorised(rec)
         elif len(rec.event_ns) >= 2:
             ev = rec.event_ns
-            raw_q = quantise_few([b - a for a, b in pairwise(ev)])
+            gaps = [b - a for a, b in pairwise(ev)]
             for g, hist in self._gap_plan:
-                g.short(rec, raw_q, hist)
-        if self.slos_ns:
+                g.short(rec, gaps, hist)
+        if slos:
             itl_mean = None
-            if itl_m.count > itl_before_n:
-                itl_mean = (itl_m.sum_ns - itl_before_sum) / (itl_m.count - itl_before_n)
+            itl_n, itl_sum = itl_m.totals()
+            if itl_n > itl_before_n:
+                itl_mean = (itl_sum - itl_before_sum) / (itl_n - itl_before_n)
             values = {
                 "ttft": vals["ttft"],
                 "ttfo": vals["ttfo"],

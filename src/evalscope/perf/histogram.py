@@ -144,12 +144,13 @@ class Metric:
     moments) was about 1 µs each. Every read (``count``, ``sum_ns``, ``min_ns``, ``max_ns``, ``hist``) sees them.
     """
 
-    __slots__ = ("_buf", "_count", "_hist", "_max", "_min", "_pending", "_sum")
+    __slots__ = ("_bsum", "_buf", "_count", "_hist", "_max", "_min", "_pending", "_sum")
 
     def __init__(self) -> None:
         self._hist = new_histogram()
         self._pending: dict[int, int] = {}
         self._buf: list[float] = []
+        self._bsum = 0.0  # the buffered samples' sum (negative ones as 0), for totals() without a fold
         self._count = 0
         self._sum = 0.0
         self._min = float("inf")
@@ -179,6 +180,10 @@ class Metric:
             self._fold_buffer()
         return self._max
 
+    def totals(self) -> tuple[int, float]:
+        """(count, sum ns) without folding the buffer: what a per-request difference needs, cheaply."""
+        return self._count + len(self._buf), self._sum + self._bsum
+
     @property
     def hist(self) -> HdrHistogram:
         """The HDR histogram with every sample recorded so far."""
@@ -191,6 +196,7 @@ class Metric:
         if buf:
             values = np.asarray(buf, dtype=np.float64)
             buf.clear()
+            self._bsum = 0.0
             self.add_quantised(*quantise(values))
 
     def _flush(self) -> None:
@@ -213,6 +219,8 @@ class Metric:
         if count == 1:
             buf = self._buf
             buf.append(ns)
+            if ns > 0:
+                self._bsum += ns
             if len(buf) >= _BUF_MAX:
                 self._fold_buffer()
             return
@@ -229,6 +237,16 @@ class Metric:
             self._min = ns
         if ns > self._max:
             self._max = ns
+
+    def record_all(self, values_ns: list[int] | list[float]) -> None:
+        """Add one sample per value (a short stream's gaps): buffered like single samples, folded by numpy."""
+        if not values_ns:
+            return
+        buf = self._buf
+        buf.extend(values_ns)
+        self._bsum += sum(values_ns) if min(values_ns) >= 0 else sum(v for v in values_ns if v > 0)
+        if len(buf) >= _BUF_MAX:
+            self._fold_buffer()
 
     def record_many(self, values_ns: np.ndarray, weights: np.ndarray | None = None) -> None:
         """Add many samples at once (vectorised; ``weights`` are per-sample counts, default 1)."""

@@ -54,9 +54,9 @@ class GapMetric:
         """A long stream at once: ``gaps`` (ns, float64), ``raw_q`` their quantised form; ``hist`` a Metric."""
         hist.add_quantised(*raw_q)
 
-    def short(self, rec: RequestRecord, raw_q: tuple[Any, ...], hist: Any) -> None:
-        """A short stream: ``raw_q`` is its raw gaps quantised once (``quantise_few``) for all gap metrics."""
-        hist.add_quantised(*raw_q)
+    def short(self, rec: RequestRecord, gaps: list[int], hist: Any) -> None:
+        """A short stream: ``gaps`` are its raw gaps (ns), the same list for all gap metrics (not to be kept)."""
+        hist.record_all(gaps)
 
 
 _REGISTRY: list[type[LatencyMetric] | type[GapMetric]] = []
@@ -153,13 +153,13 @@ class ItlSpread(GapMetric):
     def per_event(self, rec: RequestRecord, emit: Emit) -> None:
         itl_spread(rec, emit)
 
-    def short(self, rec: RequestRecord, raw_q: tuple[Any, ...], hist: Any) -> None:
+    def short(self, rec: RequestRecord, gaps: list[int], hist: Any) -> None:
         n = len(rec.event_ns)
         ct = rec.completion_tokens
         if len(rec.event_tokens) == n or (ct is not None and ct > n):
             itl_spread(rec, hist.record)
         else:
-            hist.add_quantised(*raw_q)  # one token per event: per-token ITL equals the raw gaps
+            hist.record_all(gaps)  # one token per event: per-token ITL equals the raw gaps
 
     def vectorised(self, rec: RequestRecord, gaps: np.ndarray, raw_q: tuple[Any, ...], hist: Any) -> None:
         n = len(rec.event_ns)

@@ -64,7 +64,12 @@ def sample_sent(records: Path, offset: int, stage: int, max_sample: int = MAX_SA
             d = orjson.loads(data[pos:end])
         except orjson.JSONDecodeError:
             d = None
-        if isinstance(d, dict) and d.get("stage") == stage and d.get("status") == "ok" and not d.get("warmup"):
+        if (
+            isinstance(d, dict)
+            and d.get("stage") == stage
+            and d.get("status") == "ok"
+            and not d.get("warmup")
+        ):
             out[str(d["id"])] = int(d["sent_ns"])
         nxt = pos + stride
         if nxt <= end + 1:

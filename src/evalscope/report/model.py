@@ -155,6 +155,9 @@ class PerfAccumulator:
         self.sample: list[dict[str, Any]] = []
         self._rng = random.Random(seed)
         self._seen_for_sample = 0
+        # reservoir sampling with skips (Li's algorithm L): a random number per kept record, not per record
+        self._sample_w = 1.0
+        self._sample_next = 0
 
     def feed_file(self, path: Path, max_records: int | None = None) -> bool:
         """Read new complete lines of ``path``; True when the end of the file was reached."""
@@ -217,7 +220,10 @@ class PerfAccumulator:
         first = self.stage_first_sent.get(stage)
         if first is None or sent < first:
             self.stage_first_sent[stage] = sent
-        self._bin(_LightRec(d), status)
+        if status == "ok":
+            self._bin_ok(d, sent)
+        else:
+            self._bin(_LightRec(d), status)
         self._sample(None, d, stage)
         if status != "ok" or stage in self._given_metrics:
             return
@@ -325,17 +331,44 @@ class PerfAccumulator:
             sec = end // 1_000_000_000
             kb[sec] = kb.get(sec, 0) + 1
 
+    def _bin_ok(self, d: dict[str, Any], sent: int) -> None:
+        """:meth:`_bin` for a successful record dict (the common line: no object built, one row lookup when
+        sent, first token and end fall in the same second)."""
+        sec = sent // 1_000_000_000
+        row = self._row(sec)
+        row[0] += 1
+        end = d.get("end_ns")
+        if end is not None and end // 1_000_000_000 != sec:
+            sec = end // 1_000_000_000
+            row = self._row(sec)
+        row[6] += 1
+        row[1] += 1
+        row[3] += d.get("completion_tokens") or 0
+        ft = d.get("first_token_ns")
+        if ft is not None:
+            trow = row if ft // 1_000_000_000 == sec else self._row(ft // 1_000_000_000)
+            trow[4] += ft - sent
+            trow[5] += 1
+
     def _sample(self, rec: Any, d: dict[str, Any], stage: int) -> None:
-        self._seen_for_sample += 1
-        k = self._seen_for_sample
-        if len(self.sample) < SAMPLE_SIZE:
-            slot = len(self.sample)
-            self.sample.append({})
-        else:
-            slot = self._rng.randrange(k)
-            if slot >= SAMPLE_SIZE:
-                return
-        self.sample[slot] = light_record(d, stage)
+        """A uniform sample of SAMPLE_SIZE records: the first ones, then replacements at random skips."""
+        k = self._seen_for_sample = self._seen_for_sample + 1
+        sample = self.sample
+        if len(sample) < SAMPLE_SIZE:
+            sample.append(light_record(d, stage))
+            if len(sample) == SAMPLE_SIZE:
+                self._next_skip(k)
+            return
+        if k < self._sample_next:
+            return
+        sample[self._rng.randrange(SAMPLE_SIZE)] = light_record(d, stage)
+        self._next_skip(k)
+
+    def _next_skip(self, k: int) -> None:
+        rnd = self._rng.random
+        self._sample_w *= math.exp(math.log(1.0 - rnd()) / SAMPLE_SIZE)
+        w = min(self._sample_w, 1.0 - 1e-16)
+        self._sample_next = k + int(math.log(1.0 - rnd()) / math.log(1.0 - w)) + 1
 
     # ---- outputs ---------------------------------------------------------------------------------------
 

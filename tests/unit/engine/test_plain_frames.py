@@ -201,7 +201,9 @@ def regrouped(draw: Any) -> list[bytes]:
 
 @settings(max_examples=300, deadline=None)
 @given(regrouped(), st.booleans())
-def test_chat_stream_read_in_any_grouping_same_as_the_general_path(reads: list[bytes], keep_text: bool) -> None:
+def test_chat_stream_read_in_any_grouping_same_as_the_general_path(
+    reads: list[bytes], keep_text: bool
+) -> None:
     _same("openai", reads, keep_text)
 
 
@@ -222,12 +224,8 @@ def test_completions_stream_same_as_the_general_path(frames: list[bytes], keep_t
     _same("openai-completions", frames, keep_text)
 
 
-def test_a_long_plain_stream_is_read_through_the_learned_frame() -> None:
-    """Not only equal: the fast path is really taken (one JSON parse per event would fail this)."""
-    frames = [
-        b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"w%d "},"finish_reason":null}]}\n\n' % i
-        for i in range(50)
-    ]
+def _count_parses(frames: list[bytes], keep_text: bool) -> tuple[int, RequestRecord, StreamState]:
+    """Feed whole frames to one exchange: (protocol parses, record, state)."""
     proto = get_protocol("openai")
     calls = 0
     real = proto.parse_event
@@ -239,16 +237,39 @@ def test_a_long_plain_stream_is_read_through_the_learned_frame() -> None:
 
     proto.parse_event = counting  # type: ignore[method-assign]
     rec = RequestRecord(request_id=1, status="error", scheduled_ns=0, sent_ns=0)
-    ex = h1._Exchange(rec, StreamState(True), proto.parse_event, True, False, _never_done(), proto.text_key)
+    sst = StreamState(keep_text)
+    ex = h1._Exchange(rec, sst, proto.parse_event, True, False, _never_done(), proto.text_key)
     ex.mode = h1._M_SSE
     ex.dec = SSEDecoder()
     for f in frames:
         ex.on_body(f)
+    return calls, rec, sst
+
+
+@pytest.mark.parametrize("keep_text", [True, False])
+def test_a_long_plain_stream_is_read_through_the_learned_frame(keep_text: bool) -> None:
+    """Not only equal: the fast path is really taken (one JSON parse per event would fail this)."""
+    frames = [
+        b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"w%d "},"finish_reason":null}]}\n\n' % i
+        for i in range(50)
+    ]
+    calls, rec, sst = _count_parses(frames, keep_text)
     assert len(rec.event_ns) == 50
-    assert "".join(ex.st.text_parts) == "".join(f"w{i} " for i in range(50))
-    assert (
-        calls == 4
-    )  # the first two events, and the two probes that checked the frame learned from the second
+    assert "".join(sst.text_parts) == ("".join(f"w{i} " for i in range(50)) if keep_text else "")
+    # the first two events only: the second one's own parse proved the frame (no escape, its text once)
+    assert calls == 2
+
+
+def test_a_text_found_elsewhere_in_the_frame_is_proved_by_probes() -> None:
+    """The second event's text ("c") is also the id: its own parse cannot tell where it was read, two probes
+    (parses of the frame with other texts) do."""
+    frames = [
+        b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"%b"},"finish_reason":null}]}\n\n' % t
+        for t in (b"a", b"c", b"d", b"e", b"f")
+    ]
+    calls, rec, sst = _count_parses(frames, True)
+    assert sst.text_parts == ["a", "c", "d", "e", "f"] and len(rec.event_ns) == 5
+    assert calls == 4
 
 
 def _never_done() -> asyncio.Future[None]:

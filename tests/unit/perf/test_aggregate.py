@@ -185,7 +185,7 @@ def test_merge_equals_single_aggregate_and_state_roundtrip() -> None:
 @pytest.mark.parametrize("profile", ["default", "vllm"])
 @pytest.mark.parametrize("events", [2, 3, 8, 15, 16, 60])
 def test_gap_recording_matches_the_per_gap_definition(profile: str, events: int) -> None:
-    """The aggregator's short-stream (shared ``quantise_few``) and long-stream (numpy) paths give what each gap
+    """The aggregator's short-stream (raw gaps buffered, ``Metric.record_all``) and long-stream (numpy) paths give what each gap
     metric's ``per_event`` definition gives, sample by sample, into a plain Metric."""
     from evalscope.perf.metrics import plan
 
@@ -241,6 +241,11 @@ def test_buffered_record_is_seen_by_every_read() -> None:
     assert m.stats() == ref.stats()
     assert m.to_state() == ref.to_state()
     assert Metric.from_state(m.to_state()).stats() == ref.stats()
+    many = Metric()  # whole lists at a time (a short stream's gaps), across the buffer's fold
+    for k in range(0, len(vals), 7):
+        many.record_all(vals[k : k + 7])
+    many.record_all([-3.0])
+    assert many.to_state() == ref.to_state()
 
 
 def test_vectorised_percentile_matches_hdrh() -> None:
@@ -264,7 +269,9 @@ def test_metric_flush_equals_hdrh_record_value() -> None:
     from evalscope.perf.histogram import new_histogram
 
     rng = np.random.default_rng(3)
-    vals_ns = np.concatenate([rng.exponential(5e6, 3000), rng.uniform(0, 3e3, 500), [0, 1e15, 2.048e6, 4.1e9]])
+    vals_ns = np.concatenate(
+        [rng.exponential(5e6, 3000), rng.uniform(0, 3e3, 500), [0, 1e15, 2.048e6, 4.1e9]]
+    )
     m = Metric()
     for v in vals_ns:
         m.record(float(v))

@@ -87,6 +87,23 @@ class Protocol(ABC):
         """Parse a whole (non-stream) JSON response into ``st``; return ``EV_*`` flags."""
 
 
+def text_span(frame: bytes, key: bytes) -> tuple[int, int] | None:
+    """(opening quote, closing quote) of the string value of the one ``key`` in ``frame``, a whole SSE event
+    ending with a blank line; ``None`` when the key is absent or repeated, its value is not a string, or that
+    string holds an escape (its closing quote cannot be found by a byte search)."""
+    if frame.count(key) != 1:
+        return None
+    p = frame.find(key) + len(key)
+    while frame[p : p + 1] == b" ":
+        p += 1
+    if frame[p : p + 1] != b'"':
+        return None
+    q = frame.find(b'"', p + 1)
+    if q < 0 or frame.find(b"\\", p + 1, q) >= 0 or not frame.endswith(b"\n\n"):
+        return None  # an escape in this event's own text: the next plain event may do
+    return p, q
+
+
 def learn_frame(
     parse: Callable[[bytes, StreamState], int], key: bytes, frame: bytes, start: int
 ) -> tuple[bytes, bytes] | None:
@@ -104,16 +121,10 @@ def learn_frame(
     ``y``, gives ``EV_PLAIN``, that text and no other effect on a fresh state (two probes: a text that the
     protocol really reads elsewhere, under an escaped key, cannot equal both).
     """
-    if frame.count(key) != 1:
+    span = text_span(frame, key)
+    if span is None:
         return None
-    p = frame.find(key) + len(key)
-    while frame[p : p + 1] == b" ":
-        p += 1
-    if frame[p : p + 1] != b'"':
-        return None
-    q = frame.find(b'"', p + 1)
-    if q < 0 or frame.find(b"\\", p + 1, q) >= 0 or not frame.endswith(b"\n\n"):
-        return None  # an escape in this event's own text: the next plain event may do
+    p, q = span
     prefix, suffix = frame[: p + 1], frame[q:]
     head, tail = prefix[start:], suffix[:-2]
     for probe in ("x", "y"):  # two texts: a text found elsewhere cannot follow both
