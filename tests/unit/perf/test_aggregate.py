@@ -272,15 +272,22 @@ def test_metric_flush_equals_hdrh_record_value() -> None:
     vals_ns = np.concatenate(
         [rng.exponential(5e6, 3000), rng.uniform(0, 3e3, 500), [0, 1e15, 2.048e6, 4.1e9]]
     )
+    from evalscope.perf.histogram import quantise
+
     m = Metric()
     for v in vals_ns:
-        m.record(float(v))
-    m._fold_buffer()  # the buffered samples, bucketed and counted: what the flush is handed
+        m.record(float(v))  # buffered single samples, folded into the HDR counts by numpy
+    many = Metric()
+    for v in vals_ns:
+        many.record(float(v), 2)  # the pending dict, flushed by numpy
     ref = new_histogram()
-    for k, c in m._pending.items():
+    keys, counts, *_ = quantise(vals_ns)
+    for k, c in zip(keys, counts, strict=True):
         ref.record_value(k, c)
     h = m.hist
     assert len(vals_ns) > 16 and not m._pending
+    h2 = many.hist
+    assert list(h2.counts) == [2 * c for c in ref.counts] and h2.total_count == 2 * ref.total_count
     assert (h.total_count, h.min_value, h.max_value) == (ref.total_count, ref.min_value, ref.max_value)
     assert list(h.counts) == list(ref.counts)
     assert h.encode() == ref.encode()
