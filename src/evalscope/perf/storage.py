@@ -74,7 +74,10 @@ def encode_record(d: dict[str, Any], save_responses: bool = False) -> bytes:
     err = d.get("error")
     if err and err.get("message"):
         err["message"] = scrub(err["message"])
-    return orjson.dumps(d, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS)
+    try:
+        return orjson.dumps(d, option=orjson.OPT_APPEND_NEWLINE)
+    except orjson.JSONEncodeError:  # a non-string key (in a tool call...): the slower option, only then
+        return orjson.dumps(d, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS)
 
 
 class RecordWriter:
