@@ -57,3 +57,22 @@ def test_safe_json_masks_keys_and_values_but_keeps_token_fields(tmp_path: Path) 
     write_json_atomic(tmp_path / "m.json", out)
     assert json.loads((tmp_path / "m.json").read_text()) == out
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_encode_record_keeps_non_string_keys_and_scrubs() -> None:
+    """The fast encoding (string keys only) falls back for a dict with int keys; texts are dropped unless
+    kept, and the line always ends with one newline."""
+    import orjson
+
+    from evalscope.perf.storage import encode_record
+
+    plain = encode_record({"id": 1, "text": "hi", "error": None})
+    assert plain.endswith(b"\n") and orjson.loads(plain) == {
+        "id": 1,
+        "text": None,
+        "error": None,
+        "reasoning": None,
+        "tool_calls": None,
+    }
+    kept = encode_record({"id": 2, "tool_calls": {0: {"name": "f"}}, "error": None}, save_responses=True)
+    assert orjson.loads(kept) == {"id": 2, "tool_calls": {"0": {"name": "f"}}, "error": None}
