@@ -12,7 +12,8 @@ two CPUs):
 this process was preempted by the server it just woke to whatever function was running) and prints the top
 functions. Run: ``python benchmarks/bench_request_cpu.py [--quick] [--levels engine,perf] [--rounds 3] [--profile]``;
 ``--rounds`` measures each level that many times and reports the minimum (every round is in the JSON);
-``--baseline-src <worktree>/src`` measures another tree's perf level too, alternating with ours.
+``--baseline-src <worktree>/src`` measures another tree's perf level too, alternating with ours; ``--levels floor``
+measures the floor reader of ``benchmarks/peers`` (raw ``asyncio.Protocol``, no parsing) the same marginal way.
 """
 
 from __future__ import annotations
@@ -96,6 +97,31 @@ def perf_run(
         return cpu_children() - t0
 
 
+def floor_run(url: str, n: int, parallel: int, tokens: int, cpus: set[int] | None) -> float:
+    """CPU seconds of one run of the floor reader (``peers/protocol_reader.py``: raw ``asyncio.Protocol``, no
+    HTTP or JSON parsing) for ``n`` requests, as a subprocess pinned like ``evalscope perf``."""
+    reader = Path(__file__).resolve().parent / "peers" / "protocol_reader.py"
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [
+            sys.executable,
+            str(reader),
+            *("--url", url.split("/v1")[0], "--parallel", str(parallel), "--number", str(n)),
+            *("--max-tokens", str(tokens), "--out", str(Path(tmp) / "floor.json")),
+        ]
+        t0 = cpu_children()
+        proc = subprocess.run(
+            cmd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=600,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+        )
+        if proc.returncode != 0:
+            raise SystemExit(f"floor reader failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        return cpu_children() - t0
+
+
 def profile_engine(url: str, n: int, parallel: int, tokens: int, transport: str, top: int) -> None:
     import cProfile
     import pstats
@@ -113,7 +139,11 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=20000)
     ap.add_argument("--parallel", type=int, default=16)
     ap.add_argument("--tokens", type=int, default=8)
-    ap.add_argument("--levels", default="engine,perf", help="comma list of engine, perf")
+    ap.add_argument(
+        "--levels",
+        default="engine,perf",
+        help="comma list of engine, perf, floor (the floor reader of benchmarks/peers, marginal like perf)",
+    )
     ap.add_argument("--transports", default=",".join(TRANSPORTS))
     ap.add_argument("--quick", action="store_true", help="2,000 requests")
     ap.add_argument(
@@ -147,6 +177,7 @@ def main() -> None:
             engine_runs: list[float] = []
             perf_runs: list[float] = []
             base_runs: list[float] = []
+            floor_runs: list[float] = []
             for _ in range(max(1, a.rounds)):  # this VM's run-to-run spread is ~10 %: the minimum is steadier
                 if "engine" in a.levels:
                     cpu, ok = run(engine_loop(sim.url, n, a.parallel, a.tokens, transport))
@@ -164,6 +195,11 @@ def main() -> None:
                         b_small = perf_run(sim.url, small, *base)
                         b_big = perf_run(sim.url, n, *base)
                         base_runs.append(round((b_big - b_small) / (n - small) * 1e6, 1))
+                if "floor" in a.levels:
+                    small = max(100, n // 10)
+                    f_small = floor_run(sim.url, small, a.parallel, a.tokens, cli_cpus)
+                    f_big = floor_run(sim.url, n, a.parallel, a.tokens, cli_cpus)
+                    floor_runs.append(round((f_big - f_small) / (n - small) * 1e6, 1))
             if engine_runs:
                 row["engine_us_per_request"] = min(engine_runs)
                 row["engine_rounds"] = engine_runs
@@ -173,12 +209,19 @@ def main() -> None:
             if base_runs:
                 row["baseline_perf_us_per_request"] = min(base_runs)
                 row["baseline_perf_rounds"] = base_runs
+            if floor_runs:
+                row["floor_us_per_request"] = min(floor_runs)
+                row["floor_rounds"] = floor_runs
             rows[transport] = row
     print(
-        f"{'transport':<10}{'engine µs/req':>16}{'perf µs/req':>14}   ({n} requests x {a.tokens} tokens, {a.parallel} parallel)"
+        f"{'transport':<10}{'engine µs/req':>16}{'perf µs/req':>14}{'floor µs/req':>15}"
+        f"   ({n} requests x {a.tokens} tokens, {a.parallel} parallel)"
     )
     for t, r in rows.items():
-        print(f"{t:<10}{r.get('engine_us_per_request', '-'):>16}{r.get('perf_us_per_request', '-'):>14}")
+        print(
+            f"{t:<10}{r.get('engine_us_per_request', '-'):>16}{r.get('perf_us_per_request', '-'):>14}"
+            f"{r.get('floor_us_per_request', '-'):>15}"
+        )
     out = {
         "bench": "request_cpu",
         "pinned": pinned,
