@@ -291,3 +291,19 @@ def test_metric_flush_equals_hdrh_record_value() -> None:
     assert (h.total_count, h.min_value, h.max_value) == (ref.total_count, ref.min_value, ref.max_value)
     assert list(h.counts) == list(ref.counts)
     assert h.encode() == ref.encode()
+
+
+@pytest.mark.parametrize("events", [3, 8, 40])
+def test_itl_slo_uses_each_requests_own_gaps_across_buffer_folds(events: int) -> None:
+    """Goodput on an ITL SLO judges each request by the mean of its own ITL samples, also when the metric's
+    sample buffer folds into the histogram in the middle of the run (short and long streams alike)."""
+    agg = Aggregator(0, slos_ms={"itl": 50})
+    good = 0
+    n = 3000  # x (events - 1) gaps: the 2,048-sample buffer folds several times
+    for i in range(n):
+        gap_ms = 10 if i % 3 else 90  # one request in three misses the 50 ms ITL SLO
+        gaps = [gap_ms * 1_000_000 + (k % 5) * 1000 for k in range(events - 1)]
+        good += gap_ms < 50
+        agg.add(ok_record(i, i * 1_000_000, 5_000_000, gaps))
+    assert agg.good == good == n - (n + 2) // 3
+    assert agg.metrics["itl"].count == n * (events - 1)
