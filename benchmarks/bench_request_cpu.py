@@ -63,6 +63,24 @@ async def engine_loop(url: str, n: int, parallel: int, tokens: int, transport: s
         return cpu_self() - t0, ok
 
 
+def child_cpu(what: str, cmd: list[str], cpus: set[int] | None, env: dict[str, str] | None = None) -> float:
+    """CPU seconds (user + sys) of one pinned subprocess, which must succeed (``what`` names it if not)."""
+    t0 = cpu_children()
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+        env=env,
+    )
+    _, err = proc.communicate(timeout=600)
+    if proc.returncode != 0:
+        raise SystemExit(f"{what} failed ({proc.returncode}): {err[-2000:]}")
+    return cpu_children() - t0
+
+
 def perf_run(
     url: str,
     n: int,
@@ -81,20 +99,7 @@ def perf_run(
             *("--parallel", str(parallel), "--number", str(n), "--max-tokens", str(tokens)),
             *("--transport", transport, "--outputs-dir", tmp),
         ]
-        t0 = cpu_children()
-        proc = subprocess.Popen(
-            cmd,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
-            env=env,
-        )
-        _, err = proc.communicate(timeout=600)
-        if proc.returncode != 0:
-            raise SystemExit(f"evalscope perf failed ({proc.returncode}): {err[-2000:]}")
-        return cpu_children() - t0
+        return child_cpu("evalscope perf", cmd, cpus, env)
 
 
 def floor_run(url: str, n: int, parallel: int, tokens: int, cpus: set[int] | None) -> float:
@@ -108,18 +113,7 @@ def floor_run(url: str, n: int, parallel: int, tokens: int, cpus: set[int] | Non
             *("--url", url.split("/v1")[0], "--parallel", str(parallel), "--number", str(n)),
             *("--max-tokens", str(tokens), "--out", str(Path(tmp) / "floor.json")),
         ]
-        t0 = cpu_children()
-        proc = subprocess.run(
-            cmd,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=600,
-            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
-        )
-        if proc.returncode != 0:
-            raise SystemExit(f"floor reader failed ({proc.returncode}): {proc.stderr[-2000:]}")
-        return cpu_children() - t0
+        return child_cpu("floor reader", cmd, cpus)
 
 
 def profile_engine(url: str, n: int, parallel: int, tokens: int, transport: str, top: int) -> None:

@@ -42,12 +42,7 @@ def quantise(
     values_ns: np.ndarray, weights: np.ndarray | None = None
 ) -> tuple[list[int], list[int], int, float, float, float]:
     """Samples (ns) -> (HDR bucket keys in µs, counts, n, sum ns, min ns, max ns), as :meth:`Metric.record`."""
-    v = values_ns
-    lo = float(v.min())
-    if lo < 0:
-        v = np.maximum(v, 0)
-        lo = 0.0
-    hi = float(v.max())
+    v, lo, hi = _clamped(values_ns)
     us = _quantised_us(v, lo, hi)
     if weights is None:
         keys, counts = np.unique(us, return_counts=True)
@@ -55,6 +50,15 @@ def quantise(
     keys, inv = np.unique(us, return_inverse=True)
     wcounts = np.bincount(inv, weights=weights).astype(np.int64)
     return keys.tolist(), wcounts.tolist(), int(weights.sum()), float((v * weights).sum()), lo, hi
+
+
+def _clamped(v: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Samples with negative values (clock noise) as 0, and their min and max."""
+    lo = float(v.min())
+    if lo < 0:
+        v = np.maximum(v, 0)
+        lo = 0.0
+    return v, lo, float(v.max())
 
 
 def _quantised_us(v: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -79,25 +83,6 @@ def bucket_us(ns: float) -> int:
         us = HIGHEST_US
     shift = us.bit_length() - _SUB_BUCKET_BITS
     return (us >> shift) << shift if shift > 0 else us
-
-
-def quantise_few(values_ns: list[int] | list[float]) -> tuple[list[int], list[int], int, float, float, float]:
-    """:func:`quantise` for a handful of samples in plain Python (numpy's per-call cost is the larger part
-    below ~16): exactly what :meth:`Metric.record` does to each, done once for every metric that shares them."""
-    keys: list[int] = []
-    total = 0.0
-    lo = float("inf")
-    hi = float("-inf")
-    for ns in values_ns:
-        if ns < 0:
-            ns = 0
-        keys.append(bucket_us(ns))
-        total += ns
-        if ns < lo:
-            lo = ns
-        if ns > hi:
-            hi = ns
-    return keys, [1] * len(keys), len(keys), total, float(lo), float(hi)
 
 
 def value_at_percentile(hist: HdrHistogram, p: float) -> int:
@@ -212,14 +197,9 @@ class Metric:
         all in numpy (no Python step per sample or per distinct value)."""
         buf = self._buf
         if buf:
-            v = np.asarray(buf, dtype=np.float64)
+            v, lo, hi = _clamped(np.asarray(buf, dtype=np.float64))
             buf.clear()
             self._bsum = 0.0
-            lo = float(v.min())
-            if lo < 0:
-                v = np.maximum(v, 0)
-                lo = 0.0
-            hi = float(v.max())
             _add_array(self._hist, _quantised_us(v, lo, hi), None)
             self._count += int(v.size)
             self._sum += float(v.sum())

@@ -221,7 +221,7 @@ class PerfAccumulator:
         if first is None or sent < first:
             self.stage_first_sent[stage] = sent
         if status == "ok":
-            self._bin_ok(d, sent)
+            self._bin_ok(sent, d.get("end_ns"), d.get("completion_tokens"), d.get("first_token_ns"))
         else:
             self._bin(_LightRec(d), status)
         self._sample(None, d, stage)
@@ -311,18 +311,14 @@ class PerfAccumulator:
         return row
 
     def _bin(self, rec: Any, status: str) -> None:
+        if status == "ok":
+            self._bin_ok(rec.sent_ns, rec.end_ns, rec.completion_tokens, rec.first_token_ns)
+            return
         self._row(rec.sent_ns // 1_000_000_000)[0] += 1
         end = rec.end_ns if rec.end_ns is not None else rec.sent_ns
         row = self._row(end // 1_000_000_000)
         row[6] += 1
-        if status == "ok":
-            row[1] += 1
-            row[3] += rec.completion_tokens or 0
-            if rec.first_token_ns is not None:
-                trow = self._row(rec.first_token_ns // 1_000_000_000)
-                trow[4] += rec.first_token_ns - rec.sent_ns
-                trow[5] += 1
-        elif status == "error":
+        if status == "error":
             row[2] += 1
             err = rec.error
             hs = (err.http_status if err is not None else None) or rec.http_status
@@ -331,23 +327,21 @@ class PerfAccumulator:
             sec = end // 1_000_000_000
             kb[sec] = kb.get(sec, 0) + 1
 
-    def _bin_ok(self, d: dict[str, Any], sent: int) -> None:
-        """:meth:`_bin` for a successful record dict (the common line: no object built, one row lookup when
-        sent, first token and end fall in the same second)."""
+    def _bin_ok(self, sent: int, end: int | None, tokens: int | None, first_token: int | None) -> None:
+        """A success into the per-second bins: sent, ended (completed, output tokens), first token (TTFT sum);
+        one row lookup when the three fall in the same second, the common case."""
         sec = sent // 1_000_000_000
         row = self._row(sec)
         row[0] += 1
-        end = d.get("end_ns")
         if end is not None and end // 1_000_000_000 != sec:
             sec = end // 1_000_000_000
             row = self._row(sec)
         row[6] += 1
         row[1] += 1
-        row[3] += d.get("completion_tokens") or 0
-        ft = d.get("first_token_ns")
-        if ft is not None:
-            trow = row if ft // 1_000_000_000 == sec else self._row(ft // 1_000_000_000)
-            trow[4] += ft - sent
+        row[3] += tokens or 0
+        if first_token is not None:
+            trow = row if first_token // 1_000_000_000 == sec else self._row(first_token // 1_000_000_000)
+            trow[4] += first_token - sent
             trow[5] += 1
 
     def _sample(self, rec: Any, d: dict[str, Any], stage: int) -> None:
@@ -365,6 +359,7 @@ class PerfAccumulator:
         self._next_skip(k)
 
     def _next_skip(self, k: int) -> None:
+        """The next record (1-based count) to take into the full sample, from ``k`` on."""
         rnd = self._rng.random
         self._sample_w *= math.exp(math.log(1.0 - rnd()) / SAMPLE_SIZE)
         w = min(self._sample_w, 1.0 - 1e-16)

@@ -12,6 +12,15 @@ from evalscope.perf.aggregate import MAX_ERROR_GROUPS, Aggregator, Metric, norma
 from evalscope.perf.metrics import icl_raw, itl_spread, scalar_vllm
 
 
+def per_sample(values_ns: list[int] | list[float]) -> tuple[list[int], list[int], int, float, float, float]:
+    """The reference: each sample bucketed alone with ``bucket_us`` (negative as 0), in ``quantise``'s form."""
+    from evalscope.perf.histogram import bucket_us
+
+    vals = [max(v, 0) for v in values_ns]
+    keys = [bucket_us(v) for v in vals]
+    return keys, [1] * len(keys), len(keys), float(sum(vals)), float(min(vals)), float(max(vals))
+
+
 def ok_record(
     rid: int,
     sent: int,
@@ -210,14 +219,12 @@ def test_gap_recording_matches_the_per_gap_definition(profile: str, events: int)
         assert agg.metrics[g.name].stats() == pytest.approx(ref.stats(), rel=1e-9), g.name
 
 
-def test_quantise_few_is_metric_record_per_sample() -> None:
-    from evalscope.perf.histogram import quantise_few
-
+def test_per_sample_bucketing_is_metric_record() -> None:
     vals = [-5, 0, 1, 499, 500, 1_499, 2_047_400, 2_048_600, 123_456_789, 9.9e15, 77_777.7]
     a, b = Metric(), Metric()
     for v in vals:
         a.record(v)
-    b.add_quantised(*quantise_few(vals))
+    b.add_quantised(*per_sample(vals))
     assert a.stats() == b.stats()
     assert a.hist.encode() == b.hist.encode()
 
@@ -225,7 +232,7 @@ def test_quantise_few_is_metric_record_per_sample() -> None:
 def test_buffered_record_is_seen_by_every_read() -> None:
     """``Metric.record`` buffers single samples; count, sum, min, max, percentiles and the state see them at
     once, before and after the buffer folds itself in, and equal the per-sample bucketing."""
-    from evalscope.perf.histogram import _BUF_MAX, quantise_few
+    from evalscope.perf.histogram import _BUF_MAX
 
     vals = [float((i * 7919) % 100_003) * 1e3 for i in range(_BUF_MAX + 37)]
     m = Metric()
@@ -236,7 +243,7 @@ def test_buffered_record_is_seen_by_every_read() -> None:
         m.record(v)
     m.record(-3.0)
     ref = Metric()
-    ref.add_quantised(*quantise_few([*vals, -3.0]))
+    ref.add_quantised(*per_sample([*vals, -3.0]))
     assert (m.count, m.sum_ns, m.min_ns, m.max_ns) == (ref.count, ref.sum_ns, ref.min_ns, ref.max_ns)
     assert m.stats() == ref.stats()
     assert m.to_state() == ref.to_state()
