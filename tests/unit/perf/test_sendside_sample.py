@@ -38,3 +38,21 @@ def test_large_stage_is_bounded_spread_and_from_offset(tmp_path: Path) -> None:
     assert got[str(ids[0])] == 1000 + ids[0]
     assert ids[0] < 300 + 200 and ids[-1] > 20_300 - 200  # spread over the whole stage
     assert sample_sent(p, offset, 0, max_sample=500) == {}  # other stages' lines are not taken
+
+
+def test_a_long_stage_is_not_read_into_memory(tmp_path: Path) -> None:
+    """A million-request stage is hundreds of MB of records: the sample maps the file instead of reading it."""
+    import tracemalloc
+
+    p = tmp_path / "records.jsonl"
+    line = orjson.dumps({"id": 0, "status": "ok", "sent_ns": 1, "stage": 0, "p": "y" * 400}) + b"\n"
+    with p.open("wb") as f:
+        f.write(line * 60_000)  # 25 MB
+    tracemalloc.start()
+    try:
+        got = sample_sent(p, 0, 0, max_sample=1000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert got == {"0": 1}
+    assert peak < 2_000_000, f"peak {peak} bytes for a {p.stat().st_size}-byte file"
