@@ -14,6 +14,13 @@ functions. Run: ``python benchmarks/bench_request_cpu.py [--quick] [--levels eng
 ``--rounds`` measures each level that many times and reports the minimum (every round is in the JSON);
 ``--baseline-src <worktree>/src`` measures another tree's perf level too, alternating with ours; ``--levels floor``
 measures the floor reader of ``benchmarks/peers`` (raw ``asyncio.Protocol``, no parsing) the same marginal way.
+
+``--server canned`` measures against ``canned_server.py`` instead of the simulator: a server that answers at
+memory speed, so the client never waits for it. Against the simulator the client is idle part of the time,
+and every idle spell ends with a wake-up whose kernel cost is charged per request: that part measures the
+server's speed, not the client's (the floor reader sleeps ~3.6 times per request there, ~0.9 here). Against
+the canned server the figure is the client's own work, the one that bounds the requests per second one core
+can drive. The default ``--server sim,canned`` measures both, in that order.
 """
 
 from __future__ import annotations
@@ -32,6 +39,9 @@ from typing import Any
 
 from evalscope.engine import Client, Request, run
 from evalscope.sim import SimConfig, SimProcess
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from canned_server import CannedServer
 
 TRANSPORTS = ("builtin", "aiohttp")
 
@@ -128,6 +138,52 @@ def profile_engine(url: str, n: int, parallel: int, tokens: int, transport: str,
     stats.sort_stats("tottime").print_stats(top)
 
 
+def measure(
+    a: argparse.Namespace, url: str, n: int, transport: str, cli_cpus: set[int] | None
+) -> dict[str, Any]:
+    """Every level of ``a.levels`` for one transport against ``url``, ``a.rounds`` times (minimum and all)."""
+    row: dict[str, Any] = {}
+    engine_runs: list[float] = []
+    perf_runs: list[float] = []
+    base_runs: list[float] = []
+    floor_runs: list[float] = []
+    for _ in range(max(1, a.rounds)):  # this VM's run-to-run spread is ~10 %: the minimum is steadier
+        if "engine" in a.levels:
+            cpu, ok = run(engine_loop(url, n, a.parallel, a.tokens, transport))
+            if ok != n:
+                raise SystemExit(f"{transport}: only {ok} of {n} requests succeeded")
+            engine_runs.append(round(cpu / n * 1e6, 1))
+        if "perf" in a.levels:
+            small = max(100, n // 10)
+            c_small = perf_run(url, small, a.parallel, a.tokens, transport, cli_cpus)
+            c_big = perf_run(url, n, a.parallel, a.tokens, transport, cli_cpus)
+            perf_runs.append(round((c_big - c_small) / (n - small) * 1e6, 1))
+            row["perf_fixed_cpu_s"] = round(c_small - (c_big - c_small) / (n - small) * small, 2)
+            if a.baseline_src:
+                base = (a.parallel, a.tokens, transport, cli_cpus, a.baseline_src)
+                b_small = perf_run(url, small, *base)
+                b_big = perf_run(url, n, *base)
+                base_runs.append(round((b_big - b_small) / (n - small) * 1e6, 1))
+        if "floor" in a.levels:
+            small = max(100, n // 10)
+            f_small = floor_run(url, small, a.parallel, a.tokens, cli_cpus)
+            f_big = floor_run(url, n, a.parallel, a.tokens, cli_cpus)
+            floor_runs.append(round((f_big - f_small) / (n - small) * 1e6, 1))
+    if engine_runs:
+        row["engine_us_per_request"] = min(engine_runs)
+        row["engine_rounds"] = engine_runs
+    if perf_runs:
+        row["perf_us_per_request"] = min(perf_runs)
+        row["perf_rounds"] = perf_runs
+    if base_runs:
+        row["baseline_perf_us_per_request"] = min(base_runs)
+        row["baseline_perf_rounds"] = base_runs
+    if floor_runs:
+        row["floor_us_per_request"] = min(floor_runs)
+        row["floor_rounds"] = floor_runs
+    return row
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=20000)
@@ -147,6 +203,11 @@ def main() -> None:
         help="measure each level this many times; report the minimum (and all)",
     )
     ap.add_argument("--profile", action="store_true", help="cProfile the engine level (builtin) and exit")
+    ap.add_argument(
+        "--server",
+        default="sim,canned",
+        help="sim (the simulator), canned (canned_server.py: the client never waits) or sim,canned",
+    )
     ap.add_argument("--json", type=Path, help="also write the figures here")
     ap.add_argument(
         "--baseline-src",
@@ -160,60 +221,27 @@ def main() -> None:
     sim_cpus, cli_cpus = ({allowed[0]}, {allowed[1]}) if pinned else (None, None)
     cfg = SimConfig(ttft_ms=0, itl_ms=0, output_tokens=a.tokens, truth=False)
     rows: dict[str, dict[str, Any]] = {}
-    with SimProcess(cfg, cpus=sim_cpus) as sim:
-        if cli_cpus:
-            os.sched_setaffinity(0, cli_cpus)
-        if a.profile:
-            profile_engine(sim.url, n, a.parallel, a.tokens, "builtin", 30)
-            return
-        for transport in a.transports.split(","):
-            row: dict[str, Any] = {}
-            engine_runs: list[float] = []
-            perf_runs: list[float] = []
-            base_runs: list[float] = []
-            floor_runs: list[float] = []
-            for _ in range(max(1, a.rounds)):  # this VM's run-to-run spread is ~10 %: the minimum is steadier
-                if "engine" in a.levels:
-                    cpu, ok = run(engine_loop(sim.url, n, a.parallel, a.tokens, transport))
-                    if ok != n:
-                        raise SystemExit(f"{transport}: only {ok} of {n} requests succeeded")
-                    engine_runs.append(round(cpu / n * 1e6, 1))
-                if "perf" in a.levels:
-                    small = max(100, n // 10)
-                    c_small = perf_run(sim.url, small, a.parallel, a.tokens, transport, cli_cpus)
-                    c_big = perf_run(sim.url, n, a.parallel, a.tokens, transport, cli_cpus)
-                    perf_runs.append(round((c_big - c_small) / (n - small) * 1e6, 1))
-                    row["perf_fixed_cpu_s"] = round(c_small - (c_big - c_small) / (n - small) * small, 2)
-                    if a.baseline_src:
-                        base = (a.parallel, a.tokens, transport, cli_cpus, a.baseline_src)
-                        b_small = perf_run(sim.url, small, *base)
-                        b_big = perf_run(sim.url, n, *base)
-                        base_runs.append(round((b_big - b_small) / (n - small) * 1e6, 1))
-                if "floor" in a.levels:
-                    small = max(100, n // 10)
-                    f_small = floor_run(sim.url, small, a.parallel, a.tokens, cli_cpus)
-                    f_big = floor_run(sim.url, n, a.parallel, a.tokens, cli_cpus)
-                    floor_runs.append(round((f_big - f_small) / (n - small) * 1e6, 1))
-            if engine_runs:
-                row["engine_us_per_request"] = min(engine_runs)
-                row["engine_rounds"] = engine_runs
-            if perf_runs:
-                row["perf_us_per_request"] = min(perf_runs)
-                row["perf_rounds"] = perf_runs
-            if base_runs:
-                row["baseline_perf_us_per_request"] = min(base_runs)
-                row["baseline_perf_rounds"] = base_runs
-            if floor_runs:
-                row["floor_us_per_request"] = min(floor_runs)
-                row["floor_rounds"] = floor_runs
-            rows[transport] = row
+    if cli_cpus:
+        os.sched_setaffinity(0, cli_cpus)
+    for server in a.server.split(","):
+        if server not in ("sim", "canned"):
+            raise SystemExit(f"--server {server!r}: use sim, canned or sim,canned")
+        srv = SimProcess(cfg, cpus=sim_cpus) if server == "sim" else CannedServer(a.tokens, sim_cpus)
+        with srv:
+            url = srv.url
+            if a.profile:
+                profile_engine(url, n, a.parallel, a.tokens, "builtin", 30)
+                return
+            for transport in a.transports.split(","):
+                key = transport if server == "sim" else f"{transport} (canned server)"
+                rows[key] = measure(a, url, n, transport, cli_cpus)
     print(
-        f"{'transport':<10}{'engine µs/req':>16}{'perf µs/req':>14}{'floor µs/req':>15}"
+        f"{'transport':<26}{'engine µs/req':>16}{'perf µs/req':>14}{'floor µs/req':>15}"
         f"   ({n} requests x {a.tokens} tokens, {a.parallel} parallel)"
     )
     for t, r in rows.items():
         print(
-            f"{t:<10}{r.get('engine_us_per_request', '-'):>16}{r.get('perf_us_per_request', '-'):>14}"
+            f"{t:<26}{r.get('engine_us_per_request', '-'):>16}{r.get('perf_us_per_request', '-'):>14}"
             f"{r.get('floor_us_per_request', '-'):>15}"
         )
     out = {
