@@ -133,6 +133,23 @@ def test_send_side_rule_and_join() -> None:
         ok, summarize(sent, [{**t, "kernel_arrival_ns": int(sent[t["request_id"]]) + 300_000} for t in truth])
     )
     assert ok["trustworthy"] is True and ok["send_side_ms"]["p99"] == pytest.approx(0.3)
+    # Only the loop's stamp (a simulator on uvloop): an upper bound that holds the simulator's own read lateness.
+    # Over the limit it proves nothing about the client: reported, marked not judged, the verdict unchanged.
+    loop_only = summarize(sent, [{**t, "kernel_arrival_ns": None} for t in truth])
+    assert (
+        loop_only is not None and loop_only["clock"] == "arrival" and loop_only["p99"] == pytest.approx(6.0)
+    )
+    upper = verdict(lag_metric([0.1] * 100), Metric(), 30.0, None, None, None, False)
+    apply_send_side(upper, loop_only)
+    assert upper["trustworthy"] is True and upper["reason"] is None
+    assert upper["send_side_ms"]["judged"] is False and "upper bound" in upper["send_side_ms"]["note"]
+    within = summarize(
+        sent,
+        [{**t, "arrival_ns": int(sent[t["request_id"]]) + 500_000, "kernel_arrival_ns": None} for t in truth],
+    )
+    fine = verdict(lag_metric([0.1] * 100), Metric(), 30.0, None, None, None, False)
+    apply_send_side(fine, within)
+    assert fine["trustworthy"] is True and "judged" not in fine["send_side_ms"]  # within the limit: it holds
     # another machine's clock (arrival long before sent): no check rather than a wrong one
     assert summarize(sent, [{**t, "arrival_ns": 5, "kernel_arrival_ns": None} for t in truth]) is None
 

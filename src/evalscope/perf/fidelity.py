@@ -301,9 +301,21 @@ def apply_send_side(client_block: dict[str, Any], send_side: dict[str, Any] | No
     p99 = send_side.get("p99")
     if p99 is None or p99 <= SEND_SIDE_P99_LIMIT_MS:
         return
+    if send_side.get("clock") != "kernel":
+        # The loop's stamp is an upper bound: it also holds the simulator's own lateness in reading the socket,
+        # which is what a burst of requests arriving together shows (128 streams: up to 8 ms on the loop's
+        # stamp while the kernel's stamp of the same requests says 0.04 ms). Over the limit, it proves nothing
+        # about the client: reported, not judged.
+        send_side["judged"] = False
+        send_side["note"] = (
+            f"p99 {p99:.1f} ms is an upper bound (the simulator's event-loop stamp also holds its own lateness "
+            "in reading the socket): not judged; a simulator started with `evalscope sim --loop asyncio` stamps "
+            "the kernel's receive time"
+        )
+        return
     reason = (
         f"send side p99 {p99:.1f} ms > {SEND_SIDE_P99_LIMIT_MS:g} ms "
-        f"(simulator {send_side.get('clock', 'arrival')} stamp - client sent: latencies include it)"
+        "(simulator kernel stamp - client sent: latencies include it)"
     )
     client_block["trustworthy"] = False
     prev = client_block.get("reason")
