@@ -189,3 +189,24 @@ def test_a_hung_grader_is_killed_and_replaced(monkeypatch: pytest.MonkeyPatch) -
     assert time.monotonic() - t0 < 10
     assert proc.poll() is not None
     assert me.math_verify_equiv("\\frac{1}{3}", "1/3")  # a fresh worker answers
+
+
+def test_the_grader_worker_is_stopped_at_exit() -> None:
+    """The worker runs in its own session: without the exit hook it outlived the process that started it (the
+    test suite's last line was "ResourceWarning: subprocess ... is still running")."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from evalscope.eval.scoring.math_equiv import _GRADER, math_verify_equiv\n"
+        "assert math_verify_equiv('x+1', '1+x')\n"
+        "print(_GRADER._proc.pid)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-X", "dev", "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert "still running" not in out.stderr, out.stderr
+    pid = int(out.stdout.strip())
+    with pytest.raises(ProcessLookupError):  # killed and reaped by the exit hook before the parent ended
+        os.kill(pid, 0)

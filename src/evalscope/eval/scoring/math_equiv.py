@@ -17,6 +17,7 @@ separate, long-lived process (spawned on first use), where SIGALRM is safe; the 
 
 from __future__ import annotations
 
+import atexit
 import cmath
 import contextlib
 import json
@@ -304,8 +305,18 @@ class _Grader:
                 return False
             return answer == b"1"
 
+    def close(self) -> None:
+        """Stop the worker, by its PID (registered at exit: in its own session it would outlive this process
+        until it read EOF). A call still running gets a few seconds first."""
+        if self._lock.acquire(timeout=5.0):
+            try:
+                self._stop()
+            finally:
+                self._lock.release()
+
 
 _GRADER = _Grader()
+atexit.register(_GRADER.close)
 _WORD = re.compile(r"[A-Za-z]{2,}")
 
 
