@@ -18,7 +18,7 @@ measures the floor reader of ``benchmarks/peers`` (raw ``asyncio.Protocol``, no 
 ``--server canned`` measures against ``canned_server.py`` instead of the simulator: a server that answers at
 memory speed, so the client never waits for it. Against the simulator the client is idle part of the time,
 and every idle spell ends with a wake-up whose kernel cost is charged per request: that part measures the
-server's speed, not the client's (the floor reader sleeps ~3.6 times per request there, ~0.9 here). Against
+server's speed, not the client's (the floor reader sleeps 3-3.6 times per request there, 0.1-0.9 here). Against
 the canned server the figure is the client's own work, the one that bounds the requests per second one core
 can drive. The default ``--server sim,canned`` measures both, in that order.
 """

@@ -3,7 +3,7 @@
 Why: against the simulator (an aiohttp server doing real per-request work on one core), a fast client is idle
 part of the time, and each idle spell ends with a wake-up (an ``epoll_wait`` that slept, a context switch)
 whose kernel cost lands in the client's CPU per request. How much depends on how slow the server is, not on
-the client: the floor reader sleeps about 3.6 times per request against the simulator and about 0.9 times
+the client: the floor reader sleeps 3 to 3.6 times per request against the simulator and 0.1 to 0.9 times
 against this server. A server that answers at memory speed keeps the client busy, so the client's CPU per
 request is its own work: what bounds the requests per second one client core can drive.
 
