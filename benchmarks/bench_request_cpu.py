@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -138,49 +139,50 @@ def profile_engine(url: str, n: int, parallel: int, tokens: int, transport: str,
     stats.sort_stats("tottime").print_stats(top)
 
 
+def marginal(run_n: Callable[[int], float], n: int, fixed: dict[str, float] | None = None) -> float:
+    """µs of CPU per request between a run of ``n`` requests and one a tenth its size (start-up cancels);
+    ``fixed["s"]`` gets the CPU seconds left at zero requests (start-up, imports, report)."""
+    small = max(100, n // 10)
+    c_small = run_n(small)
+    per = (run_n(n) - c_small) / (n - small)
+    if fixed is not None:
+        fixed["s"] = round(c_small - per * small, 2)
+    return round(per * 1e6, 1)
+
+
 def measure(
     a: argparse.Namespace, url: str, n: int, transport: str, cli_cpus: set[int] | None
 ) -> dict[str, Any]:
     """Every level of ``a.levels`` for one transport against ``url``, ``a.rounds`` times (minimum and all)."""
-    row: dict[str, Any] = {}
-    engine_runs: list[float] = []
-    perf_runs: list[float] = []
-    base_runs: list[float] = []
-    floor_runs: list[float] = []
+
+    def engine() -> float:
+        cpu, ok = run(engine_loop(url, n, a.parallel, a.tokens, transport))
+        if ok != n:
+            raise SystemExit(f"{transport}: only {ok} of {n} requests succeeded")
+        return round(cpu / n * 1e6, 1)
+
+    fixed: dict[str, float] = {}
+    levels: dict[str, Callable[[], float]] = {}
+    if "engine" in a.levels:
+        levels["engine"] = engine
+    if "perf" in a.levels:
+        levels["perf"] = lambda: marginal(
+            lambda k: perf_run(url, k, a.parallel, a.tokens, transport, cli_cpus), n, fixed
+        )
+        if a.baseline_src:  # alternating with ours, round by round
+            levels["baseline_perf"] = lambda: marginal(
+                lambda k: perf_run(url, k, a.parallel, a.tokens, transport, cli_cpus, a.baseline_src), n
+            )
+    if "floor" in a.levels:
+        levels["floor"] = lambda: marginal(lambda k: floor_run(url, k, a.parallel, a.tokens, cli_cpus), n)
+    rounds: dict[str, list[float]] = {name: [] for name in levels}
     for _ in range(max(1, a.rounds)):  # this VM's run-to-run spread is ~10 %: the minimum is steadier
-        if "engine" in a.levels:
-            cpu, ok = run(engine_loop(url, n, a.parallel, a.tokens, transport))
-            if ok != n:
-                raise SystemExit(f"{transport}: only {ok} of {n} requests succeeded")
-            engine_runs.append(round(cpu / n * 1e6, 1))
-        if "perf" in a.levels:
-            small = max(100, n // 10)
-            c_small = perf_run(url, small, a.parallel, a.tokens, transport, cli_cpus)
-            c_big = perf_run(url, n, a.parallel, a.tokens, transport, cli_cpus)
-            perf_runs.append(round((c_big - c_small) / (n - small) * 1e6, 1))
-            row["perf_fixed_cpu_s"] = round(c_small - (c_big - c_small) / (n - small) * small, 2)
-            if a.baseline_src:
-                base = (a.parallel, a.tokens, transport, cli_cpus, a.baseline_src)
-                b_small = perf_run(url, small, *base)
-                b_big = perf_run(url, n, *base)
-                base_runs.append(round((b_big - b_small) / (n - small) * 1e6, 1))
-        if "floor" in a.levels:
-            small = max(100, n // 10)
-            f_small = floor_run(url, small, a.parallel, a.tokens, cli_cpus)
-            f_big = floor_run(url, n, a.parallel, a.tokens, cli_cpus)
-            floor_runs.append(round((f_big - f_small) / (n - small) * 1e6, 1))
-    if engine_runs:
-        row["engine_us_per_request"] = min(engine_runs)
-        row["engine_rounds"] = engine_runs
-    if perf_runs:
-        row["perf_us_per_request"] = min(perf_runs)
-        row["perf_rounds"] = perf_runs
-    if base_runs:
-        row["baseline_perf_us_per_request"] = min(base_runs)
-        row["baseline_perf_rounds"] = base_runs
-    if floor_runs:
-        row["floor_us_per_request"] = min(floor_runs)
-        row["floor_rounds"] = floor_runs
+        for name, measure_once in levels.items():
+            rounds[name].append(measure_once())
+    row: dict[str, Any] = {"perf_fixed_cpu_s": fixed["s"]} if fixed else {}
+    for name, got in rounds.items():
+        row[f"{name}_us_per_request"] = min(got)
+        row[f"{name}_rounds"] = got
     return row
 
 

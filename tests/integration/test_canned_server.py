@@ -10,7 +10,9 @@ import json
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +20,7 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 @pytest.fixture()
-def canned() -> object:
+def canned() -> Iterator[Any]:
     sys.path.insert(0, str(BENCH))
     try:
         from canned_server import CannedServer
@@ -28,8 +30,8 @@ def canned() -> object:
         yield srv
 
 
-def test_perf_reads_every_canned_response(canned: object, tmp_path: Path) -> None:
-    url = canned.url  # type: ignore[attr-defined]
+def test_perf_reads_every_canned_response(canned: Any, tmp_path: Path) -> None:
+    url = canned.url
     out = subprocess.run(
         [
             *(sys.executable, "-m", "evalscope", "perf", "--no-live", "--no-html", "--url", url),
@@ -49,8 +51,8 @@ def test_perf_reads_every_canned_response(canned: object, tmp_path: Path) -> Non
     assert all(r["n_events"] == 5 and r["finish_reason"] == "length" for r in recs)
 
 
-def test_each_response_has_its_own_id(canned: object) -> None:
-    url = canned.url  # type: ignore[attr-defined]
+def test_each_response_has_its_own_id(canned: Any) -> None:
+    url = canned.url
     bodies = []
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
     for _ in range(2):

@@ -12,7 +12,8 @@ The sending task sleeps on one future for the whole response.
 - A stream's plain text events (a token's text and nothing else) repeat the same bytes around the text: after
   the second one, that frame is learned (proved by that event's own parse when the frame has no escape and
   its text occurs once in it, else by :func:`~evalscope.engine.protocols.base.learn_frame`'s probes) and an
-  event that fits it is read with a few byte comparisons instead of the SSE decoder and a JSON parse. Anything else takes the general path. A property test holds the two paths equal.
+  event that fits it is read with a few byte comparisons instead of the SSE decoder and a JSON parse.
+  Anything else takes the general path. A property test holds the two paths equal.
 - Kept-alive connections in a LIFO idle list (in effect one per concurrent slot). A request whose REUSED
   connection closes before any reply byte was never processed: the caller resends it once on a fresh one.
 - Timeouts: connect (per new connection), idle read (gap between reads: a lazily re-armed timer, so a read
