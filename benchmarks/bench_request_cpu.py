@@ -1,12 +1,13 @@
 """Client CPU per request for short (8-token) streamed requests, per transport: where per-request work shows.
 
-Two levels, both against a SimProcess with zero latency (pinned to CPU 0, the client to CPU 1 when there are
-two CPUs):
+Levels (each against the servers of ``--server``: the server pinned to CPU 0, the client to CPU 1 when there
+are two CPUs):
 
 * ``engine``: ``Client.send`` in a closed loop in this process; CPU (user+sys, ``getrusage``) / requests.
 * ``perf``: the whole ``evalscope perf`` (dataset, scheduler, record building, aggregation, the batched record
   writer, the report) as a subprocess. Marginal CPU per request: two runs, ``--requests`` and a tenth of it,
-  and (CPU_big - CPU_small) / (N_big - N_small), which removes interpreter start, imports and report writing.
+  and (CPU_big - CPU_small) / (N_big - N_small), which removes interpreter start and imports (the report's
+  pass over the records grows with them, so it stays in; ``in run`` below leaves it out).
 
 ``--profile`` runs the engine level under cProfile with a CPU-time clock (a wall clock would charge the time
 this process was preempted by the server it just woke to whatever function was running) and prints the top
@@ -21,12 +22,22 @@ and every idle spell ends with a wake-up whose kernel cost is charged per reques
 server's speed, not the client's (the floor reader sleeps 3-3.6 times per request there, 0.1-0.9 here). Against
 the canned server the figure is the client's own work, the one that bounds the requests per second one core
 can drive. The default ``--server sim,canned`` measures both, in that order.
+
+``--server canned+spin`` is the canned server with a busy loop beside it on the server's CPU, at the idle
+scheduling class (it takes only time the server leaves): nothing the client talks to changes, only what else
+the machine runs. It shows how much of the simulator's figure is the client's own work slowed by another busy
+process (on this VM the two vCPUs share the host's caches), rather than work the client does.
+
+The perf level also reports ``perf_in_run``: the marginal of the stage's own CPU seconds (``client.cpu_seconds``
+of ``summary.json``, from the stage's start to its drain), which leaves out the report written after the run.
+That is the figure that bounds the requests per second a client core sustains.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -45,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from canned_server import CannedServer
 
 TRANSPORTS = ("builtin", "aiohttp")
+SERVER_NAMES = {"canned": "canned server", "canned+spin": "canned server, busy neighbour"}
 
 
 def cpu_self() -> float:
@@ -100,8 +112,10 @@ def perf_run(
     transport: str,
     cpus: set[int] | None,
     src: str | None = None,
+    in_run: list[float] | None = None,
 ) -> float:
-    """CPU seconds of one ``evalscope perf`` subprocess (``src``: run that tree's package instead of ours)."""
+    """CPU seconds of one ``evalscope perf`` subprocess (``src``: run that tree's package instead of ours);
+    ``in_run`` gets the stages' own CPU seconds as the run reported them (``client.cpu_seconds``)."""
     env = dict(os.environ, PYTHONPATH=src) if src else None
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [
@@ -110,7 +124,38 @@ def perf_run(
             *("--parallel", str(parallel), "--number", str(n), "--max-tokens", str(tokens)),
             *("--transport", transport, "--outputs-dir", tmp),
         ]
-        return child_cpu("evalscope perf", cmd, cpus, env)
+        cpu = child_cpu("evalscope perf", cmd, cpus, env)
+        if in_run is not None:
+            (summary,) = Path(tmp).glob("*/summary.json")
+            stages = json.loads(summary.read_text())["stages"]
+            in_run.append(sum(float(st["client"]["cpu_seconds"]) for st in stages))
+        return cpu
+
+
+class Spinner:
+    """A busy loop pinned to ``cpus`` at the idle scheduling class (it runs only when nothing else wants that
+    CPU), stopped by its PID on exit: another busy process on the machine, which the client never talks to."""
+
+    def __init__(self, cpus: set[int] | None) -> None:
+        self.cpus = cpus
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def _setup(self) -> None:
+        if self.cpus:
+            os.sched_setaffinity(0, self.cpus)
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+    def __enter__(self) -> Spinner:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "while True: pass"], preexec_fn=self._setup, start_new_session=True
+        )
+        time.sleep(0.5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
 
 
 def floor_run(url: str, n: int, parallel: int, tokens: int, cpus: set[int] | None) -> float:
@@ -163,19 +208,31 @@ def measure(
 
     fixed: dict[str, float] = {}
     levels: dict[str, Callable[[], float]] = {}
+    rounds: dict[str, list[float]] = {}
     if "engine" in a.levels:
         levels["engine"] = engine
     if "perf" in a.levels:
-        levels["perf"] = lambda: marginal(
-            lambda k: perf_run(url, k, a.parallel, a.tokens, transport, cli_cpus), n, fixed
-        )
+        in_run: list[float] = []  # the stage CPU of each perf run, in the order marginal() makes them
+
+        def perf_level() -> float:
+            in_run.clear()
+            total = marginal(
+                lambda k: perf_run(url, k, a.parallel, a.tokens, transport, cli_cpus, None, in_run), n, fixed
+            )
+            small, big = in_run  # the same two sizes as marginal()'s
+            per = (big - small) / (n - max(100, n // 10))
+            rounds.setdefault("perf_in_run", []).append(round(per * 1e6, 1))
+            return total
+
+        levels["perf"] = perf_level
         if a.baseline_src:  # alternating with ours, round by round
             levels["baseline_perf"] = lambda: marginal(
                 lambda k: perf_run(url, k, a.parallel, a.tokens, transport, cli_cpus, a.baseline_src), n
             )
     if "floor" in a.levels:
         levels["floor"] = lambda: marginal(lambda k: floor_run(url, k, a.parallel, a.tokens, cli_cpus), n)
-    rounds: dict[str, list[float]] = {name: [] for name in levels}
+    for name in levels:
+        rounds[name] = []
     for _ in range(max(1, a.rounds)):  # this VM's run-to-run spread is ~10 %: the minimum is steadier
         for name, measure_once in levels.items():
             rounds[name].append(measure_once())
@@ -208,7 +265,8 @@ def main() -> None:
     ap.add_argument(
         "--server",
         default="sim,canned",
-        help="sim (the simulator), canned (canned_server.py: the client never waits) or sim,canned",
+        help="comma list of sim (the simulator), canned (canned_server.py: the client never waits) and "
+        "canned+spin (the canned server with a busy loop beside it on its CPU)",
     )
     ap.add_argument("--json", type=Path, help="also write the figures here")
     ap.add_argument(
@@ -226,25 +284,25 @@ def main() -> None:
     if cli_cpus:
         os.sched_setaffinity(0, cli_cpus)
     for server in a.server.split(","):
-        if server not in ("sim", "canned"):
-            raise SystemExit(f"--server {server!r}: use sim, canned or sim,canned")
+        if server not in ("sim", "canned", "canned+spin"):
+            raise SystemExit(f"--server {server!r}: use a comma list of sim, canned and canned+spin")
         srv = SimProcess(cfg, cpus=sim_cpus) if server == "sim" else CannedServer(a.tokens, sim_cpus)
-        with srv:
+        with srv, Spinner(sim_cpus) if server == "canned+spin" else contextlib.nullcontext():
             url = srv.url
             if a.profile:
                 profile_engine(url, n, a.parallel, a.tokens, "builtin", 30)
                 return
             for transport in a.transports.split(","):
-                key = transport if server == "sim" else f"{transport} (canned server)"
+                key = transport if server == "sim" else f"{transport} ({SERVER_NAMES[server]})"
                 rows[key] = measure(a, url, n, transport, cli_cpus)
     print(
-        f"{'transport':<26}{'engine µs/req':>16}{'perf µs/req':>14}{'floor µs/req':>15}"
+        f"{'transport':<40}{'engine µs/req':>14}{'perf µs/req':>13}{'in run':>8}{'floor µs/req':>14}"
         f"   ({n} requests x {a.tokens} tokens, {a.parallel} parallel)"
     )
     for t, r in rows.items():
         print(
-            f"{t:<26}{r.get('engine_us_per_request', '-'):>16}{r.get('perf_us_per_request', '-'):>14}"
-            f"{r.get('floor_us_per_request', '-'):>15}"
+            f"{t:<40}{r.get('engine_us_per_request', '-'):>14}{r.get('perf_us_per_request', '-'):>13}"
+            f"{r.get('perf_in_run_us_per_request', '-'):>8}{r.get('floor_us_per_request', '-'):>14}"
         )
     out = {
         "bench": "request_cpu",
