@@ -212,23 +212,27 @@ def measure(
     if "engine" in a.levels:
         levels["engine"] = engine
     if "perf" in a.levels:
-        in_run: list[float] = []  # the stage CPU of each perf run, in the order marginal() makes them
 
-        def perf_level() -> float:
-            in_run.clear()
-            total = marginal(
-                lambda k: perf_run(url, k, a.parallel, a.tokens, transport, cli_cpus, None, in_run), n, fixed
-            )
-            small, big = in_run  # the same two sizes as marginal()'s
-            per = (big - small) / (n - max(100, n // 10))
-            rounds.setdefault("perf_in_run", []).append(round(per * 1e6, 1))
-            return total
+        def perf_level(name: str, src: str | None) -> Callable[[], float]:
+            """The perf level of one tree; its in-run figure goes to ``rounds[name + "_in_run"]``."""
 
-        levels["perf"] = perf_level
+            def once() -> float:
+                in_run: list[float] = []  # the stage CPU of each run, in the order marginal() makes them
+                total = marginal(
+                    lambda k: perf_run(url, k, a.parallel, a.tokens, transport, cli_cpus, src, in_run),
+                    n,
+                    fixed if src is None else None,
+                )
+                small, big = in_run  # the same two sizes as marginal()'s
+                per = (big - small) / (n - max(100, n // 10))
+                rounds.setdefault(f"{name}_in_run", []).append(round(per * 1e6, 1))
+                return total
+
+            return once
+
+        levels["perf"] = perf_level("perf", None)
         if a.baseline_src:  # alternating with ours, round by round
-            levels["baseline_perf"] = lambda: marginal(
-                lambda k: perf_run(url, k, a.parallel, a.tokens, transport, cli_cpus, a.baseline_src), n
-            )
+            levels["baseline_perf"] = perf_level("baseline_perf", a.baseline_src)
     if "floor" in a.levels:
         levels["floor"] = lambda: marginal(lambda k: floor_run(url, k, a.parallel, a.tokens, cli_cpus), n)
     for name in levels:

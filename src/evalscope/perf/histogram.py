@@ -197,16 +197,23 @@ class Metric:
         all in numpy (no Python step per sample or per distinct value)."""
         buf = self._buf
         if buf:
-            v, lo, hi = _clamped(np.asarray(buf, dtype=np.float64))
+            v = np.asarray(buf, dtype=np.float64)
             buf.clear()
             self._bsum = 0.0
-            _add_array(self._hist, _quantised_us(v, lo, hi), None)
-            self._count += int(v.size)
-            self._sum += float(v.sum())
-            if lo < self._min:
-                self._min = lo
-            if hi > self._max:
-                self._max = hi
+            self.record_array(v)
+
+    def record_array(self, values_ns: np.ndarray) -> None:
+        """Add one sample per element of a float64 array (ns), exactly as that many :meth:`record` calls would."""
+        record_arrays((self,), values_ns)
+
+    def _add_folded(self, us: np.ndarray, n: int, total: float, lo: float, hi: float) -> None:
+        _add_array(self._hist, us, None)
+        self._count += n
+        self._sum += total
+        if lo < self._min:
+            self._min = lo
+        if hi > self._max:
+            self._max = hi
 
     def _flush(self) -> None:
         if self._buf:
@@ -336,6 +343,17 @@ class Metric:
             m._min = float(d["min_ns"])
             m._max = float(d["max_ns"])
         return m
+
+
+def record_arrays(metrics: tuple[Metric, ...] | list[Metric], values_ns: np.ndarray) -> None:
+    """:meth:`Metric.record_array` of the same samples into several metrics, bucketed once (the gap metrics)."""
+    if not values_ns.size:
+        return
+    v, lo, hi = _clamped(values_ns)
+    us = _quantised_us(v, lo, hi)
+    n, total = int(v.size), float(v.sum())
+    for m in metrics:
+        m._add_folded(us, n, total, lo, hi)
 
 
 def pct_key(p: float) -> str:

@@ -40,12 +40,71 @@ class LatencyMetric:
     def value(self, rec: RequestRecord, vals: dict[str, float | None]) -> float | None:
         raise NotImplementedError
 
+    def columns(self, c: SuccessColumns) -> np.ndarray | None:
+        """This metric for many streamed successes at once: float64 ns, one per success where it is defined, the
+        same values :meth:`value` gives. None (the default, e.g. a plugin's metric) makes the aggregator call
+        :meth:`value` per record instead."""
+        return None
+
+
+#: A missing timestamp or count in :class:`SuccessColumns` (no real value is this negative).
+NONE = -(1 << 63)
+
+
+class SuccessColumns:
+    """Streamed successes not yet folded into the histograms, one int64 column per record field (``NONE`` where
+    the record had None): what :meth:`LatencyMetric.columns` reads. ``rows`` holds :data:`FIELDS` per record."""
+
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "sent",
+        "scheduled",
+        "first_token",
+        "first_content",
+        "first_choice",
+        "last_token",
+        "end",
+        "tokens",  # completion tokens
+        "events",  # events of this record in the gap buffer (0: its gaps were recorded per record)
+    )
+
+    def __init__(self, rows: np.ndarray) -> None:
+        col = rows.reshape(-1, len(self.FIELDS)).T
+        self.sent: np.ndarray = col[0]
+        self.scheduled: np.ndarray = col[1]
+        self.first_token: np.ndarray = col[2]
+        self.first_content: np.ndarray = col[3]
+        self.first_choice: np.ndarray = col[4]
+        self.last_token: np.ndarray = col[5]
+        self.end: np.ndarray = col[6]
+        self.tokens: np.ndarray = col[7]
+        self.events: np.ndarray = col[8]
+
+
+def _since(t: np.ndarray, origin: np.ndarray) -> np.ndarray:
+    """``t - origin`` as float64 ns where ``t`` is defined."""
+    ok = t != NONE
+    since: np.ndarray = (t[ok] - origin[ok]).astype(np.float64)
+    return since
+
+
+def _ttft_vllm(c: SuccessColumns) -> np.ndarray:
+    """TTFT at the first event with choices, else at the first token (int64, ``NONE`` where neither)."""
+    first = np.where(c.first_choice != NONE, c.first_choice, c.first_token)
+    ttft: np.ndarray = np.where(first != NONE, first - c.sent, NONE)
+    return ttft
+
 
 class GapMetric:
     """Samples from the gaps between a stream's token-bearing events (streamed responses only)."""
 
     name: ClassVar[str]
     profiles: ClassVar[frozenset[str]] = ALL_PROFILES
+    #: its samples of a stream are the raw gaps (unless :attr:`per_token` and the stream is token-weighted), so
+    #: the aggregator may fold many streams' gaps at once; False (e.g. a plugin's metric): per record
+    columnar: ClassVar[bool] = False
+    #: spreads each gap over the tokens of its event: a stream for which :func:`token_weighted` holds is not
+    #: its raw gaps, and is recorded per record
+    per_token: ClassVar[bool] = False
 
     def per_event(self, rec: RequestRecord, emit: Emit) -> None:
         raise NotImplementedError
@@ -82,6 +141,9 @@ class Ttft(LatencyMetric):
     def value(self, rec: RequestRecord, vals: dict[str, float | None]) -> float | None:
         return None if rec.first_token_ns is None else rec.first_token_ns - rec.sent_ns
 
+    def columns(self, c: SuccessColumns) -> np.ndarray:
+        return _since(c.first_token, c.sent)
+
 
 @metric
 class TtftVllm(LatencyMetric):
@@ -95,6 +157,11 @@ class TtftVllm(LatencyMetric):
         first = rec.first_choice_ns if rec.first_choice_ns is not None else rec.first_token_ns
         return None if first is None else first - rec.sent_ns
 
+    def columns(self, c: SuccessColumns) -> np.ndarray:
+        t = _ttft_vllm(c)
+        ttft: np.ndarray = t[t != NONE].astype(np.float64)
+        return ttft
+
 
 @metric
 class Ttfo(LatencyMetric):
@@ -105,6 +172,9 @@ class Ttfo(LatencyMetric):
 
     def value(self, rec: RequestRecord, vals: dict[str, float | None]) -> float | None:
         return None if rec.first_content_ns is None else rec.first_content_ns - rec.sent_ns
+
+    def columns(self, c: SuccessColumns) -> np.ndarray:
+        return _since(c.first_content, c.sent)
 
 
 @metric
@@ -118,6 +188,12 @@ class Tpot(LatencyMetric):
     def value(self, rec: RequestRecord, vals: dict[str, float | None]) -> float | None:
         return rec.tpot_ns()
 
+    def columns(self, c: SuccessColumns) -> np.ndarray:
+        ok = (c.tokens != NONE) & (c.tokens > 1) & (c.first_token != NONE) & (c.last_token != NONE)
+        span = (c.last_token[ok] - c.first_token[ok]).astype(np.float64)
+        tpot: np.ndarray = span / (c.tokens[ok] - 1).astype(np.float64)  # as Python's int / int rounds
+        return tpot
+
 
 @metric
 class E2e(LatencyMetric):
@@ -125,6 +201,9 @@ class E2e(LatencyMetric):
 
     def value(self, rec: RequestRecord, vals: dict[str, float | None]) -> float | None:
         return None if rec.end_ns is None else rec.end_ns - rec.sent_ns
+
+    def columns(self, c: SuccessColumns) -> np.ndarray:
+        return _since(c.end, c.sent)
 
 
 @metric
@@ -142,6 +221,13 @@ class TpotVllm(LatencyMetric):
             return (e2e - ttft) / (n - 1)
         return None
 
+    def columns(self, c: SuccessColumns) -> np.ndarray:
+        ttft = _ttft_vllm(c)
+        ok = (ttft != NONE) & (c.end != NONE) & (c.tokens != NONE) & (c.tokens > 1)
+        span = ((c.end[ok] - c.sent[ok]) - ttft[ok]).astype(np.float64)
+        tpot: np.ndarray = span / (c.tokens[ok] - 1).astype(np.float64)
+        return tpot
+
 
 @metric
 class ItlSpread(GapMetric):
@@ -149,14 +235,14 @@ class ItlSpread(GapMetric):
 
     name = "itl"
     profiles = frozenset({"default"})
+    columnar = True
+    per_token = True
 
     def per_event(self, rec: RequestRecord, emit: Emit) -> None:
         itl_spread(rec, emit)
 
     def short(self, rec: RequestRecord, gaps: list[int], hist: Any) -> None:
-        n = len(rec.event_ns)
-        ct = rec.completion_tokens
-        if len(rec.event_tokens) == n or (ct is not None and ct > n):
+        if token_weighted(rec):
             itl_spread(rec, hist.record)
         else:
             hist.record_all(gaps)  # one token per event: per-token ITL equals the raw gaps
@@ -181,6 +267,7 @@ class ItlVllm(GapMetric):
 
     name = "itl"
     profiles = frozenset({"vllm"})
+    columnar = True
 
     def per_event(self, rec: RequestRecord, emit: Emit) -> None:
         icl_raw(rec, emit)
@@ -191,6 +278,7 @@ class Icl(GapMetric):
     """Inter-chunk latency: the raw gaps between token-bearing events."""
 
     name = "icl"
+    columnar = True
 
     def per_event(self, rec: RequestRecord, emit: Emit) -> None:
         icl_raw(rec, emit)
@@ -205,6 +293,10 @@ class QueueTime(LatencyMetric):
     def value(self, rec: RequestRecord, vals: dict[str, float | None]) -> float | None:
         return rec.sent_ns - rec.scheduled_ns
 
+    def columns(self, c: SuccessColumns) -> np.ndarray:
+        queue: np.ndarray = (c.sent - c.scheduled).astype(np.float64)
+        return queue
+
 
 @metric
 class FromSchedule(LatencyMetric):
@@ -212,6 +304,9 @@ class FromSchedule(LatencyMetric):
 
     def value(self, rec: RequestRecord, vals: dict[str, float | None]) -> float | None:
         return None if rec.end_ns is None else rec.end_ns - rec.scheduled_ns
+
+    def columns(self, c: SuccessColumns) -> np.ndarray:
+        return _since(c.end, c.scheduled)
 
 
 class CounterMetric:
@@ -402,6 +497,14 @@ def scalar_default(rec: RequestRecord) -> Samples:
 def scalar_vllm(rec: RequestRecord) -> Samples:
     """vLLM serving benchmark: TTFT at the first event with non-empty ``choices``; TPOT = (e2e-ttft)/(N-1)."""
     return _samples("vllm", rec)
+
+
+def token_weighted(rec: RequestRecord) -> bool:
+    """Whether per-token ITL weights this stream's gaps: the server said the tokens of every event (continuous
+    usage stats), or more tokens than events; otherwise each event is one token and the ITL is the raw gaps."""
+    n = len(rec.event_ns)
+    ct = rec.completion_tokens
+    return len(rec.event_tokens) == n or (ct is not None and ct > n)
 
 
 def itl_spread(rec: RequestRecord, emit: Callable[[float, int], None]) -> None:

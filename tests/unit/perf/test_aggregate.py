@@ -314,3 +314,138 @@ def test_itl_slo_uses_each_requests_own_gaps_across_buffer_folds(events: int) ->
         agg.add(ok_record(i, i * 1_000_000, 5_000_000, gaps))
     assert agg.good == good == n - (n + 2) // 3
     assert agg.metrics["itl"].count == n * (events - 1)
+
+
+def _random_records(rng: np.random.Generator, n: int) -> list[RequestRecord]:
+    """Successes of every shape the columns must handle (missing stamps, whole bodies, token-weighted streams,
+    long and one-event streams), with errors and cancellations among them."""
+    out: list[RequestRecord] = []
+    for i in range(n):
+        sent = 1_000_000_000 + i * 37_000
+        kind = rng.integers(0, 20)
+        if kind == 0:
+            out.append(
+                RequestRecord(i, "error", sent, sent, end_ns=sent + 5_000, error=ErrorInfo("http_status", "x"))
+            )
+            continue
+        if kind == 1:
+            out.append(RequestRecord(i, "cancelled", sent, sent))
+            continue
+        n_ev = int(rng.choice([0, 1, 2, 8, 8, 8, 15, 16, 40]))
+        ev = array("q")
+        t = sent + int(rng.integers(1_000, 3_000_000_000))
+        for _ in range(n_ev):
+            ev.append(t)
+            t += int(rng.integers(0, 80_000_000))
+        toks = array("l", rng.integers(0, 4, n_ev).tolist()) if kind == 2 else array("l")
+        ct_pick = rng.integers(0, 5)
+        tokens = None if ct_pick == 0 else (n_ev if ct_pick < 3 else int(rng.integers(0, 3 * n_ev + 2)))
+        first = ev[0] if n_ev else None
+        out.append(
+            RequestRecord(
+                i,
+                "ok",
+                sent - int(rng.integers(0, 2_000_000)),
+                sent,
+                first_choice_ns=None if kind == 3 else (first - 1_000 if first is not None else sent + 500),
+                first_token_ns=first,
+                first_content_ns=None if kind == 4 else first,
+                last_token_ns=ev[-1] if n_ev else None,
+                end_ns=None if kind == 5 else t + 1_000,
+                completion_tokens=tokens,
+                event_ns=ev,
+                event_tokens=toks,
+                ttft_measured=kind != 6,
+                token_source="usage",
+            )
+        )
+    return out
+
+
+@pytest.mark.parametrize("profile", ["default", "vllm"])
+def test_columns_fold_the_same_distributions_as_per_record_values(profile: str) -> None:
+    """Successes held in columns and folded by numpy give exactly the histograms, counts, minima and maxima of
+    the per-record definitions (sums to float rounding), across several folds and with reads between them."""
+    recs = _random_records(np.random.default_rng(7), 5000)
+    cols, per = Aggregator(0, profile), Aggregator(0, profile)
+    per._columnar = False
+    assert cols._columnar
+    for k, r in enumerate(recs):
+        cols.add(r)
+        per.add(r)
+        if k % 1500 == 0:
+            cols.metrics["ttft"].percentile_ms(50)  # a progress read folds what is held so far
+    assert not per._rows
+    for name in per.metrics:
+        a, b = cols.metrics[name], per.metrics[name]
+        assert a.count == b.count, name
+        if not b.count:
+            continue
+        assert (a.min_ns, a.max_ns) == (b.min_ns, b.max_ns), name
+        assert a.sum_ns == pytest.approx(b.sum_ns, rel=1e-12), name
+        assert list(a.hist.counts) == list(b.hist.counts), name
+    assert cols.metrics["ttft"].count > 3000  # the records did reach the columns
+    assert cols.to_state()["counters"] == per.to_state()["counters"]
+
+
+def test_columns_are_folded_before_any_read_or_state() -> None:
+    recs = _random_records(np.random.default_rng(3), 300)
+    agg = Aggregator(0)
+    for r in recs:
+        agg.add(r)
+    assert agg._rows  # held, under the fold size
+    state = agg.to_state()
+    assert not agg._rows
+    ref = Aggregator(0)
+    ref._columnar = False
+    for r in recs:
+        ref.add(r)
+    assert state["metrics"]["e2e_latency"]["count"] == ref.metrics["e2e_latency"].count
+    back = Aggregator.from_state(state)
+    merged = Aggregator(0)
+    for r in recs[:100]:
+        merged.add(r)
+    other = Aggregator(0)
+    for r in recs[100:]:
+        other.add(r)
+    merged.merge(other)
+    assert merged.metrics["ttft"].count == back.metrics["ttft"].count == ref.metrics["ttft"].count
+
+
+def test_goodput_and_plugin_metrics_keep_the_per_record_path() -> None:
+    """A per-request verdict (goodput) and a metric without a vectorised form are computed per record."""
+    from evalscope.perf.metrics import LatencyMetric
+
+    assert not Aggregator(0, "default", {"ttft": 100.0})._columnar
+
+    class Plain(LatencyMetric):
+        name = "ttft"
+
+        def value(self, rec: RequestRecord, vals: dict[str, float | None]) -> float | None:
+            return 1.0
+
+    agg = Aggregator(0)
+    scalar, gaps = agg._plan
+    agg._plan = ([*scalar, Plain()], gaps)
+    agg._bind()
+    assert not agg._columnar
+
+
+def test_a_record_with_non_integer_times_is_computed_per_record_and_the_columns_stay_aligned() -> None:
+    """A record read back from an edited file may carry floats (or numbers too large for int64): it is computed
+    per record, as before, and the rows held before and after it fold as if it had not been there."""
+    recs = _random_records(np.random.default_rng(11), 400)
+    odd = ok_record(10_000, 5_000_000_000, 2_000_000, [1_000_000] * 5, tokens=6)
+    odd.first_token_ns = float(odd.first_token_ns)  # type: ignore[assignment]
+    big = ok_record(10_001, 5_000_000_000, 2_000_000, [1_000_000] * 3)
+    big.first_choice_ns = 1 << 63  # one past int64: the row's append fails after its first four fields went in
+    mixed = [*recs[:200], odd, big, *recs[200:]]
+    cols, per = Aggregator(0), Aggregator(0)
+    per._columnar = False
+    for r in mixed:
+        cols.add(r)
+        per.add(r)
+    for name in per.metrics:
+        a, b = cols.metrics[name], per.metrics[name]
+        assert (a.count, a.min_ns, a.max_ns) == (b.count, b.min_ns, b.max_ns), name
+        assert list(a.hist.counts) == list(b.hist.counts), name
