@@ -136,6 +136,7 @@ class CoreStage:
         "last_sched_ns",
         "last_sent_ns",
         "number",
+        "p50s",
         "prompt_base",
         "rate",
         "reconnects",
@@ -174,6 +175,7 @@ class CoreStage:
         self.last_sent_ns: int | None = None
         self.first_sched_ns: int | None = None
         self.last_sched_ns: int | None = None
+        self.p50s: tuple[float | None, float | None] = (None, None)  # TTFT and E2E medians of the last tick
 
     def requests_in_flight(self) -> int:
         return self.busy if self.slotted else len(self.in_flight)
@@ -344,12 +346,17 @@ class WorkerCore:
             if st is not None:
                 self.out.progress(self._progress(st))
 
-    def _progress(self, st: CoreStage) -> dict[str, Any]:
+    def _progress(self, st: CoreStage, medians: bool = True) -> dict[str, Any]:
+        """Counts for the coordinator; the TTFT and E2E medians are computed only when ``medians`` (each tick),
+        else those of the last tick are sent: reading a metric folds every success held, and an error storm under
+        --max-errors sends progress on every error."""
         agg = st.agg
         if agg is None:
             ok, failed, cancelled = st.warmup_done
             return {"stage": st.index, "ok": ok, "failed": failed, "cancelled": cancelled, "in_flight": 0}
         tl = agg.timeline
+        if medians:
+            st.p50s = (agg.metrics["ttft"].percentile_ms(50), agg.metrics["e2e_latency"].percentile_ms(50))
         return {
             "stage": st.index,
             "ok": agg.succeeded,
@@ -359,8 +366,8 @@ class WorkerCore:
             "in_flight": st.requests_in_flight(),
             "dispatched": st.dispatched,
             "last_second": tl[-2] if len(tl) >= 2 else None,
-            "ttft_p50": agg.metrics["ttft"].percentile_ms(50),
-            "e2e_p50": agg.metrics["e2e_latency"].percentile_ms(50),
+            "ttft_p50": st.p50s[0],
+            "e2e_p50": st.p50s[1],
         }
 
     def _send_records(self) -> None:
@@ -661,7 +668,7 @@ class WorkerCore:
             # Client overhead only: from "due and a slot is free" to "sent" (cap waits are queue time).
             agg.dispatch_lag.record(max(0, rec.sent_ns - max(rec.scheduled_ns, slot_ns)))
         if rec.status == "error" and self._thresholds:
-            self.out.progress(self._progress(st))  # the coordinator checks --max-errors now, not next tick
+            self.out.progress(self._progress(st, medians=False))  # --max-errors is checked now, not next tick
 
     async def _drain(self, st: CoreStage) -> None:
         """Wait for in-flight requests; cancel them at the deadline, on abort, or at the drain limit."""

@@ -119,10 +119,64 @@ def test_prompt_by_index_matches_sequential_order() -> None:
     cfg = make_config(min_prompt_length=5, max_prompt_length=50, seed=4)
     seq = list(itertools.islice(DATASETS.get("random")(cfg, get_tokenizer(None)).prompts(), 30))
     core = WorkerCore(
-        {"cfg": cfg, "worker": 0, "url": "http://127.0.0.1:9", "model": "m"}, FrameOutbox(lambda k, p: None), None
+        {"cfg": cfg, "worker": 0, "url": "http://127.0.0.1:9", "model": "m"},
+        FrameOutbox(lambda k, p: None),
+        None,
     )
     core._prompts = DATASETS.get("random")(cfg, get_tokenizer(None)).prompts()
     for idx in (2, 3, 10, 29):
         assert core._prompt_at(idx).prompt == seq[idx].prompt
     with pytest.raises(RuntimeError):
         core._prompt_at(5)
+
+
+def test_progress_on_an_error_sends_the_last_ticks_medians_without_folding() -> None:
+    """Under --max-errors every failed request sends progress; reading a median would fold every success the
+    aggregator holds, so that progress carries the medians of the last tick (the counts are current)."""
+    from evalscope.engine.records import ErrorInfo, RequestRecord
+    from evalscope.perf._core import CoreStage
+    from evalscope.perf.aggregate import Aggregator
+
+    cfg = make_config(max_errors=1000)
+    sent: list[dict[str, Any]] = []
+    outbox = FrameOutbox(lambda k, p: None)
+    outbox.progress = sent.append  # type: ignore[method-assign]
+    core = WorkerCore({"cfg": cfg, "worker": 0, "url": "http://127.0.0.1:9", "model": "m"}, outbox, None)
+    st = CoreStage(
+        {
+            "index": 0,
+            "warmup": False,
+            "rate": None,
+            "number": 10,
+            "cap": 1,
+            "t0_ns": None,
+            "duration_ns": None,
+        }
+        | {"id_base": 0, "prompt_base": 0},
+        0,
+    )
+    st.start(0, Aggregator(0))
+    assert st.agg is not None
+
+    def ok(i: int, ttft: int) -> RequestRecord:
+        return RequestRecord(
+            i,
+            "ok",
+            1000,
+            1000,
+            first_token_ns=1000 + ttft,
+            last_token_ns=2000 + ttft,
+            end_ns=3000 + ttft,
+            completion_tokens=2,
+        )
+
+    core._on_record(st, ok(0, 5_000_000), 0)
+    tick = core._progress(st)  # a tick: medians computed
+    core._on_record(st, ok(1, 9_000_000), 0)
+    core._on_record(st, ok(2, 9_000_000), 0)
+    held = len(st.agg._rows)
+    core._on_record(st, RequestRecord(3, "error", 1000, 1000, end_ns=5000, error=ErrorInfo("http_status")), 0)
+    assert sent and sent[-1]["failed"] == 1 and sent[-1]["ok"] == 3
+    assert sent[-1]["ttft_p50"] == tick["ttft_p50"] == pytest.approx(5.0, rel=1e-3)
+    assert len(st.agg._rows) == held > 0  # nothing was folded for it
+    assert core._progress(st)["ttft_p50"] == pytest.approx(9.0, rel=1e-3)  # the next tick sees all three
