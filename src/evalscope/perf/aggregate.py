@@ -36,6 +36,10 @@ from evalscope.perf.metrics import (
 from evalscope.perf.servernums import ServerNumbers
 
 MAX_ERROR_GROUPS = 100
+#: Seconds the per-second timeline covers (7 days, at most ~60 MB of rows). A later second (the tail of a longer
+#: soak, or a record read back from a file with a forged end time) is counted in the last one, so that no record
+#: can make the timeline grow without bound (an end time of 10**18 ns asked for 10**9 rows).
+MAX_TIMELINE_S = 7 * 86_400
 #: Streams with at least this many events have their gaps recorded with numpy (cheaper than per-gap calls).
 _VECTOR_MIN_EVENTS = 16
 #: Streamed successes (and events) held in the columns before numpy folds them into the histograms. A fold of
@@ -161,7 +165,7 @@ class Aggregator:
     # ---- feeding ---------------------------------------------------------------------------------------
 
     def _second(self, t_ns: int) -> list[int]:
-        s = max(0, (t_ns - self.t0_ns) // 1_000_000_000)
+        s = min(max(0, (t_ns - self.t0_ns) // 1_000_000_000), MAX_TIMELINE_S - 1)
         tl = self.timeline
         while len(tl) <= s:
             tl.append([0, 0, 0, 0])

@@ -449,3 +449,17 @@ def test_a_record_with_non_integer_times_is_computed_per_record_and_the_columns_
         a, b = cols.metrics[name], per.metrics[name]
         assert (a.count, a.min_ns, a.max_ns) == (b.count, b.min_ns, b.max_ns), name
         assert list(a.hist.counts) == list(b.hist.counts), name
+
+
+def test_a_forged_end_time_cannot_grow_the_timeline_without_bound() -> None:
+    """A record read back from an edited file with an end 10**18 ns after the stage start is counted in the last
+    second of the 7-day timeline instead of asking for a billion per-second rows."""
+    from evalscope.perf.aggregate import MAX_TIMELINE_S
+
+    agg = Aggregator(0)
+    agg.add(ok_record(0, 1_000, 2_000_000, [1_000_000] * 3, tokens=4))
+    forged = ok_record(1, 2_000, 2_000_000, [1_000_000] * 3, tokens=4)
+    forged.end_ns = 10**18
+    agg.add(forged)
+    assert len(agg.timeline) == MAX_TIMELINE_S
+    assert agg.timeline[0][0] == 1 and agg.timeline[-1][0] == 1
