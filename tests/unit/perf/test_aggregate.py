@@ -325,7 +325,9 @@ def _random_records(rng: np.random.Generator, n: int) -> list[RequestRecord]:
         kind = rng.integers(0, 20)
         if kind == 0:
             out.append(
-                RequestRecord(i, "error", sent, sent, end_ns=sent + 5_000, error=ErrorInfo("http_status", "x"))
+                RequestRecord(
+                    i, "error", sent, sent, end_ns=sent + 5_000, error=ErrorInfo("http_status", "x")
+                )
             )
             continue
         if kind == 1:
@@ -438,7 +440,8 @@ def test_a_record_with_non_integer_times_is_computed_per_record_and_the_columns_
     odd = ok_record(10_000, 5_000_000_000, 2_000_000, [1_000_000] * 5, tokens=6)
     odd.first_token_ns = float(odd.first_token_ns)  # type: ignore[assignment]
     big = ok_record(10_001, 5_000_000_000, 2_000_000, [1_000_000] * 3)
-    big.first_choice_ns = 1 << 63  # one past int64: the row's append fails after its first four fields went in
+    # one past int64: the row's append fails after its first four fields went in
+    big.first_choice_ns = 1 << 63
     mixed = [*recs[:200], odd, big, *recs[200:]]
     cols, per = Aggregator(0), Aggregator(0)
     per._columnar = False
