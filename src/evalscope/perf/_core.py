@@ -356,7 +356,7 @@ class WorkerCore:
             return {"stage": st.index, "ok": ok, "failed": failed, "cancelled": cancelled, "in_flight": 0}
         tl = agg.timeline
         if medians:
-            st.p50s = (agg.metrics["ttft"].percentile_ms(50), agg.metrics["e2e_latency"].percentile_ms(50))
+            st.p50s = (agg.percentile_ms("ttft", 50), agg.percentile_ms("e2e_latency", 50))
         return {
             "stage": st.index,
             "ok": agg.succeeded,

@@ -84,6 +84,7 @@ class Aggregator:
         # streamed successes not folded yet (SuccessColumns.FIELDS per record) and the events of their gaps
         self._rows: array[int] = array("q")
         self._events: array[int] = array("q")
+        self._col_done: dict[str, int] = {}  # held rows already in that metric (a live read: percentile_ms)
         self.metrics = {name: Metric() for name in metric_names()}
         self.loop_lag = Metric()
         self.dispatch_lag = Metric()
@@ -127,6 +128,25 @@ class Aggregator:
             and all(d.columnar for d in gaps)
         )
         self._per_token = any(d.per_token for d in gaps)
+
+    def percentile_ms(self, name: str, p: float) -> float | None:
+        """Metric ``name``'s ``p`` percentile (ms) for the live progress, folding only that metric's share of the
+        held successes: reading :attr:`metrics` folds every metric and the gaps, a pause of the event loop about
+        twice as long (0.6 against 0.3 ms for two medians), and the progress reads two medians four times a
+        second."""
+        held = len(self._rows) // _WIDTH
+        k = self._col_done.get(name, 0)
+        if held > k:
+            for d, hist in self._col_plan:
+                if d.name == name:
+                    values = d.columns(SuccessColumns(np.frombuffer(self._rows[k * _WIDTH :], np.int64)))
+                    assert values is not None
+                    hist.record_array(values)  # (the slice is a copy: the held rows can still grow)
+                    self._col_done[name] = held
+                    break
+            else:
+                return self.metrics[name].percentile_ms(p)  # a gap metric: every held success is folded
+        return self._metrics[name].percentile_ms(p)
 
     @property
     def metrics(self) -> dict[str, Metric]:
@@ -293,9 +313,11 @@ class Aggregator:
         their gaps (every record's events are consecutive in the buffer; the gaps across records are dropped)."""
         rows, self._rows = self._rows, array("q")
         events, self._events = self._events, array("q")
+        done, self._col_done = self._col_done, {}
         cols = SuccessColumns(np.frombuffer(rows, dtype=np.int64))
         for d, hist in self._col_plan:
-            values = d.columns(cols)
+            k = done.get(d.name, 0)
+            values = d.columns(cols if not k else SuccessColumns(np.frombuffer(rows[k * _WIDTH :], np.int64)))
             assert values is not None  # _columnar holds only when every metric has columns
             hist.record_array(values)
         if events:

@@ -376,7 +376,12 @@ def test_columns_fold_the_same_distributions_as_per_record_values(profile: str) 
         cols.add(r)
         per.add(r)
         if k % 1500 == 0:
-            cols.metrics["ttft"].percentile_ms(50)  # a progress read folds what is held so far
+            cols.metrics["ttft"].percentile_ms(50)  # a full read folds what is held so far
+        elif k % 700 == 0:  # a live read folds one metric's share; the next fold must not count it twice
+            assert cols.percentile_ms("ttft", 50) == per.percentile_ms("ttft", 50)
+            assert cols.percentile_ms("e2e_latency", 99) == per.percentile_ms("e2e_latency", 99)
+        elif k % 900 == 0:
+            assert cols.percentile_ms("itl", 90) == per.percentile_ms("itl", 90)  # a gap metric: a full fold
     assert not per._rows
     for name in per.metrics:
         a, b = cols.metrics[name], per.metrics[name]
@@ -466,3 +471,23 @@ def test_a_forged_end_time_cannot_grow_the_timeline_without_bound() -> None:
     agg.add(forged)
     assert len(agg.timeline) == MAX_TIMELINE_S
     assert agg.timeline[0][0] == 1 and agg.timeline[-1][0] == 1
+
+
+def test_a_live_read_folds_only_the_metric_read() -> None:
+    recs = _random_records(np.random.default_rng(5), 300)
+    agg, ref = Aggregator(0), Aggregator(0)
+    ref._columnar = False
+    for r in recs[:150]:
+        agg.add(r)
+        ref.add(r)
+    assert agg.percentile_ms("ttft", 50) == ref.metrics["ttft"].percentile_ms(50)
+    assert agg._rows and agg._metrics["ttft"].count == ref.metrics["ttft"].count
+    # E2E of the streamed successes is still held (whole bodies went per record)
+    assert agg._metrics["e2e_latency"].count < ref.metrics["e2e_latency"].count
+    for r in recs[150:]:
+        agg.add(r)
+        ref.add(r)
+    assert agg.percentile_ms("ttft", 90) == ref.metrics["ttft"].percentile_ms(90)
+    for name in ref.metrics:
+        assert list(agg.metrics[name].hist.counts) == list(ref.metrics[name].hist.counts), name
+        assert agg.metrics[name].count == ref.metrics[name].count, name
