@@ -50,6 +50,16 @@ _FOLD_ROWS = 2048
 _FOLD_EVENTS = 32768
 _WIDTH = len(SuccessColumns.FIELDS)
 
+
+def _values(d: LatencyMetric, rows: array[int], skip: int) -> np.ndarray:
+    """Metric ``d`` of the held rows after the first ``skip`` (those a live read already recorded)."""
+    # a slice of an array is a copy: no numpy view keeps the held rows from growing (array.extend would raise)
+    table = np.frombuffer(rows[skip * _WIDTH :], dtype=np.int64)
+    values = d.columns(SuccessColumns(table))
+    assert values is not None  # _columnar holds only when every metric has columns
+    return values
+
+
 _NORM = (
     re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"),
     re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b"),
@@ -139,9 +149,7 @@ class Aggregator:
         if held > k:
             for d, hist in self._col_plan:
                 if d.name == name:
-                    values = d.columns(SuccessColumns(np.frombuffer(self._rows[k * _WIDTH :], np.int64)))
-                    assert values is not None
-                    hist.record_array(values)  # (the slice is a copy: the held rows can still grow)
+                    hist.record_array(_values(d, self._rows, k))
                     self._col_done[name] = held
                     break
             else:
@@ -314,14 +322,10 @@ class Aggregator:
         rows, self._rows = self._rows, array("q")
         events, self._events = self._events, array("q")
         done, self._col_done = self._col_done, {}
-        cols = SuccessColumns(np.frombuffer(rows, dtype=np.int64))
         for d, hist in self._col_plan:
-            k = done.get(d.name, 0)
-            values = d.columns(cols if not k else SuccessColumns(np.frombuffer(rows[k * _WIDTH :], np.int64)))
-            assert values is not None  # _columnar holds only when every metric has columns
-            hist.record_array(values)
+            hist.record_array(_values(d, rows, done.get(d.name, 0)))
         if events:
-            counts = cols.events
+            counts = SuccessColumns(np.frombuffer(rows, dtype=np.int64)).events
             gaps = np.diff(np.frombuffer(events, dtype=np.int64))
             starts = (np.cumsum(counts) - counts)[counts > 0]
             keep = np.ones(gaps.size, dtype=bool)

@@ -208,12 +208,16 @@ class Metric:
 
     def _add_folded(self, us: np.ndarray, n: int, total: float, lo: float, hi: float) -> None:
         _add_array(self._hist, us, None)
+        self._moments(n, total, lo, hi)
+
+    def _moments(self, n: int, total_ns: float, lo_ns: float, hi_ns: float) -> None:
+        """Exact count, sum, min and max of samples added to the histogram."""
         self._count += n
-        self._sum += total
-        if lo < self._min:
-            self._min = lo
-        if hi > self._max:
-            self._max = hi
+        self._sum += total_ns
+        if lo_ns < self._min:
+            self._min = lo_ns
+        if hi_ns > self._max:
+            self._max = hi_ns
 
     def _flush(self) -> None:
         if self._buf:
@@ -278,12 +282,7 @@ class Metric:
             pending[k] = pending.get(k, 0) + c
         if len(pending) > _PENDING_MAX:
             self._flush()
-        self._count += n
-        self._sum += total_ns
-        if lo_ns < self._min:
-            self._min = lo_ns
-        if hi_ns > self._max:
-            self._max = hi_ns
+        self._moments(n, total_ns, lo_ns, hi_ns)
 
     def percentile_ms(self, p: float) -> float | None:
         """``p`` (0-100) percentile in ms from the histogram, clamped to the exact min / max."""
