@@ -1,10 +1,14 @@
-"""CPU per success of ``Aggregator.add`` (8-event streams, default profile), folded from columns and per record.
+"""CPU per success of ``Aggregator.add`` (default profile), folded from columns and per record, and the longest
+single ``add`` (a fold: a pause of the event loop).
 
 Why: the aggregator runs once per finished request inside the measuring loop; its cost is part of the client's
 per-request CPU (``bench_request_cpu.py``). This isolates it, in a warm loop, for both forms the aggregator
 has: the columns folded by numpy (the default) and the per-record metric values (a plugin metric, goodput).
 Each round feeds the same records to a fresh aggregator and reads every metric at the end (the last fold is
-included). Run: ``python benchmarks/bench_aggregate.py [--records 100000] [--rounds 3] [--json out.json]``.
+included). The pause is measured on 8-event and on 256-event streams (the peers' workload a), timing every
+``add``: a fold holds the loop that long, and a read arriving meanwhile is stamped late by as much. The least of
+the rounds' longest is quoted (a round's longest may also hold a preemption of this process).
+Run: ``python benchmarks/bench_aggregate.py [--records 100000] [--rounds 3] [--json out.json]``.
 """
 
 from __future__ import annotations
@@ -55,6 +59,22 @@ def once(recs: list[RequestRecord], columnar: bool) -> float:
     return (time.process_time() - t0) / len(recs) * 1e6
 
 
+def longest_add(recs: list[RequestRecord]) -> tuple[float, float]:
+    """(the longest single ``add`` in µs, µs per record) for one fresh columnar aggregator fed ``recs``."""
+    agg = Aggregator(0)
+    clock = time.perf_counter_ns
+    add = agg.add
+    worst = 0
+    t_start = clock()
+    for r in recs:
+        t0 = clock()
+        add(r)
+        took = clock() - t0
+        if took > worst:
+            worst = took
+    return worst / 1000, (clock() - t_start) / len(recs) / 1000
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--records", type=int, default=100_000)
@@ -66,11 +86,21 @@ def main() -> None:
     for _ in range(max(1, a.rounds)):  # alternating, so both see the same machine
         rounds["columns"].append(round(once(recs, True), 2))
         rounds["per_record"].append(round(once(recs, False), 2))
-    out = {"bench": "aggregate", "records": a.records, "events_per_record": 8}
+    out: dict[str, object] = {"bench": "aggregate", "records": a.records, "events_per_record": 8}
     for name, got in rounds.items():
         out[f"{name}_us_per_record"] = min(got)
         out[f"{name}_rounds"] = got
         print(f"{name:<12}{min(got):>8} µs per success (rounds {got})")
+    long_recs = [record(i, 256) for i in range(max(1, a.records // 16))]
+    for events, batch in ((8, recs), (256, long_recs)):
+        pauses, costs = zip(*(longest_add(batch) for _ in range(max(1, a.rounds))), strict=True)
+        out[f"longest_add_us_{events}_events"] = round(min(pauses), 1)
+        out[f"longest_add_rounds_{events}_events"] = [round(p, 1) for p in pauses]
+        out[f"wall_us_per_record_{events}_events"] = round(min(costs), 2)
+        print(
+            f"longest add, {events}-event streams: {min(pauses):.1f} µs "
+            f"(rounds {[round(p, 1) for p in pauses]}; {min(costs):.2f} µs per record with the clock reads)"
+        )
     print(json.dumps(out))
     if a.json:
         a.json.write_text(json.dumps(out, indent=2))

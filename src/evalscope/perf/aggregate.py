@@ -42,19 +42,18 @@ MAX_ERROR_GROUPS = 100
 MAX_TIMELINE_S = 7 * 86_400
 #: Streams with at least this many events have their gaps recorded with numpy (cheaper than per-gap calls).
 _VECTOR_MIN_EVENTS = 16
-#: Streamed successes (and events) held in the columns before numpy folds them into the histograms. A fold of
-#: 2048 is the size of batch :class:`Metric` already folds its single samples in, so the event loop sees no
-#: longer pause than before, while the per-record work drops to one row append (benchmarks/bench_aggregate.py:
-#: 2.6 against 6.75 µs per success with the folds, warm).
-_FOLD_ROWS = 2048
-_FOLD_EVENTS = 32768
+#: Streamed successes (and events) held in the columns before numpy folds them into the histograms: the per-record
+#: work drops to one row append (benchmarks/bench_aggregate.py: 2.6 against 6.75 µs per success with the folds,
+#: warm). A fold is a pause of the event loop, so it is kept short: its arrays stay under 128 KiB, glibc's
+#: threshold for giving an allocation its own mmap. Above it every numpy temporary is mapped and unmapped, page
+#: faults included, ten times the arithmetic here (a fold of 32,768 gaps took 3 ms against 0.2 ms for 8,192).
+_FOLD_ROWS = 1024
+_FOLD_EVENTS = 8192
 _WIDTH = len(SuccessColumns.FIELDS)
 
 
-def _values(d: LatencyMetric, rows: array[int], skip: int) -> np.ndarray:
-    """Metric ``d`` of the held rows after the first ``skip`` (those a live read already recorded)."""
-    # a slice of an array is a copy: no numpy view keeps the held rows from growing (array.extend would raise)
-    table = np.frombuffer(rows[skip * _WIDTH :], dtype=np.int64)
+def _values(d: LatencyMetric, table: np.ndarray) -> np.ndarray:
+    """Metric ``d`` of the held rows in ``table`` (int64, :data:`_WIDTH` per success)."""
     values = d.columns(SuccessColumns(table))
     assert values is not None  # _columnar holds only when every metric has columns
     return values
@@ -94,6 +93,7 @@ class Aggregator:
         # streamed successes not folded yet (SuccessColumns.FIELDS per record) and the events of their gaps
         self._rows: array[int] = array("q")
         self._events: array[int] = array("q")
+        self._starts: array[int] = array("q")  # where each held record's events begin in _events
         self._col_done: dict[str, int] = {}  # held rows already in that metric (a live read: percentile_ms)
         self.metrics = {name: Metric() for name in metric_names()}
         self.loop_lag = Metric()
@@ -132,6 +132,7 @@ class Aggregator:
         # verdict (goodput) is needed; otherwise each is computed per record.
         self._col_plan = [(d, metrics[d.name]) for d in scalar]
         self._col_gaps = [metrics[d.name] for d in gaps]
+        self._gap_names = frozenset(d.name for d in gaps)
         self._columnar = (
             not self.slos_ns
             and all(type(d).columns is not LatencyMetric.columns for d in scalar)
@@ -144,22 +145,28 @@ class Aggregator:
         held successes: reading :attr:`metrics` folds every metric and the gaps, a pause of the event loop about
         twice as long (0.6 against 0.3 ms for two medians), and the progress reads two medians four times a
         second."""
-        held = len(self._rows) // _WIDTH
-        k = self._col_done.get(name, 0)
-        if held > k:
-            for d, hist in self._col_plan:
-                if d.name == name:
-                    hist.record_array(_values(d, self._rows, k))
-                    self._col_done[name] = held
-                    break
-            else:
-                return self.metrics[name].percentile_ms(p)  # a gap metric: every held success is folded
+        if name in self._gap_names:
+            self._fold_events()
+        else:
+            held = len(self._rows) // _WIDTH
+            k = self._col_done.get(name, 0)
+            if held > k:
+                for d, hist in self._col_plan:
+                    if d.name == name:
+                        # from a copy of the rows: no numpy view may keep the held rows from growing
+                        # (array.extend raises BufferError while their buffer is exported)
+                        table = np.frombuffer(self._rows[k * _WIDTH :], dtype=np.int64)
+                        hist.record_array(_values(d, table))
+                        self._col_done[name] = held
+                        break
+                else:
+                    return self.metrics[name].percentile_ms(p)  # not this profile's: every metric folded
         return self._metrics[name].percentile_ms(p)
 
     @property
     def metrics(self) -> dict[str, Metric]:
         """Each latency metric's distribution, with every success added so far folded in."""
-        if self._rows:
+        if self._rows or self._events:
             self._fold()
         return self._metrics
 
@@ -270,7 +277,7 @@ class Aggregator:
         ev = rec.event_ns
         n = len(ev)
         weighted = n >= 2 and self._per_token and token_weighted(rec)
-        held = n if n >= 2 and not weighted else 0
+        held = n >= 2 and not weighted
         t = rec.first_token_ns
         c = rec.first_content_ns
         ch = rec.first_choice_ns
@@ -291,7 +298,6 @@ class Aggregator:
                     NONE if last is None else last,
                     NONE if done is None else done,
                     NONE if tokens is None else tokens,
-                    held,
                 )
             )
             if held:
@@ -300,10 +306,14 @@ class Aggregator:
             del rows[mark:]  # array.extend appends up to the item that failed
             del events[mark_ev:]
             return False
-        if weighted:
+        if held:
+            self._starts.append(mark_ev)
+            if len(events) >= _FOLD_EVENTS:
+                self._fold_events()
+        elif weighted:
             self._gaps_now(rec)
-        if len(rows) >= _FOLD_ROWS * _WIDTH or len(events) >= _FOLD_EVENTS:
-            self._fold()
+        if len(rows) >= _FOLD_ROWS * _WIDTH:
+            self._fold_rows()
         return True
 
     def _gaps_now(self, rec: RequestRecord) -> None:
@@ -317,21 +327,32 @@ class Aggregator:
                 g.short(rec, gaps, hist)
 
     def _fold(self) -> None:
-        """Fold the columns into the histograms: each metric's vectorised form over all held successes, and
-        their gaps (every record's events are consecutive in the buffer; the gaps across records are dropped)."""
+        """Fold everything held into the histograms."""
+        self._fold_rows()
+        self._fold_events()
+
+    def _fold_rows(self) -> None:
+        """Each scalar metric's vectorised form over the held successes (less what a live read folded)."""
         rows, self._rows = self._rows, array("q")
-        events, self._events = self._events, array("q")
         done, self._col_done = self._col_done, {}
+        if not rows:
+            return
+        table = np.frombuffer(rows, dtype=np.int64)  # no copy: these rows are no longer appended to
         for d, hist in self._col_plan:
-            hist.record_array(_values(d, rows, done.get(d.name, 0)))
-        if events:
-            counts = SuccessColumns(np.frombuffer(rows, dtype=np.int64)).events
-            gaps = np.diff(np.frombuffer(events, dtype=np.int64))
-            starts = (np.cumsum(counts) - counts)[counts > 0]
-            keep = np.ones(gaps.size, dtype=bool)
-            # not the gap from one record's last event to the next one's first
-            keep[starts[starts > 0] - 1] = False
-            record_arrays(self._col_gaps, gaps[keep].astype(np.float64))
+            hist.record_array(_values(d, table[done.get(d.name, 0) * _WIDTH :]))
+
+    def _fold_events(self) -> None:
+        """The gap metrics of the held events (each record's are consecutive; the gaps across records are
+        dropped). Apart from the rows: a long stream fills the events long before the rows."""
+        events, self._events = self._events, array("q")
+        starts, self._starts = self._starts, array("q")
+        if not events:
+            return
+        gaps = np.diff(np.frombuffer(events, dtype=np.int64))
+        keep = np.ones(gaps.size, dtype=bool)
+        # not the gap from one record's last event to the next one's first
+        keep[np.frombuffer(starts, dtype=np.int64)[1:] - 1] = False
+        record_arrays(self._col_gaps, gaps[keep])
 
     def _gaps_vectorised(self, rec: RequestRecord) -> None:
         """The gap metrics of a long stream with numpy (same definitions as their per-event form)."""

@@ -64,7 +64,6 @@ class SuccessColumns:
         "last_token",
         "end",
         "tokens",  # completion tokens
-        "events",  # events of this record in the gap buffer (0: its gaps were recorded per record)
     )
 
     def __init__(self, rows: np.ndarray) -> None:
@@ -77,7 +76,6 @@ class SuccessColumns:
         self.last_token: np.ndarray = col[5]
         self.end: np.ndarray = col[6]
         self.tokens: np.ndarray = col[7]
-        self.events: np.ndarray = col[8]
 
 
 def _since(t: np.ndarray, origin: np.ndarray) -> np.ndarray:
