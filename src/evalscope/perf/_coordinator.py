@@ -452,9 +452,9 @@ class Coordinator:
 
     # ---- what the cores tell us (the Sink) ----------------------------------------------------------------
 
-    def on_records(self, k: int, lines: bytes) -> None:
+    def on_records(self, k: int, chunks: list[bytes], lines: int) -> None:
         if self.writer is not None:
-            self.writer.add_lines(lines)
+            self.writer.add_lines(chunks, lines)
 
     def on_progress(self, k: int, p: dict[str, Any]) -> None:
         self._progress[k] = p

@@ -73,7 +73,7 @@ def make_client(cfg: Any, url: str, model: str, api_key: str | None, **more: Any
 class Outbox(Protocol):
     """Where a core's output goes: straight to the coordinator (local pool) or framed over a wire."""
 
-    def records(self, lines: bytes) -> None: ...
+    def records(self, lines: list[bytes]) -> None: ...
 
     def progress(self, p: dict[str, Any]) -> None: ...
 
@@ -372,9 +372,8 @@ class WorkerCore:
 
     def _send_records(self) -> None:
         if self._out:
-            data = b"".join(self._out)
-            self._out.clear()
-            self.out.records(data)
+            lines, self._out = self._out, []
+            self.out.records(lines)  # not joined here: a second's records can be MBs (the writer uses writev)
 
     # ---- a stage ------------------------------------------------------------------------------------
 

@@ -144,8 +144,8 @@ class _DirectOutbox:
         self._sink = sink
         self._k = k
 
-    def records(self, lines: bytes) -> None:
-        self._sink.on_records(self._k, lines)
+    def records(self, lines: list[bytes]) -> None:
+        self._sink.on_records(self._k, lines, len(lines))
 
     def progress(self, p: dict[str, Any]) -> None:
         self._sink.on_progress(self._k, p)

@@ -58,8 +58,8 @@ class FrameOutbox:
     def __init__(self, emit: Callable[[bytes, bytes], None]) -> None:
         self.emit = emit
 
-    def records(self, lines: bytes) -> None:
-        self.emit(RECORDS, lines)
+    def records(self, lines: list[bytes]) -> None:
+        self.emit(RECORDS, b"".join(lines))
 
     def progress(self, p: dict[str, Any]) -> None:
         self.emit(PROGRESS, orjson.dumps(p))
@@ -87,7 +87,8 @@ def _state_on_coordinator_clock(agg: Aggregator, d: dict[str, Any]) -> dict[str,
 class Sink(Protocol):
     """What the coordinator hears from core ``k`` (the same calls whatever the pool or the wire)."""
 
-    def on_records(self, k: int, lines: bytes) -> None: ...
+    def on_records(self, k: int, chunks: list[bytes], lines: int) -> None:
+        """``chunks`` of whole JSONL lines, ``lines`` of them in all."""
 
     def on_progress(self, k: int, p: dict[str, Any]) -> None: ...
 
@@ -101,7 +102,7 @@ class Sink(Protocol):
 def deliver(sink: Sink, k: int, kind: bytes, payload: bytes) -> None:
     """Hand one frame from worker ``k`` to the coordinator."""
     if kind == RECORDS:
-        sink.on_records(k, payload)
+        sink.on_records(k, [payload], payload.count(b"\n"))
     elif kind == PROGRESS:
         sink.on_progress(k, orjson.loads(payload))
     elif kind == DONE:

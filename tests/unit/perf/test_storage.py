@@ -32,6 +32,50 @@ def test_writer_batches_and_flushes(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     w.close()
 
 
+def test_writer_writes_chunks_in_order_and_counts_the_lines_given(tmp_path: Path) -> None:
+    """A core's batches go to the file as they are (writev, no join), in order, more than one writev's worth."""
+    import evalscope.perf.storage as st
+
+    path = tmp_path / "r.jsonl"
+    w = RecordWriter(path)
+    chunks = [f'{{"id":{i}}}\n'.encode() for i in range(3 * st._IOV_MAX + 5)]
+    w.add_lines(chunks[:10], 10)
+    w.add_lines([b"".join(chunks[10:20])], 10)  # a worker's batch: one chunk of many lines
+    w.add_lines(chunks[20:], len(chunks) - 20)
+    w.close()
+    assert [r["id"] for r in read_records(path)] == list(range(len(chunks)))
+    assert w.written == len(chunks)
+
+
+def test_a_short_write_is_finished_from_where_it_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """writev may write less than asked (a signal, a disk that was full): the rest follows, nothing twice."""
+    import os
+
+    import evalscope.perf.storage as st
+
+    real = os.writev
+    cuts = iter([7, 1, 0, 25])  # bytes the next writev calls may write before stopping short
+
+    def short_writev(fd: int, bufs: list[bytes]) -> int:
+        limit = next(cuts, None)
+        if limit is None:
+            return real(fd, bufs)
+        return os.write(fd, b"".join(bufs)[:limit])
+
+    monkeypatch.setattr(st.os, "writev", short_writev)
+    path = tmp_path / "r.jsonl"
+    chunks = [b"alpha\n", b"beta\n", b"gamma\n", b"delta\n"]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        for _ in range(5):
+            st.write_all(fd, chunks)
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b"".join(chunks) * 5
+
+
 def test_read_records_torn_last_vs_middle(tmp_path: Path) -> None:
     p = tmp_path / "r.jsonl"
     p.write_text('{"a": 1}\n{"a": 2}\n{"a": ')
