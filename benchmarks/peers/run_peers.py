@@ -256,8 +256,17 @@ class OurEvalscope(Tool):
 
         import evalscope
 
-        compileall.compile_dir(str(Path(evalscope.__file__).parent), quiet=1)
+        src = self.ctx.evalscope_src
+        compileall.compile_dir(
+            str(Path(src) / "evalscope" if src else Path(evalscope.__file__).parent), quiet=1
+        )
         return ""
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        if self.ctx.evalscope_src:  # another tree of ours (--evalscope-src), for an A/B in one run
+            env["PYTHONPATH"] = self.ctx.evalscope_src
+        return env
 
     def command(self, url: str, wl: Workload, out: Path) -> list[str]:
         return [
@@ -680,6 +689,7 @@ class Ctx:
     sim_cpu: int
     client_cpu: int
     evalscope_args: list[str]
+    evalscope_src: str | None = None
 
 
 def _set_subreaper() -> None:
@@ -986,6 +996,11 @@ def main() -> int:
     ap.add_argument(
         "--evalscope-arg", action="append", default=[], help="extra argument for our evalscope perf"
     )
+    ap.add_argument(
+        "--evalscope-src",
+        help="run our evalscope from this src/ directory (another checkout's, e.g. a git worktree) instead of the "
+        "installed one: an A/B of two trees, alternating runs, on the same machine",
+    )
     args = ap.parse_args()
 
     cache = Path(args.cache_dir)
@@ -1004,6 +1019,7 @@ def main() -> int:
         sim_cpu=args.sim_cpu,
         client_cpu=args.client_cpu,
         evalscope_args=args.evalscope_arg,
+        evalscope_src=str(Path(args.evalscope_src).resolve()) if args.evalscope_src else None,
     )
     wls = workloads(args.quick, args.scale, args.rounds)
     wanted_wl = [w.strip() for w in args.workloads.split(",") if w.strip()]
