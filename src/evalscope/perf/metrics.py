@@ -41,8 +41,8 @@ class LatencyMetric:
         raise NotImplementedError
 
     def columns(self, c: SuccessColumns) -> np.ndarray | None:
-        """This metric for many streamed successes at once: float64 ns, one per success where it is defined, the
-        same values :meth:`value` gives. None (the default, e.g. a plugin's metric) makes the aggregator call
+        """This metric for many streamed successes at once: ns (int64 for a difference of stamps, float64 for a
+        ratio), one per success where it is defined, the same values :meth:`value` gives. None (the default, e.g. a plugin's metric) makes the aggregator call
         :meth:`value` per record instead."""
         return None
 
@@ -79,9 +79,9 @@ class SuccessColumns:
 
 
 def _since(t: np.ndarray, origin: np.ndarray) -> np.ndarray:
-    """``t - origin`` as float64 ns where ``t`` is defined."""
+    """``t - origin`` (int64 ns) where ``t`` is defined."""
     ok = t != NONE
-    since: np.ndarray = (t[ok] - origin[ok]).astype(np.float64)
+    since: np.ndarray = t[ok] - origin[ok]
     return since
 
 
@@ -157,7 +157,7 @@ class TtftVllm(LatencyMetric):
 
     def columns(self, c: SuccessColumns) -> np.ndarray:
         t = _ttft_vllm(c)
-        ttft: np.ndarray = t[t != NONE].astype(np.float64)
+        ttft: np.ndarray = t[t != NONE]
         return ttft
 
 

@@ -491,3 +491,24 @@ def test_a_live_read_folds_only_the_metric_read() -> None:
     for name in ref.metrics:
         assert list(agg.metrics[name].hist.counts) == list(ref.metrics[name].hist.counts), name
         assert agg.metrics[name].count == ref.metrics[name].count, name
+
+
+def test_array_quantisation_matches_one_by_one_at_the_rounding_boundaries() -> None:
+    """The folds' vectorised bucketing (integer division for int64, a rounded division stepped to the exact floor
+    for float64) gives ``bucket_us``'s key for every sample, at and one ulp around each x.5 µs boundary, above the
+    first HDR bucket and past the clamp; and an int64 near 2**63 does not overflow."""
+    from evalscope.perf.histogram import _clamped, _quantised_us, bucket_us
+
+    rng = np.random.default_rng(4)
+    k = rng.integers(0, 10**9, 4000).astype(np.float64) * 1000.0
+    samples = [np.concatenate([k - 500.0, np.nextafter(k - 500.0, -np.inf), np.nextafter(k - 500.0, np.inf)])]
+    samples.append(rng.random(4000) * 1e13)
+    ints = rng.integers(0, 10**12, 4000) * 1000
+    samples += [
+        np.concatenate([ints - 501, ints - 500, ints - 499]),
+        np.array([2**63 - 1, 0, 7_000], np.int64),
+    ]
+    for v in samples:
+        c, lo, hi = _clamped(v)
+        got = _quantised_us(c, lo, hi).tolist()
+        assert got == [bucket_us(max(float(x), 0.0)) for x in v.tolist()], v.dtype

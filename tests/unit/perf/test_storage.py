@@ -76,6 +76,23 @@ def test_a_short_write_is_finished_from_where_it_stopped(
     assert path.read_bytes() == b"".join(chunks) * 5
 
 
+def test_without_writev_the_chunks_are_written_joined(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    import evalscope.perf.storage as st
+
+    monkeypatch.delattr(st.os, "writev")
+    path = tmp_path / "r.jsonl"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        st.write_all(fd, [b"one\n", b"two\n"])
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b"one\ntwo\n"
+
+
 def test_read_records_torn_last_vs_middle(tmp_path: Path) -> None:
     p = tmp_path / "r.jsonl"
     p.write_text('{"a": 1}\n{"a": 2}\n{"a": ')
